@@ -1,0 +1,103 @@
+"""Render workers report themselves as cluster nodes, with CPU and memory use.
+
+A thread in the worker's main process upserts one ClusterNode per ``render.<cluster>``
+queue it consumes, every NODE_HEARTBEAT_SECONDS; the admin and pages show these rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from typing import Any
+
+import psutil
+from celery.signals import worker_init, worker_ready, worker_shutdown
+from django.conf import settings
+from django.db import close_old_connections
+from django.utils import timezone
+
+from .choices import NodeState
+
+log = logging.getLogger(__name__)
+
+_state: dict[str, Any] = {"concurrency": 1, "stop": threading.Event()}
+
+
+def concurrency() -> int:
+    return int(_state["concurrency"])
+
+
+def cluster_names(queues: list[str]) -> list[str]:
+    return [q.removeprefix("render.") for q in queues if q.startswith("render.")]
+
+
+def report(hostname: str, clusters: list[str], state: str | None = None) -> int:
+    """Upsert this worker's node rows; returns how many clusters it serves."""
+    from jobs.choices import TaskState
+    from jobs.models import Task
+
+    from .models import Cluster, ClusterNode
+
+    busy = Task.objects.filter(node=hostname, state=TaskState.RUNNING).exists()
+    values = {
+        "state": state or (NodeState.BUSY if busy else NodeState.IDLE),
+        "cpu_percent": psutil.cpu_percent(interval=None),
+        "memory_percent": psutil.virtual_memory().percent,
+        "cpu_count": os.cpu_count(),
+        "concurrency": concurrency(),
+        "last_seen": timezone.now(),
+        "ip_address": _ip_address(),
+    }
+    count = 0
+    for cluster in Cluster.objects.filter(name__in=clusters):
+        ClusterNode.objects.update_or_create(cluster=cluster, name=hostname, defaults=values)
+        count += 1
+    return count
+
+
+def _ip_address() -> str | None:
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return None
+
+
+def _loop(hostname: str, clusters: list[str], stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            report(hostname, clusters)
+        except Exception:  # the heartbeat must outlive a database blip
+            log.exception("node heartbeat failed")
+        finally:
+            close_old_connections()
+        stop.wait(settings.NODE_HEARTBEAT_SECONDS)
+
+
+@worker_init.connect
+def _remember_concurrency(sender: Any = None, **kwargs: Any) -> None:
+    _state["concurrency"] = getattr(sender, "concurrency", None) or 1
+
+
+@worker_ready.connect
+def _start(sender: Any = None, **kwargs: Any) -> None:
+    queues = list(sender.app.amqp.queues.consume_from or {})
+    clusters = cluster_names(queues)
+    if not clusters:
+        return
+    hostname = sender.hostname
+    _state["stop"] = stop = threading.Event()
+    _state["clusters"] = clusters
+    threading.Thread(target=_loop, args=(hostname, clusters, stop), daemon=True).start()
+    log.info("render worker %s serving clusters %s", hostname, ", ".join(clusters))
+
+
+@worker_shutdown.connect
+def _stop(sender: Any = None, **kwargs: Any) -> None:
+    _state["stop"].set()
+    if clusters := _state.get("clusters"):
+        try:
+            report(sender.hostname, clusters, NodeState.OFFLINE)
+        except Exception:
+            log.exception("could not mark the node offline")

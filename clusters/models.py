@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from .choices import Backend, ClusterState, NodeState
+
+# Cluster names end up in queue names and cloud resource names: keep them plain.
+CLUSTER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,49}$")
+
+
+class Cluster(models.Model):
+    name = models.CharField(
+        max_length=50, unique=True, help_text="Letters, digits, '-' and '_' (used in queue names)."
+    )
+    backend = models.CharField(max_length=20, choices=Backend.choices, default=Backend.CELERY)
+    image = models.ForeignKey(
+        "images.ComputeImage", on_delete=models.PROTECT, related_name="clusters"
+    )
+    instance_type = models.CharField(max_length=60, blank=True)
+    disk_type = models.CharField(max_length=30, blank=True)
+    disk_size_gb = models.PositiveIntegerField(default=40)
+    desired_nodes = models.PositiveIntegerField(
+        default=1, help_text="Nodes to run; 0 keeps the cluster but stops paying for nodes."
+    )
+    max_nodes = models.PositiveIntegerField(
+        default=16, validators=[MinValueValidator(1)], help_text="The most nodes one job may use."
+    )
+    state = models.CharField(
+        max_length=20, choices=ClusterState.choices, default=ClusterState.ACTIVE
+    )
+    cloud_cluster_id = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if not CLUSTER_NAME_RE.match(self.name or ""):
+            raise ValidationError(
+                {"name": "Use letters, digits, '-' and '_' only, starting with a letter or digit."}
+            )
+        if self.backend == Backend.BATCHCOMPUTE and not self.instance_type:
+            raise ValidationError({"instance_type": "A BatchCompute cluster needs an instance type."})
+
+    @property
+    def queue(self) -> str:
+        """The Celery queue its render workers consume (celery backend)."""
+        return f"render.{self.name}"
+
+    def online_nodes(self) -> models.QuerySet[ClusterNode]:
+        cutoff = timezone.now() - timedelta(seconds=settings.NODE_OFFLINE_AFTER)
+        return self.nodes.filter(last_seen__gte=cutoff).exclude(state=NodeState.OFFLINE)
+
+
+class ClusterNode(models.Model):
+    """A machine rendering for a cluster: a Celery worker, or a cloud instance."""
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="nodes")
+    name = models.CharField(max_length=200, help_text="Worker hostname or cloud instance id.")
+    state = models.CharField(max_length=20, choices=NodeState.choices, default=NodeState.IDLE)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    cpu_count = models.PositiveIntegerField(null=True, blank=True)
+    concurrency = models.PositiveIntegerField(null=True, blank=True)
+    cpu_percent = models.FloatField(null=True, blank=True)
+    memory_percent = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_seen = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["cluster", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "name"], name="node_unique_name_per_cluster")
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from renderhub.agent.template import validate_template
+
+from . import parameters
+from .choices import Platform, ProgressParser
+
+IMAGE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$")
+SUFFIX_RE = re.compile(r"^\.[A-Za-z0-9_]{1,16}$")
+
+
+class ComputeImage(models.Model):
+    """A node image: what a compute node boots, and so which renderers it carries."""
+
+    name = models.CharField(max_length=100, unique=True)
+    image_id = models.CharField(
+        "node image id",
+        max_length=128,
+        help_text="The cloud image id (e.g. m-… or img-…), or 'local' for your own machines.",
+    )
+    platform = models.CharField(max_length=10, choices=Platform.choices, default=Platform.LINUX)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if not IMAGE_ID_RE.match(self.image_id or ""):
+            raise ValidationError(
+                {"image_id": "Use letters, digits and . _ : / - only (e.g. m-abc123 or img-ubuntu)."}
+            )
+
+
+def _default_command() -> list[str]:
+    return []
+
+
+def _default_parameters() -> list[dict[str, Any]]:
+    return []
+
+
+class Software(models.Model):
+    """A renderer on an image, described declaratively: nothing user-typed is ever executed.
+
+    ``command_template`` is an argument list whose elements may contain ``{variables}``
+    (see ``renderhub.agent.template``); the agent expands it into argv on the node.
+    """
+
+    image = models.ForeignKey(ComputeImage, on_delete=models.CASCADE, related_name="software")
+    name = models.SlugField(max_length=50, help_text="Short name used on the command line.")
+    version = models.CharField(max_length=50, blank=True)
+    scene_suffixes = models.CharField(
+        max_length=200,
+        default=".blend",
+        help_text="Scene file suffixes this software opens, comma separated (e.g. .blend).",
+    )
+    command_template = models.JSONField(
+        default=_default_command,
+        help_text='Argument list, e.g. ["blender", "-b", "{scene}", "-f", "{frame_list}"].',
+    )
+    parameters = models.JSONField(
+        default=_default_parameters,
+        blank=True,
+        help_text=(
+            "Custom parameters asked at submission: a list of "
+            '{"name", "type", "default", "help", "required", "choices"}.'
+        ),
+    )
+    progress_parser = models.CharField(
+        max_length=20, choices=ProgressParser.choices, default=ProgressParser.BLENDER
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "version"]
+        verbose_name_plural = "software"
+        constraints = [
+            models.UniqueConstraint(fields=["image", "name"], name="software_unique_name_per_image")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}".strip()
+
+    @property
+    def suffixes(self) -> list[str]:
+        return [s.strip().lower() for s in self.scene_suffixes.split(",") if s.strip()]
+
+    def accepts_scene(self, path: str) -> bool:
+        return path.lower().endswith(tuple(self.suffixes))
+
+    def clean(self) -> None:
+        errors: dict[str, Any] = {}
+        bad = [s for s in self.suffixes if not SUFFIX_RE.match(s)]
+        if not self.suffixes or bad:
+            errors["scene_suffixes"] = (
+                "Give one or more suffixes like .blend, comma separated"
+                + (f" ({', '.join(bad)} is not one)." if bad else ".")
+            )
+        try:
+            self.parameters = parameters.validate_definitions(self.parameters)
+        except ValidationError as exc:
+            errors["parameters"] = exc.messages
+        template = self.command_template
+        if not (
+            isinstance(template, list)
+            and template
+            and all(isinstance(arg, str) for arg in template)
+        ):
+            errors["command_template"] = "The command must be a non-empty JSON list of strings."
+        else:
+            names = {p["name"] for p in self.parameters} if "parameters" not in errors else set()
+            if problems := validate_template(template, names):
+                errors["command_template"] = problems
+        if errors:
+            raise ValidationError(errors)

@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from . import services
+from .forms import SubmitRenderForm
+from .models import Frame, RenderJob, Task
+
+
+class TaskInline(admin.TabularInline):
+    model = Task
+    extra = 0
+    can_delete = False
+    fields = (
+        "index",
+        "frame_label",
+        "state",
+        "attempts",
+        "node",
+        "current_frame",
+        "cpu_percent",
+        "started_at",
+        "finished_at",
+        "failure_reason",
+    )
+    readonly_fields = fields
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(RenderJob)
+class RenderJobAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "name",
+        "project",
+        "state",
+        "progress_column",
+        "cluster",
+        "submitted_by",
+        "created_at",
+        "duration_column",
+    )
+    list_display_links = ("id", "name")
+    list_filter = ("state", "project", "cluster")
+    list_select_related = ("project", "cluster", "submitted_by")
+    search_fields = ("name", "scene_url", "=id")
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    actions = ["cancel_jobs", "retry_jobs", "requeue_jobs"]
+    inlines = [TaskInline]
+    readonly_fields = (
+        "project",
+        "software",
+        "cluster",
+        "submitted_by",
+        "submission",
+        "scene_url",
+        "frame_spec",
+        "frame_count",
+        "node_count",
+        "chunk_size",
+        "parameters",
+        "priority",
+        "test_frame_first",
+        "state",
+        "failure_reason",
+        "output_url",
+        "frames_done",
+        "frames_failed",
+        "render_seconds",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "downloaded_to",
+    )
+    fields = ("name", *readonly_fields)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[RenderJob]:
+        return super().get_queryset(request).visible_to(request.user)  # type: ignore[attr-defined]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # submissions go through the Submit render form, which validates
+
+    def get_urls(self):  # type: ignore[no-untyped-def]
+        submit = path(
+            "submit/", self.admin_site.admin_view(self.submit_view), name="jobs_renderjob_submit"
+        )
+        return [submit, *super().get_urls()]
+
+    def submit_view(self, request: HttpRequest) -> HttpResponse:
+        form = SubmitRenderForm(request.POST or None, user=request.user)
+        if request.method == "POST" and form.is_valid():
+            jobs = form.submit()
+            ids = ", ".join(f"#{j.pk}" for j in jobs)
+            self.message_user(request, f"Submitted {ids}.", messages.SUCCESS)
+            return redirect(reverse("admin:jobs_renderjob_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Submit render",
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return render(request, "admin/jobs/submit_render.html", context)
+
+    @admin.display(description="Progress", ordering="frames_done")
+    def progress_column(self, obj: RenderJob) -> str:
+        failed = f", {obj.frames_failed} failed" if obj.frames_failed else ""
+        return format_html(
+            '<progress value="{}" max="{}"></progress> {}/{}{}',
+            obj.frames_done,
+            obj.frame_count,
+            obj.frames_done,
+            obj.frame_count,
+            failed,
+        )
+
+    @admin.display(description="Duration")
+    def duration_column(self, obj: RenderJob) -> str:
+        seconds = obj.duration
+        if seconds is None:
+            return "–"
+        minutes, secs = divmod(int(seconds), 60)
+        return f"{minutes}:{secs:02d}"
+
+    @admin.action(description="Cancel selected jobs")
+    def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[RenderJob]) -> None:
+        count = sum(1 for job in queryset.select_related("cluster") if services.cancel_job(job))
+        self.message_user(request, f"Cancelled {count} job(s).", messages.SUCCESS)
+
+    @admin.action(description="Retry failed chunks of selected jobs")
+    def retry_jobs(self, request: HttpRequest, queryset: QuerySet[RenderJob]) -> None:
+        chunks = sum(services.retry_job(job) for job in queryset)
+        self.message_user(request, f"Queued {chunks} chunk(s) again.", messages.SUCCESS)
+
+    @admin.action(description="Requeue running chunks of selected jobs")
+    def requeue_jobs(self, request: HttpRequest, queryset: QuerySet[RenderJob]) -> None:
+        chunks = sum(services.requeue_job(job) for job in queryset)
+        self.message_user(request, f"Requeued {chunks} chunk(s).", messages.SUCCESS)
+
+
+@admin.register(Task)
+class TaskAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "state", "attempts", "node", "started_at", "finished_at")
+    list_filter = ("state",)
+    list_select_related = ("job",)
+    search_fields = ("=job__id", "node")
+    show_full_result_count = False
+    actions = ["requeue_tasks"]
+    readonly_fields = [f.name for f in Task._meta.fields]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Task]:
+        visible = RenderJob.objects.visible_to(request.user)
+        return super().get_queryset(request).filter(job__in=visible)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Requeue selected chunks")
+    def requeue_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
+        count = sum(services.requeue_task(t) for t in queryset)
+        self.message_user(request, f"Requeued {count} chunk(s).", messages.SUCCESS)
+
+
+@admin.register(Frame)
+class FrameAdmin(admin.ModelAdmin):
+    list_display = ("job", "number", "state", "seconds", "finished_at", "failure_reason")
+    list_filter = ("state",)
+    list_select_related = ("job",)
+    search_fields = ("=job__id",)
+    show_full_result_count = False
+    readonly_fields = [f.name for f in Frame._meta.fields]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Frame]:
+        visible = RenderJob.objects.visible_to(request.user)
+        return super().get_queryset(request).filter(job__in=visible)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

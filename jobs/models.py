@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import models
+
+from .choices import FrameState, JobState, TaskState
+from .framespec import format_frames
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+
+class RenderJobQuerySet(models.QuerySet["RenderJob"]):
+    def visible_to(self, user: AbstractBaseUser | AnonymousUser) -> RenderJobQuerySet:
+        from projects.models import Project
+
+        if user.is_authenticated and user.is_superuser:
+            return self
+        return self.filter(project__in=Project.objects.visible_to(user))
+
+
+class RenderJob(models.Model):
+    """One scene rendered over a frame range; split into Tasks (chunks) of Frames."""
+
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.PROTECT, related_name="render_jobs"
+    )
+    software = models.ForeignKey(
+        "images.Software", on_delete=models.PROTECT, related_name="render_jobs"
+    )
+    cluster = models.ForeignKey(
+        "clusters.Cluster", on_delete=models.PROTECT, related_name="render_jobs"
+    )
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="render_jobs",
+    )
+    submission = models.UUIDField(
+        default=uuid.uuid4, db_index=True, help_text="Jobs submitted together share this id."
+    )
+    name = models.CharField(max_length=200)
+    scene_url = models.CharField(max_length=1024)
+    frame_spec = models.CharField(max_length=500)
+    frame_count = models.PositiveIntegerField()
+    node_count = models.PositiveIntegerField()
+    chunk_size = models.PositiveIntegerField(null=True, blank=True)
+    parameters = models.JSONField(default=dict, blank=True)
+    priority = models.SmallIntegerField(default=0, help_text="Higher runs first.")
+    test_frame_first = models.BooleanField(
+        default=False, help_text="Render one frame first and hold the rest until it succeeds."
+    )
+    state = models.CharField(max_length=20, choices=JobState.choices, default=JobState.QUEUED)
+    failure_reason = models.TextField(blank=True)
+    output_url = models.CharField(max_length=1024)
+    # Counters kept by the services so lists never count a million frames.
+    frames_done = models.PositiveIntegerField(default=0)
+    frames_failed = models.PositiveIntegerField(default=0)
+    render_seconds = models.FloatField(default=0.0, help_text="Sum of per-frame render time.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    downloaded_to = models.CharField(max_length=1024, blank=True)
+
+    objects = RenderJobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["state", "-created_at"], name="job_state_created"),
+            models.Index(fields=["project", "-created_at"], name="job_project_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.name}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in (JobState.QUEUED, JobState.RUNNING)
+
+    @property
+    def progress(self) -> float:
+        return self.frames_done / self.frame_count if self.frame_count else 0.0
+
+    @property
+    def duration(self) -> float | None:
+        if not self.started_at:
+            return None
+        from django.utils import timezone
+
+        return ((self.finished_at or timezone.now()) - self.started_at).total_seconds()
+
+
+class Task(models.Model):
+    """A chunk of frames rendered by one agent run on one node."""
+
+    job = models.ForeignKey(RenderJob, on_delete=models.CASCADE, related_name="tasks")
+    index = models.PositiveIntegerField()
+    frames = models.JSONField(help_text="Frame numbers of this chunk, ascending.")
+    is_test = models.BooleanField(default=False)
+    state = models.CharField(max_length=20, choices=TaskState.choices, default=TaskState.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=3)
+    node = models.CharField(max_length=200, blank=True, help_text="Where it runs or ran.")
+    celery_task_id = models.CharField(max_length=100, blank=True)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    current_frame = models.IntegerField(null=True, blank=True)
+    cpu_percent = models.FloatField(null=True, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    failure_reason = models.TextField(blank=True)
+    log_url = models.CharField(
+        max_length=1024, blank=True, help_text="Storage folder with agent.log, stdout.log, stderr.log"
+    )
+    agent_log_tail = models.TextField(blank=True)
+    stdout_tail = models.TextField(blank=True)
+    stderr_tail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["job", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "index"], name="task_unique_index_per_job")
+        ]
+        indexes = [models.Index(fields=["state", "heartbeat_at"], name="task_state_heartbeat")]
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} task {self.index} ({self.frame_label})"
+
+    @property
+    def frame_label(self) -> str:
+        return format_frames(self.frames)
+
+
+class Frame(models.Model):
+    job = models.ForeignKey(RenderJob, on_delete=models.CASCADE, related_name="frame_set")
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="frame_set")
+    number = models.IntegerField()
+    state = models.CharField(max_length=20, choices=FrameState.choices, default=FrameState.QUEUED)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    seconds = models.FloatField(null=True, blank=True)
+    output_url = models.CharField(max_length=1024, blank=True)
+    thumbnail_url = models.CharField(max_length=1024, blank=True)
+    failure_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["job", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "number"], name="frame_unique_number_per_job")
+        ]
+        indexes = [models.Index(fields=["job", "state"], name="frame_job_state")]
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} frame {self.number}"

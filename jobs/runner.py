@@ -1,0 +1,355 @@
+"""The render worker's side of the celery backend: run one chunk on this machine.
+
+The node agent runs in its own process group; its JSON-line events are streamed into
+the database as they come (frame started, frame done with outputs, failure reasons).
+Every heartbeat the worker re-reads its task row: a cancel, or a reaper that gave the
+chunk to someone else, makes it kill the whole process group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import posixpath
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import psutil
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+
+from renderhub import storage
+
+from . import services, thumbnails
+from .choices import ACTIVE_JOB_STATES, FrameState, TaskState
+from .models import RenderJob, Task
+
+log = logging.getLogger(__name__)
+
+TAIL_BYTES = 4000
+KILL_GRACE_SECONDS = 5
+LOG_FILES = ("agent.log", "stdout.log", "stderr.log")
+# Agent statuses worth another attempt on another node; bad input is not.
+RETRYABLE_STATUSES = {"renderer_failed", "timeout", "crashed"}
+
+
+def claim(task_id: int, node: str) -> Task | None:
+    """Take the chunk if it is still queued; a duplicate or stale delivery gets None."""
+    now = timezone.now()
+    claimed = Task.objects.filter(
+        pk=task_id, state=TaskState.QUEUED, job__state__in=ACTIVE_JOB_STATES
+    ).update(
+        state=TaskState.RUNNING,
+        node=node,
+        attempts=F("attempts") + 1,
+        started_at=now,
+        heartbeat_at=now,
+        finished_at=None,
+        exit_code=None,
+        failure_reason="",
+    )
+    if not claimed:
+        return None
+    task = Task.objects.select_related("job__project", "job__software", "job__cluster").get(
+        pk=task_id
+    )
+    services.task_started(task)
+    return task
+
+
+def cpus_for_chunk(concurrency: int) -> int:
+    if settings.RENDER_THREADS:
+        return settings.RENDER_THREADS
+    return max(1, (os.cpu_count() or 1) // max(1, concurrency))
+
+
+def run_chunk(task_id: int, node: str, concurrency: int = 1) -> str:
+    """Claim and render one chunk; returns the task's state afterwards ('skipped' if not ours)."""
+    task = claim(task_id, node)
+    if task is None:
+        log.info("task %s is not queued any more; skipping this delivery", task_id)
+        return "skipped"
+    run = ChunkRun(task, node, cpus_for_chunk(concurrency))
+    try:
+        return run.execute()
+    finally:
+        run.cleanup()
+
+
+@dataclass
+class Outcome:
+    status: str = "crashed"
+    reason: str = ""
+    exit_code: int | None = None
+
+
+@dataclass
+class ChunkRun:
+    task: Task
+    node: str
+    cpus: int
+    work_dir: Path = field(init=False)
+    output_dir: Path = field(init=False)
+    process: subprocess.Popen[bytes] | None = None
+    events: queue.Queue[dict[str, Any] | None] = field(default_factory=queue.Queue)
+    outcome: Outcome = field(default_factory=Outcome)
+    lost: str = ""  # why we stopped owning the task, if we did
+
+    def __post_init__(self) -> None:
+        job = self.task.job
+        attempt = f"task-{self.task.index}-attempt-{self.task.attempts}"
+        self.work_dir = settings.RENDER_WORK_DIR / f"job-{job.pk}" / attempt
+        self.output_dir = Path(job.project.node_output_dir) / f"job-{job.pk}" / attempt
+        self.log_url = storage.join(job.output_url, "_logs", attempt + "/")
+
+    @property
+    def job(self) -> RenderJob:
+        return self.task.job
+
+    def execute(self) -> str:
+        try:
+            spec = self.build_spec()
+            self.start_agent(spec)
+            self.pump()
+        except Exception as exc:
+            log.exception("chunk %s failed inside RenderHub", self.task)
+            self.kill()
+            self.outcome = Outcome("crashed", f"RenderHub error on {self.node}: {exc}")
+        self.publish_logs()
+        if self.lost:
+            log.warning("stopped %s: %s", self.task, self.lost)
+            return Task.objects.values_list("state", flat=True).get(pk=self.task.pk)
+        ok = self.outcome.status == "success"
+        return services.task_finished(
+            self.task,
+            ok=ok,
+            reason="" if ok else self.outcome.reason or f"Render {self.outcome.status}.",
+            exit_code=self.outcome.exit_code,
+            retryable=self.outcome.status in RETRYABLE_STATUSES,
+        )
+
+    # --- preparing ---------------------------------------------------------------------
+
+    def build_spec(self) -> dict[str, Any]:
+        job, software = self.job, self.job.software
+        frames = list(
+            self.task.frame_set.exclude(state=FrameState.DONE)
+            .order_by("number")
+            .values_list("number", flat=True)
+        )
+        scene = stage_scene(job)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        stem = posixpath.splitext(scene.name)[0]
+        return {
+            "version": 1,
+            "job": job.pk,
+            "task": self.task.index,
+            "command": software.command_template,
+            "variables": job.parameters,
+            "scene": str(scene),
+            "frames": frames,
+            "cpus": self.cpus,
+            "work_dir": str(self.work_dir),
+            "output_dir": str(self.output_dir),
+            "output_name": f"{stem}_####",
+            "progress_parser": software.progress_parser,
+            "timeout": settings.RENDER_TIMEOUT,
+            "stall_timeout": settings.RENDER_STALL_TIMEOUT,
+        }
+
+    def start_agent(self, spec: dict[str, Any]) -> None:
+        spec_path = self.work_dir / "spec.json"
+        spec_path.write_text(json.dumps(spec, indent=1))
+        env = {**os.environ, "PYTHONPATH": str(settings.BASE_DIR), "PYTHONUNBUFFERED": "1"}
+        with open(self.work_dir / "agent.stderr", "wb") as agent_stderr:
+            # Its own session: cancelling kills the agent and the renderer together.
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "renderhub.agent", str(spec_path)],
+                stdout=subprocess.PIPE,
+                stderr=agent_stderr,
+                stdin=subprocess.DEVNULL,
+                cwd=self.work_dir,
+                env=env,
+                start_new_session=True,
+            )
+        Task.objects.filter(pk=self.task.pk).update(pid=self.process.pid)
+        threading.Thread(target=self._read_events, args=(self.process.stdout,), daemon=True).start()
+
+    def _read_events(self, stream: IO[bytes]) -> None:
+        for raw in stream:
+            try:
+                event = json.loads(raw)
+            except ValueError:
+                event = {"event": "log", "level": "info", "message": raw.decode(errors="replace")}
+            if isinstance(event, dict):
+                self.events.put(event)
+        self.events.put(None)
+
+    # --- running -----------------------------------------------------------------------
+
+    def pump(self) -> None:
+        assert self.process is not None
+        next_beat = 0.0
+        while True:
+            try:
+                event = self.events.get(timeout=0.5)
+            except queue.Empty:
+                event = {}
+            if event is None:
+                break
+            if event:
+                self.handle(event)
+            if time.monotonic() >= next_beat:
+                next_beat = time.monotonic() + settings.RENDER_HEARTBEAT_SECONDS
+                if not self.heartbeat():
+                    self.kill()
+        code = self.process.wait()
+        if self.outcome.exit_code is None:
+            self.outcome.exit_code = code
+            if self.outcome.status == "crashed":
+                detail = (self.work_dir / "agent.stderr").read_text(errors="replace")[-2000:]
+                self.outcome.reason = f"The agent exited with {code} without reporting: {detail}"
+
+    def handle(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "frame_started":
+            services.frame_started(self.task, int(event["frame"]))
+        elif kind == "frame_done":
+            self.publish_frame(int(event["frame"]), event.get("outputs") or [], event)
+        elif kind == "frame_failed":
+            self.task.frame_set.filter(number=int(event["frame"])).update(
+                failure_reason=str(event.get("reason", ""))[:2000]
+            )
+        elif kind == "finished":
+            self.outcome = Outcome(
+                str(event.get("status", "crashed")),
+                str(event.get("reason") or ""),
+                event.get("exit_code"),
+            )
+
+    def publish_frame(self, number: int, outputs: list[str], event: dict[str, Any]) -> None:
+        """Upload the frame's files to the job's output folder, with a thumbnail."""
+        backend, prefix = storage.resolve(self.job.output_url)
+        output_url = thumb_url = ""
+        for path_text in outputs:
+            path = Path(path_text)
+            key = prefix + path.name
+            backend.upload_file(path, key)
+            output_url = output_url or backend.url_for(key)
+            if not thumb_url and (thumb := thumbnails.make(path)) is not None:
+                thumb_key = f"{prefix}_thumbs/{path.stem}.jpg"
+                backend.write(thumb_key, thumb, content_type="image/jpeg")
+                thumb_url = backend.url_for(thumb_key)
+        services.frame_done(
+            self.task,
+            number,
+            seconds=float(event.get("seconds") or 0.0),
+            output_url=output_url,
+            thumbnail_url=thumb_url,
+        )
+
+    def heartbeat(self) -> bool:
+        """Record that we are alive; False when the task is no longer ours to run."""
+        updated = Task.objects.filter(
+            pk=self.task.pk, state=TaskState.RUNNING, attempts=self.task.attempts
+        ).update(heartbeat_at=timezone.now(), cpu_percent=self.cpu_percent(), **self.tails())
+        if updated:
+            return True
+        state = Task.objects.values_list("state", flat=True).get(pk=self.task.pk)
+        self.lost = "cancelled" if state == TaskState.CANCELLED else f"task is {state} elsewhere"
+        return False
+
+    def cpu_percent(self) -> float | None:
+        if self.process is None:
+            return None
+        try:
+            root = psutil.Process(self.process.pid)
+            procs = [root, *root.children(recursive=True)]
+            return round(sum(p.cpu_percent(interval=None) for p in procs), 1)
+        except psutil.Error:
+            return None
+
+    def tails(self) -> dict[str, str]:
+        names = {"agent.log": "agent_log_tail", "stdout.log": "stdout_tail", "stderr.log": "stderr_tail"}
+        return {column: read_tail(self.work_dir / name) for name, column in names.items()}
+
+    def kill(self) -> None:
+        """Stop the agent and the renderer: SIGTERM to the group, SIGKILL after a grace period."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(KILL_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    # --- finishing ---------------------------------------------------------------------
+
+    def publish_logs(self) -> None:
+        try:
+            backend, prefix = storage.resolve(self.log_url)
+            for name in LOG_FILES:
+                if (path := self.work_dir / name).exists():
+                    backend.upload_file(path, prefix + name)
+            Task.objects.filter(pk=self.task.pk, attempts=self.task.attempts).update(
+                log_url=self.log_url, **self.tails()
+            )
+        except Exception:  # logs are a convenience; never fail a render over them
+            log.exception("could not publish the logs of %s", self.task)
+
+    def cleanup(self) -> None:
+        self.kill()
+        shutil.rmtree(self.output_dir, ignore_errors=True)
+        shutil.rmtree(self.work_dir, ignore_errors=True)
+
+
+def read_tail(path: Path, size: int = TAIL_BYTES) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, path.stat().st_size - size))
+            return fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def stage_scene(job: RenderJob) -> Path:
+    """A local path to the job's scene, with its folder's layout intact.
+
+    Local-disk storage is used in place. Otherwise the scene's folder is downloaded once
+    per job on this machine, under a file lock, keeping paths relative to the mapping.
+    """
+    backend, key = storage.resolve(job.scene_url)
+    if (local := backend.local_path(key)) is not None:
+        if not local.is_file():
+            raise storage.NotFound(f"The scene {job.scene_url} does not exist.")
+        return local
+    mapping = job.project.mapping_for(job.scene_url)
+    _, root_key = storage.resolve(mapping.source) if mapping else (None, "")
+    folder = posixpath.dirname(key) + "/"
+    base = settings.RENDER_WORK_DIR / f"job-{job.pk}" / "scene"
+    base.mkdir(parents=True, exist_ok=True)
+    with open(base.parent / "scene.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        marker = base / ".staged"
+        if not marker.exists():
+            for entry in backend.walk(folder):
+                target = base / entry.key.removeprefix(root_key)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                backend.download_file(entry.key, target)
+            marker.touch()
+    return base / key.removeprefix(root_key)

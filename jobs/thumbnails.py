@@ -1,0 +1,31 @@
+"""Small previews of finished frames, for the frame grid and the outputs gallery."""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+log = logging.getLogger(__name__)
+
+THUMBNAIL_SIZE = (240, 240)
+
+
+def make(path: Path) -> bytes | None:
+    """A JPEG thumbnail of the image at ``path``, or None if Pillow cannot read it (e.g. EXR)."""
+    try:
+        with Image.open(path) as image:
+            image.thumbnail(THUMBNAIL_SIZE)
+            if image.mode not in ("RGB", "L"):
+                # Composite transparency over grey so alpha renders don't turn black.
+                rgba = image.convert("RGBA")
+                image = Image.new("RGB", rgba.size, (128, 128, 128))
+                image.paste(rgba, mask=rgba.getchannel("A"))
+            out = io.BytesIO()
+            image.save(out, "JPEG", quality=80)
+            return out.getvalue()
+    except (UnidentifiedImageError, OSError) as exc:
+        log.info("no thumbnail for %s: %s", path.name, exc)
+        return None

@@ -1,0 +1,7 @@
+"""RenderHub: a self-hosted control panel for batch rendering and genomics workflows."""
+
+from __future__ import annotations
+
+from .celery import app as celery_app
+
+__all__ = ["celery_app"]

@@ -1,0 +1,227 @@
+"""RenderHub settings: the environment (and an optional ``.env``) is the only source.
+
+With nothing set, everything runs embedded under ``var/``: SQLite, Celery's
+filesystem broker, local-disk storage and the celery compute backend.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env")
+
+VAR_DIR = Path(env.str("RENDERHUB_VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    """DJANGO_SECRET_KEY, or a random key kept in var/ (never a committed default)."""
+    if key := env.str("DJANGO_SECRET_KEY", default=""):
+        return key
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+RENDERHUB_VERSION = "0.1.0"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_celery_beat",
+    "django_celery_results",
+    "renderhub",
+    "images",
+    "projects",
+    "clusters",
+    "jobs",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+]
+
+ROOT_URLCONF = "renderhub.urls"
+WSGI_APPLICATION = "renderhub.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web, beat and render workers write concurrently: WAL plus IMMEDIATE transactions
+    # turn "database is locked" into a short wait.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "admin:login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+MEDIA_ROOT = VAR_DIR / "media"
+
+# --- Production hardening (all on unless DEBUG) ---------------------------------------
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
+SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("DJANGO_BEHIND_PROXY", default=False) else None
+)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# --- Storage --------------------------------------------------------------------------
+LOCAL_STORAGE_ROOT = Path(
+    env.str("LOCAL_STORAGE_ROOT", default=str(VAR_DIR / "storage"))
+).resolve()
+# Where RenderHub keeps what it stores itself (uploaded scenes, default output prefixes).
+STORAGE_URL = env.str("STORAGE_URL", default=LOCAL_STORAGE_ROOT.as_uri())
+OSS_ENDPOINT = env.str("OSS_ENDPOINT", default="")
+OSS_ACCESS_KEY_ID = env.str("OSS_ACCESS_KEY_ID", default="")
+OSS_ACCESS_KEY_SECRET = env.str("OSS_ACCESS_KEY_SECRET", default="")
+STORAGE_TIMEOUT = env.float("STORAGE_TIMEOUT", default=30.0)
+STORAGE_RETRIES = env.int("STORAGE_RETRIES", default=3)
+SIGNED_URL_TTL = env.int("SIGNED_URL_TTL", default=3600)
+
+# --- Compute --------------------------------------------------------------------------
+RENDERHUB_DEPLOYMENT_TAG = env.str("RENDERHUB_DEPLOYMENT_TAG", default="renderhub")
+RENDER_TIMEOUT = env.int("RENDER_TIMEOUT", default=6 * 3600)  # hard limit per chunk, seconds
+RENDER_MAX_NODES_PER_JOB = env.int("RENDER_MAX_NODES_PER_JOB", default=64)
+RENDER_MAX_FRAMES_PER_JOB = env.int("RENDER_MAX_FRAMES_PER_JOB", default=100_000)
+RENDER_TASK_MAX_ATTEMPTS = env.int("RENDER_TASK_MAX_ATTEMPTS", default=3)
+RENDER_HEARTBEAT_SECONDS = env.int("RENDER_HEARTBEAT_SECONDS", default=5)
+# A running chunk whose heartbeat is older than this is considered lost and requeued.
+RENDER_STALE_AFTER = env.int("RENDER_STALE_AFTER", default=30)
+# Kill a render that prints nothing for this long (a hung renderer); 0 disables.
+RENDER_STALL_TIMEOUT = env.int("RENDER_STALL_TIMEOUT", default=1800)
+# Renderer threads per chunk; 0 = this machine's cores divided by the worker's concurrency.
+RENDER_THREADS = env.int("RENDER_THREADS", default=0)
+RENDER_WORK_DIR = Path(env.str("RENDER_WORK_DIR", default=str(VAR_DIR / "work"))).resolve()
+# A node whose last heartbeat is older than this is shown offline.
+NODE_HEARTBEAT_SECONDS = env.int("NODE_HEARTBEAT_SECONDS", default=10)
+NODE_OFFLINE_AFTER = env.int("NODE_OFFLINE_AFTER", default=60)
+AUTO_DOWNLOAD = env.bool("AUTO_DOWNLOAD", default=True)
+AUTO_DOWNLOAD_DIR = Path(
+    env.str("AUTO_DOWNLOAD_DIR", default=str(VAR_DIR / "downloads"))
+).resolve()
+
+BATCHCOMPUTE_REGION = env.str("BATCHCOMPUTE_REGION", default="")
+BATCHCOMPUTE_ENDPOINT = env.str("BATCHCOMPUTE_ENDPOINT", default="")
+BATCHCOMPUTE_ACCESS_KEY_ID = env.str("BATCHCOMPUTE_ACCESS_KEY_ID", default=OSS_ACCESS_KEY_ID)
+BATCHCOMPUTE_ACCESS_KEY_SECRET = env.str(
+    "BATCHCOMPUTE_ACCESS_KEY_SECRET", default=OSS_ACCESS_KEY_SECRET
+)
+
+# --- Celery ---------------------------------------------------------------------------
+BROKER_DIR = VAR_DIR / "broker"
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    for sub in ("queue", "processed", "control"):
+        (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR / "queue"),
+        "data_folder_out": str(BROKER_DIR / "queue"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "control_folder": str(BROKER_DIR / "control"),
+        "store_processed": False,
+        "polling_interval": 0.2,
+    }
+else:
+    # An unacked render must not be handed to a second worker while it still runs.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": RENDER_TIMEOUT + 3600}
+CELERY_RESULT_BACKEND = "django-db"
+CELERY_TASK_IGNORE_RESULT = True  # our rows are the source of truth
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_TASK_TRACK_STARTED = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_DEFAULT_QUEUE = "renderhub"
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

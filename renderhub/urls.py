@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from . import views
+
+admin.site.site_header = "RenderHub"
+admin.site.site_title = "RenderHub"
+admin.site.index_title = "Control panel"
+
+urlpatterns = [
+    path("healthz", views.healthz, name="healthz"),
+    path("admin/status/", views.system_status, name="system-status"),
+    path("admin/", admin.site.urls),
+    path("", include("renderhub.storage.urls")),
+    path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+]
