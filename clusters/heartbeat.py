@@ -13,7 +13,7 @@ import threading
 from typing import Any
 
 import psutil
-from celery.signals import worker_init, worker_ready, worker_shutdown
+from celery.signals import worker_init, worker_shutdown
 from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
@@ -22,11 +22,16 @@ from .choices import NodeState
 
 log = logging.getLogger(__name__)
 
-_state: dict[str, Any] = {"concurrency": 1, "stop": threading.Event()}
+_state: dict[str, Any] = {"concurrency": 1, "hostname": "", "stop": threading.Event()}
 
 
 def concurrency() -> int:
     return int(_state["concurrency"])
+
+
+def hostname() -> str:
+    """This process's worker node name (e.g. ``render@host``), once a worker started here."""
+    return str(_state["hostname"])
 
 
 def cluster_names(queues: list[str]) -> list[str]:
@@ -76,21 +81,18 @@ def _loop(hostname: str, clusters: list[str], stop: threading.Event) -> None:
 
 
 @worker_init.connect
-def _remember_concurrency(sender: Any = None, **kwargs: Any) -> None:
-    _state["concurrency"] = getattr(sender, "concurrency", None) or 1
-
-
-@worker_ready.connect
 def _start(sender: Any = None, **kwargs: Any) -> None:
-    queues = list(sender.app.amqp.queues.consume_from or {})
-    clusters = cluster_names(queues)
+    # worker_init comes before the pool forks: the thread lives in the main process only.
+    _state["concurrency"] = getattr(sender, "concurrency", None) or 1
+    _state["hostname"] = sender.hostname
+    _state["stop"].set()  # a previous worker in this process (tests) stops reporting
+    clusters = cluster_names(list(sender.app.amqp.queues.consume_from or {}))
+    _state["clusters"] = clusters
     if not clusters:
         return
-    hostname = sender.hostname
     _state["stop"] = stop = threading.Event()
-    _state["clusters"] = clusters
-    threading.Thread(target=_loop, args=(hostname, clusters, stop), daemon=True).start()
-    log.info("render worker %s serving clusters %s", hostname, ", ".join(clusters))
+    threading.Thread(target=_loop, args=(sender.hostname, clusters, stop), daemon=True).start()
+    log.info("render worker %s serving clusters %s", sender.hostname, ", ".join(clusters))
 
 
 @worker_shutdown.connect

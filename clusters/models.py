@@ -51,7 +51,9 @@ class Cluster(models.Model):
                 {"name": "Use letters, digits, '-' and '_' only, starting with a letter or digit."}
             )
         if self.backend == Backend.BATCHCOMPUTE and not self.instance_type:
-            raise ValidationError({"instance_type": "A BatchCompute cluster needs an instance type."})
+            raise ValidationError(
+                {"instance_type": "A BatchCompute cluster needs an instance type."}
+            )
 
     @property
     def queue(self) -> str:

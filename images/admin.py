@@ -8,7 +8,14 @@ from .models import ComputeImage, Software
 class SoftwareInline(admin.StackedInline):
     model = Software
     extra = 0
-    fields = ("name", "version", "scene_suffixes", "command_template", "parameters", "progress_parser")
+    fields = (
+        "name",
+        "version",
+        "scene_suffixes",
+        "command_template",
+        "parameters",
+        "progress_parser",
+    )
 
 
 @admin.register(ComputeImage)
@@ -23,7 +30,7 @@ class ComputeImageAdmin(admin.ModelAdmin):
 
     @admin.display(description="Software")
     def software_list(self, obj: ComputeImage) -> str:
-        return ", ".join(str(s) for s in obj.software.all()) or "–"
+        return ", ".join(str(s) for s in obj.software.all()) or "-"
 
 
 @admin.register(Software)

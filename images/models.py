@@ -37,7 +37,9 @@ class ComputeImage(models.Model):
     def clean(self) -> None:
         if not IMAGE_ID_RE.match(self.image_id or ""):
             raise ValidationError(
-                {"image_id": "Use letters, digits and . _ : / - only (e.g. m-abc123 or img-ubuntu)."}
+                {
+                    "image_id": "Use letters, digits and . _ : / - only (e.g. m-abc123)."
+                }
             )
 
 
@@ -102,9 +104,8 @@ class Software(models.Model):
         errors: dict[str, Any] = {}
         bad = [s for s in self.suffixes if not SUFFIX_RE.match(s)]
         if not self.suffixes or bad:
-            errors["scene_suffixes"] = (
-                "Give one or more suffixes like .blend, comma separated"
-                + (f" ({', '.join(bad)} is not one)." if bad else ".")
+            errors["scene_suffixes"] = "Give one or more suffixes like .blend, comma separated" + (
+                f" ({', '.join(bad)} is not one)." if bad else "."
             )
         try:
             self.parameters = parameters.validate_definitions(self.parameters)

@@ -55,8 +55,12 @@ def validate_definitions(definitions: Any) -> list[dict[str, Any]]:
             continue
         choices = item.get("choices")
         if ptype == ParameterType.CHOICE:
-            if not (isinstance(choices, list) and choices and all(isinstance(c, str) for c in choices)):
-                errors.append(f"{where}: a choice parameter needs a non-empty list of text choices.")
+            if not (
+                isinstance(choices, list) and choices and all(isinstance(c, str) for c in choices)
+            ):
+                errors.append(
+                    f"{where}: a choice parameter needs a non-empty list of text choices."
+                )
                 continue
         elif choices is not None:
             errors.append(f"{where}: only choice parameters take 'choices'.")
@@ -118,7 +122,7 @@ def coerce_value(definition: dict[str, Any], raw: Any) -> ParameterValue:
 def coerce_values(
     definitions: list[dict[str, Any]], values: dict[str, Any]
 ) -> dict[str, ParameterValue]:
-    """Values for every defined parameter (defaults filled in); ValidationError lists all problems."""
+    """Values for every defined parameter (with defaults); ValidationError lists every problem."""
     errors: list[str] = []
     by_name = {d["name"]: d for d in definitions}
     for name in sorted(set(values) - set(by_name)):

@@ -126,7 +126,7 @@ class RenderJobAdmin(admin.ModelAdmin):
     def duration_column(self, obj: RenderJob) -> str:
         seconds = obj.duration
         if seconds is None:
-            return "–"
+            return "-"
         minutes, secs = divmod(int(seconds), 60)
         return f"{minutes}:{secs:02d}"
 

@@ -118,7 +118,9 @@ class Task(models.Model):
     exit_code = models.IntegerField(null=True, blank=True)
     failure_reason = models.TextField(blank=True)
     log_url = models.CharField(
-        max_length=1024, blank=True, help_text="Storage folder with agent.log, stdout.log, stderr.log"
+        max_length=1024,
+        blank=True,
+        help_text="Storage folder with agent.log, stdout.log, stderr.log",
     )
     agent_log_tail = models.TextField(blank=True)
     stdout_tail = models.TextField(blank=True)

@@ -41,7 +41,10 @@ def download_job_outputs(job_id: int, target: Path | None = None) -> Path:
     """Copy the job's outputs to ``target`` (default: AUTO_DOWNLOAD_DIR/<project>/<job>/)."""
     job = RenderJob.objects.select_related("project").get(pk=job_id)
     backend, prefix = storage.resolve(job.output_url)
-    target = target or settings.AUTO_DOWNLOAD_DIR / job.project.name / prefix.rstrip("/").rsplit("/", 1)[-1]
+    target = (
+        target
+        or settings.AUTO_DOWNLOAD_DIR / job.project.name / prefix.rstrip("/").rsplit("/", 1)[-1]
+    )
     count = 0
     for output in list_outputs(job):
         destination = target / output.name

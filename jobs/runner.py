@@ -42,7 +42,7 @@ TAIL_BYTES = 4000
 KILL_GRACE_SECONDS = 5
 LOG_FILES = ("agent.log", "stdout.log", "stderr.log")
 # Agent statuses worth another attempt on another node; bad input is not.
-RETRYABLE_STATUSES = {"renderer_failed", "timeout", "crashed"}
+RETRYABLE_STATUSES = {"renderer_failed", "timeout", "crashed", "error"}
 
 
 def claim(task_id: int, node: str) -> Task | None:
@@ -282,7 +282,11 @@ class ChunkRun:
             return None
 
     def tails(self) -> dict[str, str]:
-        names = {"agent.log": "agent_log_tail", "stdout.log": "stdout_tail", "stderr.log": "stderr_tail"}
+        names = {
+            "agent.log": "agent_log_tail",
+            "stdout.log": "stdout_tail",
+            "stderr.log": "stderr_tail",
+        }
         return {column: read_tail(self.work_dir / name) for name, column in names.items()}
 
     def kill(self) -> None:

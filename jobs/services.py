@@ -95,7 +95,7 @@ def validate_render(
                 f"(expected {', '.join(software.suffixes)}).",
             )
             continue
-        if not any(url.startswith(m.source) for m in mappings):
+        if not any(storage.is_prefix_of(m.source, url) for m in mappings):
             _check(errors, "scenes", f"{url} is outside this project's storage mappings.")
             continue
         try:
@@ -144,7 +144,7 @@ def _chunks(request: RenderRequest, frames: list[int]) -> list[list[int]]:
 
 
 def submit_render(request: RenderRequest, user: AbstractBaseUser | None = None) -> list[RenderJob]:
-    """Validate, then create one RenderJob per scene with its Tasks and Frames; dispatch on commit."""
+    """Validate, then create a RenderJob per scene with its Tasks and Frames; dispatch on commit."""
     frames, values = validate_render(request, user)
     jobs: list[RenderJob] = []
     with transaction.atomic():
@@ -248,14 +248,18 @@ def cancel_job(job: RenderJob) -> int:
 
 
 def retry_job(job: RenderJob) -> int:
-    """Run the failed and cancelled chunks of a finished job again (only their unfinished frames)."""
+    """Run the failed and cancelled chunks of an ended job again (only their unfinished frames).
+
+    A job that had a test frame which never passed gets its test frame first again.
+    """
     with transaction.atomic():
         locked = RenderJob.objects.select_for_update().get(pk=job.pk)
-        retry = list(
-            locked.tasks.filter(state__in=(TaskState.FAILED, TaskState.CANCELLED, TaskState.HELD))
-        )
+        if locked.is_active:
+            return 0
+        retry = list(locked.tasks.exclude(state=TaskState.DONE))
         if not retry:
             return 0
+        test_pending = any(t.is_test for t in retry)
         Task.objects.filter(pk__in=[t.pk for t in retry]).update(
             state=TaskState.QUEUED,
             attempts=0,
@@ -264,11 +268,15 @@ def retry_job(job: RenderJob) -> int:
             exit_code=None,
             finished_at=None,
         )
-        failed_frames = locked.frame_set.filter(
+        if test_pending:
+            locked.tasks.filter(pk__in=[t.pk for t in retry], is_test=False).update(
+                state=TaskState.HELD
+            )
+        reopened = locked.frame_set.filter(
             task__in=retry, state__in=(FrameState.FAILED, FrameState.CANCELLED)
         )
-        failed_count = failed_frames.filter(state=FrameState.FAILED).count()
-        failed_frames.update(state=FrameState.QUEUED, failure_reason="")
+        failed_count = reopened.filter(state=FrameState.FAILED).count()
+        reopened.update(state=FrameState.QUEUED, failure_reason="")
         RenderJob.objects.filter(pk=job.pk).update(
             state=JobState.QUEUED if locked.frames_done == 0 else JobState.RUNNING,
             failure_reason="",
@@ -294,7 +302,9 @@ def requeue_task(task: Task, reason: str = "requeued by a user") -> bool:
 
 def requeue_job(job: RenderJob) -> int:
     """Requeue every queued or running chunk of an active job."""
-    return sum(requeue_task(t) for t in job.tasks.filter(state__in=(TaskState.QUEUED, TaskState.RUNNING)))
+    return sum(
+        requeue_task(t) for t in job.tasks.filter(state__in=(TaskState.QUEUED, TaskState.RUNNING))
+    )
 
 
 # --- Progress reported by workers -----------------------------------------------------
@@ -308,12 +318,16 @@ def frame_started(task: Task, number: int) -> None:
     Task.objects.filter(pk=task.pk).update(current_frame=number)
 
 
-def frame_done(task: Task, number: int, *, seconds: float, output_url: str, thumbnail_url: str) -> bool:
+def frame_done(
+    task: Task, number: int, *, seconds: float, output_url: str, thumbnail_url: str
+) -> bool:
     """Mark a frame done exactly once; returns False if it already was."""
     with transaction.atomic():
         updated = (
             Frame.objects.filter(job_id=task.job_id, number=number)
-            .exclude(state__in=(FrameState.DONE, FrameState.CANCELLED))
+            # A frame already failed or cancelled keeps that state: a late report from a
+            # stale attempt must not make the counters disagree (retry re-renders it).
+            .exclude(state__in=(FrameState.DONE, FrameState.FAILED, FrameState.CANCELLED))
             .update(
                 state=FrameState.DONE,
                 finished_at=timezone.now(),
@@ -337,7 +351,9 @@ def task_started(task: Task) -> None:
     )
 
 
-def task_finished(task: Task, *, ok: bool, reason: str, exit_code: int | None, retryable: bool) -> str:
+def task_finished(
+    task: Task, *, ok: bool, reason: str, exit_code: int | None, retryable: bool
+) -> str:
     """Record the end of one attempt; retry, fail or finish. Returns the task's new state."""
     with transaction.atomic():
         current = Task.objects.select_for_update().get(pk=task.pk)
@@ -365,7 +381,9 @@ def task_finished(task: Task, *, ok: bool, reason: str, exit_code: int | None, r
             transaction.on_commit(lambda: _enqueue_dispatch(task.job_id))
         elif new_state == TaskState.FAILED:
             failed = open_frames.update(state=FrameState.FAILED, failure_reason=reason[:2000])
-            RenderJob.objects.filter(pk=task.job_id).update(frames_failed=F("frames_failed") + failed)
+            RenderJob.objects.filter(pk=task.job_id).update(
+                frames_failed=F("frames_failed") + failed
+            )
         update_job_state(current.job_id)
     return new_state
 
@@ -387,13 +405,17 @@ def update_job_state(job_id: int) -> str:
             if test["state"] == TaskState.FAILED:
                 job.tasks.filter(state=TaskState.HELD).update(state=TaskState.CANCELLED)
                 job.frame_set.filter(state=FrameState.QUEUED).update(state=FrameState.CANCELLED)
-                return _end_job(job, JobState.FAILED, f"The test frame failed: {test['failure_reason']}")
+                return _end_job(
+                    job, JobState.FAILED, f"The test frame failed: {test['failure_reason']}"
+                )
         if any(t["state"] in OPEN_TASK_STATES for t in tasks):
             return job.state
         failed = [t for t in tasks if t["state"] == TaskState.FAILED]
         if failed:
             first = min(failed, key=lambda t: t["index"])
-            reason = f"{len(failed)} of {len(tasks)} chunks failed; first: {first['failure_reason']}"
+            reason = (
+                f"{len(failed)} of {len(tasks)} chunks failed; first: {first['failure_reason']}"
+            )
             return _end_job(job, JobState.FAILED, reason)
         if all(t["state"] == TaskState.DONE for t in tasks):
             return _end_job(job, JobState.FINISHED, "")
@@ -434,4 +456,3 @@ def reap_stale_tasks() -> int:
         log.warning("reaped %s from %s: now %s", task, node, state)
         count += 1
     return count
-

@@ -27,7 +27,8 @@ def dispatch_job(job_id: int) -> int:
 def render_chunk(self, task_id: int) -> str:  # type: ignore[no-untyped-def]
     from clusters import heartbeat
 
-    return runner.run_chunk(task_id, self.request.hostname or "worker", heartbeat.concurrency())
+    node = heartbeat.hostname() or self.request.hostname or "worker"
+    return runner.run_chunk(task_id, node, heartbeat.concurrency())
 
 
 @shared_task(ignore_result=True)

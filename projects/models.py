@@ -101,7 +101,7 @@ class Project(models.Model):
 
     def mapping_for(self, url: str) -> StorageMapping | None:
         """The mapping whose source prefix holds ``url`` (the longest one wins)."""
-        matches = [m for m in self.mappings.all() if url.startswith(m.source)]
+        matches = [m for m in self.mappings.all() if storage.is_prefix_of(m.source, url)]
         return max(matches, key=lambda m: len(m.source), default=None)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
-from .celery import app as celery_app
+try:
+    from .celery import app as celery_app
+except ImportError:  # the node agent (renderhub.agent) runs on machines without Celery
+    celery_app = None  # type: ignore[assignment]
 
 __all__ = ["celery_app"]

@@ -6,6 +6,7 @@ filesystem broker, local-disk storage and the celery compute backend.
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -97,6 +98,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
+    # Tests run real workers in threads: an in-memory database would serialise them on
+    # table locks, so the test database is a file too (one per test run).
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -144,9 +148,7 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
 # --- Storage --------------------------------------------------------------------------
-LOCAL_STORAGE_ROOT = Path(
-    env.str("LOCAL_STORAGE_ROOT", default=str(VAR_DIR / "storage"))
-).resolve()
+LOCAL_STORAGE_ROOT = Path(env.str("LOCAL_STORAGE_ROOT", default=str(VAR_DIR / "storage"))).resolve()
 # Where RenderHub keeps what it stores itself (uploaded scenes, default output prefixes).
 STORAGE_URL = env.str("STORAGE_URL", default=LOCAL_STORAGE_ROOT.as_uri())
 OSS_ENDPOINT = env.str("OSS_ENDPOINT", default="")
@@ -174,9 +176,7 @@ RENDER_WORK_DIR = Path(env.str("RENDER_WORK_DIR", default=str(VAR_DIR / "work"))
 NODE_HEARTBEAT_SECONDS = env.int("NODE_HEARTBEAT_SECONDS", default=10)
 NODE_OFFLINE_AFTER = env.int("NODE_OFFLINE_AFTER", default=60)
 AUTO_DOWNLOAD = env.bool("AUTO_DOWNLOAD", default=True)
-AUTO_DOWNLOAD_DIR = Path(
-    env.str("AUTO_DOWNLOAD_DIR", default=str(VAR_DIR / "downloads"))
-).resolve()
+AUTO_DOWNLOAD_DIR = Path(env.str("AUTO_DOWNLOAD_DIR", default=str(VAR_DIR / "downloads"))).resolve()
 
 BATCHCOMPUTE_REGION = env.str("BATCHCOMPUTE_REGION", default="")
 BATCHCOMPUTE_ENDPOINT = env.str("BATCHCOMPUTE_ENDPOINT", default="")

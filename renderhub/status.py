@@ -64,7 +64,9 @@ def effective_settings() -> list[tuple[str, str]]:
             shown = "set (hidden)" if value else "not set"
         elif name == "DATABASES":
             db = value["default"]
-            shown = f"{db['ENGINE'].rsplit('.', 1)[-1]} {db.get('NAME')} @ {db.get('HOST') or 'local'}"
+            shown = (
+                f"{db['ENGINE'].rsplit('.', 1)[-1]} {db.get('NAME')} @ {db.get('HOST') or 'local'}"
+            )
         elif isinstance(value, str):
             shown = mask_url(value)
         else:

@@ -6,54 +6,143 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('images', '0001_initial'),
+        ("images", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Cluster',
+            name="Cluster",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(help_text="Letters, digits, '-' and '_' (used in queue names).", max_length=50, unique=True)),
-                ('backend', models.CharField(choices=[('celery', 'Own machines (Celery workers)'), ('batchcompute', 'Alibaba Cloud BatchCompute')], default='celery', max_length=20)),
-                ('instance_type', models.CharField(blank=True, max_length=60)),
-                ('disk_type', models.CharField(blank=True, max_length=30)),
-                ('disk_size_gb', models.PositiveIntegerField(default=40)),
-                ('desired_nodes', models.PositiveIntegerField(default=1, help_text='Nodes to run; 0 keeps the cluster but stops paying for nodes.')),
-                ('max_nodes', models.PositiveIntegerField(default=16, help_text='The most nodes one job may use.', validators=[django.core.validators.MinValueValidator(1)])),
-                ('state', models.CharField(choices=[('active', 'Active'), ('creating', 'Creating'), ('resizing', 'Resizing'), ('deleting', 'Deleting'), ('deleted', 'Deleted'), ('error', 'Error')], default='active', max_length=20)),
-                ('cloud_cluster_id', models.CharField(blank=True, max_length=100)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('image', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='clusters', to='images.computeimage')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        help_text="Letters, digits, '-' and '_' (used in queue names).",
+                        max_length=50,
+                        unique=True,
+                    ),
+                ),
+                (
+                    "backend",
+                    models.CharField(
+                        choices=[
+                            ("celery", "Own machines (Celery workers)"),
+                            ("batchcompute", "Alibaba Cloud BatchCompute"),
+                        ],
+                        default="celery",
+                        max_length=20,
+                    ),
+                ),
+                ("instance_type", models.CharField(blank=True, max_length=60)),
+                ("disk_type", models.CharField(blank=True, max_length=30)),
+                ("disk_size_gb", models.PositiveIntegerField(default=40)),
+                (
+                    "desired_nodes",
+                    models.PositiveIntegerField(
+                        default=1,
+                        help_text="Nodes to run; 0 keeps the cluster but stops paying for nodes.",
+                    ),
+                ),
+                (
+                    "max_nodes",
+                    models.PositiveIntegerField(
+                        default=16,
+                        help_text="The most nodes one job may use.",
+                        validators=[django.core.validators.MinValueValidator(1)],
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("active", "Active"),
+                            ("creating", "Creating"),
+                            ("resizing", "Resizing"),
+                            ("deleting", "Deleting"),
+                            ("deleted", "Deleted"),
+                            ("error", "Error"),
+                        ],
+                        default="active",
+                        max_length=20,
+                    ),
+                ),
+                ("cloud_cluster_id", models.CharField(blank=True, max_length=100)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "image",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="clusters",
+                        to="images.computeimage",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='ClusterNode',
+            name="ClusterNode",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(help_text='Worker hostname or cloud instance id.', max_length=200)),
-                ('state', models.CharField(choices=[('starting', 'Starting'), ('idle', 'Idle'), ('busy', 'Busy'), ('offline', 'Offline'), ('failed', 'Failed')], default='idle', max_length=20)),
-                ('ip_address', models.GenericIPAddressField(blank=True, null=True)),
-                ('cpu_count', models.PositiveIntegerField(blank=True, null=True)),
-                ('concurrency', models.PositiveIntegerField(blank=True, null=True)),
-                ('cpu_percent', models.FloatField(blank=True, null=True)),
-                ('memory_percent', models.FloatField(blank=True, null=True)),
-                ('error', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('last_seen', models.DateTimeField(blank=True, null=True)),
-                ('cluster', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='nodes', to='clusters.cluster')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        help_text="Worker hostname or cloud instance id.", max_length=200
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("starting", "Starting"),
+                            ("idle", "Idle"),
+                            ("busy", "Busy"),
+                            ("offline", "Offline"),
+                            ("failed", "Failed"),
+                        ],
+                        default="idle",
+                        max_length=20,
+                    ),
+                ),
+                ("ip_address", models.GenericIPAddressField(blank=True, null=True)),
+                ("cpu_count", models.PositiveIntegerField(blank=True, null=True)),
+                ("concurrency", models.PositiveIntegerField(blank=True, null=True)),
+                ("cpu_percent", models.FloatField(blank=True, null=True)),
+                ("memory_percent", models.FloatField(blank=True, null=True)),
+                ("error", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("last_seen", models.DateTimeField(blank=True, null=True)),
+                (
+                    "cluster",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="nodes",
+                        to="clusters.cluster",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['cluster', 'name'],
-                'constraints': [models.UniqueConstraint(fields=('cluster', 'name'), name='node_unique_name_per_cluster')],
+                "ordering": ["cluster", "name"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("cluster", "name"), name="node_unique_name_per_cluster"
+                    )
+                ],
             },
         ),
     ]

@@ -6,45 +6,113 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('images', '0001_initial'),
+        ("images", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Project',
+            name="Project",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(max_length=60, unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('output_prefix', models.CharField(help_text='Storage folder (file:// or oss:// URL ending in /) where job outputs go.', max_length=1024)),
-                ('node_output_dir', models.CharField(default='/tmp/renderhub/output/', help_text='Where the renderer writes on the node before outputs are published.', max_length=260, verbose_name='node temp output dir')),
-                ('auto_download', models.BooleanField(default=False, help_text="Copy finished outputs to the manager's disk.")),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('image', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='projects', to='images.computeimage')),
-                ('members', models.ManyToManyField(blank=True, related_name='renderhub_projects', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.SlugField(max_length=60, unique=True)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "output_prefix",
+                    models.CharField(
+                        help_text="Storage folder (file:// or oss:// URL ending in /) where job outputs go.",
+                        max_length=1024,
+                    ),
+                ),
+                (
+                    "node_output_dir",
+                    models.CharField(
+                        default="/tmp/renderhub/output/",
+                        help_text="Where the renderer writes on the node before outputs are published.",
+                        max_length=260,
+                        verbose_name="node temp output dir",
+                    ),
+                ),
+                (
+                    "auto_download",
+                    models.BooleanField(
+                        default=False, help_text="Copy finished outputs to the manager's disk."
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "image",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="projects",
+                        to="images.computeimage",
+                    ),
+                ),
+                (
+                    "members",
+                    models.ManyToManyField(
+                        blank=True, related_name="renderhub_projects", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='StorageMapping',
+            name="StorageMapping",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('source', models.CharField(help_text='Storage folder URL ending in /, e.g. oss://bucket/assets/.', max_length=1024)),
-                ('destination', models.CharField(help_text='Node path: /mnt/assets/ on Linux, or a drive like G: on Windows.', max_length=260)),
-                ('writable', models.BooleanField(default=False)),
-                ('lockable', models.BooleanField(default=False, help_text='Support file locks on the mount.')),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='mappings', to='projects.project')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        help_text="Storage folder URL ending in /, e.g. oss://bucket/assets/.",
+                        max_length=1024,
+                    ),
+                ),
+                (
+                    "destination",
+                    models.CharField(
+                        help_text="Node path: /mnt/assets/ on Linux, or a drive like G: on Windows.",
+                        max_length=260,
+                    ),
+                ),
+                ("writable", models.BooleanField(default=False)),
+                (
+                    "lockable",
+                    models.BooleanField(
+                        default=False, help_text="Support file locks on the mount."
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="mappings",
+                        to="projects.project",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['source'],
-                'constraints': [models.UniqueConstraint(fields=('project', 'source'), name='mapping_unique_source_per_project')],
+                "ordering": ["source"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("project", "source"), name="mapping_unique_source_per_project"
+                    )
+                ],
             },
         ),
     ]

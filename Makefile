@@ -1,0 +1,62 @@
+# RenderHub: `make demo` renders a real job on this machine, `make test` runs the suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# batchcompute 2.1.7 cannot build with setuptools >= 82 (see constraints.txt).
+export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
+
+.PHONY: install demo test test-main test-embedded lint format blender run worker beat bench clean
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "RenderHub needs Python 3.11 or newer"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+install: $(BIN)/.installed
+
+# Debian's Blender when it is missing and we may install it; otherwise say what to do.
+blender:
+	@command -v blender >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq blender; \
+	  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq blender; \
+	  else echo "Blender is missing: install it with 'sudo apt-get install blender' and run make demo again."; exit 1; fi; }
+
+demo: install blender
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput -v0
+	$(BIN)/python manage.py demo
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# The whole suite against whatever DATABASE_URL / CELERY_BROKER_URL say (PostgreSQL and
+# Redis in CI), then the `embedded` part again on the zero-config defaults.
+test: lint test-main test-embedded
+
+test-main: install
+	RENDERHUB_VAR_DIR=$$(mktemp -d) $(BIN)/pytest
+
+test-embedded: install
+	env -u DATABASE_URL -u CELERY_BROKER_URL RENDERHUB_VAR_DIR=$$(mktemp -d) $(BIN)/pytest -m embedded
+
+run: install
+	$(BIN)/python manage.py runserver
+
+worker: install
+	$(BIN)/celery -A renderhub worker -Q renderhub,render.local -c 2 -l info
+
+beat: install
+	$(BIN)/celery -A renderhub beat -l info
+
+bench: install blender
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

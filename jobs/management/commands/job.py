@@ -1,0 +1,87 @@
+"""Show one render job: ``manage.py job ID [--as-user U]``."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+from django.utils import timezone
+
+from jobs import cli
+from jobs.choices import FrameState, TaskState
+from jobs.framespec import format_frames
+from jobs.models import RenderJob, Task
+
+
+class Command(BaseCommand):
+    help = "Show a render job with its chunks (tasks) and failed frames."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("id", type=cli.job_id, metavar="ID", help="Job id, e.g. 12 or #12.")
+        cli.add_as_user_argument(parser)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        job = cli.get_job(options["id"], cli.resolve_user(options["as_user"]))
+        self.header(job)
+        self.stdout.write("")
+        cli.print_table(
+            self.stdout,
+            ["task", "frames", "state", "attempts", "node", "started", "duration", "reason"],
+            (_task_row(task) for task in job.tasks.all()),
+            right=(0,),
+        )
+        self.failed_frames(job)
+
+    def header(self, job: RenderJob) -> None:
+        frames = f"{job.frames_done} done, {job.frames_failed} failed, {job.frame_count} total"
+        fields = [
+            ("job", f"#{job.pk} {job.name}"),
+            ("project", job.project.name),
+            ("scene", job.scene_url),
+            ("software", str(job.software)),
+            ("cluster", job.cluster.name),
+            ("state", job.state),
+            ("frames", f"{job.frame_spec}: {frames}"),
+            ("created", cli.format_time(job.created_at)),
+            ("started", cli.format_time(job.started_at)),
+            ("finished", cli.format_time(job.finished_at)),
+            ("duration", cli.format_duration(job.duration)),
+            ("output", job.output_url),
+        ]
+        if job.downloaded_to:
+            fields.append(("downloaded to", job.downloaded_to))
+        if job.failure_reason:
+            fields.append(("failure", job.failure_reason))
+        width = max(len(label) for label, _ in fields) + 1
+        for label, value in fields:
+            self.stdout.write(f"{label + ':':<{width}} {value}")
+
+    def failed_frames(self, job: RenderJob) -> None:
+        by_reason: dict[str, list[int]] = defaultdict(list)
+        failed = job.frame_set.filter(state=FrameState.FAILED).order_by("number")
+        for number, reason in failed.values_list("number", "failure_reason"):
+            by_reason[reason].append(number)
+        if not by_reason:
+            return
+        self.stdout.write("")
+        self.stdout.write("Failed frames:")
+        for reason, numbers in by_reason.items():
+            self.stdout.write(f"  {format_frames(numbers)}: {cli.first_line(reason, 200) or '-'}")
+
+
+def _task_row(task: Task) -> list[object]:
+    duration = None
+    # A requeued chunk keeps its last start time; only a running or ended one has a duration.
+    if task.started_at and (task.finished_at or task.state == TaskState.RUNNING):
+        duration = ((task.finished_at or timezone.now()) - task.started_at).total_seconds()
+    return [
+        f"{task.index}{' (test)' if task.is_test else ''}",
+        task.frame_label,
+        task.state,
+        f"{task.attempts}/{task.max_attempts}",
+        task.node or "-",
+        cli.format_time(task.started_at),
+        cli.format_duration(duration),
+        cli.first_line(task.failure_reason) or "-",
+    ]

@@ -1,0 +1,94 @@
+"""Show render logs: ``manage.py logs ID [--task N] [--stdout | --stderr | --agent]``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from jobs import cli
+from jobs.choices import TaskState
+from jobs.models import RenderJob, Task
+from renderhub import storage
+
+# Which file in the task's log folder, and which column keeps its tail, per stream.
+STREAMS = {
+    "agent": ("agent.log", "agent_log_tail"),
+    "stdout": ("stdout.log", "stdout_tail"),
+    "stderr": ("stderr.log", "stderr_tail"),
+}
+
+
+class Command(BaseCommand):
+    help = (
+        "Without --task: the tail of every chunk's log. With --task N: that chunk's whole "
+        "log from storage (the tail kept in the database while it still runs)."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("id", type=cli.job_id, metavar="ID", help="Job id, e.g. 12 or #12.")
+        parser.add_argument("--task", type=int, metavar="N", help="The chunk (task) index.")
+        stream = parser.add_mutually_exclusive_group()
+        for name, (filename, _column) in STREAMS.items():
+            # call_command() keys options by their smallest option string: without the
+            # --log-* alias, "--stdout" would swallow its stdout= (the output stream) kwarg.
+            stream.add_argument(
+                f"--{name}",
+                f"--log-{name}",
+                dest="stream",
+                action="store_const",
+                const=name,
+                help=f"Show {filename}" + (" (the default)." if name == "agent" else "."),
+            )
+        parser.set_defaults(stream="agent")
+        cli.add_as_user_argument(parser)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        job = cli.get_job(options["id"], cli.resolve_user(options["as_user"]))
+        stream = options["stream"]
+        if options["task"] is None:
+            self.tails(job, stream)
+            return
+        task = job.tasks.filter(index=options["task"]).first()
+        if task is None:
+            last = job.tasks.count() - 1
+            raise CommandError(f"Job #{job.pk} has no task {options['task']} (tasks 0-{last}).")
+        self.whole_log(task, stream)
+
+    def tails(self, job: RenderJob, stream: str) -> None:
+        filename, column = STREAMS[stream]
+        for task in job.tasks.all():
+            self.stdout.write(f"==> {_describe(task)}: {filename} (last lines) <==")
+            self.write_text(getattr(task, column) or "(empty)")
+            self.stdout.write("")
+
+    def whole_log(self, task: Task, stream: str) -> None:
+        filename, column = STREAMS[stream]
+        if task.state == TaskState.RUNNING:
+            # Logs reach storage when an attempt ends (a stored one is an earlier attempt's);
+            # the worker refreshes the database tail every heartbeat.
+            why = "still running"
+        elif not task.log_url:
+            why = f"{filename} is not in storage"
+        else:
+            try:
+                backend, key = storage.resolve(storage.join(task.log_url, filename))
+                self.write_text(backend.read(key).decode("utf-8", errors="replace"))
+                return
+            except storage.NotFound:
+                why = f"{filename} is not in storage yet"
+            except storage.StorageError as exc:
+                why = f"reading {filename} failed: {exc}"
+        self.stderr.write(
+            f"({_describe(task)}: {why}; showing the last lines kept in the database)"
+        )
+        self.write_text(getattr(task, column) or "(empty)")
+
+    def write_text(self, text: str) -> None:
+        if text:  # like cat: an empty log prints nothing
+            self.stdout.write(text, ending="" if text.endswith("\n") else "\n")
+
+
+def _describe(task: Task) -> str:
+    node = f" on {task.node}" if task.node else ""
+    return f"task {task.index} (frames {task.frame_label}, {task.state}{node})"

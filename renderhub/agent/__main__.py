@@ -1,0 +1,58 @@
+"""``python -m renderhub.agent SPEC.json`` (or ``-`` to read the spec from stdin)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import IO
+
+from .runner import EXIT_BAD_SPEC, CancelFlag, Emitter, run
+from .spec import SpecError, load_spec
+
+USAGE = "usage: python -m renderhub.agent SPEC.json   (- reads the spec from stdin)"
+
+
+def bad_spec(problems: list[str], out: IO[str]) -> int:
+    """Report an unusable spec: a log event per problem, then finished(bad_spec)."""
+    emitter = Emitter(out)
+    for problem in problems:
+        emitter.emit("log", level="error", message=f"bad spec: {problem}")
+        print(f"renderhub.agent: bad spec: {problem}", file=sys.stderr)
+    emitter.emit(
+        "finished",
+        status="bad_spec",
+        exit_code=EXIT_BAD_SPEC,
+        reason="; ".join(problems),
+        renderer_exit_code=None,
+    )
+    return EXIT_BAD_SPEC
+
+
+def install_signal_handlers(cancel: CancelFlag) -> None:
+    """SIGTERM/SIGINT ask the run loop to stop the renderer and report ``cancelled``."""
+
+    def handler(signum: int, _frame: object) -> None:
+        cancel.request(f"cancelled by {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def main(argv: list[str] | None = None, stdin: IO[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args in (["-h"], ["--help"]):
+        print(USAGE)
+        return 0
+    if len(args) != 1:
+        return bad_spec([f"expected exactly one argument, the spec path; {USAGE}"], sys.stdout)
+    cancel = CancelFlag()
+    install_signal_handlers(cancel)
+    try:
+        spec = load_spec(args[0], stdin)
+    except SpecError as exc:
+        return bad_spec(exc.problems, sys.stdout)
+    return run(spec, sys.stdout, cancel)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,554 @@
+"""The run loop: stage inputs, run the renderer, follow its output, report events.
+
+Every event is one JSON object per line on ``out`` (flushed at once) and a readable line
+in ``work_dir/agent.log``; the renderer's own stdout and stderr are copied as they come
+to ``work_dir/stdout.log`` and ``stderr.log``. Once ``started`` was sent, every frame of
+the chunk gets exactly one ``frame_done`` or ``frame_failed`` before ``finished``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from .progress import Parser, Update, make_parser
+from .spec import Input, Spec, inside
+from .template import TemplateError, expand, standard_values
+
+# Exit codes, also sent as finished.exit_code with the matching status.
+EXIT_OK = 0
+EXIT_ERROR = 1  # the agent itself failed (a directory it cannot create, a copy that fails)
+EXIT_BAD_SPEC = 2
+EXIT_INPUT_MISSING = 3
+EXIT_RENDERER_FAILED = 4
+EXIT_CANCELLED = 5
+EXIT_TIMEOUT = 6
+
+STATUSES = {
+    EXIT_OK: "success",
+    EXIT_ERROR: "error",
+    EXIT_BAD_SPEC: "bad_spec",
+    EXIT_INPUT_MISSING: "input_missing",
+    EXIT_RENDERER_FAILED: "renderer_failed",
+    EXIT_CANCELLED: "cancelled",
+    EXIT_TIMEOUT: "timeout",
+}
+
+POLL = 0.1  # seconds between checks of the clock, the cancel flag and the renderer
+PIPE_DRAIN = 3.0  # after the renderer exits, wait this long for its pipes to close
+MAX_REASON = 2000
+TAIL_LINES = 30
+MAX_LINE = 1 << 20  # a "line" with no newline this long is parsed as it is
+_LINE_END = re.compile(rb"\r\n|\r|\n")  # \r too: progress bars redraw with it
+
+
+@dataclass
+class CancelFlag:
+    """Set from a signal handler (a plain attribute: no locks inside a handler)."""
+
+    requested: bool = False
+    reason: str = "cancelled"
+
+    def request(self, reason: str) -> None:
+        self.reason = reason
+        self.requested = True
+
+
+class Cancelled(Exception):
+    pass
+
+
+class Emitter:
+    """Writes events as JSON lines to ``out`` and readable lines to agent.log."""
+
+    def __init__(self, out: IO[str] | None, spec: Spec | None = None) -> None:
+        self.out = out
+        self.log: IO[str] | None = None
+        self.prefix = ""
+        if spec is not None:
+            self.prefix = f"job={spec.job} task={spec.task} "
+
+    def open_log(self, path: Path) -> None:
+        # Open for the whole run (events arrive one by one); close() ends it.
+        self.log = open(path, "a", encoding="utf-8")  # noqa: SIM115
+
+    def emit(self, event: str, **fields: Any) -> dict[str, Any]:
+        record = {"event": event, "time": time.time(), **fields}
+        if self.out is not None:
+            try:
+                self.out.write(json.dumps(record) + "\n")
+                self.out.flush()
+            except (BrokenPipeError, ValueError):  # nobody listens any more; keep going
+                self.out = None
+        if self.log is not None:
+            self.log.write(_human(record, self.prefix) + "\n")
+            self.log.flush()
+        return record
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+
+
+def _human(record: dict[str, Any], prefix: str) -> str:
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record["time"]))
+    millis = int(record["time"] % 1 * 1000)
+    fields = " ".join(
+        f"{key}={value if isinstance(value, int | float) else json.dumps(value)}"
+        for key, value in record.items()
+        if key not in ("event", "time")
+    )
+    return f"{stamp}.{millis:03d} {prefix}{record['event']} {fields}".rstrip()
+
+
+# --- staging -----------------------------------------------------------------------------
+
+
+@dataclass
+class StageStats:
+    files: int = 0
+    bytes: int = 0
+    skipped: int = 0
+    broken: list[str] = field(default_factory=list)
+
+
+def _same_file(src: os.stat_result, dst: Path) -> bool:
+    """Size and mtime match (to the millisecond: file systems round differently)."""
+    try:
+        st = dst.stat()
+    except OSError:
+        return False
+    return st.st_size == src.st_size and abs(st.st_mtime_ns - src.st_mtime_ns) < 1_000_000
+
+
+def _copy_file(src: Path, dst: Path, stats: StageStats) -> None:
+    src_stat = src.stat()
+    if _same_file(src_stat, dst):
+        stats.skipped += 1
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    # Copy under a temporary name: an interrupted copy never looks like a finished one.
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.part")
+    try:
+        shutil.copy2(src, tmp)
+        tmp.replace(dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+    stats.files += 1
+    stats.bytes += src_stat.st_size
+
+
+def _copy_tree(src: Path, dst: Path, stats: StageStats, cancel: CancelFlag) -> None:
+    """Copy a folder's files keeping the layout; symlinks are followed (loops skipped)."""
+    seen = {src.resolve()}
+    for root, dirs, files in os.walk(src, followlinks=True):
+        here = Path(root)
+        fresh = [d for d in sorted(dirs) if (here / d).resolve() not in seen]
+        seen.update((here / d).resolve() for d in fresh)
+        dirs[:] = fresh
+        target = dst / here.relative_to(src)
+        target.mkdir(parents=True, exist_ok=True)  # empty folders too
+        for name in sorted(files):
+            if cancel.requested:
+                raise Cancelled
+            if not (here / name).exists():
+                stats.broken.append(str(here / name))  # a dangling symlink: nothing to copy
+                continue
+            _copy_file(here / name, target / name, stats)
+
+
+def stage(inputs: Iterable[Input], cancel: CancelFlag) -> StageStats:
+    """Copy each input; a directory tree keeps its layout under ``dst``."""
+    stats = StageStats()
+    for item in inputs:
+        src, dst = Path(item.src), Path(item.dst)
+        if src.is_dir():
+            _copy_tree(src, dst, stats, cancel)
+        else:
+            if cancel.requested:
+                raise Cancelled
+            if item.dst.endswith("/") or dst.is_dir():
+                dst = dst / src.name  # an existing folder (or a trailing /): copy into it
+            _copy_file(src, dst, stats)
+    return stats
+
+
+# --- publishing --------------------------------------------------------------------------
+
+
+def publish(path: Path, publish_dir: Path) -> Path:
+    """Move ``path`` into ``publish_dir`` atomically, keeping its name."""
+    final = publish_dir / path.name
+    tmp = publish_dir / f".{path.name}.{os.getpid()}.part"
+    try:
+        shutil.move(path, tmp)  # a rename on one file system, else copy + delete
+        tmp.replace(final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return final
+
+
+# --- the renderer's output -----------------------------------------------------------------
+
+
+class OutputPump:
+    """Reads the renderer's stdout and stderr in threads into one queue of chunks."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.queue: queue.Queue[tuple[str, bytes | None]] = queue.Queue()
+        self.open_streams = {"stdout", "stderr"}
+        for name, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
+            thread = threading.Thread(target=self._read, args=(name, pipe), daemon=True)
+            thread.start()
+
+    def _read(self, name: str, pipe: IO[bytes] | None) -> None:
+        assert pipe is not None
+        try:
+            while chunk := os.read(pipe.fileno(), 65536):
+                self.queue.put((name, chunk))
+        except OSError:
+            pass
+        finally:
+            self.queue.put((name, None))
+
+    def get(self, timeout: float) -> tuple[str, bytes | None] | None:
+        try:
+            return self.queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+
+class LineSplitter:
+    """Bytes in, complete decoded lines out (the rest is kept for the next chunk)."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+
+    def feed(self, chunk: bytes) -> list[str]:
+        self.buffer += chunk
+        *lines, self.buffer = _LINE_END.split(self.buffer)
+        if len(self.buffer) > MAX_LINE:
+            lines.append(self.buffer)
+            self.buffer = b""
+        return [line.decode("utf-8", "replace") for line in lines]
+
+    def flush(self) -> list[str]:
+        rest, self.buffer = self.buffer, b""
+        return [rest.decode("utf-8", "replace")] if rest else []
+
+
+# --- the run ------------------------------------------------------------------------------
+
+
+class Run:
+    """One chunk, start to finish; :meth:`execute` returns the exit code."""
+
+    def __init__(self, spec: Spec, emitter: Emitter, cancel: CancelFlag) -> None:
+        self.spec = spec
+        self.emitter = emitter
+        self.cancel = cancel
+        self.work_dir = Path(spec.work_dir)
+        self.state: dict[int, str] = dict.fromkeys(spec.frames, "pending")
+        self.parser: Parser = make_parser(
+            spec.progress_parser, spec.frames, spec.output_dir, spec.output_name
+        )
+        self.tails = {
+            "stdout": deque[str](maxlen=TAIL_LINES),
+            "stderr": deque[str](maxlen=TAIL_LINES),
+        }
+        self.stop: tuple[int, str] | None = None  # (exit code, reason) once we kill the renderer
+        self.failures: dict[int, str] = {}
+
+    def emit(self, event: str, **fields: Any) -> None:
+        self.emitter.emit(event, **fields)
+
+    def log(self, message: str, level: str = "info") -> None:
+        self.emit("log", level=level, message=message)
+
+    def finish(
+        self, exit_code: int, reason: str = "", renderer_exit_code: int | None = None
+    ) -> int:
+        self.emit(
+            "finished",
+            status=STATUSES[exit_code],
+            exit_code=exit_code,
+            reason=_clip(reason),
+            renderer_exit_code=renderer_exit_code,
+        )
+        return exit_code
+
+    # -- before the renderer
+
+    def execute(self) -> int:
+        spec = self.spec
+        try:
+            for directory in (spec.work_dir, spec.output_dir, spec.publish_dir):
+                if directory:
+                    Path(directory).mkdir(parents=True, exist_ok=True)
+            self.emitter.open_log(self.work_dir / "agent.log")
+        except OSError as exc:
+            return self.finish(EXIT_ERROR, f"cannot create the agent's directories: {exc}")
+        if missing := self.missing_inputs():
+            return self.finish(EXIT_INPUT_MISSING, "; ".join(missing))
+        try:
+            stats = stage(spec.inputs, self.cancel)
+        except Cancelled:
+            return self.finish(EXIT_CANCELLED, f"{self.cancel.reason} while staging inputs")
+        except OSError as exc:
+            return self.finish(EXIT_ERROR, f"staging inputs failed: {exc}")
+        for path in stats.broken:
+            self.log(f"skipped {path}: a symbolic link to nothing", "warning")
+        self.emit("staged", files=stats.files, bytes=stats.bytes, skipped=stats.skipped)
+        if not Path(spec.scene).is_file():
+            return self.finish(EXIT_INPUT_MISSING, f"scene {spec.scene} does not exist")
+        if self.cancel.requested:
+            return self.finish(EXIT_CANCELLED, f"{self.cancel.reason} before rendering")
+        try:
+            argv = self.argv()
+        except TemplateError as exc:  # parse_spec checks templates; values could still fail
+            return self.finish(EXIT_BAD_SPEC, f"command: {exc}")
+        return self.render(argv)
+
+    def missing_inputs(self) -> list[str]:
+        missing = [f"input {i.src} does not exist" for i in self.spec.inputs if not _exists(i.src)]
+        # A scene inside a staged folder only exists after staging: checked again then.
+        staged = any(inside(self.spec.scene, i.dst) for i in self.spec.inputs)
+        if not staged and not Path(self.spec.scene).is_file():
+            missing.insert(0, f"scene {self.spec.scene} does not exist")
+        return missing
+
+    def argv(self) -> list[str]:
+        spec = self.spec
+        values: dict[str, object] = {
+            **spec.variables,
+            **standard_values(
+                scene=spec.scene,
+                frames=spec.frames,
+                cpus=spec.cpus,
+                output_dir=spec.output_dir,
+                output_name=spec.output_name,
+            ),
+        }
+        return expand(spec.command, values)
+
+    # -- the renderer
+
+    def render(self, argv: list[str]) -> int:
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=self.work_dir,
+                env={**os.environ, **self.spec.env},
+            )
+        except OSError as exc:
+            self.fail_remaining(f"the renderer could not start: {exc}")
+            return self.finish(EXIT_RENDERER_FAILED, f"cannot start {argv[0]!r}: {exc}")
+        self.emit("started", pid=proc.pid, argv=argv)
+        try:
+            with (
+                open(self.work_dir / "stdout.log", "ab") as out_log,
+                open(self.work_dir / "stderr.log", "ab") as err_log,
+            ):
+                self.follow(proc, {"stdout": out_log, "stderr": err_log})
+        finally:
+            if proc.poll() is None:  # the agent itself failed: never leave the renderer
+                proc.kill()
+            proc.wait()
+        return self.conclude(proc.returncode)
+
+    def follow(self, proc: subprocess.Popen[bytes], logs: dict[str, IO[bytes]]) -> None:
+        """Copy and parse output until the renderer exited and its pipes closed."""
+        pump = OutputPump(proc)
+        splitters = {"stdout": LineSplitter(), "stderr": LineSplitter()}
+        started = last_output = time.monotonic()
+        kill_at: float | None = None
+        exited_at: float | None = None
+        while pump.open_streams:
+            item = pump.get(POLL)
+            now = time.monotonic()
+            if item is not None:
+                stream, chunk = item
+                if chunk is None:
+                    pump.open_streams.discard(stream)
+                    self.lines(stream, splitters[stream].flush())
+                else:
+                    last_output = now
+                    logs[stream].write(chunk)
+                    logs[stream].flush()
+                    self.lines(stream, splitters[stream].feed(chunk))
+            self.handle(self.parser.tick())
+            if self.stop is None:
+                self.check_limits(now - started, now - last_output)
+                if self.stop is not None:
+                    kill_at = now + self.spec.kill_grace
+                    self.terminate(proc)
+            if kill_at is not None and now >= kill_at and proc.poll() is None:
+                self.log(
+                    f"renderer still running {self.spec.kill_grace:g} s after SIGTERM: SIGKILL"
+                )
+                proc.kill()
+                kill_at = None
+            if proc.poll() is not None:
+                exited_at = exited_at or now
+                if now - exited_at > PIPE_DRAIN:  # a child of the renderer holds the pipes
+                    self.log("renderer exited but its output pipes stayed open", "warning")
+                    break
+
+    def check_limits(self, running: float, silent: float) -> None:
+        spec = self.spec
+        if self.cancel.requested:
+            self.stop = (EXIT_CANCELLED, self.cancel.reason)
+        elif spec.timeout is not None and running > spec.timeout:
+            self.stop = (EXIT_TIMEOUT, f"renderer exceeded the timeout of {spec.timeout:g} s")
+        elif spec.stall_timeout is not None and silent > spec.stall_timeout:
+            self.stop = (
+                EXIT_TIMEOUT,
+                f"renderer stalled: no output for {spec.stall_timeout:g} s",
+            )
+
+    def terminate(self, proc: subprocess.Popen[bytes]) -> None:
+        assert self.stop is not None
+        self.log(f"stopping renderer pid {proc.pid}: {self.stop[1]}", "warning")
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+
+    def lines(self, stream: str, lines: list[str]) -> None:
+        for line in lines:
+            if line.strip():
+                self.tails[stream].append(line)
+                self.handle(self.parser.feed(line, stream))
+
+    # -- frames
+
+    def handle(self, updates: list[Update]) -> None:
+        for update in updates:
+            frame = update.frame
+            if update.event == "log" or frame is None:
+                self.log(update.message, "warning")
+            elif frame not in self.state:
+                continue  # Blender reports frames outside the chunk while loading
+            elif update.event == "frame_started" and self.state[frame] == "pending":
+                self.state[frame] = "started"
+                self.emit("frame_started", frame=frame)
+            elif update.event == "progress" and self.state[frame] == "started":
+                self.emit("progress", frame=frame, message=update.message)
+            elif update.event == "frame_done" and self.state[frame] in ("pending", "started"):
+                self.frame_done(frame, update.outputs, update.seconds)
+
+    def frame_done(self, frame: int, outputs: list[str], seconds: float | None) -> None:
+        paths = [Path(p) if Path(p).is_absolute() else self.work_dir / p for p in outputs]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            self.frame_failed(frame, f"the renderer reported {', '.join(missing)} but no such file")
+            return
+        if self.spec.publish_dir:
+            try:
+                paths = [publish(p, Path(self.spec.publish_dir)) for p in paths]
+            except OSError as exc:
+                self.frame_failed(frame, f"publishing the output failed: {exc}")
+                return
+        self.state[frame] = "done"
+        self.emit("frame_done", frame=frame, outputs=[str(p) for p in paths], seconds=seconds)
+
+    def frame_failed(self, frame: int, reason: str) -> None:
+        self.state[frame] = "failed"
+        self.failures[frame] = reason
+        self.emit("frame_failed", frame=frame, reason=_clip(reason))
+
+    def fail_remaining(self, reason: Callable[[int], str] | str) -> list[int]:
+        left = [f for f, state in self.state.items() if state in ("pending", "started")]
+        for frame in left:
+            self.frame_failed(frame, reason(frame) if callable(reason) else reason)
+        return left
+
+    # -- the outcome
+
+    def conclude(self, code: int) -> int:
+        self.handle(self.parser.finish(code))  # frames saved before the end still count
+        if self.stop is not None:
+            exit_code, why = self.stop
+            self.fail_remaining(f"not rendered: {why}")
+            return self.finish(exit_code, why, code)
+        if code != 0:
+            what = f"renderer {_describe_exit(code)}"
+            self.fail_remaining(f"{what} before saving it")
+            detail = self.details()
+            return self.finish(EXIT_RENDERER_FAILED, f"{what}: {detail}" if detail else what, code)
+        earlier = dict(self.failures)  # failed while running (missing file, publishing)
+        left = self.fail_remaining(lambda f: f"renderer exited without saving frame {f}")
+        if not self.failures:
+            return self.finish(EXIT_OK, "", code)
+        if left:
+            what = f"renderer exited without saving frame(s) {_frames_text(left)}"
+            detail = self.details()
+            reason = f"{what}: {detail}" if detail else what
+        else:
+            reason = "; ".join(f"frame {f}: {why}" for f, why in earlier.items())
+        return self.finish(EXIT_RENDERER_FAILED, reason, code)
+
+    def details(self) -> str:
+        """The useful part of the renderer's output: its error lines, else the tail."""
+        if self.parser.errors:
+            return "\n".join(self.parser.errors[-10:])
+        for stream in ("stderr", "stdout"):
+            if self.tails[stream]:
+                return "\n".join(list(self.tails[stream])[-15:])
+        return ""
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def _frames_text(frames: list[int]) -> str:
+    return ", ".join(str(f) for f in frames)
+
+
+def _clip(text: str) -> str:
+    """At most MAX_REASON characters, keeping the end (where errors usually are)."""
+    return text if len(text) <= MAX_REASON else "..." + text[-(MAX_REASON - 3) :]
+
+
+def _exists(path: str) -> bool:
+    return Path(path).exists()
+
+
+def run(spec: Spec, out: IO[str] | None = None, cancel: CancelFlag | None = None) -> int:
+    """Render the chunk ``spec`` describes, writing events to ``out``; the exit code."""
+    emitter = Emitter(out, spec)
+    try:
+        return Run(spec, emitter, cancel or CancelFlag()).execute()
+    except Exception as exc:  # a bug in the agent: still end with a finished event
+        emitter.emit("log", level="error", message=traceback.format_exc())
+        emitter.emit(
+            "finished",
+            status=STATUSES[EXIT_ERROR],
+            exit_code=EXIT_ERROR,
+            reason=f"agent error: {exc!r}",
+            renderer_exit_code=None,
+        )
+        return EXIT_ERROR
+    finally:
+        emitter.close()

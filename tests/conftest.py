@@ -1,0 +1,113 @@
+"""Shared fixtures: a private storage root and work dir per test, and named personas.
+
+alice is a superuser, bob a member of the project, charlie a member of nothing.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BLENDER = shutil.which("blender")
+
+
+@pytest.fixture(autouse=True)
+def _private_dirs(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every test gets its own storage root, work dir and download dir."""
+    base = tmp_path_factory.mktemp("renderhub")
+    settings.LOCAL_STORAGE_ROOT = base / "storage"
+    settings.LOCAL_STORAGE_ROOT.mkdir()
+    settings.STORAGE_URL = settings.LOCAL_STORAGE_ROOT.as_uri() + "/"
+    settings.RENDER_WORK_DIR = base / "work"
+    settings.AUTO_DOWNLOAD_DIR = base / "downloads"
+    from renderhub import storage
+
+    if hasattr(storage, "reset_cache"):
+        storage.reset_cache()
+    return base
+
+
+@pytest.fixture
+def storage_root(settings: Any) -> Path:
+    return Path(settings.LOCAL_STORAGE_ROOT)
+
+
+@pytest.fixture
+def storage_url(settings: Any) -> str:
+    return str(settings.STORAGE_URL)
+
+
+@pytest.fixture
+def alice(django_user_model: Any) -> Any:
+    return django_user_model.objects.create_superuser("alice", "alice@example.com", "pw-alice-1")
+
+
+@pytest.fixture
+def bob(django_user_model: Any) -> Any:
+    return django_user_model.objects.create_user(
+        "bob", "bob@example.com", "pw-bob-1", is_staff=True
+    )
+
+
+@pytest.fixture
+def charlie(django_user_model: Any) -> Any:
+    return django_user_model.objects.create_user(
+        "charlie", "charlie@example.com", "pw-charlie-1", is_staff=True
+    )
+
+
+@pytest.fixture
+def image(db: None) -> Any:
+    """The image the data migration makes (re-made when a transactional test flushed it)."""
+    import importlib
+
+    from django.apps import apps
+
+    from images.models import ComputeImage
+
+    if not ComputeImage.objects.filter(name="local-linux").exists():
+        importlib.import_module("images.migrations.0002_blender").create(apps, None)
+    return ComputeImage.objects.get(name="local-linux")
+
+
+@pytest.fixture
+def blender_software(image: Any) -> Any:
+    return image.software.get(name="blender")
+
+
+@pytest.fixture
+def project(image: Any, storage_url: str, bob: Any) -> Any:
+    from projects.models import Project, StorageMapping
+
+    project = Project.objects.create(
+        name="shots", image=image, output_prefix=storage_url + "output/"
+    )
+    StorageMapping.objects.create(
+        project=project, source=storage_url + "scenes/", destination="/mnt/scenes/"
+    )
+    project.members.add(bob)
+    return project
+
+
+@pytest.fixture
+def cluster(image: Any) -> Any:
+    import uuid
+
+    from clusters.models import Cluster
+
+    # A unique name per test: its queue never sees another run's leftover messages.
+    return Cluster.objects.create(
+        name=f"local-{uuid.uuid4().hex[:8]}", image=image, desired_nodes=2, max_nodes=4
+    )
+
+
+@pytest.fixture
+def scene_url(storage_root: Path, storage_url: str) -> str:
+    """A stand-in scene file in the project's mapped folder."""
+    path = storage_root / "scenes" / "shot_a.blend"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"BLENDER-v304 not a real scene")
+    return storage_url + "scenes/shot_a.blend"

@@ -1,0 +1,224 @@
+"""Render jobs end to end through a real Celery worker, the node agent and a renderer."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from jobs import services
+from jobs.choices import FrameState, JobState, TaskState
+from renderhub import storage
+
+from .conftest import wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.embedded]
+SCENE_SCRIPT = Path(__file__).parents[2] / "jobs" / "blender" / "demo_scene.py"
+
+
+def submit(project: Any, software: Any, cluster: Any, scene: str, **kw: Any) -> Any:
+    [job] = services.submit_render(
+        services.RenderRequest(
+            project=project, software=software, cluster=cluster, scenes=[scene], **kw
+        )
+    )
+    return job
+
+
+def test_it_renders_every_frame_with_outputs_thumbnails_and_logs(
+    project, fake_software, cluster, scene_url, render_worker
+) -> None:
+    job = wait_for(submit(project, fake_software, cluster, scene_url, frames="1-6", nodes=2))
+    assert job.state == JobState.FINISHED, job.failure_reason
+    assert job.frames_done == 6 and job.frames_failed == 0
+    frames = list(job.frame_set.order_by("number"))
+    assert all(f.state == FrameState.DONE for f in frames)
+    backend, _ = storage.resolve(job.output_url)
+    for frame in frames:
+        _, key = storage.resolve(frame.output_url)
+        assert key.endswith(f"shot_a_{frame.number:04d}.png")
+        assert backend.stat(key).size > 0
+        _, thumb_key = storage.resolve(frame.thumbnail_url)
+        assert backend.read(thumb_key)[:3] == b"\xff\xd8\xff"  # a JPEG
+    tasks = list(job.tasks.all())
+    assert {t.state for t in tasks} == {TaskState.DONE}
+    assert {t.node for t in tasks} == {f"test-{cluster.name}@localhost"}, [t.node for t in tasks]
+    _, log_key = storage.resolve(tasks[0].log_url)
+    assert b"Saved:" in backend.read(log_key + "stdout.log")
+    assert b"frame_done" in backend.read(log_key + "agent.log") or backend.read(
+        log_key + "agent.log"
+    )
+    assert job.duration is not None
+
+
+def test_a_failing_render_reports_the_renderers_stderr(
+    project, fake_software, cluster, scene_url, render_worker, settings
+) -> None:
+    settings.RENDER_TASK_MAX_ATTEMPTS = 2
+    job = submit(
+        project,
+        fake_software,
+        cluster,
+        scene_url,
+        frames="1-2",
+        nodes=1,
+        parameters={"mode": "fail"},
+    )
+    job = wait_for(job)
+    assert job.state == JobState.FAILED
+    assert "License server unreachable" in job.failure_reason
+    task = job.tasks.get()
+    assert task.attempts == 2  # retried once, then given up
+    assert "License server unreachable" in task.stderr_tail
+    assert job.frame_set.filter(state=FrameState.FAILED).count() == 2
+    assert job.frames_failed == 2
+
+
+def test_cancel_kills_the_renderer(
+    project, fake_software, cluster, scene_url, render_worker
+) -> None:
+    job = submit(
+        project,
+        fake_software,
+        cluster,
+        scene_url,
+        frames="1-2",
+        nodes=1,
+        parameters={"mode": "slow"},
+    )
+    deadline = time.monotonic() + 30
+    task = job.tasks.get()
+    while time.monotonic() < deadline:
+        task.refresh_from_db()
+        if task.pid and job.frame_set.filter(state=FrameState.RUNNING).exists():
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError("the render never started")
+    pid = task.pid
+    assert services.cancel_job(job) == 1
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.2)
+    assert not _alive(pid), "the agent's process group survived the cancel"
+    job.refresh_from_db()
+    assert job.state == JobState.CANCELLED
+    assert job.tasks.get().state == TaskState.CANCELLED
+    assert not job.frame_set.exclude(state=FrameState.CANCELLED).exists()
+
+
+def test_a_test_frame_runs_first_then_the_rest(
+    project, fake_software, cluster, scene_url, render_worker
+) -> None:
+    job = submit(
+        project, fake_software, cluster, scene_url, frames="1-5", nodes=2, test_frame_first=True
+    )
+    job = wait_for(job)
+    assert job.state == JobState.FINISHED
+    test_task = job.tasks.get(is_test=True)
+    others = job.tasks.filter(is_test=False)
+    assert all(t.started_at >= test_task.finished_at for t in others)
+
+
+def test_retry_renders_only_what_failed(
+    project, fake_software, cluster, scene_url, render_worker, settings
+) -> None:
+    settings.RENDER_TASK_MAX_ATTEMPTS = 1
+    job = wait_for(
+        submit(
+            project,
+            fake_software,
+            cluster,
+            scene_url,
+            frames="1-2",
+            nodes=1,
+            parameters={"mode": "fail"},
+        )
+    )
+    assert job.state == JobState.FAILED
+    job.parameters = {"mode": "ok"}  # as if the license server came back
+    job.save(update_fields=["parameters"])
+    assert services.retry_job(job) == 1
+    job = wait_for(job, states=(JobState.FINISHED, JobState.FAILED))
+    assert job.state == JobState.FINISHED
+    assert job.frames_done == 2 and job.frames_failed == 0
+
+
+def test_the_worker_reports_itself_as_a_cluster_node(cluster, render_worker) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not cluster.nodes.exists():
+        time.sleep(0.2)
+    node = cluster.nodes.get()
+    assert node.name == f"test-{cluster.name}@localhost"
+    assert node.cpu_percent is not None and node.memory_percent is not None
+    assert node.concurrency == 2
+
+
+@pytest.mark.blender
+@pytest.mark.skipif(shutil.which("blender") is None, reason="needs Blender")
+def test_blender_renders_the_demo_scene(
+    project, blender_software, cluster, storage_root, storage_url, render_worker, tmp_path
+) -> None:
+    scene = storage_root / "scenes" / "ball" / "ball.blend"
+    scene.parent.mkdir(parents=True)
+    subprocess.run(
+        [
+            "blender",
+            "-b",
+            "--factory-startup",
+            "--python",
+            str(SCENE_SCRIPT),
+            "--",
+            str(scene),
+            "--frames",
+            "4",
+            "--width",
+            "64",
+            "--height",
+            "48",
+            "--samples",
+            "4",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    job = wait_for(
+        submit(
+            project,
+            blender_software,
+            cluster,
+            storage_url + "scenes/ball/ball.blend",
+            frames="1-4",
+            nodes=2,
+        ),
+        timeout=180,
+    )
+    assert job.state == JobState.FINISHED, job.failure_reason
+    pixels = []
+    for frame in job.frame_set.order_by("number"):
+        path = storage.resolve(frame.output_url)[0].local_path(storage.resolve(frame.output_url)[1])
+        with Image.open(path) as img:
+            assert img.size == (64, 48)
+            pixels.append(img.convert("RGB").tobytes())
+        assert frame.seconds and frame.seconds > 0
+    assert len(set(pixels)) == 4  # the animation moves: every frame differs
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except OSError:
+        return False
