@@ -37,9 +37,7 @@ class ComputeImage(models.Model):
     def clean(self) -> None:
         if not IMAGE_ID_RE.match(self.image_id or ""):
             raise ValidationError(
-                {
-                    "image_id": "Use letters, digits and . _ : / - only (e.g. m-abc123)."
-                }
+                {"image_id": "Use letters, digits and . _ : / - only (e.g. m-abc123)."}
             )
 
 
