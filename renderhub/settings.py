@@ -213,6 +213,13 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "renderhub"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Upserted into django-celery-beat's tables when beat starts; editable in the admin.
+CELERY_BEAT_SCHEDULE = {
+    "reap-stale-render-tasks": {
+        "task": "jobs.tasks.reap_stale_tasks",
+        "schedule": float(max(5, RENDER_STALE_AFTER // 2)),
+    },
+}
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
