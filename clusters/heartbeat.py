@@ -15,7 +15,7 @@ from typing import Any
 import psutil
 from celery.signals import worker_init, worker_shutdown
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from .choices import NodeState
@@ -70,14 +70,16 @@ def _ip_address() -> str | None:
 
 
 def _loop(hostname: str, clusters: list[str], stop: threading.Event) -> None:
-    while not stop.is_set():
-        try:
-            report(hostname, clusters)
-        except Exception:  # the heartbeat must outlive a database blip
-            log.exception("node heartbeat failed")
-        finally:
-            close_old_connections()
-        stop.wait(settings.NODE_HEARTBEAT_SECONDS)
+    try:
+        while not stop.is_set():
+            try:
+                report(hostname, clusters)
+                close_old_connections()
+            except Exception:  # the heartbeat must outlive a database blip
+                log.exception("node heartbeat failed")
+            stop.wait(settings.NODE_HEARTBEAT_SECONDS)
+    finally:
+        connection.close()  # this thread's own connection
 
 
 @worker_init.connect
@@ -91,13 +93,18 @@ def _start(sender: Any = None, **kwargs: Any) -> None:
     if not clusters:
         return
     _state["stop"] = stop = threading.Event()
-    threading.Thread(target=_loop, args=(sender.hostname, clusters, stop), daemon=True).start()
+    _state["thread"] = thread = threading.Thread(
+        target=_loop, args=(sender.hostname, clusters, stop), daemon=True
+    )
+    thread.start()
     log.info("render worker %s serving clusters %s", sender.hostname, ", ".join(clusters))
 
 
 @worker_shutdown.connect
 def _stop(sender: Any = None, **kwargs: Any) -> None:
     _state["stop"].set()
+    if thread := _state.pop("thread", None):
+        thread.join(timeout=30)
     if clusters := _state.get("clusters"):
         try:
             report(sender.hostname, clusters, NodeState.OFFLINE)
