@@ -28,7 +28,7 @@ from projects.models import Project
 from renderhub import storage
 from renderhub.compute import get_backend
 
-from .choices import OPEN_TASK_STATES, FrameState, JobState, TaskState
+from .choices import ACTIVE_JOB_STATES, OPEN_TASK_STATES, FrameState, JobState, TaskState
 from .framespec import FrameSpecError, parse_frame_spec, split_by_size, split_even
 from .models import Frame, RenderJob, Task
 
@@ -207,9 +207,11 @@ def _create_tasks(job: RenderJob, request: RenderRequest, frames: list[int]) -> 
 
 
 def _enqueue_dispatch(job_id: int) -> None:
-    from .tasks import dispatch_job
-
-    dispatch_job.delay(job_id)
+    """Send the job's new chunks right after commit; if that fails, dispatch_pending retries."""
+    try:
+        dispatch(job_id)
+    except Exception:  # broker down or slow: the rows stay undispatched, never lost
+        log.exception("could not dispatch job %s now; the next dispatch_pending will", job_id)
 
 
 def dispatch(job_id: int) -> int:
@@ -221,6 +223,16 @@ def dispatch(job_id: int) -> int:
     if tasks:
         get_backend(job.cluster.backend).dispatch(job, tasks)
     return len(tasks)
+
+
+def dispatch_pending() -> int:
+    """Dispatch queued chunks that were never sent (broker outage, crash after commit)."""
+    job_ids = set(
+        Task.objects.filter(
+            state=TaskState.QUEUED, queued_at__isnull=True, job__state__in=ACTIVE_JOB_STATES
+        ).values_list("job_id", flat=True)
+    )
+    return sum(dispatch(job_id) for job_id in sorted(job_ids))
 
 
 # --- Operations users ask for ---------------------------------------------------------

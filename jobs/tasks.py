@@ -10,8 +10,8 @@ from . import outputs, runner, services
 
 
 @shared_task(ignore_result=True)
-def dispatch_job(job_id: int) -> int:
-    return services.dispatch(job_id)
+def dispatch_pending() -> int:
+    return services.dispatch_pending()
 
 
 @shared_task(

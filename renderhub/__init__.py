@@ -1,10 +1,6 @@
-"""RenderHub: a self-hosted control panel for batch rendering and genomics workflows."""
+"""RenderHub: a self-hosted control panel for batch rendering and genomics workflows.
 
-from __future__ import annotations
-
-try:
-    from .celery import app as celery_app
-except ImportError:  # the node agent (renderhub.agent) runs on machines without Celery
-    celery_app = None  # type: ignore[assignment]
-
-__all__ = ["celery_app"]
+Deliberately empty: the node agent (``renderhub.agent``) runs on machines with nothing but
+Python, so importing this package must not pull in Django or Celery. The Celery app is
+loaded by ``RenderHubConfig.ready()`` and found by ``celery -A renderhub``.
+"""

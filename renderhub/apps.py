@@ -8,4 +8,6 @@ class RenderHubConfig(AppConfig):
     verbose_name = "RenderHub"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        # Registers the system checks, and makes our Celery app the current one so that
+        # shared_task.delay() in web and CLI processes uses its broker settings.
+        from . import celery, checks  # noqa: F401

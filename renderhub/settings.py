@@ -216,6 +216,7 @@ CELERY_TASK_DEFAULT_QUEUE = "renderhub"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Upserted into django-celery-beat's tables when beat starts; editable in the admin.
 CELERY_BEAT_SCHEDULE = {
+    "dispatch-pending-render-tasks": {"task": "jobs.tasks.dispatch_pending", "schedule": 10.0},
     "reap-stale-render-tasks": {
         "task": "jobs.tasks.reap_stale_tasks",
         "schedule": float(max(5, RENDER_STALE_AFTER // 2)),

@@ -135,3 +135,16 @@ def test_outsiders_cannot_submit_to_a_project(
         request(project, blender_software, cluster, [scene_url]), user=bob
     )
     assert job.submitted_by == bob
+
+
+def test_chunks_never_sent_are_dispatched_by_dispatch_pending(
+    project, blender_software, cluster, scene_url
+) -> None:
+    # Under the rollback `db` fixture on_commit never fires: exactly a crash after commit.
+    [job] = services.submit_render(
+        request(project, blender_software, cluster, [scene_url], frames="1-4", nodes=2)
+    )
+    assert not job.tasks.filter(queued_at__isnull=False).exists()
+    assert services.dispatch_pending() == 2
+    assert all(t.queued_at and t.celery_task_id for t in job.tasks.all())
+    assert services.dispatch_pending() == 0  # sent once, not again
