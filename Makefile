@@ -56,7 +56,8 @@ beat: install
 	$(BIN)/celery -A renderhub beat -l info
 
 bench: install blender
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/render.py
+	$(BIN)/python bench/render.py --broker redis://127.0.0.1:6379/14 --skip-efficiency
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

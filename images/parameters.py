@@ -64,6 +64,9 @@ def validate_definitions(definitions: Any) -> list[dict[str, Any]]:
                 continue
         elif choices is not None:
             errors.append(f"{where}: only choice parameters take 'choices'.")
+        if not isinstance(item.get("required", False), bool):
+            # bool("no") is True: a JSON string here would silently make it required.
+            errors.append(f"{where}: required must be true or false.")
         definition = {
             "name": name,
             "type": ptype,

@@ -49,7 +49,8 @@ class RenderJobAdmin(admin.ModelAdmin):
         "duration_column",
     )
     list_display_links = ("id", "name")
-    list_filter = ("state", "project", "cluster")
+    # Only projects with jobs this user sees: other projects' names must not show up here.
+    list_filter = ("state", ("project", admin.RelatedOnlyFieldListFilter), "cluster")
     list_select_related = ("project", "cluster", "submitted_by")
     search_fields = ("name", "scene_url", "=id")
     date_hierarchy = "created_at"
@@ -130,17 +131,17 @@ class RenderJobAdmin(admin.ModelAdmin):
         minutes, secs = divmod(int(seconds), 60)
         return f"{minutes}:{secs:02d}"
 
-    @admin.action(description="Cancel selected jobs")
+    @admin.action(description="Cancel selected jobs", permissions=["change"])
     def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[RenderJob]) -> None:
         count = sum(1 for job in queryset.select_related("cluster") if services.cancel_job(job))
         self.message_user(request, f"Cancelled {count} job(s).", messages.SUCCESS)
 
-    @admin.action(description="Retry failed chunks of selected jobs")
+    @admin.action(description="Retry failed chunks of selected jobs", permissions=["change"])
     def retry_jobs(self, request: HttpRequest, queryset: QuerySet[RenderJob]) -> None:
         chunks = sum(services.retry_job(job) for job in queryset)
         self.message_user(request, f"Queued {chunks} chunk(s) again.", messages.SUCCESS)
 
-    @admin.action(description="Requeue running chunks of selected jobs")
+    @admin.action(description="Requeue running chunks of selected jobs", permissions=["change"])
     def requeue_jobs(self, request: HttpRequest, queryset: QuerySet[RenderJob]) -> None:
         chunks = sum(services.requeue_job(job) for job in queryset)
         self.message_user(request, f"Requeued {chunks} chunk(s).", messages.SUCCESS)
@@ -163,7 +164,7 @@ class TaskAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Requeue selected chunks")
+    @admin.action(description="Requeue selected chunks", permissions=["change"])
     def requeue_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
         count = sum(services.requeue_task(t) for t in queryset)
         self.message_user(request, f"Requeued {count} chunk(s).", messages.SUCCESS)

@@ -13,14 +13,15 @@ from renderhub import storage
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
-WINDOWS_DRIVE_RE = re.compile(r"^[A-Za-z]:(\\[^\\/:*?\"<>|\x00-\x1f]+)*\\?$")
-LINUX_PATH_RE = re.compile(r"^/[^\x00-\x1f]*$")
+# \Z, not $: "$" also matches before a trailing newline.
+WINDOWS_DRIVE_RE = re.compile(r"^[A-Za-z]:(\\[^\\/:*?\"<>|\x00-\x1f]+)*\\?\Z")
+LINUX_PATH_RE = re.compile(r"^/[^\x00-\x1f]*\Z")
 
 
 def validate_node_path(path: str, platform: str, what: str) -> None:
     """A destination on a node: a drive letter on Windows, an absolute path on Linux."""
     if platform == Platform.WINDOWS:
-        if not WINDOWS_DRIVE_RE.match(path):
+        if not WINDOWS_DRIVE_RE.match(path) or ".." in path.split("\\"):
             raise ValidationError(
                 f"{what} must be a drive letter or a path on one on Windows, like G: or D:\\out\\"
             )
@@ -135,9 +136,15 @@ class StorageMapping(models.Model):
             validate_storage_prefix(self.source, "The source")
         except ValidationError as exc:
             errors["source"] = exc.messages[0]
-        if self.project_id and self.project.image_id:
+        # The admin's inline validates mappings of a project being added: not saved yet, so
+        # no project_id, but the (unsaved) project is set on the mapping.
+        try:
+            project = self.project
+        except Project.DoesNotExist:
+            project = None
+        if project is not None and project.image_id:
             try:
-                validate_node_path(self.destination, self.project.image.platform, "The destination")
+                validate_node_path(self.destination, project.image.platform, "The destination")
             except ValidationError as exc:
                 errors["destination"] = exc.messages[0]
         if errors:

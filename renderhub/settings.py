@@ -27,9 +27,23 @@ def _secret_key() -> str:
     if key := env.str("DJANGO_SECRET_KEY", default=""):
         return key
     path = VAR_DIR / "secret_key"
-    if not path.exists():
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(50))
+    if not path.exists() or not path.read_text().strip():
+        # Written whole under a private name, then linked into place: processes starting
+        # together (web, workers, beat) never read a half-written file or keep different
+        # keys, and an empty file left by a crash is replaced.
+        tmp = VAR_DIR / f".secret_key.{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(50))
+        try:
+            if path.exists() and not path.read_text().strip():
+                os.replace(tmp, path)
+            else:
+                os.link(tmp, path)  # fails if another process got there first: use its key
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
     return path.read_text().strip()
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.db.models import F
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -29,7 +30,10 @@ def healthz(request: HttpRequest) -> JsonResponse:
 def system_status(request: HttpRequest) -> HttpResponse:
     from django.contrib import admin
 
-    nodes = ClusterNode.objects.select_related("cluster").order_by("-last_seen")[:50]
+    # Most recently seen first; nodes that never reported last (PostgreSQL sorts NULL first).
+    nodes = ClusterNode.objects.select_related("cluster").order_by(
+        F("last_seen").desc(nulls_last=True), "name"
+    )[:50]
     context = {
         **admin.site.each_context(request),
         "title": "System status",

@@ -1,0 +1,221 @@
+"""Render benchmarks, run in one process against a scratch RenderHub (own var dir).
+
+1. Farm efficiency: the 48-frame demo scene through RenderHub (two chunks on a local
+   render worker with concurrency 2) against plain ``blender -b scene -a`` on the same
+   scene, in the same run. Ratio = RenderHub wall time / Blender wall time.
+2. Dispatch latency: submit to renderer start (the agent's ``started`` event), for
+   single-frame jobs submitted one after another; median and max.
+
+Usage: ``python bench/render.py [--broker redis://127.0.0.1:6379/14] [--latency-jobs 15]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--broker", default="", help="CELERY_BROKER_URL (default: filesystem)")
+    parser.add_argument("--frames", type=int, default=48)
+    parser.add_argument("--latency-jobs", type=int, default=15)
+    parser.add_argument("--skip-efficiency", action="store_true")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
+    var = Path(tempfile.mkdtemp(prefix="renderhub-bench-"))
+    os.environ["RENDERHUB_VAR_DIR"] = str(var)
+    os.environ.pop("DATABASE_URL", None)
+    if args.broker:
+        os.environ["CELERY_BROKER_URL"] = args.broker
+    else:
+        os.environ.pop("CELERY_BROKER_URL", None)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "renderhub.settings")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from renderhub import demo
+
+    project, software, cluster = demo.ensure_records()
+    scene_url = demo.ensure_scene(frames=args.frames)
+    if args.broker:
+        from renderhub.celery import app
+
+        app.control.purge()
+    worker = start_worker(var)
+    try:
+        wait_for_node(cluster.pk)
+        results: dict[str, object] = {
+            "broker": args.broker.split("://")[0] if args.broker else "filesystem",
+            "cpus": os.cpu_count(),
+            "blender": blender_version(),
+        }
+        if not args.skip_efficiency:
+            results["efficiency"] = farm_efficiency(project, software, cluster, scene_url, var)
+        results["latency"] = dispatch_latency(project, cluster, scene_url, args.latency_jobs)
+    finally:
+        worker.terminate()
+        worker.wait(30)
+    print(json.dumps(results, indent=2))
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = f"render-{results['broker']}-{datetime.now():%Y%m%d-%H%M%S}.json"
+    (args.out / name).write_text(json.dumps(results, indent=2))
+    if not os.environ.get("BENCH_KEEP"):
+        shutil.rmtree(var, ignore_errors=True)
+    return 0
+
+
+def start_worker(var: Path) -> subprocess.Popen[bytes]:
+    log = open(var / "worker.log", "ab")  # noqa: SIM115 (lives as long as the worker)
+    celery = Path(sys.executable).parent / "celery"
+    argv = [str(celery), "-A", "renderhub", "worker", "-Q", "renderhub,render.local"]
+    argv += ["-c", "2", "-n", "bench@%h", "-l", os.environ.get("BENCH_WORKER_LOG_LEVEL", "warning")]
+    return subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+
+def wait_for_node(cluster_id: int) -> None:
+    from clusters.models import ClusterNode
+
+    deadline = time.monotonic() + 60
+    while not ClusterNode.objects.filter(cluster_id=cluster_id, name__startswith="bench@").exists():
+        if time.monotonic() > deadline:
+            raise SystemExit("the render worker did not start")
+        time.sleep(0.2)
+
+
+def blender_version() -> str:
+    out = subprocess.run(["blender", "--version"], capture_output=True, text=True, check=False)
+    return out.stdout.splitlines()[0] if out.stdout else "unknown"
+
+
+def submit(project, software, cluster, scene_url, frames: str, nodes: int):  # type: ignore[no-untyped-def]
+    from jobs import services
+
+    [job] = services.submit_render(
+        services.RenderRequest(
+            project=project,
+            software=software,
+            cluster=cluster,
+            scenes=[scene_url],
+            frames=frames,
+            nodes=nodes,
+        )
+    )
+    return job
+
+
+def wait(job, timeout: float = 900):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while job.is_active:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"job {job.pk} did not finish")
+        time.sleep(0.05)
+        job.refresh_from_db()
+    if job.state != "finished":
+        raise SystemExit(f"job {job.pk} {job.state}: {job.failure_reason}")
+    return job
+
+
+def farm_efficiency(project, software, cluster, scene_url, var: Path) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    from renderhub import storage
+
+    backend, key = storage.resolve(scene_url)
+    scene = backend.local_path(key)
+    out = var / "baseline"
+    start = time.monotonic()
+    subprocess.run(
+        ["blender", "-b", str(scene), "-o", str(out / "frame_####"), "-F", "PNG", "-a"],
+        check=True,
+        capture_output=True,
+    )
+    baseline = time.monotonic() - start
+    start = time.monotonic()
+    job = wait(submit(project, software, cluster, scene_url, f"1-{count_frames(out)}", nodes=2))
+    renderhub = time.monotonic() - start
+    return {
+        "frames": job.frame_count,
+        "blender_seconds": round(baseline, 2),
+        "renderhub_seconds": round(renderhub, 2),
+        "ratio": round(renderhub / baseline, 3),
+    }
+
+
+def count_frames(folder: Path) -> int:
+    return len(list(folder.glob("frame_*.png")))
+
+
+def dispatch_latency(project, cluster, scene_url, jobs: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """Submit to renderer start, using a renderer that writes its frame and exits at once."""
+    from images.models import Software
+    from renderhub import storage
+
+    quick, _ = Software.objects.get_or_create(
+        image=project.image,
+        name="bench-noop",
+        defaults={
+            "scene_suffixes": ".blend",
+            "command_template": [sys.executable, "-c", NOOP_RENDERER, "{output_pattern}", "{start}"],
+            "progress_parser": "none",
+        },
+    )
+    samples, claims, returned = [], [], []
+    for _ in range(jobs):
+        submitted = time.time()
+        job = submit(project, quick, cluster, scene_url, "1", nodes=1)
+        returned.append(time.time() - submitted)
+        job = job.__class__.objects.get(pk=job.pk)
+        while job.is_active:
+            time.sleep(0.05)
+            job.refresh_from_db()
+        if job.state != "finished":
+            raise SystemExit(f"latency job {job.pk} {job.state}: {job.failure_reason}")
+        task = job.tasks.get()
+        backend, key = storage.resolve(task.log_url + "agent.log")
+        started = agent_started_at(backend.read(key).decode())
+        samples.append(started - submitted)
+        claims.append(task.started_at.timestamp() - submitted)
+    return {
+        "jobs": jobs,
+        "median_submit_call_seconds": round(statistics.median(returned), 3),
+        "median_to_claim_seconds": round(statistics.median(claims), 3),
+        "median_seconds": round(statistics.median(samples), 3),
+        "max_seconds": round(max(samples), 3),
+        "min_seconds": round(min(samples), 3),
+    }
+
+
+NOOP_RENDERER = (
+    "import pathlib, sys; "
+    "pathlib.Path(sys.argv[1].replace('####', '%04d' % int(sys.argv[2])) + '.txt').write_text('x')"
+)
+
+
+def agent_started_at(log: str) -> float:
+    for line in log.splitlines():
+        if " started pid=" in line:
+            stamp = " ".join(line.split()[:2])
+            return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").astimezone().timestamp()
+    raise SystemExit("no started event in the agent log")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
