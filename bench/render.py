@@ -173,7 +173,9 @@ def dispatch_latency(project, cluster, scene_url, jobs: int) -> dict[str, float]
         name="bench-noop",
         defaults={
             "scene_suffixes": ".blend",
-            "command_template": [sys.executable, "-c", NOOP_RENDERER, "{output_pattern}", "{start}"],
+            "command_template": [
+                sys.executable, "-c", NOOP_RENDERER, "{output_pattern}", "{start}"
+            ],  # fmt: skip
             "progress_parser": "none",
         },
     )

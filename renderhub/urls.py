@@ -15,5 +15,10 @@ urlpatterns = [
     path("admin/status/", views.system_status, name="system-status"),
     path("admin/", admin.site.urls),
     path("", include("renderhub.storage.urls")),
+    path("api/", include("api.urls")),
+    path("workflows/", include("workflows.urls")),
+    path("clusters/", include("clusters.urls")),
+    path("projects/", include("projects.urls")),
+    path("", include("jobs.urls")),
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
 ]
