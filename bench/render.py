@@ -174,8 +174,12 @@ def dispatch_latency(project, cluster, scene_url, jobs: int) -> dict[str, float]
         defaults={
             "scene_suffixes": ".blend",
             "command_template": [
-                sys.executable, "-c", NOOP_RENDERER, "{output_pattern}", "{start}"
-            ],  # fmt: skip
+                sys.executable,
+                "-c",
+                NOOP_RENDERER,
+                "{output_pattern}",
+                "{start}",
+            ],
             "progress_parser": "none",
         },
     )
