@@ -9,7 +9,7 @@ from django.utils.html import format_html
 
 from . import services
 from .forms import SubmitRenderForm
-from .models import Frame, RenderJob, Task
+from .models import Frame, NodeBlock, RenderJob, Task
 
 
 class TaskInline(admin.TabularInline):
@@ -30,6 +30,19 @@ class TaskInline(admin.TabularInline):
     )
     readonly_fields = fields
     show_change_link = True
+
+    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+
+class NodeBlockInline(admin.TabularInline):
+    """Nodes kept off this job after repeated failures; delete a row to let one try again."""
+
+    model = NodeBlock
+    extra = 0
+    fields = ("node", "failures", "last_reason", "updated_at")
+    readonly_fields = fields
+    verbose_name = "node block"
 
     def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
@@ -56,7 +69,7 @@ class RenderJobAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     show_full_result_count = False
     actions = ["cancel_jobs", "retry_jobs", "requeue_jobs"]
-    inlines = [TaskInline]
+    inlines = [TaskInline, NodeBlockInline]
     readonly_fields = (
         "project",
         "software",
@@ -98,8 +111,9 @@ class RenderJobAdmin(admin.ModelAdmin):
 
     def submit_view(self, request: HttpRequest) -> HttpResponse:
         form = SubmitRenderForm(request.POST or None, user=request.user)
-        if request.method == "POST" and form.is_valid():
-            jobs = form.submit()
+        # form.submit() returns no jobs when the services refuse the submission: it has put
+        # their messages on the form's fields, so the form is shown again with them.
+        if request.method == "POST" and form.is_valid() and (jobs := form.submit()):
             ids = ", ".join(f"#{j.pk}" for j in jobs)
             self.message_user(request, f"Submitted {ids}.", messages.SUCCESS)
             return redirect(reverse("admin:jobs_renderjob_changelist"))

@@ -162,3 +162,31 @@ class Frame(models.Model):
 
     def __str__(self) -> str:
         return f"job {self.job_id} frame {self.number}"
+
+
+class NodeBlock(models.Model):
+    """A node that kept failing a job's chunks; it takes no more chunks of that job.
+
+    Delete the row (admin) to let the node try again.
+    """
+
+    job = models.ForeignKey(RenderJob, on_delete=models.CASCADE, related_name="node_blocks")
+    node = models.CharField(max_length=200)
+    failures = models.PositiveIntegerField(default=0)
+    last_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["job", "node"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "node"], name="nodeblock_unique_node_per_job")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.node} on job {self.job_id} ({self.failures} failures)"
+
+    @property
+    def is_blocking(self) -> bool:
+        limit = settings.RENDER_BLOCKLIST_AFTER
+        return bool(limit) and self.failures >= limit

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 TAIL_BYTES = 4000
 KILL_GRACE_SECONDS = 5
+PASS_ON_DELAY = 3  # seconds before a chunk a blocklisted node turned down is offered again
 LOG_FILES = ("agent.log", "stdout.log", "stderr.log")
 # Agent statuses worth another attempt on another node; bad input is not.
 RETRYABLE_STATUSES = {"renderer_failed", "timeout", "crashed", "error"}
@@ -75,8 +76,30 @@ def cpus_for_chunk(concurrency: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, concurrency))
 
 
+def pass_on_if_blocked(task_id: int, node: str) -> str | None:
+    """Keep a blocklisted node off the chunk: hand it to the others, or fail it if none is left."""
+    task = Task.objects.select_related("job__cluster").filter(pk=task_id).first()
+    if task is None or task.state != TaskState.QUEUED or not services.is_blocked(task.job_id, node):
+        return None
+    if services.nodes_left(task):
+        from .tasks import render_chunk
+
+        render_chunk.apply_async((task_id,), queue=task.job.cluster.queue, countdown=PASS_ON_DELAY)
+        log.info("%s is blocklisted for job %s; passed %s on", node, task.job_id, task)
+        return "passed on"
+    services.fail_unclaimed(
+        task,
+        f"Every online node of cluster {task.job.cluster} failed this job's chunks "
+        f"{settings.RENDER_BLOCKLIST_AFTER} times or more; remove their blocks in the admin "
+        "(Render job → Node blocks) and retry.",
+    )
+    return "failed"
+
+
 def run_chunk(task_id: int, node: str, concurrency: int = 1) -> str:
     """Claim and render one chunk; returns the task's state afterwards ('skipped' if not ours)."""
+    if (outcome := pass_on_if_blocked(task_id, node)) is not None:
+        return outcome
     task = claim(task_id, node)
     if task is None:
         log.info("task %s is not queued any more; skipping this delivery", task_id)

@@ -30,7 +30,8 @@ from renderhub.compute import get_backend
 
 from .choices import ACTIVE_JOB_STATES, OPEN_TASK_STATES, FrameState, JobState, TaskState
 from .framespec import FrameSpecError, parse_frame_spec, split_by_size, split_even
-from .models import Frame, RenderJob, Task
+from .models import Frame, NodeBlock, RenderJob, Task
+from .signals import frame_failed, job_state_changed
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -235,6 +236,16 @@ def dispatch_pending() -> int:
     return sum(dispatch(job_id) for job_id in sorted(job_ids))
 
 
+def _announce(job_id: int, old_state: str, new_state: str) -> None:
+    """Tell subscribers (webhooks, e-mail) once the change is committed."""
+    if old_state != new_state:
+        transaction.on_commit(
+            lambda: job_state_changed.send(
+                sender=RenderJob, job_id=job_id, old_state=old_state, new_state=new_state
+            )
+        )
+
+
 # --- Operations users ask for ---------------------------------------------------------
 
 
@@ -254,6 +265,7 @@ def cancel_job(job: RenderJob) -> int:
         RenderJob.objects.filter(pk=job.pk).update(
             state=JobState.CANCELLED, finished_at=timezone.now()
         )
+        _announce(job.pk, locked.state, JobState.CANCELLED)
     get_backend(job.cluster.backend).cancel(job, open_tasks)
     log.info("cancelled job %s (%d open tasks)", job.pk, len(open_tasks))
     return len(open_tasks)
@@ -289,12 +301,14 @@ def retry_job(job: RenderJob) -> int:
         )
         failed_count = reopened.filter(state=FrameState.FAILED).count()
         reopened.update(state=FrameState.QUEUED, failure_reason="")
+        new_state = JobState.QUEUED if locked.frames_done == 0 else JobState.RUNNING
         RenderJob.objects.filter(pk=job.pk).update(
-            state=JobState.QUEUED if locked.frames_done == 0 else JobState.RUNNING,
+            state=new_state,
             failure_reason="",
             finished_at=None,
             frames_failed=F("frames_failed") - failed_count,
         )
+        _announce(job.pk, locked.state, new_state)
         transaction.on_commit(lambda: _enqueue_dispatch(job.pk))
     return len(retry)
 
@@ -358,9 +372,10 @@ def frame_done(
 
 def task_started(task: Task) -> None:
     now = timezone.now()
-    RenderJob.objects.filter(pk=task.job_id, state=JobState.QUEUED).update(
+    if RenderJob.objects.filter(pk=task.job_id, state=JobState.QUEUED).update(
         state=JobState.RUNNING, started_at=now
-    )
+    ):
+        _announce(task.job_id, JobState.QUEUED, JobState.RUNNING)
 
 
 def task_finished(
@@ -387,17 +402,69 @@ def task_finished(
             current_frame=None,
             pid=None,
         )
-        open_frames = current.frame_set.filter(state__in=(FrameState.QUEUED, FrameState.RUNNING))
+        if not ok and current.node:
+            _count_node_failure(current.job_id, current.node, reason)
         if new_state == TaskState.QUEUED:
-            open_frames.update(state=FrameState.QUEUED)
+            current.frame_set.filter(state=FrameState.RUNNING).update(state=FrameState.QUEUED)
             transaction.on_commit(lambda: _enqueue_dispatch(task.job_id))
         elif new_state == TaskState.FAILED:
-            failed = open_frames.update(state=FrameState.FAILED, failure_reason=reason[:2000])
-            RenderJob.objects.filter(pk=task.job_id).update(
-                frames_failed=F("frames_failed") + failed
-            )
+            _fail_open_frames(current, reason)
         update_job_state(current.job_id)
     return new_state
+
+
+def _fail_open_frames(task: Task, reason: str) -> None:
+    """Fail the chunk's unfinished frames, count them, and announce each after commit."""
+    open_frames = task.frame_set.filter(state__in=(FrameState.QUEUED, FrameState.RUNNING))
+    numbers = list(open_frames.values_list("number", flat=True))
+    open_frames.update(state=FrameState.FAILED, failure_reason=reason[:2000])
+    RenderJob.objects.filter(pk=task.job_id).update(frames_failed=F("frames_failed") + len(numbers))
+    transaction.on_commit(
+        lambda: [
+            frame_failed.send(sender=Frame, job_id=task.job_id, frame_number=n, reason=reason)
+            for n in numbers
+        ]
+    )
+
+
+def _count_node_failure(job_id: int, node: str, reason: str) -> None:
+    block, _ = NodeBlock.objects.get_or_create(job_id=job_id, node=node)
+    NodeBlock.objects.filter(pk=block.pk).update(
+        failures=F("failures") + 1, last_reason=reason[:2000]
+    )
+
+
+def is_blocked(job_id: int, node: str) -> bool:
+    """Whether ``node`` failed this job's chunks often enough to be kept off it."""
+    limit = settings.RENDER_BLOCKLIST_AFTER
+    return (
+        bool(limit)
+        and NodeBlock.objects.filter(job_id=job_id, node=node, failures__gte=limit).exists()
+    )
+
+
+def nodes_left(task: Task) -> set[str]:
+    """Online nodes of the task's cluster that are not blocklisted for its job."""
+    limit = settings.RENDER_BLOCKLIST_AFTER
+    online = set(task.job.cluster.online_nodes().values_list("name", flat=True))
+    blocked = set(
+        NodeBlock.objects.filter(job_id=task.job_id, failures__gte=limit).values_list(
+            "node", flat=True
+        )
+    )
+    return online - blocked if limit else online
+
+
+def fail_unclaimed(task: Task, reason: str) -> bool:
+    """Fail a queued chunk that no node may take; returns False if it was not queued."""
+    with transaction.atomic():
+        if not Task.objects.filter(pk=task.pk, state=TaskState.QUEUED).update(
+            state=TaskState.FAILED, failure_reason=reason, finished_at=timezone.now()
+        ):
+            return False
+        _fail_open_frames(task, reason)
+        update_job_state(task.job_id)
+    return True
 
 
 def update_job_state(job_id: int) -> str:
@@ -438,6 +505,7 @@ def _end_job(job: RenderJob, state: str, reason: str) -> str:
     RenderJob.objects.filter(pk=job.pk).update(
         state=state, failure_reason=reason[:5000], finished_at=timezone.now()
     )
+    _announce(job.pk, job.state, state)
     log.info("job %s %s%s", job.pk, state, f": {reason}" if reason else "")
     if state == JobState.FINISHED and job.project.auto_download and settings.AUTO_DOWNLOAD:
         from .tasks import download_outputs

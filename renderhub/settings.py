@@ -37,7 +37,7 @@ def _secret_key() -> str:
             f.write(secrets.token_urlsafe(50))
         try:
             if path.exists() and not path.read_text().strip():
-                os.replace(tmp, path)
+                tmp.replace(path)
             else:
                 os.link(tmp, path)  # fails if another process got there first: use its key
         except FileExistsError:
@@ -63,11 +63,15 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_celery_beat",
     "django_celery_results",
+    "rest_framework",
+    "drf_spectacular",
     "renderhub",
     "images",
     "projects",
     "clusters",
     "jobs",
+    "workflows",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -179,6 +183,8 @@ RENDER_TIMEOUT = env.int("RENDER_TIMEOUT", default=6 * 3600)  # hard limit per c
 RENDER_MAX_NODES_PER_JOB = env.int("RENDER_MAX_NODES_PER_JOB", default=64)
 RENDER_MAX_FRAMES_PER_JOB = env.int("RENDER_MAX_FRAMES_PER_JOB", default=100_000)
 RENDER_TASK_MAX_ATTEMPTS = env.int("RENDER_TASK_MAX_ATTEMPTS", default=3)
+# A node that fails this many chunks of one job takes no more of that job's chunks (0: off).
+RENDER_BLOCKLIST_AFTER = env.int("RENDER_BLOCKLIST_AFTER", default=2)
 RENDER_HEARTBEAT_SECONDS = env.int("RENDER_HEARTBEAT_SECONDS", default=5)
 # A running chunk whose heartbeat is older than this is considered lost and requeued.
 RENDER_STALE_AFTER = env.int("RENDER_STALE_AFTER", default=30)

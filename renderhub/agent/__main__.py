@@ -38,6 +38,24 @@ def install_signal_handlers(cancel: CancelFlag) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
+def die_with_parent() -> None:
+    """On Linux, get SIGTERM when the process that started us dies (e.g. a SIGKILLed worker).
+
+    We run in our own session so a cancel can kill the renderer with us; without this an
+    orphaned agent would keep a renderer busy on a chunk that was already requeued.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+
+
 def main(argv: list[str] | None = None, stdin: IO[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args in (["-h"], ["--help"]):
@@ -47,6 +65,7 @@ def main(argv: list[str] | None = None, stdin: IO[str] | None = None) -> int:
         return bad_spec([f"expected exactly one argument, the spec path; {USAGE}"], sys.stdout)
     cancel = CancelFlag()
     install_signal_handlers(cancel)
+    die_with_parent()
     try:
         spec = load_spec(args[0], stdin)
     except SpecError as exc:

@@ -222,3 +222,53 @@ def _alive(pid: int) -> bool:
             return fh.read().split()[2] != "Z"
     except OSError:
         return False
+
+
+def test_state_changes_and_failed_frames_are_announced_after_commit(
+    project, fake_software, cluster, scene_url, render_worker, settings
+) -> None:
+    from jobs.signals import frame_failed, job_state_changed
+
+    settings.RENDER_TASK_MAX_ATTEMPTS = 1
+    states: list[tuple[str, str]] = []
+    failed: list[int] = []
+
+    def on_state(job_id: int, old_state: str, new_state: str, **kw: Any) -> None:
+        states.append((old_state, new_state))
+
+    def on_frame(job_id: int, frame_number: int, reason: str, **kw: Any) -> None:
+        failed.append(frame_number)
+
+    job_state_changed.connect(on_state, weak=False)
+    frame_failed.connect(on_frame, weak=False)
+    try:
+        job = submit(
+            project, fake_software, cluster, scene_url, frames="3-4", nodes=1,
+            parameters={"mode": "fail"},
+        )  # fmt: skip
+        wait_for(job)
+        services.cancel_job(job)  # already ended: announces nothing more
+    finally:
+        job_state_changed.disconnect(on_state)
+        frame_failed.disconnect(on_frame)
+    assert states == [("queued", "running"), ("running", "failed")]
+    assert sorted(failed) == [3, 4]
+
+
+def test_a_node_that_keeps_failing_is_blocklisted_for_the_job(
+    project, fake_software, cluster, scene_url, render_worker, settings
+) -> None:
+    settings.RENDER_BLOCKLIST_AFTER = 1
+    settings.RENDER_TASK_MAX_ATTEMPTS = 3
+    job = submit(
+        project, fake_software, cluster, scene_url, frames="1-2", nodes=1,
+        parameters={"mode": "fail"},
+    )  # fmt: skip
+    job = wait_for(job)
+    assert job.state == JobState.FAILED
+    assert "Every online node of cluster" in job.failure_reason
+    task = job.tasks.get()
+    assert task.attempts == 1  # the blocklisted node did not try again
+    block = job.node_blocks.get()
+    assert block.node == f"test-{cluster.name}@localhost" and block.failures == 1
+    assert "License server unreachable" in block.last_reason
