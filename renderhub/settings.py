@@ -206,6 +206,16 @@ BATCHCOMPUTE_ACCESS_KEY_SECRET = env.str(
     "BATCHCOMPUTE_ACCESS_KEY_SECRET", default=OSS_ACCESS_KEY_SECRET
 )
 
+# --- Workflows (WDL) ------------------------------------------------------------------
+# A Cromwell server's base URL (e.g. http://cromwell:8000) and an optional Authorization
+# header value sent with every request (a secret: never shown or logged).
+CROMWELL_URL = env.str("CROMWELL_URL", default="")
+CROMWELL_AUTH_HEADER = env.str("CROMWELL_AUTH_HEADER", default="")
+# miniwdl run directories and its call cache (cache entries point into the run dirs).
+WORKFLOW_WORK_DIR = Path(
+    env.str("WORKFLOW_WORK_DIR", default=str(VAR_DIR / "workflows"))
+).resolve()
+
 # --- Celery ---------------------------------------------------------------------------
 BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
@@ -232,7 +242,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
-CELERY_TASK_DEFAULT_QUEUE = "renderhub"
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_DEFAULT_QUEUE", default="renderhub")
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Upserted into django-celery-beat's tables when beat starts; editable in the admin.
 CELERY_BEAT_SCHEDULE = {
@@ -241,6 +251,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "jobs.tasks.reap_stale_tasks",
         "schedule": float(max(5, RENDER_STALE_AFTER // 2)),
     },
+    "poll-workflow-runs": {"task": "workflows.tasks.poll_runs", "schedule": 10.0},
 }
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -254,3 +265,52 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- REST API, webhooks and e-mail notifications (api app) ------------------------------
+INSTALLED_APPS += ["drf_spectacular_sidecar"]  # Swagger UI / Redoc files served locally, no CDN
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "api.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",  # enforces CSRF
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.PageNumberPagination",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "RenderHub API",
+    "DESCRIPTION": "Render jobs, projects, clusters and software. "
+    "Authenticate with `Authorization: Token <key>` (or `Bearer <key>`).",
+    "VERSION": RENDERHUB_VERSION,
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+# Passphrases that encrypt webhook secrets at rest; the first encrypts, all decrypt (rotation).
+# Empty: derived from SECRET_KEY, so changing DJANGO_SECRET_KEY then needs the old one here.
+WEBHOOK_ENCRYPTION_KEYS = env.list("WEBHOOK_ENCRYPTION_KEYS", default=[])
+WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=10.0)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
+WEBHOOK_RETRY_BASE = env.float("WEBHOOK_RETRY_BASE", default=30.0)  # seconds, doubled per attempt
+WEBHOOK_RETRY_MAX = env.float("WEBHOOK_RETRY_MAX", default=3600.0)
+# http:// receivers on localhost only (always allowed with DJANGO_DEBUG); everything else https.
+WEBHOOKS_ALLOW_HTTP_LOCALHOST = env.bool("WEBHOOKS_ALLOW_HTTP_LOCALHOST", default=False)
+NOTIFY_BY_EMAIL = env.bool("NOTIFY_BY_EMAIL", default=True)
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="RenderHub <renderhub@localhost>")
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+# Links in e-mails, e.g. https://render.example.com (empty: no links).
+RENDERHUB_SITE_URL = env.str("RENDERHUB_SITE_URL", default="").rstrip("/")

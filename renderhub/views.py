@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import F
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_not_required
+from django.db.models import F
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache

@@ -15,6 +15,15 @@ BLENDER = shutil.which("blender")
 
 
 @pytest.fixture(autouse=True)
+def _test_settings(settings: Any) -> None:
+    """Cheap password hashing (personas are made in many tests), and static URLs that need
+    no collectstatic manifest (tests run on a fresh var/)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    plain = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": plain}
+
+
+@pytest.fixture(autouse=True)
 def _private_dirs(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every test gets its own storage root, work dir and download dir."""
     base = tmp_path_factory.mktemp("renderhub")

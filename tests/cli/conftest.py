@@ -31,12 +31,6 @@ class Result:
     err: str
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings: Any) -> None:
-    """The shared personas have passwords; real hashing would make setup most of the runtime."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def run() -> Callable[..., Result]:
     """call_command with captured stdout and stderr."""

@@ -23,7 +23,7 @@ def test_it_requeues_the_failed_chunks(
         out = run("retry", str(job.pk)).out
 
     assert out == f"Retrying job #{job.pk}: 1 chunk queued again.\n"
-    assert len(callbacks) == 1  # dispatch is requested once the retry commits
+    assert len(callbacks) == 2  # once committed: dispatch, and the state change announced
     job.refresh_from_db()
     assert (job.state, job.frames_done, job.frames_failed) == (JobState.RUNNING, 12, 0)
     task = job.tasks.get(index=1)

@@ -67,8 +67,10 @@ def test_it_coerces_text_to_each_type() -> None:
 
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("1", True), ("true", True), ("On", True), ("YES", True), (True, True)]
-    + [("0", False), ("false", False), ("off", False), ("No", False), (False, False)],
+    [
+        *[("1", True), ("true", True), ("On", True), ("YES", True), (True, True)],
+        *[("0", False), ("false", False), ("off", False), ("No", False), (False, False)],
+    ],
 )
 def test_booleans_read_like_people_write_them(text: Any, value: bool) -> None:
     assert coerce_values(DEFINITIONS, {"camera": "c", "denoise": text})["denoise"] is value

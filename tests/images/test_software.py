@@ -149,7 +149,9 @@ def test_a_choice_parameter_needs_text_choices(choices: Any) -> None:
     if choices is not None:
         definition["choices"] = choices
     messages = parameter_errors([definition])
-    assert messages == ["Parameter 'format': a choice parameter needs a non-empty list of text choices."]
+    assert messages == [
+        "Parameter 'format': a choice parameter needs a non-empty list of text choices."
+    ]
 
 
 def test_only_choice_parameters_take_choices() -> None:
@@ -253,3 +255,82 @@ def test_the_migrated_blender_command_expands_safely(blender_software: Software)
     assert argv[argv.index("-t") + 1] == "4"
     assert argv[argv.index("-o") + 1] == "/tmp/renderhub/output/shot_####"
     assert len(argv) == len(blender_software.command_template)  # one element per element
+
+
+# --- the admin --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def admin_client(client: Any, django_user_model: Any) -> Any:
+    alice = django_user_model.objects.create_superuser("alice", "alice@example.com", "pw-alice-1")
+    client.force_login(alice)
+    return client
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/images/computeimage/",
+        "/admin/images/computeimage/add/",
+        "/admin/images/computeimage/{image}/change/",
+        "/admin/images/software/",
+        "/admin/images/software/add/",
+        "/admin/images/software/{software}/change/",
+    ],
+)
+def test_the_admin_pages_open(admin_client: Any, blender_software: Software, url: str) -> None:
+    response = admin_client.get(
+        url.format(image=blender_software.image_id, software=blender_software.pk)
+    )
+    assert response.status_code == 200
+    text = response.content.decode()
+    if "/change/" in url or url.endswith("computeimage/"):
+        assert "blender" in text
+
+
+@pytest.mark.django_db
+def test_the_software_page_explains_the_template_variables(
+    admin_client: Any, blender_software: Software
+) -> None:
+    text = admin_client.get(f"/admin/images/software/{blender_software.pk}/change/").content
+    for name in TEMPLATE_VARIABLES:
+        assert f"<code>{{{name}}}</code>".encode() in text
+
+
+@pytest.mark.django_db
+def test_the_admin_refuses_an_unsafe_template(admin_client: Any, image: ComputeImage) -> None:
+    response = admin_client.post(
+        "/admin/images/software/add/",
+        {
+            "image": image.pk,
+            "name": "maya",
+            "version": "2025",
+            "scene_suffixes": ".ma,.mb",
+            "command_template": '["Render", "-r", "{scene.__class__}", "{scene}"]',
+            "parameters": "[]",
+            "progress_parser": "none",
+        },
+    )
+    assert response.status_code == 200
+    assert "attribute or index access" in response.content.decode()
+    assert not Software.objects.filter(name="maya").exists()
+
+
+@pytest.mark.django_db
+def test_the_admin_saves_a_valid_software(admin_client: Any, image: ComputeImage) -> None:
+    response = admin_client.post(
+        "/admin/images/software/add/",
+        {
+            "image": image.pk,
+            "name": "maya",
+            "version": "2025",
+            "scene_suffixes": ".ma,.mb",
+            "command_template": '["Render", "-r", "{renderer}", "{scene}"]',
+            "parameters": '[{"name": "renderer", "type": "choice", "choices": ["arnold"]}]',
+            "progress_parser": "none",
+        },
+    )
+    assert response.status_code == 302
+    maya = Software.objects.get(name="maya")
+    assert maya.parameters[0]["required"] is False  # stored normalised

@@ -30,7 +30,12 @@ def fake_software(image: Any) -> Any:
             "{mode}",
         ],
         parameters=[
-            {"name": "mode", "type": "choice", "choices": ["ok", "fail", "slow"], "default": "ok"}
+            {
+                "name": "mode",
+                "type": "choice",
+                "choices": ["ok", "fail", "slow", "steady"],
+                "default": "ok",
+            }
         ],
         progress_parser="blender",
     )

@@ -1,7 +1,8 @@
 """A stand-in renderer that talks like Blender: ``fake_render.py PATTERN FRAMES MODE``.
 
 MODE ok writes a small PNG per frame; fail prints an error and exits 3 before any frame;
-slow starts frame one and then sleeps (for cancel and heartbeat tests).
+slow starts frame one and then sleeps (for cancel and heartbeat tests); steady takes about
+a second per frame (for tests that kill things mid-chunk).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ def main() -> int:
         print(f"Fra:{number} Mem:1.00M | Time:00:00.01 | Sample 1/1", flush=True)
         if mode == "slow":
             time.sleep(120)
+        elif mode == "steady":
+            time.sleep(1)
         out = Path(pattern.replace("####", f"{number:04d}") + ".png")
         out.parent.mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (32, 24), (number * 40 % 256, 80, 160)).save(out)

@@ -57,7 +57,7 @@ def test_windows_destinations_are_drive_letters(path: str) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["/mnt", "mnt", "GG:", "G", "G:/out", "D:\\out\\..\\..\\Windows", "D:\\a\\.\\b", "D:\\a|b"],
+    ["/mnt", "mnt", "GG:", "G", "G:/out", "D:\\out\\..\\..\\Windows", "D:\\a|b", "G:\n"],
 )
 def test_windows_destinations_reject_anything_else(path: str) -> None:
     with pytest.raises(ValidationError, match="must be a drive letter"):

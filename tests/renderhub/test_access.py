@@ -21,11 +21,14 @@ from projects.models import Project, StorageMapping
 pytestmark = pytest.mark.django_db
 
 ADMIN_MODELS = ("renderjob", "task", "frame", "project")
+PLAIN_STATIC = "django.contrib.staticfiles.storage.StaticFilesStorage"
 
 
 @pytest.fixture(autouse=True)
-def _fast_passwords(settings: Any) -> None:
+def _admin_settings(settings: Any) -> None:
+    """Cheap password hashing; static URLs without a collectstatic manifest (fresh var/)."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": PLAIN_STATIC}}
 
 
 def grant(user: Any, *actions: str) -> Any:

@@ -171,7 +171,10 @@ def test_an_empty_secret_key_file_is_replaced(tmp_path: Path) -> None:
 def test_processes_starting_together_share_one_key(tmp_path: Path) -> None:
     var = tmp_path / "var"
     var.mkdir()
-    code = "import django; django.setup(); from django.conf import settings; print(settings.SECRET_KEY)"
+    code = (
+        "import django; django.setup(); "
+        "from django.conf import settings; print(settings.SECRET_KEY)"
+    )
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "DJANGO_SETTINGS_MODULE": "renderhub.settings",

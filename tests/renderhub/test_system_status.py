@@ -21,11 +21,14 @@ OSS_SECRET = "status-oss-secret-Hq93LzP"
 BC_SECRET = "status-batchcompute-secret-Vv72mKa"
 DJANGO_SECRET = "status-django-secret-key-" + "Jx4" * 20
 ENDPOINT_PASSWORD = "endpoint-password-Rr51"
+PLAIN_STATIC = "django.contrib.staticfiles.storage.StaticFilesStorage"
 
 
 @pytest.fixture(autouse=True)
-def _fast_passwords(settings: Any) -> None:
+def _admin_settings(settings: Any) -> None:
+    """Cheap password hashing; static URLs without a collectstatic manifest (fresh var/)."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": PLAIN_STATIC}}
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +204,10 @@ def test_an_unset_secret_is_shown_as_not_set(client: Any, alice: Any, settings: 
 @pytest.mark.parametrize(
     ("url", "masked"),
     [
-        ("postgres://render:db-pass-1@db.example.com:5432/renderhub", "postgres://render:***@db.example.com:5432/renderhub"),
+        (
+            "postgres://render:db-pass-1@db.example.com:5432/renderhub",
+            "postgres://render:***@db.example.com:5432/renderhub",
+        ),
         ("redis://:redis-pass-2@redis:6379/0", "redis://:***@redis:6379/0"),
         ("rediss://user:p@ss:w0rd@redis:6380/1", "rediss://user:***@redis:6380/1"),
         ("redis://redis:6379/0", "redis://redis:6379/0"),

@@ -1,0 +1,104 @@
+"""The Cluster and ClusterNode admin pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from clusters.choices import Backend, NodeState
+from clusters.models import Cluster, ClusterNode
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(client: Any, alice: Any) -> Any:
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
+def node(cluster: Cluster) -> ClusterNode:
+    return ClusterNode.objects.create(
+        cluster=cluster,
+        name="render@box-7",
+        state=NodeState.BUSY,
+        ip_address="10.0.0.7",
+        cpu_percent=55.0,
+        memory_percent=20.0,
+        last_seen=timezone.now(),
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/clusters/cluster/",
+        "/admin/clusters/cluster/add/",
+        "/admin/clusters/cluster/{cluster}/change/",
+        "/admin/clusters/clusternode/",
+        "/admin/clusters/clusternode/add/",
+        "/admin/clusters/clusternode/{node}/change/",
+    ],
+)
+def test_the_admin_pages_open(admin_client: Any, node: ClusterNode, url: str) -> None:
+    response = admin_client.get(url.format(cluster=node.cluster_id, node=node.pk))
+    assert response.status_code == 200
+
+
+def test_the_cluster_list_shows_its_queue(admin_client: Any, cluster: Cluster) -> None:
+    text = admin_client.get("/admin/clusters/cluster/").content.decode()
+    assert f"render.{cluster.name}" in text
+
+
+def test_the_cluster_page_lists_its_nodes(admin_client: Any, node: ClusterNode) -> None:
+    text = admin_client.get(f"/admin/clusters/cluster/{node.cluster_id}/change/").content.decode()
+    assert "render@box-7" in text
+    assert "10.0.0.7" in text
+    assert f"/admin/clusters/clusternode/{node.pk}/change/" in text  # show_change_link
+
+
+def cluster_form(image: Any, **overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "name": "farm-b",
+        "backend": Backend.CELERY,
+        "image": image.pk,
+        "instance_type": "",
+        "disk_type": "",
+        "disk_size_gb": "40",
+        "desired_nodes": "2",
+        "max_nodes": "8",
+        "state": "active",
+        "nodes-TOTAL_FORMS": "0",
+        "nodes-INITIAL_FORMS": "0",
+        "nodes-MIN_NUM_FORMS": "0",
+        "nodes-MAX_NUM_FORMS": "1000",
+    }
+    data.update(overrides)
+    return data
+
+
+def test_adding_a_cluster(admin_client: Any, image: Any) -> None:
+    response = admin_client.post("/admin/clusters/cluster/add/", cluster_form(image))
+    assert response.status_code == 302
+    assert Cluster.objects.get(name="farm-b").queue == "render.farm-b"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"name": "farm b"}, "Use letters, digits, '-' and '_' only"),
+        ({"name": "-farm"}, "Use letters, digits, '-' and '_' only"),
+        ({"backend": Backend.BATCHCOMPUTE}, "A BatchCompute cluster needs an instance type."),
+        ({"max_nodes": "0"}, "Ensure this value is greater than or equal to 1."),
+    ],
+)
+def test_an_invalid_cluster_is_refused(
+    admin_client: Any, image: Any, overrides: dict[str, str], message: str
+) -> None:
+    response = admin_client.post("/admin/clusters/cluster/add/", cluster_form(image, **overrides))
+    assert response.status_code == 200
+    assert message in response.content.decode().replace("&#x27;", "'")
+    assert not Cluster.objects.filter(name__in=["farm-b", "farm b", "-farm"]).exists()

@@ -1,0 +1,117 @@
+"""Real processes for fault injection: render workers and beat as subprocesses that share
+the test's database, broker and storage, so a test can SIGKILL them like a power cut.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from django.conf import settings as django_settings
+from django.db import connection
+
+from tests.jobs.conftest import fake_software, wait_for  # noqa: F401  (shared fixtures)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def database_url() -> str:
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def process_env(settings: Any, **extra: str) -> dict[str, str]:
+    """The environment that makes a subprocess see what this test sees."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "RENDERHUB_VAR_DIR": str(django_settings.VAR_DIR),
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "LOCAL_STORAGE_ROOT": str(settings.LOCAL_STORAGE_ROOT),
+        "STORAGE_URL": settings.STORAGE_URL,
+        "RENDER_WORK_DIR": str(settings.RENDER_WORK_DIR),
+        "RENDER_HEARTBEAT_SECONDS": str(settings.RENDER_HEARTBEAT_SECONDS),
+        "RENDER_STALE_AFTER": str(settings.RENDER_STALE_AFTER),
+        "NODE_HEARTBEAT_SECONDS": "1",
+        "DJANGO_SECRET_KEY": settings.SECRET_KEY,
+    }
+    env.update(extra)
+    return env
+
+
+class Processes:
+    """Start celery workers/beat; kill them like a power cut; always clean up."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        with open(self.log_dir / f"{name}.log", "ab") as log:
+            proc = subprocess.Popen(
+                [str(Path(sys.executable).parent / "celery"), "-A", "renderhub", *argv],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.procs[name] = proc
+        return proc
+
+    def worker(self, name: str, queues: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        argv = ["worker", "-Q", ",".join(queues), "-c", "1", "-n", f"{name}@test", "-l", "info"]
+        return self.start(name, argv, env)
+
+    def power_cut(self, name: str) -> None:
+        """SIGKILL the worker and its pool children at once: nothing gets to clean up."""
+        proc = self.procs[name]
+        family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=False)]
+        for p in family:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.send_signal(signal.SIGKILL)
+        proc.wait(10)
+
+    def log(self, name: str) -> str:
+        return (self.log_dir / f"{name}.log").read_text(errors="replace")
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                    proc.wait(20)
+                except (ProcessLookupError, subprocess.TimeoutExpired):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    procs = Processes(tmp_path)
+    try:
+        yield procs
+    finally:
+        procs.stop_all()
+
+
+def eventually(check: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(every)
+    raise AssertionError(f"not within {timeout} s: {what}")
