@@ -45,7 +45,8 @@ def report(hostname: str, clusters: list[str], state: str | None = None) -> int:
 
     from .models import Cluster, ClusterNode
 
-    busy = Task.objects.filter(node=hostname, state=TaskState.RUNNING).exists()
+    # Busy means no free slot: an idle node with chunks still queued means lost messages.
+    busy = Task.objects.filter(node=hostname, state=TaskState.RUNNING).count() >= concurrency()
     values = {
         "state": state or (NodeState.BUSY if busy else NodeState.IDLE),
         "cpu_percent": psutil.cpu_percent(interval=None),

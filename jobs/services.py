@@ -20,8 +20,8 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from clusters.choices import ClusterState
-from clusters.models import Cluster
+from clusters.choices import Backend, ClusterState, NodeState
+from clusters.models import Cluster, ClusterNode
 from images import parameters as software_parameters
 from images.models import Software
 from projects.models import Project
@@ -227,7 +227,21 @@ def dispatch(job_id: int) -> int:
 
 
 def dispatch_pending() -> int:
-    """Dispatch queued chunks that were never sent (broker outage, crash after commit)."""
+    """Dispatch queued chunks that were never sent (crash after commit, broker down), and
+    send again those whose message a broker crash lost: still unclaimed long after they were
+    sent while a node of their cluster sits idle. A duplicate message is harmless: only one
+    delivery can claim a chunk."""
+    now = timezone.now()
+    idle = ClusterNode.objects.filter(
+        state=NodeState.IDLE, last_seen__gte=now - timedelta(seconds=settings.NODE_OFFLINE_AFTER)
+    )
+    Task.objects.filter(
+        state=TaskState.QUEUED,
+        queued_at__lt=now - timedelta(seconds=settings.RENDER_REDISPATCH_AFTER),
+        job__state__in=ACTIVE_JOB_STATES,
+        job__cluster__backend=Backend.CELERY,
+        job__cluster__in=idle.values("cluster"),
+    ).update(queued_at=None)
     job_ids = set(
         Task.objects.filter(
             state=TaskState.QUEUED, queued_at__isnull=True, job__state__in=ACTIVE_JOB_STATES

@@ -192,6 +192,9 @@ RENDER_STALE_AFTER = env.int("RENDER_STALE_AFTER", default=30)
 RENDER_STALL_TIMEOUT = env.int("RENDER_STALL_TIMEOUT", default=1800)
 # Renderer threads per chunk; 0 = this machine's cores divided by the worker's concurrency.
 RENDER_THREADS = env.int("RENDER_THREADS", default=0)
+# A chunk still unclaimed this long after it was sent, while a node of its cluster is idle,
+# is sent again (its message was lost, e.g. by a broker crash).
+RENDER_REDISPATCH_AFTER = env.int("RENDER_REDISPATCH_AFTER", default=300)
 RENDER_WORK_DIR = Path(env.str("RENDER_WORK_DIR", default=str(VAR_DIR / "work"))).resolve()
 # A node whose last heartbeat is older than this is shown offline.
 NODE_HEARTBEAT_SECONDS = env.int("NODE_HEARTBEAT_SECONDS", default=10)
@@ -205,6 +208,17 @@ BATCHCOMPUTE_ACCESS_KEY_ID = env.str("BATCHCOMPUTE_ACCESS_KEY_ID", default=OSS_A
 BATCHCOMPUTE_ACCESS_KEY_SECRET = env.str(
     "BATCHCOMPUTE_ACCESS_KEY_SECRET", default=OSS_ACCESS_KEY_SECRET
 )
+BATCHCOMPUTE_TIMEOUT = env.float("BATCHCOMPUTE_TIMEOUT", default=20.0)  # seconds per call
+BATCHCOMPUTE_RETRIES = env.int("BATCHCOMPUTE_RETRIES", default=3)  # on 5xx, throttling, network
+BATCHCOMPUTE_MAX_INSTANCES = env.int("BATCHCOMPUTE_MAX_INSTANCES", default=1000)  # per cloud job
+BATCHCOMPUTE_POLL_SECONDS = env.float("BATCHCOMPUTE_POLL_SECONDS", default=15.0)
+BATCHCOMPUTE_POLL_PAGES = env.int("BATCHCOMPUTE_POLL_PAGES", default=2)  # instance pages/job/cycle
+# Release (delete) ended cloud jobs: "always", "succeeded" (keep failed ones to inspect), "never".
+BATCHCOMPUTE_RELEASE = env.str("BATCHCOMPUTE_RELEASE", default="succeeded")
+BATCHCOMPUTE_RELEASE_AFTER = env.int("BATCHCOMPUTE_RELEASE_AFTER", default=3600)  # seconds
+BATCHCOMPUTE_NODE_PYTHON = env.str("BATCHCOMPUTE_NODE_PYTHON", default="python3")
+# OSS folder for the node package; empty: <output bucket>/renderhub-<tag>/packages/.
+BATCHCOMPUTE_PACKAGE_URL = env.str("BATCHCOMPUTE_PACKAGE_URL", default="")
 
 # --- Workflows (WDL) ------------------------------------------------------------------
 # A Cromwell server's base URL (e.g. http://cromwell:8000) and an optional Authorization
@@ -252,6 +266,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(max(5, RENDER_STALE_AFTER // 2)),
     },
     "poll-workflow-runs": {"task": "workflows.tasks.poll_runs", "schedule": 10.0},
+    "poll-batchcompute-jobs": {
+        "task": "clusters.tasks.poll_cloud_jobs",
+        "schedule": BATCHCOMPUTE_POLL_SECONDS,
+    },
+    "sync-batchcompute-clusters": {"task": "clusters.tasks.sync_clusters", "schedule": 60.0},
 }
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

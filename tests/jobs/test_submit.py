@@ -148,3 +148,31 @@ def test_chunks_never_sent_are_dispatched_by_dispatch_pending(
     assert services.dispatch_pending() == 2
     assert all(t.queued_at and t.celery_task_id for t in job.tasks.all())
     assert services.dispatch_pending() == 0  # sent once, not again
+
+
+def test_a_chunk_long_unclaimed_while_a_node_idles_is_sent_again(
+    project, blender_software, cluster, scene_url, settings
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from clusters.choices import NodeState
+    from clusters.models import ClusterNode
+
+    settings.RENDER_REDISPATCH_AFTER = 60
+    [job] = services.submit_render(
+        request(project, blender_software, cluster, [scene_url], frames="1", nodes=1)
+    )
+    long_ago = timezone.now() - timedelta(seconds=120)
+    job.tasks.update(queued_at=long_ago, celery_task_id="lost-message")
+    node = ClusterNode.objects.create(
+        cluster=cluster, name="w@host", state=NodeState.BUSY, last_seen=timezone.now()
+    )
+    assert services.dispatch_pending() == 0  # every node busy: the chunk is just waiting
+
+    node.state = NodeState.IDLE
+    node.save()
+    assert services.dispatch_pending() == 1
+    task = job.tasks.get()
+    assert task.celery_task_id != "lost-message" and task.queued_at > long_ago

@@ -45,6 +45,7 @@ def process_env(settings: Any, **extra: str) -> dict[str, str]:
         "RENDER_HEARTBEAT_SECONDS": str(settings.RENDER_HEARTBEAT_SECONDS),
         "RENDER_STALE_AFTER": str(settings.RENDER_STALE_AFTER),
         "NODE_HEARTBEAT_SECONDS": "1",
+        "RENDER_REDISPATCH_AFTER": str(settings.RENDER_REDISPATCH_AFTER),
         "DJANGO_SECRET_KEY": settings.SECRET_KEY,
     }
     env.update(extra)
