@@ -131,6 +131,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "admin:login"
+AUTHENTICATION_BACKENDS = ["renderhub.auth.ThrottledModelBackend"]
+LOGIN_MAX_FAILURES = env.int("LOGIN_MAX_FAILURES", default=5)
+LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
+# Shared by every web process on this machine (login throttling, cached cloud choices).
+CACHES = {"default": env.cache("CACHE_URL", default=f"filecache://{VAR_DIR / 'cache'}")}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
@@ -226,9 +231,7 @@ BATCHCOMPUTE_PACKAGE_URL = env.str("BATCHCOMPUTE_PACKAGE_URL", default="")
 CROMWELL_URL = env.str("CROMWELL_URL", default="")
 CROMWELL_AUTH_HEADER = env.str("CROMWELL_AUTH_HEADER", default="")
 # miniwdl run directories and its call cache (cache entries point into the run dirs).
-WORKFLOW_WORK_DIR = Path(
-    env.str("WORKFLOW_WORK_DIR", default=str(VAR_DIR / "workflows"))
-).resolve()
+WORKFLOW_WORK_DIR = Path(env.str("WORKFLOW_WORK_DIR", default=str(VAR_DIR / "workflows"))).resolve()
 
 # --- Celery ---------------------------------------------------------------------------
 BROKER_DIR = VAR_DIR / "broker"
