@@ -19,7 +19,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 
-from tests.jobs.conftest import fake_software, wait_for  # noqa: F401  (shared fixtures)
+from tests.jobs.conftest import fake_software, render_worker, wait_for  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 
