@@ -6,3 +6,9 @@ from django.apps import AppConfig
 class ApiConfig(AppConfig):
     name = "api"
     verbose_name = "REST API"
+
+    def ready(self) -> None:
+        from . import (
+            receivers,  # noqa: F401 (connects the job signal receivers)
+            schema,  # noqa: F401 (registers the token auth with drf-spectacular)
+        )

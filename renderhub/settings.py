@@ -325,6 +325,10 @@ WEBHOOK_RETRY_BASE = env.float("WEBHOOK_RETRY_BASE", default=30.0)  # seconds, d
 WEBHOOK_RETRY_MAX = env.float("WEBHOOK_RETRY_MAX", default=3600.0)
 # http:// receivers on localhost only (always allowed with DJANGO_DEBUG); everything else https.
 WEBHOOKS_ALLOW_HTTP_LOCALHOST = env.bool("WEBHOOKS_ALLOW_HTTP_LOCALHOST", default=False)
+CELERY_BEAT_SCHEDULE["requeue-overdue-webhook-deliveries"] = {
+    "task": "api.tasks.requeue_overdue_deliveries",
+    "schedule": 60.0,
+}
 NOTIFY_BY_EMAIL = env.bool("NOTIFY_BY_EMAIL", default=True)
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="RenderHub <renderhub@localhost>")

@@ -9,7 +9,14 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
-SECRET_SETTINGS = ("SECRET_KEY", "OSS_ACCESS_KEY_SECRET", "BATCHCOMPUTE_ACCESS_KEY_SECRET")
+SECRET_SETTINGS = (
+    "SECRET_KEY",
+    "OSS_ACCESS_KEY_SECRET",
+    "BATCHCOMPUTE_ACCESS_KEY_SECRET",
+    "EMAIL_HOST_PASSWORD",
+    "WEBHOOK_ENCRYPTION_KEYS",
+    "CROMWELL_AUTH_HEADER",
+)
 SHOWN_SETTINGS = (
     "DEBUG",
     "ALLOWED_HOSTS",

@@ -1,0 +1,401 @@
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from clusters.models import Cluster, ClusterNode
+from images.models import ComputeImage, Software
+from jobs.choices import FrameState, JobState
+from jobs.models import Frame, RenderJob, Task
+from jobs.outputs import signed_link
+from projects.models import Project, StorageMapping
+from renderhub import storage
+
+from .models import ApiToken
+
+log = logging.getLogger(__name__)
+
+
+def absolute_link(request: Any, url: str) -> str | None:
+    """A signed download link for a storage URL (absolute for local disk), or None."""
+    if not url:
+        return None
+    try:
+        link = signed_link(url)
+    except (storage.StorageError, ValueError) as exc:
+        log.warning("no signed link for %s: %s", url, exc)
+        return None
+    return request.build_absolute_uri(link) if request is not None else link
+
+
+# --- Catalogue --------------------------------------------------------------------------
+
+
+class StorageMappingSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = StorageMapping
+        fields = ("source", "destination", "writable", "lockable")
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    mappings = StorageMappingSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Project
+        fields = (
+            "id",
+            "name",
+            "description",
+            "image",
+            "output_prefix",
+            "node_output_dir",
+            "auto_download",
+            "mappings",
+            "created_at",
+        )
+
+
+class ComputeImageSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ComputeImage
+        fields = ("id", "name", "image_id", "platform", "description", "created_at")
+
+
+class SoftwareSerializer(serializers.ModelSerializer):
+    scene_suffixes = serializers.ListField(
+        child=serializers.CharField(), source="suffixes", read_only=True
+    )
+
+    class Meta:
+        model = Software
+        fields = (
+            "id",
+            "image",
+            "name",
+            "version",
+            "scene_suffixes",
+            "command_template",
+            "parameters",
+            "progress_parser",
+        )
+
+
+class ClusterNodeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ClusterNode
+        fields = ("name", "state", "cpu_count", "cpu_percent", "memory_percent", "last_seen")
+
+
+class ClusterSerializer(serializers.ModelSerializer):
+    nodes = ClusterNodeSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Cluster
+        fields = (
+            "id",
+            "name",
+            "backend",
+            "image",
+            "instance_type",
+            "desired_nodes",
+            "max_nodes",
+            "state",
+            "queue",
+            "nodes",
+            "created_at",
+            "updated_at",
+        )
+
+
+class ResizeSerializer(serializers.Serializer):
+    desired_nodes = serializers.IntegerField(min_value=0, max_value=10_000)
+
+
+# --- Render jobs ------------------------------------------------------------------------
+
+
+class RenderJobSerializer(serializers.ModelSerializer):
+    project = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    project_id = serializers.IntegerField(read_only=True)
+    software = serializers.StringRelatedField()
+    software_id = serializers.IntegerField(read_only=True)
+    cluster = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    cluster_id = serializers.IntegerField(read_only=True)
+    submitted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    progress = serializers.FloatField(read_only=True)
+    duration = serializers.FloatField(read_only=True, allow_null=True)
+    links = serializers.SerializerMethodField()
+
+    class Meta:
+        model = RenderJob
+        fields = (
+            "id",
+            "name",
+            "state",
+            "project",
+            "project_id",
+            "software",
+            "software_id",
+            "cluster",
+            "cluster_id",
+            "submitted_by",
+            "submission",
+            "scene_url",
+            "frame_spec",
+            "frame_count",
+            "node_count",
+            "chunk_size",
+            "parameters",
+            "priority",
+            "test_frame_first",
+            "frames_done",
+            "frames_failed",
+            "progress",
+            "render_seconds",
+            "failure_reason",
+            "output_url",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "duration",
+            "links",
+        )
+
+    @extend_schema_field(
+        {"type": "object", "additionalProperties": {"type": "string", "format": "uri"}}
+    )
+    def get_links(self, job: RenderJob) -> dict[str, str]:
+        request = self.context.get("request")
+        links = {}
+        for name in ("detail", "tasks", "frames", "logs", "outputs", "cancel", "retry"):
+            view = "api:job-detail" if name == "detail" else f"api:job-{name}"
+            path = reverse(view, args=[job.pk])
+            links[name] = request.build_absolute_uri(path) if request else path
+        return links
+
+
+class SubmitRenderSerializer(serializers.Serializer):
+    """A render submission; project, software and cluster by id or by name."""
+
+    project = serializers.CharField(max_length=100, help_text="Project id or name.")
+    software = serializers.CharField(
+        max_length=100, help_text="Software id, or its name on the project's image."
+    )
+    cluster = serializers.CharField(max_length=100, help_text="Cluster id or name.")
+    scenes = serializers.ListField(
+        child=serializers.CharField(max_length=1024),
+        min_length=1,
+        max_length=100,
+        help_text="Scene file URLs (file:///… or oss://bucket/…); one job per scene.",
+    )
+    frames = serializers.CharField(max_length=500, help_text="e.g. 1-48, 1-10,20 or 1-100x5")
+    nodes = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, help_text="Spread frames over N nodes."
+    )
+    chunk_size = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, help_text="Or: frames per chunk."
+    )
+    parameters = serializers.DictField(
+        child=serializers.JSONField(allow_null=True),  # null: the parameter's default
+        required=False,
+        default=dict,
+        help_text="The software's custom parameters: {name: value}.",
+    )
+    priority = serializers.IntegerField(min_value=-100, max_value=100, default=0)
+    test_frame_first = serializers.BooleanField(default=False)
+    name = serializers.CharField(max_length=150, required=False, default="", allow_blank=True)
+
+    def validate_parameters(self, value: dict[str, Any]) -> dict[str, Any]:
+        bad = [k for k, v in value.items() if not isinstance(v, str | int | float | bool | None)]
+        if bad:
+            raise serializers.ValidationError(
+                f"Give plain values (text, numbers, true/false) for: {', '.join(sorted(bad))}."
+            )
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("nodes") and attrs.get("chunk_size"):
+            raise serializers.ValidationError(
+                {"chunk_size": "Give nodes or a chunk size, not both."}
+            )
+        return attrs
+
+
+class SubmissionSerializer(serializers.Serializer):
+    submission = serializers.UUIDField()
+    jobs = RenderJobSerializer(many=True)
+
+
+class JobFilterSerializer(serializers.Serializer):
+    state = serializers.MultipleChoiceField(choices=JobState.choices, required=False)
+    project = serializers.CharField(required=False, max_length=100)
+    created_after = serializers.DateTimeField(required=False)
+    created_before = serializers.DateTimeField(required=False)
+
+
+class TaskSerializer(serializers.ModelSerializer):
+    frame_label = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Task
+        fields = (
+            "index",
+            "frames",
+            "frame_label",
+            "is_test",
+            "state",
+            "attempts",
+            "max_attempts",
+            "node",
+            "current_frame",
+            "cpu_percent",
+            "exit_code",
+            "failure_reason",
+            "queued_at",
+            "started_at",
+            "finished_at",
+            "heartbeat_at",
+        )
+
+
+class FrameSerializer(serializers.ModelSerializer):
+    task = serializers.IntegerField(source="task.index", read_only=True)
+    output_link = serializers.SerializerMethodField()
+    thumbnail_link = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Frame
+        fields = (
+            "number",
+            "task",
+            "state",
+            "started_at",
+            "finished_at",
+            "seconds",
+            "failure_reason",
+            "output_url",
+            "output_link",
+            "thumbnail_link",
+        )
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_output_link(self, frame: Frame) -> str | None:
+        if frame.state != FrameState.DONE:
+            return None
+        return absolute_link(self.context.get("request"), frame.output_url)
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_thumbnail_link(self, frame: Frame) -> str | None:
+        if frame.state != FrameState.DONE:
+            return None
+        return absolute_link(self.context.get("request"), frame.thumbnail_url)
+
+
+class FrameFilterSerializer(serializers.Serializer):
+    state = serializers.MultipleChoiceField(choices=FrameState.choices, required=False)
+
+
+LOG_STREAMS = {"agent": "agent.log", "stdout": "stdout.log", "stderr": "stderr.log"}
+
+
+class LogStreamSerializer(serializers.Serializer):
+    tail = serializers.CharField(help_text="The last lines, kept in the database.")
+    link = serializers.URLField(
+        allow_null=True,
+        help_text="Signed link to the whole file in storage (there once an attempt ended).",
+    )
+
+
+class TaskLogsSerializer(serializers.Serializer):
+    task = serializers.IntegerField(source="index")
+    state = serializers.CharField()
+    node = serializers.CharField()
+    log_url = serializers.CharField()
+    agent = serializers.SerializerMethodField()
+    stdout = serializers.SerializerMethodField()
+    stderr = serializers.SerializerMethodField()
+
+    def _stream(self, task: Task, stream: str) -> dict[str, Any]:
+        tail = getattr(task, "agent_log_tail" if stream == "agent" else f"{stream}_tail")
+        link = None
+        if task.log_url:
+            try:
+                url = storage.join(task.log_url, LOG_STREAMS[stream])
+            except storage.StorageError:
+                url = ""
+            link = absolute_link(self.context.get("request"), url)
+        return {"tail": tail, "link": link}
+
+    @extend_schema_field(LogStreamSerializer)
+    def get_agent(self, task: Task) -> dict[str, Any]:
+        return self._stream(task, "agent")
+
+    @extend_schema_field(LogStreamSerializer)
+    def get_stdout(self, task: Task) -> dict[str, Any]:
+        return self._stream(task, "stdout")
+
+    @extend_schema_field(LogStreamSerializer)
+    def get_stderr(self, task: Task) -> dict[str, Any]:
+        return self._stream(task, "stderr")
+
+
+class LogFilterSerializer(serializers.Serializer):
+    task = serializers.IntegerField(required=False, min_value=0)
+
+
+class OutputSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="Path below the job's output folder.")
+    size = serializers.IntegerField(allow_null=True)
+    url = serializers.CharField(help_text="Storage URL.")
+    link = serializers.URLField(allow_null=True, help_text="Signed download link.")
+
+
+class ActionResultSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    tasks = serializers.IntegerField(help_text="Chunks cancelled or queued again.")
+    job = RenderJobSerializer()
+
+
+# --- Tokens -----------------------------------------------------------------------------
+
+
+class ApiTokenSerializer(serializers.ModelSerializer):
+    project = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    is_active = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = ApiToken
+        fields = (
+            "id",
+            "name",
+            "prefix",
+            "project",
+            "created_at",
+            "expires_at",
+            "last_used_at",
+            "revoked_at",
+            "is_active",
+        )
+
+
+class CreateTokenSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+    project = serializers.CharField(
+        required=False,
+        allow_null=True,
+        max_length=100,
+        help_text="Limit to a project (id or name).",
+    )
+
+
+class NewTokenSerializer(ApiTokenSerializer):
+    key = serializers.CharField(help_text="Shown only now: store it, it cannot be shown again.")
+
+    class Meta(ApiTokenSerializer.Meta):
+        fields = (*ApiTokenSerializer.Meta.fields, "key")

@@ -1,0 +1,89 @@
+"""Webhook retries through a real Celery worker: the task's own retry with countdown."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from api.choices import DeliveryState
+from api.models import WebhookDelivery
+from jobs.models import RenderJob
+from jobs.signals import job_state_changed
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.embedded]
+
+
+@pytest.fixture
+def webhook_worker() -> Iterator[Any]:
+    """A worker thread on a private default queue (where deliver_webhook and mail go)."""
+    from celery.contrib.testing.worker import start_worker
+
+    from renderhub.celery import app
+
+    queue = f"renderhub-webhooks-{uuid.uuid4().hex[:8]}"
+    default_queue = app.conf.task_default_queue
+    app.conf.task_default_queue = queue
+    try:
+        with start_worker(
+            app,
+            pool="threads",
+            concurrency=1,
+            queues=[queue],
+            perform_ping_check=False,
+            hostname=f"test-{queue}@localhost",
+            shutdown_timeout=10,
+        ) as worker:
+            yield worker
+    finally:
+        app.conf.task_default_queue = default_queue
+
+
+def wait_for_delivery(timeout: float = 30) -> WebhookDelivery:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        delivery = WebhookDelivery.objects.first()
+        if delivery and delivery.state in (DeliveryState.SUCCEEDED, DeliveryState.FAILED):
+            return delivery
+        time.sleep(0.1)
+    raise AssertionError(f"delivery not done after {timeout} s: {WebhookDelivery.objects.first()}")
+
+
+def test_the_worker_retries_a_failing_receiver_with_backoff(
+    project, blender_software, cluster, webhook, receiver, webhook_worker, mailoutbox, bob
+) -> None:
+    receiver.script = [500, 500, 200]
+    # A bare job row (no chunks, nothing dispatched) whose end the job services announce.
+    job = RenderJob.objects.create(
+        project=project,
+        software=blender_software,
+        cluster=cluster,
+        submitted_by=bob,
+        name="shot_a",
+        scene_url="file:///x/shot_a.blend",
+        frame_spec="1-2",
+        frame_count=2,
+        node_count=1,
+        output_url=project.output_prefix + "1-shot_a/",
+        state="finished",
+    )
+    job_state_changed.send(
+        sender=RenderJob, job_id=job.pk, old_state="running", new_state="finished"
+    )
+
+    delivery = wait_for_delivery()
+    assert delivery.state == DeliveryState.SUCCEEDED, delivery.history
+    assert delivery.attempts == 3
+    assert [h["status"] for h in delivery.history] == [500, 500, 200]
+    assert len(receiver.received) == 3 and all(r.verified for r in receiver.received)
+    at = [r.at for r in receiver.received]
+    assert at[1] - at[0] >= 0.45 and at[2] - at[1] >= 0.95  # countdowns of 0.5 s, then 1 s
+
+    deadline = time.monotonic() + 10
+    while not mailoutbox and time.monotonic() < deadline:
+        time.sleep(0.1)
+    [mail] = mailoutbox
+    assert mail.to == ["bob@example.com"] and "finished" in mail.subject
