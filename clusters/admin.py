@@ -1,15 +1,36 @@
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
 
-from .models import Cluster, ClusterNode
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils.html import format_html, format_html_join
+
+from renderhub.compute import ComputeError
+
+from . import services
+from .forms import ClusterAdminForm, ResizeForm
+from .models import Cluster, ClusterNode, ClusterOperation
 
 
 class ClusterNodeInline(admin.TabularInline):
     model = ClusterNode
     extra = 0
     can_delete = False
-    fields = ("name", "state", "ip_address", "cpu_percent", "memory_percent", "last_seen", "error")
+    fields = (
+        "name",
+        "state",
+        "cloud_state",
+        "ip_address",
+        "cpu_percent",
+        "memory_percent",
+        "launched_at",
+        "last_seen",
+        "error",
+    )
     readonly_fields = fields
     show_change_link = True
 
@@ -19,12 +40,126 @@ class ClusterNodeInline(admin.TabularInline):
 
 @admin.register(Cluster)
 class ClusterAdmin(admin.ModelAdmin):
-    list_display = ("name", "backend", "image", "state", "desired_nodes", "max_nodes", "queue")
+    form = ClusterAdminForm
+    list_display = (
+        "name",
+        "backend",
+        "image",
+        "state",
+        "desired_nodes",
+        "actual_nodes",
+        "max_nodes",
+        "queue",
+    )
     list_filter = ("backend", "state", "image")
     list_select_related = ("image",)
     search_fields = ("name", "cloud_cluster_id")
-    readonly_fields = ("queue", "cloud_cluster_id", "created_at", "updated_at")
+    readonly_fields = (
+        "queue",
+        "cloud_cluster_id",
+        "actual_nodes",
+        "synced_at",
+        "sync_error",
+        "operation_log",
+        "created_at",
+        "updated_at",
+    )
     inlines = [ClusterNodeInline]
+    actions = ["sync_clusters", "resize_clusters", "delete_clusters"]
+
+    # BatchCompute clusters are created, resized and deleted through clusters.services.
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if obj is not None and services.is_cloud(obj) and obj.cloud_cluster_id:
+            # What the cloud cluster was created with; resizing goes through desired nodes.
+            fields += ("backend", "auto_cluster", "image", "instance_type", "disk_type")
+            fields += ("disk_size_gb", "spot", "spot_price_limit")
+        return fields
+
+    def save_model(self, request: HttpRequest, obj: Cluster, form: Any, change: bool) -> None:
+        try:
+            if not change:
+                services.create(obj, user=request.user)  # type: ignore[arg-type]
+                return
+            resize_to = None
+            if "desired_nodes" in form.changed_data and services.is_cloud(obj):
+                resize_to, obj.desired_nodes = obj.desired_nodes, form.initial["desired_nodes"]
+            super().save_model(request, obj, form, change)
+            if resize_to is not None:
+                services.resize(obj, resize_to, user=request.user)  # type: ignore[arg-type]
+        except (ComputeError, ValidationError) as exc:
+            self.message_user(request, f"BatchCompute: {exc}", messages.ERROR)
+
+    def delete_model(self, request: HttpRequest, obj: Cluster) -> None:
+        self.delete_queryset(request, Cluster.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Cluster]) -> None:
+        # A row must not go while its cloud cluster lives on (and costs money).
+        for cluster in queryset:
+            if services.is_cloud(cluster) and cluster.state != "deleted":
+                try:
+                    services.delete(cluster, user=request.user)  # type: ignore[arg-type]
+                except ComputeError as exc:
+                    self.message_user(request, f"{cluster}: {exc}", messages.ERROR)
+                    continue
+            cluster.delete()
+
+    @admin.display(description="Operation log (newest first)")
+    def operation_log(self, obj: Cluster) -> str:
+        operations = list(obj.operations.select_related("user")[:50]) if obj.pk else []
+        if not operations:
+            return "-"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((f"{op.at:%Y-%m-%d %H:%M:%S}", op.user or op.source, op.message) for op in operations),
+        )
+        return format_html("<table>{}</table>", rows)
+
+    @admin.action(description="Sync selected clusters with BatchCompute")
+    def sync_clusters(self, request: HttpRequest, queryset: QuerySet[Cluster]) -> None:
+        for cluster in queryset.select_related("image"):
+            try:
+                services.sync(cluster)
+            except ComputeError as exc:
+                self.message_user(request, f"{cluster}: {exc}", messages.ERROR)
+        self.message_user(request, "Synced.")
+
+    @admin.action(description="Resize selected clusters…")
+    def resize_clusters(
+        self, request: HttpRequest, queryset: QuerySet[Cluster]
+    ) -> HttpResponse | None:
+        form = ResizeForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            for cluster in queryset.select_related("image"):
+                try:
+                    services.resize(cluster, form.cleaned_data["nodes"], user=request.user)  # type: ignore[arg-type]
+                    self.message_user(request, f"{cluster}: {cluster.desired_nodes} nodes.")
+                except (ComputeError, ValidationError) as exc:
+                    self.message_user(request, f"{cluster}: {exc}", messages.ERROR)
+            return None
+        return TemplateResponse(
+            request,
+            "admin/clusters/cluster/resize.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "title": "Resize clusters",
+                "clusters": list(queryset),
+                "form": form,
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            },
+        )
+
+    @admin.action(description="Delete selected clusters (in BatchCompute too), keeping records")
+    def delete_clusters(self, request: HttpRequest, queryset: QuerySet[Cluster]) -> None:
+        for cluster in queryset.select_related("image"):
+            try:
+                services.delete(cluster, user=request.user)  # type: ignore[arg-type]
+                self.message_user(request, f"{cluster}: {cluster.state}.")
+            except ComputeError as exc:
+                self.message_user(request, f"{cluster}: {exc}", messages.ERROR)
 
 
 @admin.register(ClusterNode)
@@ -34,3 +169,17 @@ class ClusterNodeAdmin(admin.ModelAdmin):
     list_select_related = ("cluster",)
     search_fields = ("name", "ip_address")
     readonly_fields = ("created_at", "last_seen")
+
+
+@admin.register(ClusterOperation)
+class ClusterOperationAdmin(admin.ModelAdmin):
+    list_display = ("at", "cluster", "source", "action", "user", "message")
+    list_filter = ("source", "action", "cluster")
+    list_select_related = ("cluster", "user")
+    search_fields = ("message",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -36,6 +36,30 @@ class Cluster(models.Model):
         max_length=20, choices=ClusterState.choices, default=ClusterState.ACTIVE
     )
     cloud_cluster_id = models.CharField(max_length=100, blank=True)
+    hourly_price = models.DecimalField(
+        max_digits=10,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text="Price of one node for an hour, for cost estimates on the submit page.",
+    )
+    # BatchCompute: a standing cluster (cloud_cluster_id) or, with auto_cluster, a VM per
+    # chunk created for each job from the image and instance type (at most max_nodes).
+    auto_cluster = models.BooleanField(
+        default=False,
+        help_text="BatchCompute: no standing cluster; each job gets its own VMs (AutoCluster).",
+    )
+    spot = models.BooleanField(default=False, help_text="BatchCompute: spot (preemptible) VMs.")
+    spot_price_limit = models.DecimalField(
+        max_digits=8,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text="Highest hourly spot price; empty: pay the going spot price.",
+    )
+    actual_nodes = models.PositiveIntegerField(null=True, editable=False)
+    synced_at = models.DateTimeField(null=True, editable=False)
+    sync_error = models.TextField(blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -77,6 +101,8 @@ class ClusterNode(models.Model):
     cpu_percent = models.FloatField(null=True, blank=True)
     memory_percent = models.FloatField(null=True, blank=True)
     error = models.TextField(blank=True)
+    cloud_state = models.CharField(max_length=30, blank=True, help_text="As BatchCompute says.")
+    launched_at = models.DateTimeField(null=True, blank=True, help_text="Cloud VM created.")
     created_at = models.DateTimeField(auto_now_add=True)
     last_seen = models.DateTimeField(null=True, blank=True)
 
@@ -88,3 +114,22 @@ class ClusterNode(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ClusterOperation(models.Model):
+    """What was done to a cluster: by RenderHub (who, what) or reported by BatchCompute."""
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="operations")
+    at = models.DateTimeField(db_index=True)
+    source = models.CharField(max_length=20, default="renderhub")  # or "batchcompute"
+    action = models.CharField(max_length=20, blank=True)  # create, resize, delete, sync, …
+    message = models.TextField()
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.cluster_id} {self.at:%Y-%m-%d %H:%M:%S} {self.message[:60]}"

@@ -125,6 +125,11 @@ class Task(models.Model):
     agent_log_tail = models.TextField(blank=True)
     stdout_tail = models.TextField(blank=True)
     stderr_tail = models.TextField(blank=True)
+    # batchcompute backend: the cloud job running this chunk, as its instance number.
+    cloud_job = models.ForeignKey(
+        "CloudJob", on_delete=models.SET_NULL, null=True, blank=True, related_name="tasks"
+    )
+    cloud_instance = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["job", "index"]
@@ -190,3 +195,53 @@ class NodeBlock(models.Model):
     def is_blocking(self) -> bool:
         limit = settings.RENDER_BLOCKLIST_AFTER
         return bool(limit) and self.failures >= limit
+
+
+class CloudJobState(models.TextChoices):
+    SUBMITTING = "submitting", "Submitting"
+    ACTIVE = "active", "Active"
+    ENDED = "ended", "Ended"
+
+
+class CloudJob(models.Model):
+    """One BatchCompute job: some chunks of a RenderJob, one instance each.
+
+    The row is written before the cloud job is created, under the deployment-tagged
+    ``name``: a submission interrupted before ``cloud_id`` was saved is found again by
+    name instead of being created (and paid for) twice.
+    """
+
+    job = models.ForeignKey(RenderJob, on_delete=models.CASCADE, related_name="cloud_jobs")
+    name = models.CharField(max_length=128, unique=True)
+    cloud_id = models.CharField(max_length=64, blank=True, db_index=True)
+    state = models.CharField(
+        max_length=20, choices=CloudJobState.choices, default=CloudJobState.SUBMITTING
+    )
+    cloud_state = models.CharField(max_length=20, blank=True, help_text="As BatchCompute says.")
+    message = models.TextField(blank=True, help_text="BatchCompute's Job.Message.")
+    instance_count = models.PositiveIntegerField(default=0)
+    log_url = models.CharField(max_length=1024, blank=True)
+    stop_requested = models.BooleanField(default=False)
+    error = models.TextField(blank=True, help_text="The last failed call, for operators.")
+    submit_attempts = models.PositiveIntegerField(default=0)
+    # Polling bookkeeping, kept here so a restarted manager resumes where it left off.
+    lease_until = models.DateTimeField(null=True, blank=True)
+    polled_at = models.DateTimeField(null=True, blank=True)
+    snapshot = models.JSONField(default=dict, blank=True)
+    scan_marker = models.PositiveIntegerField(null=True, blank=True)
+    event_offsets = models.JSONField(default=dict, blank=True)
+    agent_results = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(
+        null=True, blank=True, help_text="Outputs listed and thumbnails made."
+    )
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["state", "lease_until"], name="cloudjob_state_lease")]
+
+    def __str__(self) -> str:
+        return self.cloud_id or self.name

@@ -534,7 +534,9 @@ def _end_job(job: RenderJob, state: str, reason: str) -> str:
 def reap_stale_tasks() -> int:
     """Requeue running chunks whose worker stopped heart-beating (killed, powered off, lost)."""
     cutoff = timezone.now() - timedelta(seconds=settings.RENDER_STALE_AFTER)
-    stale = Task.objects.filter(state=TaskState.RUNNING).filter(
+    # Cloud chunks are watched by the BatchCompute poller, never reaped: a requeue there
+    # would start a second paid cloud job while the first still runs.
+    stale = Task.objects.filter(state=TaskState.RUNNING, cloud_job__isnull=True).filter(
         Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
     )
     count = 0

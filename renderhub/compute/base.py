@@ -31,4 +31,8 @@ def get_backend(name: str) -> ComputeBackend:
         from .celery_backend import CeleryBackend
 
         return CeleryBackend()
+    if name == "batchcompute":
+        from .batchcompute import BatchComputeBackend
+
+        return BatchComputeBackend()
     raise ComputeError(f"Compute backend {name!r} is not available in this version.")

@@ -1,0 +1,26 @@
+"""Delete a cluster: ``manage.py cluster_delete ID``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from clusters import services
+from clusters.management.commands.cluster import find
+from renderhub.compute import ComputeError
+
+
+class Command(BaseCommand):
+    help = "Delete a cluster (and its BatchCompute cluster); it must have no active jobs."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("id", metavar="ID", help="Cluster id or name.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        cluster = find(options["id"])
+        try:
+            services.delete(cluster)
+        except ComputeError as exc:
+            raise CommandError(f"Deleting {cluster} failed: {exc}") from None
+        self.stdout.write(f"Cluster {cluster.name} is {cluster.state}.")

@@ -1,0 +1,378 @@
+"""Cluster operations: create, resize, delete and sync. Admin, CLI and beat call these.
+
+A BatchCompute cluster (``backend=batchcompute``, not ``auto_cluster``) is also a cluster
+in the cloud, named ``<deployment tag>-<name>``; RenderHub only ever touches the cloud
+cluster whose id it recorded. Creating writes the row first (state creating), so a
+process that dies before saving the cloud id is resumed by :func:`sync`, which finds the
+cluster by its tagged name instead of creating (and paying for) a second one. An
+AutoCluster cluster has nothing in the cloud between jobs: each job gets its own VMs.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from renderhub.compute import ComputeError
+from renderhub.compute import batchcompute as bc
+
+from .choices import Backend, ClusterState, NodeState
+from .models import Cluster, ClusterNode, ClusterOperation
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+log = logging.getLogger(__name__)
+
+CHOICES_TTL = 600  # seconds the account's instance types, disks and images are cached
+RESUME_CREATE_AFTER = timedelta(seconds=60)
+VM_STATES = {
+    "Pending": NodeState.STARTING,
+    "Starting": NodeState.STARTING,
+    "Running": NodeState.IDLE,
+    "Deleting": NodeState.OFFLINE,
+    "Deleted": NodeState.OFFLINE,
+}
+_LOG_LINE = re.compile(r"^\[(?P<at>[^\]]+)\](?:\[(?P<group>[^\]]*)\])?\s*(?P<message>.*)$", re.S)
+
+
+def is_cloud(cluster: Cluster) -> bool:
+    """Whether the cluster is (or will be) a standing cluster in BatchCompute."""
+    return cluster.backend == Backend.BATCHCOMPUTE and not cluster.auto_cluster
+
+
+def record(
+    cluster: Cluster,
+    action: str,
+    message: str,
+    user: AbstractBaseUser | None = None,
+    *,
+    source: str = "renderhub",
+    at: datetime | None = None,
+) -> ClusterOperation:
+    """A line in the cluster's operation log."""
+    return ClusterOperation.objects.create(
+        cluster=cluster,
+        at=at or timezone.now(),
+        source=source,
+        action=action,
+        message=message[:5000],
+        user=user if user is not None and user.is_authenticated else None,
+    )
+
+
+# --- what the account may use ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CloudChoices:
+    instance_types: list[tuple[str, str]]  # (value, label)
+    spot_instance_types: list[str]
+    disk_types: list[str]
+    images: list[tuple[str, str]]
+
+
+def cloud_choices(refresh: bool = False) -> CloudChoices:
+    """Instance types, disk types and images from BatchCompute (cached CHOICES_TTL)."""
+    key = f"renderhub:batchcompute:choices:{settings.BATCHCOMPUTE_REGION}"
+    if not refresh and (cached := cache.get(key)) is not None:
+        return CloudChoices(**cached)
+    resources = bc.get_client().resources()
+    choices = CloudChoices(
+        instance_types=[
+            (t.name, f"{t.name} ({t.cpus} CPU, {t.memory_gb:g} GB)")
+            for t in resources.instance_types
+        ],
+        spot_instance_types=resources.spot_instance_types,
+        disk_types=resources.disk_types,
+        images=resources.images,
+    )
+    cache.set(key, choices.__dict__, CHOICES_TTL)
+    return choices
+
+
+def validate_cloud(cluster: Cluster) -> None:
+    """Field errors for what BatchCompute would refuse, before anything is created."""
+    if cluster.backend != Backend.BATCHCOMPUTE:
+        return
+    try:
+        choices = cloud_choices()
+    except ComputeError as exc:
+        raise ValidationError(f"Cannot check the cluster against BatchCompute: {exc}") from None
+    errors: dict[str, str] = {}
+    types = [value for value, _label in choices.instance_types]
+    if cluster.instance_type not in types:
+        errors["instance_type"] = f"Choose one of {', '.join(types)}."
+    elif cluster.spot and cluster.instance_type not in choices.spot_instance_types:
+        spot = ", ".join(choices.spot_instance_types) or "none"
+        errors["instance_type"] = f"Spot VMs are available as {spot} only."
+    if cluster.disk_type and cluster.disk_type not in choices.disk_types:
+        errors["disk_type"] = f"Choose one of {', '.join(choices.disk_types)}."
+    image_id = cluster.image.image_id
+    if not image_id.startswith("m-") and image_id not in [i for i, _n in choices.images]:
+        errors["image"] = (
+            f"{cluster.image} runs {image_id}, which is not a BatchCompute image of this "
+            f"account; available: {', '.join(i for i, _n in choices.images)} (or an m-… ECS image)."
+        )
+    if not cluster.spot and cluster.spot_price_limit is not None:
+        errors["spot_price_limit"] = "A price limit is for spot VMs only."
+    if errors:
+        raise ValidationError(errors)
+
+
+# --- operations ------------------------------------------------------------------------
+
+
+def create(cluster: Cluster, user: AbstractBaseUser | None = None) -> Cluster:
+    """Save a new cluster; a BatchCompute one is created in the cloud as well.
+
+    Raises ValidationError for a bad cluster and ComputeError when BatchCompute refused
+    it (the row then shows state error and the reason in its operation log).
+    """
+    cluster.full_clean()
+    validate_cloud(cluster)
+    if not is_cloud(cluster):
+        cluster.save()
+        record(cluster, "create", f"created ({cluster.get_backend_display()})", user)
+        return cluster
+    cluster.state, cluster.cloud_cluster_id = ClusterState.CREATING, ""
+    cluster.save()
+    record(cluster, "create", f"creating {_describe(cluster)}", user)
+    _create_in_cloud(cluster, user, look_first=False)
+    return cluster
+
+
+def _describe(cluster: Cluster) -> str:
+    kind = "spot" if cluster.spot else "on-demand"
+    disk = f"{cluster.disk_size_gb} GB {cluster.disk_type or 'default'} disk"
+    return (
+        f"{cluster.desired_nodes} x {cluster.instance_type} ({kind}, {disk}) "
+        f"on {cluster.image.image_id}"
+    )
+
+
+def _plan(cluster: Cluster) -> bc.ClusterPlan:
+    return bc.ClusterPlan(
+        name=bc.tagged(cluster.name),
+        description=f"RenderHub cluster {cluster.name}",
+        machines=bc.Machines(
+            image_id=cluster.image.image_id,
+            instance_type=cluster.instance_type,
+            spot=cluster.spot,
+            spot_price_limit=float(cluster.spot_price_limit)
+            if cluster.spot_price_limit is not None
+            else None,
+            disk_type=cluster.disk_type,
+            disk_size_gb=cluster.disk_size_gb,
+        ),
+        nodes=cluster.desired_nodes,
+    )
+
+
+def _create_in_cloud(cluster: Cluster, user: AbstractBaseUser | None, look_first: bool) -> None:
+    client = bc.get_client()
+    try:
+        cloud_id = client.find_cluster(bc.tagged(cluster.name)) if look_first else None
+        cloud_id = cloud_id or client.create_cluster(_plan(cluster))
+    except bc.BatchComputeError as exc:
+        if exc.transient:  # sync tries again, looking for it by name first
+            Cluster.objects.filter(pk=cluster.pk).update(sync_error=str(exc)[:2000])
+            record(cluster, "create", f"not created yet, will retry: {exc}", user)
+            raise
+        cluster.state = ClusterState.ERROR
+        Cluster.objects.filter(pk=cluster.pk).update(
+            state=ClusterState.ERROR, sync_error=str(exc)[:2000]
+        )
+        record(cluster, "create", f"BatchCompute refused the cluster: {exc}", user)
+        raise
+    cluster.cloud_cluster_id, cluster.state = cloud_id, ClusterState.ACTIVE
+    Cluster.objects.filter(pk=cluster.pk).update(
+        cloud_cluster_id=cloud_id, state=ClusterState.ACTIVE, sync_error=""
+    )
+    record(cluster, "create", f"BatchCompute cluster {cloud_id} created", user)
+
+
+def resize(cluster: Cluster, nodes: int, user: AbstractBaseUser | None = None) -> Cluster:
+    """Run ``nodes`` VMs (0 keeps the cluster but stops paying for VMs)."""
+    if nodes < 0:
+        raise ValidationError({"desired_nodes": "The node count cannot be negative."})
+    if cluster.state in (ClusterState.DELETING, ClusterState.DELETED):
+        raise ComputeError(f"Cluster {cluster} is {cluster.state}.")
+    before = cluster.desired_nodes
+    if is_cloud(cluster):
+        if not cluster.cloud_cluster_id:
+            raise ComputeError(f"Cluster {cluster} is not created in BatchCompute yet.")
+        bc.get_client().resize_cluster(cluster.cloud_cluster_id, nodes)
+        cluster.state = (
+            ClusterState.ACTIVE if cluster.actual_nodes == nodes else ClusterState.RESIZING
+        )
+    cluster.desired_nodes = nodes
+    Cluster.objects.filter(pk=cluster.pk).update(desired_nodes=nodes, state=cluster.state)
+    record(cluster, "resize", f"resized from {before} to {nodes} nodes", user)
+    return cluster
+
+
+def delete(cluster: Cluster, user: AbstractBaseUser | None = None) -> Cluster:
+    """Delete the cluster (in BatchCompute too); it must have no active render jobs."""
+    from jobs.choices import ACTIVE_JOB_STATES
+
+    if cluster.state == ClusterState.DELETED:
+        return cluster
+    active = cluster.render_jobs.filter(state__in=ACTIVE_JOB_STATES).count()
+    if active:
+        raise ComputeError(
+            f"Cluster {cluster} has {active} active render job(s); cancel them first."
+        )
+    if is_cloud(cluster) and cluster.cloud_cluster_id:
+        gone = not bc.get_client().delete_cluster(cluster.cloud_cluster_id)
+        cluster.state = ClusterState.DELETED if gone else ClusterState.DELETING
+        what = f"deleting BatchCompute cluster {cluster.cloud_cluster_id}"
+    else:
+        cluster.state = ClusterState.DELETED
+        what = "deleted"
+    Cluster.objects.filter(pk=cluster.pk).update(state=cluster.state)
+    record(cluster, "delete", what, user)
+    return cluster
+
+
+def sync(cluster: Cluster) -> Cluster:
+    """Cluster state, VM list and operation log from BatchCompute; resumes a creation."""
+    if not is_cloud(cluster) or cluster.state in (ClusterState.DELETED, ClusterState.ERROR):
+        return cluster
+    if not cluster.cloud_cluster_id:
+        if cluster.state == ClusterState.CREATING and (
+            timezone.now() - cluster.updated_at >= RESUME_CREATE_AFTER
+        ):
+            _create_in_cloud(cluster, None, look_first=True)
+        if not cluster.cloud_cluster_id:
+            return cluster
+    client = bc.get_client()
+    now = timezone.now()
+    try:
+        status = client.get_cluster(cluster.cloud_cluster_id)
+    except bc.NotFound:
+        gone = cluster.state == ClusterState.DELETING
+        cluster.state = ClusterState.DELETED if gone else ClusterState.ERROR
+        Cluster.objects.filter(pk=cluster.pk).update(
+            state=cluster.state,
+            actual_nodes=0,
+            synced_at=now,
+            sync_error="" if gone else "the BatchCompute cluster disappeared",
+        )
+        cluster.nodes.all().delete()
+        record(cluster, "sync", "gone from BatchCompute", source="batchcompute")
+        return cluster
+    vms = client.cluster_vms(cluster.cloud_cluster_id)
+    cluster.state = _state(cluster, status)
+    cluster.actual_nodes = status.actual_nodes
+    with transaction.atomic():
+        Cluster.objects.filter(pk=cluster.pk).update(
+            state=cluster.state, actual_nodes=status.actual_nodes, synced_at=now, sync_error=""
+        )
+        _sync_nodes(cluster, vms, now)
+        _sync_log(cluster, status.operation_logs)
+    return cluster
+
+
+def _state(cluster: Cluster, status: bc.ClusterStatus) -> str:
+    if status.state == "Deleting":
+        return ClusterState.DELETING
+    if status.state not in ("Active", ""):
+        return ClusterState.ERROR
+    if status.actual_nodes != cluster.desired_nodes:
+        return ClusterState.RESIZING
+    return ClusterState.ACTIVE
+
+
+def _sync_nodes(cluster: Cluster, vms: list[bc.VMStatus], now: datetime) -> None:
+    for vm in vms:
+        failed = vm.error_code != 0 or vm.state not in VM_STATES
+        ClusterNode.objects.update_or_create(
+            cluster=cluster,
+            name=vm.id,
+            defaults={
+                "state": NodeState.FAILED if failed else VM_STATES[vm.state],
+                "cloud_state": vm.state[:30],
+                "ip_address": vm.ip_address or None,
+                "launched_at": vm.created,
+                "error": f"{vm.error_code}: {vm.error_message}" if vm.error_code else "",
+                "last_seen": now,
+            },
+        )
+    cluster.nodes.exclude(name__in=[vm.id for vm in vms]).delete()
+
+
+def _sync_log(cluster: Cluster, lines: list[str]) -> None:
+    """BatchCompute's OperationLogs as operation rows (each line once)."""
+    known = set(cluster.operations.filter(source="batchcompute").values_list("at", "message"))
+    for line in lines:
+        match = _LOG_LINE.match(line.strip())
+        at = parse_datetime(match["at"]) if match else None
+        if match is None or at is None:
+            at, message = cluster.created_at, line.strip()
+        else:
+            group = f"[{match['group']}] " if match["group"] else ""
+            message = group + match["message"].strip()
+        if timezone.is_naive(at):
+            at = timezone.make_aware(at, UTC)
+        if (at, message) not in known:
+            record(cluster, "cloud", message, source="batchcompute", at=at)
+            known.add((at, message))
+
+
+def sync_all() -> int:
+    """Sync every BatchCompute cluster; one failing does not stop the others."""
+    count = 0
+    clusters = Cluster.objects.filter(backend=Backend.BATCHCOMPUTE, auto_cluster=False).exclude(
+        state__in=(ClusterState.DELETED, ClusterState.ERROR)
+    )
+    for cluster in clusters.select_related("image"):
+        try:
+            sync(cluster)
+            count += 1
+        except ComputeError as exc:
+            log.warning("syncing cluster %s failed: %s", cluster, exc)
+            Cluster.objects.filter(pk=cluster.pk).update(sync_error=str(exc)[:2000])
+    return count
+
+
+def find(ident: str | int) -> Cluster:
+    """A cluster by id or name (for the CLI)."""
+    text = str(ident).lstrip("#")
+    query = Cluster.objects.select_related("image")
+    found = query.filter(pk=int(text)).first() if text.isdigit() else None
+    if found is None:
+        found = query.filter(name=text).first()
+    if found is None:
+        raise Cluster.DoesNotExist(f"No cluster {ident!r}.")
+    return found
+
+
+def summary(cluster: Cluster) -> dict[str, Any]:
+    """What the CLI shows for one cluster."""
+    mode = "-"
+    if cluster.backend == Backend.BATCHCOMPUTE:
+        mode = "auto" if cluster.auto_cluster else ("spot" if cluster.spot else "on-demand")
+    nodes = f"{cluster.desired_nodes}"
+    if is_cloud(cluster):
+        nodes = f"{'?' if cluster.actual_nodes is None else cluster.actual_nodes}/{nodes}"
+    return {
+        "id": cluster.pk,
+        "name": cluster.name,
+        "backend": cluster.backend,
+        "mode": mode,
+        "state": cluster.state,
+        "nodes": nodes,
+        "instance type": cluster.instance_type or "-",
+        "cloud id": cluster.cloud_cluster_id or "-",
+    }

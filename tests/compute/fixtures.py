@@ -1,0 +1,218 @@
+"""BatchCompute fixtures: a fake BatchCompute and a fake OSS per session, settings pointing
+RenderHub at them, and a project whose storage and cluster live "in the cloud".
+
+tests/compute/conftest.py makes them available there; test modules elsewhere import the
+ones they use (``from tests.compute.fixtures import bc_settings  # noqa: F401``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes.batchcompute import FakeBatchCompute
+from tests.fakes.oss import FakeOSS
+
+FAKE_RENDER = Path(__file__).resolve().parents[1] / "jobs" / "fake_render.py"
+
+
+@pytest.fixture(scope="session")
+def cloud_oss() -> Iterator[FakeOSS]:
+    with FakeOSS() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def cloud_bc(cloud_oss: FakeOSS) -> Iterator[FakeBatchCompute]:
+    with FakeBatchCompute(oss=cloud_oss) as server:
+        yield server
+
+
+@pytest.fixture
+def bucket(cloud_oss: FakeOSS) -> Iterator[str]:
+    name = f"renders-{uuid.uuid4().hex[:10]}"
+    cloud_oss.create_bucket(name)
+    yield name
+    cloud_oss.clear_faults()
+    errors, cloud_oss.internal_errors[:] = list(cloud_oss.internal_errors), []
+    assert not errors, f"the fake OSS server itself failed: {errors}"
+
+
+@pytest.fixture
+def fake_bc(cloud_bc: FakeBatchCompute) -> Iterator[FakeBatchCompute]:
+    """The session's fake BatchCompute, emptied for this test (and checked after it)."""
+    cloud_bc.reset()
+    cloud_bc.max_parallel = 4
+    yield cloud_bc
+    cloud_bc.run_commands = False
+    errors, cloud_bc.internal_errors[:] = list(cloud_bc.internal_errors), []
+    cloud_bc.reset()
+    assert not errors, f"the fake BatchCompute server itself failed: {errors}"
+
+
+@pytest.fixture
+def bc_settings(
+    settings: Any, fake_bc: FakeBatchCompute, cloud_oss: FakeOSS, bucket: str
+) -> Iterator[Any]:
+    """RenderHub configured for the fakes, with fast retries; yields the client."""
+    from django.core.cache import cache
+
+    from renderhub import storage
+    from renderhub.compute import batchcompute as bc
+
+    settings.BATCHCOMPUTE_REGION = fake_bc.region
+    settings.BATCHCOMPUTE_ENDPOINT = fake_bc.endpoint
+    settings.BATCHCOMPUTE_ACCESS_KEY_ID = fake_bc.access_key_id
+    settings.BATCHCOMPUTE_ACCESS_KEY_SECRET = fake_bc.access_key_secret
+    settings.BATCHCOMPUTE_TIMEOUT = 2.0
+    settings.BATCHCOMPUTE_RETRIES = 2
+    settings.BATCHCOMPUTE_RELEASE_AFTER = 0
+    settings.BATCHCOMPUTE_NODE_PYTHON = sys.executable
+    settings.RENDERHUB_DEPLOYMENT_TAG = "rhtest"
+    settings.OSS_ENDPOINT = cloud_oss.endpoint
+    settings.OSS_ACCESS_KEY_ID = cloud_oss.access_key_id
+    settings.OSS_ACCESS_KEY_SECRET = cloud_oss.access_key_secret
+    settings.STORAGE_TIMEOUT = 2.0
+    settings.STORAGE_RETRIES = 1
+    bc.reset_clients()
+    storage.reset_cache()
+    cache.clear()
+    client = bc.get_client()
+    client.backoff, client.max_backoff = 0.001, 0.01
+    yield client
+    bc.reset_clients()
+
+
+@pytest.fixture
+def cloud_image(db: None) -> Any:
+    from images.models import ComputeImage
+
+    return ComputeImage.objects.create(name="cloud-linux", image_id="img-blender")
+
+
+@pytest.fixture
+def cloud_software(cloud_image: Any) -> Any:
+    """The stand-in renderer (tests/jobs/fake_render.py) on the cloud image."""
+    from images.models import Software
+
+    return Software.objects.create(
+        image=cloud_image,
+        name="fakerender",
+        scene_suffixes=".blend",
+        command_template=[
+            sys.executable,
+            str(FAKE_RENDER),
+            "{output_pattern}",
+            "{frames}",
+            "{mode}",
+        ],
+        parameters=[
+            {"name": "mode", "type": "choice", "choices": ["ok", "fail", "slow"], "default": "ok"}
+        ],
+        progress_parser="blender",
+    )
+
+
+@pytest.fixture
+def cloud_project(cloud_image: Any, bucket: str, cloud_oss: FakeOSS, bc_settings: Any) -> Any:
+    from projects.models import Project, StorageMapping
+
+    project = Project.objects.create(
+        name="cloudshots", image=cloud_image, output_prefix=f"oss://{bucket}/output/"
+    )
+    StorageMapping.objects.create(
+        project=project, source=f"oss://{bucket}/scenes/", destination="/mnt/scenes/"
+    )
+    cloud_oss.put(bucket, "scenes/shot_a.blend", b"BLENDER-v304 not a real scene")
+    cloud_oss.put(bucket, "scenes/textures/wood.png", b"texture")
+    return project
+
+
+@pytest.fixture
+def cloud_cluster(cloud_image: Any, bc_settings: Any, fake_bc: FakeBatchCompute) -> Any:
+    """A standing BatchCompute cluster with two running VMs."""
+    from clusters import services
+    from clusters.choices import Backend
+    from clusters.models import Cluster
+
+    cluster = services.create(
+        Cluster(
+            name=f"farm-{uuid.uuid4().hex[:6]}",
+            backend=Backend.BATCHCOMPUTE,
+            image=cloud_image,
+            instance_type="bcs.a2.large",
+            disk_type="cloud_ssd",
+            disk_size_gb=50,
+            desired_nodes=2,
+            max_nodes=8,
+        )
+    )
+    fake_bc.tick()
+    fake_bc.tick()
+    return cluster
+
+
+@pytest.fixture
+def auto_cluster(cloud_image: Any, bc_settings: Any) -> Any:
+    from clusters import services
+    from clusters.choices import Backend
+    from clusters.models import Cluster
+
+    return services.create(
+        Cluster(
+            name=f"auto-{uuid.uuid4().hex[:6]}",
+            backend=Backend.BATCHCOMPUTE,
+            auto_cluster=True,
+            image=cloud_image,
+            instance_type="bcs.a2.large",
+            spot=True,
+            desired_nodes=3,
+            max_nodes=3,
+        )
+    )
+
+
+def submit_cloud(
+    project: Any,
+    software: Any,
+    cluster: Any,
+    frames: str = "1-6",
+    *,
+    nodes: int = 3,
+    capture: Any,
+    **fields: Any,
+) -> Any:
+    """submit_render as users do, running the on-commit dispatch (it talks to the fake)."""
+    from jobs import services
+
+    request = services.RenderRequest(
+        project=project,
+        software=software,
+        cluster=cluster,
+        scenes=[f"{project.mappings.get().source}shot_a.blend"],
+        frames=frames,
+        nodes=nodes,
+        **fields,
+    )
+    with capture(execute=True):
+        [job] = services.submit_render(request)
+    job.refresh_from_db()
+    return job
+
+
+def write_events(
+    oss: FakeOSS, cloud_job: Any, instance: int, events: list[dict[str, Any]], run: int = 1
+) -> None:
+    """Append agent events to an instance's events file in OSS, as the node entry does."""
+    bucket, _, prefix = cloud_job.log_url.removeprefix("oss://").partition("/")
+    key = f"{prefix}events/{instance}.{run}.jsonl"
+    old = oss.get(bucket, key)
+    lines = b"".join(json.dumps({"time": time.time(), **e}).encode() + b"\n" for e in events)
+    oss.put(bucket, key, (old.data if old else b"") + lines)

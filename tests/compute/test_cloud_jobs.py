@@ -1,0 +1,653 @@
+"""Render jobs on BatchCompute, instance by instance: the fake is driven by the test."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from jobs import cloud, services
+from jobs.choices import FrameState, JobState, TaskState
+from jobs.models import CloudJob, CloudJobState, RenderJob, Task
+from renderhub.compute import ComputeError
+from tests.compute.fixtures import submit_cloud, write_events
+from tests.fakes.batchcompute import FakeBatchCompute
+from tests.fakes.oss import FakeOSS
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def submitted(
+    cloud_project: Any,
+    cloud_software: Any,
+    cloud_cluster: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> RenderJob:
+    """Six frames in three chunks, submitted to the standing cluster."""
+    return submit_cloud(
+        cloud_project, cloud_software, cloud_cluster, capture=django_capture_on_commit_callbacks
+    )
+
+
+def cloud_job_of(job: RenderJob) -> CloudJob:
+    return CloudJob.objects.get(job=job)
+
+
+def render_events(frames: list[int], outputs: bool = True) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = [{"event": "started", "pid": 1, "argv": ["fake"]}]
+    for n in frames:
+        events.append({"event": "frame_started", "frame": n})
+        done = [f"/renderhub/publish/shot_a_{n:04d}.png"] if outputs else []
+        events.append({"event": "frame_done", "frame": n, "outputs": done, "seconds": 1.5})
+    return events
+
+
+FINISHED_OK = {"event": "finished", "status": "success", "exit_code": 0, "reason": ""}
+
+
+# --- submission ---------------------------------------------------------------------------
+
+
+def test_a_job_becomes_one_cloud_job_with_an_instance_per_chunk(
+    submitted: RenderJob, fake_bc: FakeBatchCompute, cloud_cluster: Any, bucket: str
+) -> None:
+    cj = cloud_job_of(submitted)
+    assert cj.state == CloudJobState.ACTIVE
+    assert cj.name == f"rhtest-r{submitted.pk}-c{cj.pk}"
+    job = fake_bc.jobs[cj.cloud_id]
+    assert job.name == cj.name
+    desc = job.desc
+    assert desc["Type"] == "DAG" and desc["Priority"] == 500
+    assert desc["JobFailOnInstanceFail"] is False and desc["AutoRelease"] is False
+    task = desc["DAG"]["Tasks"]["render"]
+    assert task["InstanceCount"] == 3
+    assert task["ClusterId"] == cloud_cluster.cloud_cluster_id
+    assert "AutoCluster" not in task  # reading task.AutoCluster would have added one
+    assert task["MaxRetryCount"] == 2
+    command = task["Parameters"]["Command"]
+    assert command["CommandLine"].endswith("renderhub_node.py")
+    assert command["PackagePath"].startswith(f"oss://{bucket}/renderhub-rhtest/packages/")
+    assert command["EnvVars"]["RENDERHUB_SPECS"] == f"/renderhub/control/cloud-{cj.pk}/spec.json"
+    assert task["Parameters"]["StdoutRedirectPath"] == cj.log_url
+    entries = {e["Destination"]: e for e in task["Mounts"]["Entries"]}
+    assert entries["/mnt/scenes/"] == {
+        "Source": f"oss://{bucket}/scenes/",
+        "Destination": "/mnt/scenes/",
+        "WriteSupport": False,
+    }
+    assert entries["/renderhub/control/"]["WriteSupport"] is True
+    assert task["OutputMapping"] == {"/renderhub/publish/": submitted.output_url}
+    assert task["LogMapping"] == {"/renderhub/work/agent.log": cj.log_url}
+    tasks = list(submitted.tasks.order_by("index"))
+    assert [t.cloud_instance for t in tasks] == [0, 1, 2]
+    assert all(t.queued_at and t.cloud_job_id == cj.pk for t in tasks)
+
+
+def test_the_specs_of_every_chunk_are_uploaded(
+    submitted: RenderJob, cloud_oss: FakeOSS, bucket: str
+) -> None:
+    import json
+
+    cj = cloud_job_of(submitted)
+    key = cj.log_url.removeprefix(f"oss://{bucket}/") + "spec.json"
+    specs = json.loads(cloud_oss.get(bucket, key).data)
+    assert specs["instances"] == [
+        {"task": 0, "frames": [1, 2]},
+        {"task": 1, "frames": [3, 4]},
+        {"task": 2, "frames": [5, 6]},
+    ]
+    common = specs["common"]
+    assert common["scene"] == "/mnt/scenes/shot_a.blend"
+    assert common["publish_dir"] == "/renderhub/publish"
+    assert common["output_name"] == "shot_a_####"
+    assert specs["events_dir"] == f"/renderhub/control/cloud-{cj.pk}/events/"
+
+
+def test_the_package_is_uploaded_once_under_its_content_hash(
+    cloud_project: Any,
+    cloud_software: Any,
+    cloud_cluster: Any,
+    django_capture_on_commit_callbacks: Any,
+    cloud_oss: FakeOSS,
+    bucket: str,
+) -> None:
+    from renderhub.compute import batchcompute as bc
+
+    cloud._uploaded.clear()
+    for _ in range(2):
+        submit_cloud(
+            cloud_project,
+            cloud_software,
+            cloud_cluster,
+            capture=django_capture_on_commit_callbacks,
+        )
+    data, name = bc.node_package()
+    packages = [k for k in cloud_oss.keys(bucket) if "/packages/" in k]
+    assert packages == [f"renderhub-rhtest/packages/{name}"]
+    assert cloud_oss.get(bucket, packages[0]).data == data
+    assert (
+        cloud_oss.count("PUT", bucket=bucket)
+        - cloud_oss.count("PUT", bucket=bucket, param="partNumber")
+        == 3
+    )  # the package once, a spec per job
+
+
+def test_an_auto_cluster_job_asks_for_its_own_vms(
+    cloud_project: Any,
+    cloud_software: Any,
+    auto_cluster: Any,
+    django_capture_on_commit_callbacks: Any,
+    fake_bc: FakeBatchCompute,
+) -> None:
+    job = submit_cloud(
+        cloud_project, cloud_software, auto_cluster, capture=django_capture_on_commit_callbacks
+    )
+    task = fake_bc.jobs[cloud_job_of(job).cloud_id].desc["DAG"]["Tasks"]["render"]
+    assert "ClusterId" not in task
+    auto = task["AutoCluster"]
+    assert auto["ImageId"] == "img-blender"
+    assert auto["InstanceType"] == "bcs.a2.large"
+    assert auto["ResourceType"] == "Spot" and auto["SpotStrategy"] == "SpotAsPriceGo"
+
+
+def test_an_auto_cluster_runs_at_most_max_nodes_instances(
+    cloud_project: Any,
+    cloud_software: Any,
+    auto_cluster: Any,
+    django_capture_on_commit_callbacks: Any,
+    fake_bc: FakeBatchCompute,
+) -> None:
+    job = submit_cloud(
+        cloud_project,
+        cloud_software,
+        auto_cluster,
+        "1-10",
+        nodes=None,
+        chunk_size=2,
+        capture=django_capture_on_commit_callbacks,
+    )
+    assert job.tasks.count() == 5
+    [cj] = job.cloud_jobs.all()
+    assert cj.instance_count == 3  # max_nodes
+    assert job.tasks.filter(queued_at__isnull=True).count() == 2
+    assert services.dispatch(job.pk) == 2  # no room yet: nothing new is created
+    assert job.cloud_jobs.count() == 1
+
+
+def test_a_job_that_cannot_run_on_batchcompute_fails_with_the_reason(
+    cloud_project: Any,
+    cloud_software: Any,
+    cloud_cluster: Any,
+    django_capture_on_commit_callbacks: Any,
+    storage_url: str,
+    storage_root: Any,
+) -> None:
+    cloud_project.output_prefix = storage_url + "output/"
+    cloud_project.save()
+    job = submit_cloud(
+        cloud_project, cloud_software, cloud_cluster, capture=django_capture_on_commit_callbacks
+    )
+    assert job.state == JobState.FAILED
+    assert "is not oss://" in job.failure_reason
+    assert not CloudJob.objects.exists()
+
+
+def test_a_refused_job_fails_its_chunks(
+    cloud_project: Any,
+    cloud_software: Any,
+    cloud_cluster: Any,
+    django_capture_on_commit_callbacks: Any,
+    fake_bc: FakeBatchCompute,
+) -> None:
+    fake_bc.fail_next(1, status=400, code="QuotaExhausted", route="POST /jobs")
+    job = submit_cloud(
+        cloud_project, cloud_software, cloud_cluster, capture=django_capture_on_commit_callbacks
+    )
+    assert job.state == JobState.FAILED
+    assert "QuotaExhausted" in job.failure_reason
+    assert cloud_job_of(job).state == CloudJobState.ENDED
+
+
+def test_a_crash_between_creating_and_saving_creates_no_second_job(
+    cloud_project: Any,
+    cloud_software: Any,
+    cloud_cluster: Any,
+    django_capture_on_commit_callbacks: Any,
+    fake_bc: FakeBatchCompute,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def crash(*args: Any) -> None:
+        raise KeyboardInterrupt("the manager was killed")
+
+    monkeypatch.setattr(cloud, "_record_submitted", crash)
+    with pytest.raises(KeyboardInterrupt):
+        submit_cloud(
+            cloud_project,
+            cloud_software,
+            cloud_cluster,
+            capture=django_capture_on_commit_callbacks,
+        )
+    monkeypatch.undo()
+    cj = CloudJob.objects.get()
+    assert cj.state == CloudJobState.SUBMITTING and not cj.cloud_id
+    assert len(fake_bc.jobs) == 1
+    cloud.poll_all()  # the lease of the dead attempt still holds
+    assert fake_bc.count("POST /jobs") == 1
+    CloudJob.objects.update(lease_until=timezone.now())  # ... until it runs out
+    report = cloud.poll_all()
+    assert report.submitted == 1
+    cj.refresh_from_db()
+    assert cj.state == CloudJobState.ACTIVE
+    assert cj.cloud_id == next(iter(fake_bc.jobs))
+    assert fake_bc.count("POST /jobs") == 1  # found by its tagged name, not created again
+    assert fake_bc.count("GET /jobs") == 1
+
+
+def test_a_transient_failure_leaves_the_submission_for_the_poller(
+    cloud_project: Any,
+    cloud_software: Any,
+    cloud_cluster: Any,
+    django_capture_on_commit_callbacks: Any,
+    fake_bc: FakeBatchCompute,
+) -> None:
+    fake_bc.fail_next(3, status=503, route="POST /jobs")  # more than the retries
+    job = submit_cloud(
+        cloud_project, cloud_software, cloud_cluster, capture=django_capture_on_commit_callbacks
+    )
+    cj = cloud_job_of(job)
+    assert cj.state == CloudJobState.SUBMITTING
+    assert "ServiceUnavailable" in cj.error
+    assert job.state == JobState.QUEUED
+    CloudJob.objects.update(lease_until=timezone.now())
+    cloud.poll_all()
+    cj.refresh_from_db()
+    assert cj.state == CloudJobState.ACTIVE and cj.cloud_id in fake_bc.jobs
+    assert len(fake_bc.jobs) == 1
+
+
+# --- polling ------------------------------------------------------------------------------
+
+
+def test_running_instances_make_running_chunks_and_events_make_done_frames(
+    submitted: RenderJob, fake_bc: FakeBatchCompute, cloud_oss: FakeOSS
+) -> None:
+    cj = cloud_job_of(submitted)
+    fake_bc.start_instances(cj.cloud_id, indices=[0, 1])
+    cloud.poll_all()
+    states = dict(submitted.tasks.values_list("index", "state"))
+    assert states == {0: TaskState.RUNNING, 1: TaskState.RUNNING, 2: TaskState.QUEUED}
+    task0 = submitted.tasks.get(index=0)
+    assert task0.node.startswith("192.168.1.") and task0.attempts == 1
+    assert task0.log_url == f"{submitted.output_url}_logs/task-0/"
+    submitted.refresh_from_db()
+    assert submitted.state == JobState.RUNNING
+
+    write_events(cloud_oss, cj, 0, [*render_events([1]), {"event": "frame_started", "frame": 2}])
+    cloud.poll_all()
+    frames = dict(submitted.frame_set.values_list("number", "state"))
+    assert frames[1] == FrameState.DONE and frames[2] == FrameState.RUNNING
+    frame = submitted.frame_set.get(number=1)
+    assert frame.output_url == f"{submitted.output_url}shot_a_0001.png"
+    assert frame.seconds == 1.5
+    submitted.refresh_from_db()
+    assert submitted.frames_done == 1
+    cloud.poll_all()  # nothing read twice
+    submitted.refresh_from_db()
+    assert submitted.frames_done == 1
+
+
+def test_finished_instances_finish_the_job(
+    submitted: RenderJob, fake_bc: FakeBatchCompute, cloud_oss: FakeOSS, bucket: str
+) -> None:
+    cj = cloud_job_of(submitted)
+    fake_bc.start_instances(cj.cloud_id)
+    cloud.poll_all()
+    for i, frames in enumerate(([1, 2], [3, 4], [5, 6])):
+        write_events(cloud_oss, cj, i, [*render_events(frames), FINISHED_OK])
+        fake_bc.finish_instance(cj.cloud_id, i)
+        prefix = submitted.output_url.removeprefix(f"oss://{bucket}/")
+        cloud_oss.put(bucket, f"{prefix}_logs/task-{i}/agent.log", b"agent says hi\n")
+    report = cloud.poll_all()
+    submitted.refresh_from_db()
+    assert submitted.state == JobState.FINISHED
+    assert submitted.frames_done == 6
+    assert set(submitted.tasks.values_list("state", flat=True)) == {TaskState.DONE}
+    assert submitted.tasks.get(index=1).agent_log_tail == "agent says hi\n"
+    cj.refresh_from_db()
+    assert cj.state == CloudJobState.ENDED and cj.cloud_state == "Finished"
+    assert report.to_finish == [cj.pk]
+
+
+def test_a_failed_instance_fails_its_chunk_with_the_agents_reason(
+    submitted: RenderJob, fake_bc: FakeBatchCompute, cloud_oss: FakeOSS
+) -> None:
+    cj = cloud_job_of(submitted)
+    fake_bc.start_instances(cj.cloud_id)
+    write_events(
+        cloud_oss,
+        cj,
+        1,
+        [
+            {"event": "frame_failed", "frame": 3, "reason": "renderer exited with code 3"},
+            {
+                "event": "finished",
+                "status": "renderer_failed",
+                "exit_code": 4,
+                "reason": "renderer exited with code 3: Error: License server unreachable",
+            },
+        ],
+    )
+    for _ in range(3):  # MaxRetryCount 2: three attempts, then Failed
+        fake_bc.finish_instance(cj.cloud_id, 1, exit_code=4)
+    for i in (0, 2):
+        fake_bc.finish_instance(cj.cloud_id, i)
+    cloud.poll_all()
+    task = submitted.tasks.get(index=1)
+    assert task.state == TaskState.FAILED
+    assert task.exit_code == 4
+    assert task.attempts == 3
+    assert "License server unreachable" in task.failure_reason
+    assert "after 3 attempts" in task.failure_reason
+    submitted.refresh_from_db()
+    assert submitted.state == JobState.FAILED
+    assert submitted.frames_failed == 2
+    assert submitted.frames_done == 4  # the other chunks' success is trusted (exit code 0)
+
+
+def test_an_instance_failing_then_succeeding_on_retry_counts_two_attempts(
+    submitted: RenderJob, fake_bc: FakeBatchCompute, cloud_oss: FakeOSS
+) -> None:
+    cj = cloud_job_of(submitted)
+    fake_bc.start_instances(cj.cloud_id)
+    assert fake_bc.finish_instance(cj.cloud_id, 0, exit_code=137) == "Waiting"
+    cloud.poll_all()
+    fake_bc.start_instances(cj.cloud_id, indices=[0])
+    cloud.poll_all()
+    assert submitted.tasks.get(index=0).attempts == 2
+    write_events(cloud_oss, cj, 0, [*render_events([1, 2]), FINISHED_OK], run=2)
+    fake_bc.finish_instance(cj.cloud_id, 0)
+    cloud.poll_all()
+    task = submitted.tasks.get(index=0)
+    assert task.state == TaskState.DONE and task.attempts == 2
+
+
+def test_an_instance_failing_without_events_reports_the_node_error(
+    submitted: RenderJob, fake_bc: FakeBatchCompute, cloud_oss: FakeOSS, bucket: str
+) -> None:
+    cj = cloud_job_of(submitted)
+    cloud_oss.put(
+        bucket,
+        cj.log_url.removeprefix(f"oss://{bucket}/") + f"stderr.{cj.cloud_id}.render.2",
+        b"python3: can't open file 'renderhub_node.py'\n",
+    )
+    fake_bc.start_instances(cj.cloud_id)
+    for _ in range(3):
+        fake_bc.finish_instance(cj.cloud_id, 2, exit_code=2)
+    cloud.poll_all()
+    reason = submitted.tasks.get(index=2).failure_reason
+    assert "the node command exited with 2" in reason
+    assert "can't open file 'renderhub_node.py'" in reason
+
+
+def test_a_failed_job_fails_its_open_chunks_with_its_message(
+    submitted: RenderJob, fake_bc: FakeBatchCompute, cloud_oss: FakeOSS
+) -> None:
+    cj = cloud_job_of(submitted)
+    fake_bc.start_instances(cj.cloud_id, indices=[0])
+    write_events(cloud_oss, cj, 0, render_events([1]))
+    cloud.poll_all()
+    fake_bc.fail_job(cj.cloud_id, "The cluster cls-x has no VM left (ECS out of stock).")
+    cloud.poll_all()
+    submitted.refresh_from_db()
+    assert submitted.state == JobState.FAILED
+    for task in submitted.tasks.all():
+        assert task.state == TaskState.FAILED
+        assert "ECS out of stock" in task.failure_reason
+    assert submitted.frames_done == 1 and submitted.frames_failed == 5
+    cj.refresh_from_db()
+    assert cj.state == CloudJobState.ENDED and cj.cloud_state == "Failed"
+    assert "out of stock" in cj.message
+
+
+def test_a_job_deleted_outside_renderhub_fails_its_chunks(
+    submitted: RenderJob, fake_bc: FakeBatchCompute
+) -> None:
+    cj = cloud_job_of(submitted)
+    del fake_bc.jobs[cj.cloud_id]
+    cloud.poll_all()
+    submitted.refresh_from_db()
+    assert submitted.state == JobState.FAILED
+    assert "deleted outside RenderHub" in submitted.failure_reason
+
+
+def test_a_poll_costs_a_bounded_number_of_calls(
+    cloud_project: Any,
+    cloud_software: Any,
+    cloud_cluster: Any,
+    django_capture_on_commit_callbacks: Any,
+    fake_bc: FakeBatchCompute,
+    settings: Any,
+) -> None:
+    settings.BATCHCOMPUTE_MAX_INSTANCES = 1000
+    settings.RENDER_MAX_NODES_PER_JOB = 1000
+    cloud_cluster.max_nodes = 1000
+    cloud_cluster.save()
+    job = submit_cloud(
+        cloud_project,
+        cloud_software,
+        cloud_cluster,
+        "1-250",
+        nodes=250,
+        capture=django_capture_on_commit_callbacks,
+    )
+    cj = cloud_job_of(job)
+    fake_bc.start_instances(cj.cloud_id)
+
+    def cycle() -> dict[str, int]:
+        before = {r: fake_bc.count(r) for r in ("GET /jobs/{id}", LIST)}
+        cloud.poll_all()
+        return {r: fake_bc.count(r) - before[r] for r in before}
+
+    LIST = "GET /jobs/{id}/tasks/{task}/instances"
+    assert cycle() == {"GET /jobs/{id}": 1, LIST: 2}  # two pages of 100 per cycle
+    assert cycle() == {"GET /jobs/{id}": 1, LIST: 1}  # the third page: a full pass
+    assert job.tasks.filter(state=TaskState.RUNNING).count() == 250
+    assert cycle() == {"GET /jobs/{id}": 1, LIST: 0}  # nothing changed: job state only
+    fake_bc.finish_instance(cj.cloud_id, 7)
+    assert cycle() == {"GET /jobs/{id}": 1, LIST: 2}
+    assert job.tasks.get(index=7).state == TaskState.DONE
+
+
+def test_a_restarted_manager_resumes_where_it_stopped(
+    submitted: RenderJob, fake_bc: FakeBatchCompute, cloud_oss: FakeOSS
+) -> None:
+    from renderhub import storage
+    from renderhub.compute import batchcompute as bc
+
+    cj = cloud_job_of(submitted)
+    fake_bc.start_instances(cj.cloud_id)
+    write_events(cloud_oss, cj, 0, render_events([1]))
+    cloud.poll_all()
+    bc.reset_clients()  # a new process: no client, no caches, only the database
+    storage.reset_cache()
+    client = bc.get_client()
+    client.backoff = 0.001
+    write_events(cloud_oss, cj, 0, [*render_events([2])[1:], FINISHED_OK])
+    fake_bc.finish_instance(cj.cloud_id, 0)
+    cloud.poll_all()
+    submitted.refresh_from_db()
+    assert submitted.frames_done == 2
+    assert submitted.tasks.get(index=0).state == TaskState.DONE
+
+
+def test_polling_survives_a_burst_of_server_errors(
+    submitted: RenderJob, fake_bc: FakeBatchCompute
+) -> None:
+    cj = cloud_job_of(submitted)
+    fake_bc.start_instances(cj.cloud_id)
+    fake_bc.fail_next(2, status=500)
+    cloud.poll_all()
+    assert submitted.tasks.filter(state=TaskState.RUNNING).count() == 3
+    fake_bc.fail_next(10, status=503, route="GET /jobs/{id}")
+    report = cloud.poll_all()
+    assert report.failed == 1
+    cj.refresh_from_db()
+    assert "ServiceUnavailable" in cj.error and cj.lease_until is None
+    fake_bc.clear_faults()
+    assert cloud.poll_all().polled == 1
+
+
+def test_running_chunks_keep_a_heartbeat_while_polled(
+    submitted: RenderJob, fake_bc: FakeBatchCompute
+) -> None:
+    cj = cloud_job_of(submitted)
+    fake_bc.start_instances(cj.cloud_id)
+    cloud.poll_all()
+    Task.objects.update(heartbeat_at=timezone.now() - timezone.timedelta(minutes=5))
+    cloud.poll_all()
+    assert services.reap_stale_tasks() == 0
+
+
+# --- cancel, finish, release ----------------------------------------------------------------
+
+
+def test_cancel_stops_the_cloud_job(submitted: RenderJob, fake_bc: FakeBatchCompute) -> None:
+    cj = cloud_job_of(submitted)
+    fake_bc.start_instances(cj.cloud_id)
+    services.cancel_job(submitted)
+    assert fake_bc.jobs[cj.cloud_id].state == "Stopped"
+    cloud.poll_all()
+    cj.refresh_from_db()
+    assert cj.state == CloudJobState.ENDED and cj.stop_requested
+    submitted.refresh_from_db()
+    assert submitted.state == JobState.CANCELLED
+
+
+def test_a_stop_that_failed_is_retried_by_the_poller(
+    submitted: RenderJob, fake_bc: FakeBatchCompute
+) -> None:
+    cj = cloud_job_of(submitted)
+    fake_bc.fail_next(5, status=503, route="POST /jobs/{id}/stop")
+    with pytest.raises(ComputeError, match="keeps trying"):
+        services.cancel_job(submitted)
+    assert fake_bc.jobs[cj.cloud_id].state == "Waiting"
+    cloud.poll_all()
+    assert fake_bc.jobs[cj.cloud_id].state == "Stopped"
+
+
+def test_finish_makes_thumbnails_from_the_uploaded_outputs(
+    submitted: RenderJob, fake_bc: FakeBatchCompute, cloud_oss: FakeOSS, bucket: str
+) -> None:
+    import io
+
+    from PIL import Image
+
+    cj = cloud_job_of(submitted)
+    fake_bc.start_instances(cj.cloud_id)
+    prefix = submitted.output_url.removeprefix(f"oss://{bucket}/")
+    png = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 10, 10)).save(png, "PNG")
+    for i, frames in enumerate(([1, 2], [3, 4], [5, 6])):
+        # no outputs in the events: finish() finds the files by their names
+        write_events(cloud_oss, cj, i, [*render_events(frames, outputs=False), FINISHED_OK])
+        for n in frames:
+            cloud_oss.put(bucket, f"{prefix}shot_a_{n:04d}.png", png.getvalue())
+        fake_bc.finish_instance(cj.cloud_id, i)
+    report = cloud.poll_all()
+    assert report.to_finish == [cj.pk]
+    assert cloud.finish(cj.pk) == 6
+    assert cloud.finish(cj.pk) == 0  # once
+    frame = submitted.frame_set.get(number=4)
+    assert frame.output_url == f"{submitted.output_url}shot_a_0004.png"
+    assert frame.thumbnail_url == f"{submitted.output_url}_thumbs/shot_a_0004.jpg"
+    assert cloud_oss.get(bucket, f"{prefix}_thumbs/shot_a_0004.jpg").data[:2] == b"\xff\xd8"
+
+
+@pytest.mark.parametrize(
+    ("policy", "fail", "released"),
+    [
+        ("always", True, True),
+        ("succeeded", False, True),
+        ("succeeded", True, False),
+        ("never", False, False),
+    ],
+)
+def test_ended_jobs_are_released_per_policy(
+    submitted: RenderJob,
+    fake_bc: FakeBatchCompute,
+    settings: Any,
+    policy: str,
+    fail: bool,
+    released: bool,
+) -> None:
+    settings.BATCHCOMPUTE_RELEASE = policy
+    cj = cloud_job_of(submitted)
+    fake_bc.start_instances(cj.cloud_id)
+    for i in range(3):
+        for _ in range(3 if fail and i == 0 else 1):
+            fake_bc.finish_instance(cj.cloud_id, i, exit_code=1 if fail and i == 0 else 0)
+    cloud.poll_all()
+    cloud.finish(cj.pk)
+    cloud.poll_all()
+    cj.refresh_from_db()
+    assert (cj.released_at is not None) is released
+    assert (cj.cloud_id in fake_bc.jobs) is not released
+
+
+def test_a_test_frame_job_sends_the_rest_after_the_test_frame(
+    cloud_project: Any,
+    cloud_software: Any,
+    cloud_cluster: Any,
+    django_capture_on_commit_callbacks: Any,
+    fake_bc: FakeBatchCompute,
+    cloud_oss: FakeOSS,
+) -> None:
+    job = submit_cloud(
+        cloud_project,
+        cloud_software,
+        cloud_cluster,
+        "1-5",
+        nodes=2,
+        test_frame_first=True,
+        capture=django_capture_on_commit_callbacks,
+    )
+    [first] = job.cloud_jobs.all()
+    assert first.instance_count == 1
+    fake_bc.start_instances(first.cloud_id)
+    write_events(cloud_oss, first, 0, [*render_events([1]), FINISHED_OK])
+    fake_bc.finish_instance(first.cloud_id, 0)
+    with django_capture_on_commit_callbacks(execute=True):
+        cloud.poll_all()
+    assert job.cloud_jobs.count() == 2
+    second = job.cloud_jobs.exclude(pk=first.pk).get()
+    assert second.instance_count == 2
+    assert sorted(job.tasks.filter(cloud_job=second).values_list("cloud_instance", flat=True)) == [
+        0,
+        1,
+    ]
+
+
+def test_events_files_are_read_in_turns_beyond_the_per_job_cap(
+    submitted: RenderJob,
+    fake_bc: FakeBatchCompute,
+    cloud_oss: FakeOSS,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cloud, "EVENT_READS_PER_JOB", 1)
+    cj = cloud_job_of(submitted)
+    fake_bc.start_instances(cj.cloud_id)
+    for i, frame in enumerate((1, 3, 5)):
+        write_events(cloud_oss, cj, i, render_events([frame]))
+    done = []
+    for _ in range(3):
+        cloud.poll_all()
+        done.append(submitted.frame_set.filter(state=FrameState.DONE).count())
+    assert done == [1, 2, 3]
+    write_events(cloud_oss, cj, 2, [*render_events([6])[1:], FINISHED_OK])
+    write_events(cloud_oss, cj, 1, render_events([4])[1:])
+    fake_bc.finish_instance(cj.cloud_id, 2)
+    cloud.poll_all()  # the ended instance's file is read whatever the cap
+    assert submitted.tasks.get(index=2).state == TaskState.DONE
+    assert submitted.frame_set.get(number=6).state == FrameState.DONE
