@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # batchcompute 2.1.7 cannot build with setuptools >= 82 (see constraints.txt).
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 
-.PHONY: install demo test test-main test-embedded lint format blender run worker beat bench clean
+.PHONY: install demo test test-main test-embedded lint format blender wdl-tools run worker beat bench clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -23,7 +23,16 @@ blender:
 	  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq blender; \
 	  else echo "Blender is missing: install it with 'sudo apt-get install blender' and run make demo again."; exit 1; fi; }
 
-demo: install blender
+# samtools (with wgsim), bwa and bcftools for the germline workflow demo, when we may
+# install them; the render demo does not need them, so otherwise only say what to do.
+wdl-tools:
+	@command -v samtools >/dev/null && command -v bwa >/dev/null && command -v bcftools >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO=sudo; \
+	  else echo "For the workflow demo: sudo apt-get install samtools bwa bcftools"; exit 0; fi; \
+	  { $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq samtools bwa bcftools; } \
+	    || echo "Could not install samtools bwa bcftools; the workflow demo needs them."; }
+
+demo: install blender wdl-tools
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput -v0
 	$(BIN)/python manage.py demo

@@ -1,0 +1,616 @@
+"""The embedded engine: ``miniwdl run`` in a subprocess of the worker, tasks as host processes.
+
+miniwdl's Python API only works on a process's main thread and once per process, so a
+Celery task runs the ``miniwdl run`` CLI instead, with RenderHub's host-process backend
+(``miniwdl_plugin/``), a generated configuration and miniwdl's call cache. While it runs,
+the run directory is read every second (call directories, their logs and results) and
+reported as Cromwell-style calls; a run marked *aborting* gets SIGTERM, which miniwdl
+passes on to every task's process group. At the end the declared outputs are copied to
+the run's outputs folder and the logs to its working folder, both through
+``renderhub.storage``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psutil
+from django.conf import settings
+
+from renderhub import storage
+
+from .. import validation
+from ..choices import CallStatus, RunState
+from .base import (
+    CallInfo,
+    Engine,
+    EngineError,
+    LogText,
+    RunStatus,
+    Submission,
+    read_dependencies,
+)
+
+if TYPE_CHECKING:
+    from ..models import Call, WorkflowRun
+
+log = logging.getLogger(__name__)
+
+PLUGIN_DIR = Path(__file__).resolve().parent / "miniwdl_plugin"
+BACKEND = "renderhub_host"
+READ_SECONDS = 1.0  # how often the run directory is read while miniwdl runs
+BEAT_SECONDS = 2.0  # heartbeats while staging inputs and copying outputs
+# miniwdl needs a few seconds after SIGTERM: each task gets SIGTERM, then SIGKILL after 5 s.
+ABORT_GRACE_SECONDS = 20.0
+TAIL_LINES = 20
+TAIL_CHARS = 3000
+LOG_SUFFIXES = (".txt", ".json", ".log")  # a call folder's logs and results, not its data
+# What the worker passes on to miniwdl and so to every task: not its secrets.
+PASSED_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SHELL")
+CALL_DIR_RE = re.compile(r"^call-(?P<name>[A-Za-z][A-Za-z0-9_]*)(?P<indices>(-\d+)*)$")
+
+# A report gets the run's status and says whether to keep going (False: abort it).
+Report = Callable[[RunStatus], bool]
+
+
+def engine() -> MiniwdlEngine:
+    return MiniwdlEngine()
+
+
+def run_dir(run: WorkflowRun) -> Path:
+    return Path(settings.WORKFLOW_WORK_DIR) / f"run-{run.pk}"
+
+
+def miniwdl_dir(run: WorkflowRun) -> Path:
+    return run_dir(run) / "miniwdl"
+
+
+class MiniwdlEngine(Engine):
+    name = "miniwdl"
+    runs_here = True
+
+    def check_run(
+        self, *, working_dir: str, outputs_dir: str, files: list[str], dependencies: bool
+    ) -> list[str]:
+        problems = []
+        for value in files:
+            # Inputs come from storage, like scenes: never an arbitrary path on the worker.
+            try:
+                storage.resolve(value)
+            except storage.StorageError as exc:
+                problems.append(f"{value}: File inputs must be storage URLs ({exc}).")
+        return problems
+
+    def start(self, run: WorkflowRun) -> Submission:
+        raise EngineError("miniwdl runs are executed by a worker, not submitted.")
+
+    def poll(self, run: WorkflowRun) -> RunStatus:
+        """What the run directory says now (only meaningful on the machine running it)."""
+        return RunStatus(
+            state=RunState.RUNNING,
+            engine_status="running",
+            calls=RunDirReader(run).calls(),
+        )
+
+    def abort(self, run: WorkflowRun) -> None:
+        """Nothing to send: the worker running it sees *aborting* within a second."""
+
+    def execute(self, run: WorkflowRun, report: Report) -> RunStatus:
+        return MiniwdlRun(run, report).execute()
+
+    def read_log(self, call: Call, stream: str, limit: int) -> LogText:
+        log = super().read_log(call, stream, limit)
+        if log.ok:
+            return log
+        # Not copied to storage yet (the call still runs): read it in the run folder.
+        reported = call.stdout if stream == "stdout" else call.stderr
+        if (path := RunDirReader(call.run).local_log(reported)) is None:
+            return log
+        with open(path, "rb") as fh:
+            fh.seek(max(0, path.stat().st_size - limit))
+            return LogText(fh.read().decode("utf-8", errors="replace"), str(path), True)
+
+
+# --- running -------------------------------------------------------------------------
+
+
+class MiniwdlRun:
+    def __init__(self, run: WorkflowRun, report: Report) -> None:
+        self.run = run
+        self.report = report
+        self.root = run_dir(run)
+        self.dir = miniwdl_dir(run)
+        self.reader = RunDirReader(run)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.descendants: dict[int, float] = {}  # pid -> create time, killed at the end
+        self.abort_sent_at: float | None = None
+        self.published_logs: set[str] = set()
+        self.last_beat = 0.0
+
+    def execute(self) -> RunStatus:
+        try:
+            argv = self.prepare()
+            self.launch(argv)
+            self.watch()
+        except EngineError as exc:
+            return RunStatus(RunState.FAILED, "failed", failure_message=str(exc))
+        except Exception as exc:
+            log.exception("miniwdl run of %s failed inside RenderHub", self.run)
+            return RunStatus(
+                RunState.FAILED, "failed", failure_message=f"RenderHub error running miniwdl: {exc}"
+            )
+        finally:
+            self.kill_everything()  # whatever happened, no task process outlives the run
+        return self.finish()
+
+    # preparing
+
+    def prepare(self) -> list[str]:
+        if self.root.exists():  # an earlier, interrupted attempt of this very run
+            shutil.rmtree(self.root)
+        wdl_dir = self.root / "wdl"
+        wdl_dir.mkdir(parents=True)
+        dependencies = read_dependencies(self.run.dependencies_url)
+        if dependencies:
+            validation.unpack(dependencies, wdl_dir)
+        main = wdl_dir / validation.MAIN_NAME
+        main.write_text(self.run.wdl_source)
+        inputs = self.root / "inputs.json"
+        inputs.write_text(json.dumps(self.stage_inputs(dependencies), indent=1))
+        cfg = self.root / "miniwdl.cfg"
+        cfg.write_text(miniwdl_config(self.run.options))
+        return [
+            sys.executable,
+            "-m",
+            "renderhub_miniwdl_host",  # miniwdl's CLI, ended if this worker dies
+            "run",
+            str(main),
+            "--input",
+            str(inputs),
+            "--dir",
+            f"{self.dir}/.",
+            "--cfg",
+            str(cfg),
+            "--log-json",
+            "--no-color",
+            "--no-outside-imports",
+            "-o",
+            str(self.root / "result.json"),
+        ]
+
+    def stage_inputs(self, dependencies: bytes | None) -> dict[str, Any]:
+        """The inputs with each File/Directory storage URL replaced by a local path."""
+        import WDL
+
+        doc = validation.load(self.run.wdl_source, dependencies)
+        exe = validation.executable(doc)
+        values = WDL.values_from_json(self.run.inputs, exe.available_inputs, namespace=exe.name)
+        staged: dict[str, str] = {}
+
+        def local(item: WDL.Value.File | WDL.Value.Directory) -> str:
+            if item.value not in staged:
+                staged[item.value] = str(
+                    stage(item.value, self.root / "inputs" / str(len(staged)), self.beat)
+                )
+            return staged[item.value]
+
+        values = WDL.Value.rewrite_env_paths(values, local)
+        return WDL.values_to_json(values, namespace=exe.name)  # type: ignore[no-any-return]
+
+    def launch(self, argv: list[str]) -> None:
+        env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+        env.update(PYTHONPATH=str(PLUGIN_DIR), NO_COLOR="1", PYTHONUNBUFFERED="1")
+        env["RENDERHUB_MINIWDL_PARENT"] = str(os.getpid())
+        with open(self.root / "miniwdl.log", "wb") as log_file:
+            self.process = subprocess.Popen(
+                argv,
+                cwd=self.root,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log_file,
+                start_new_session=True,
+            )
+        log.info("miniwdl run of %s started (pid %s)", self.run, self.process.pid)
+
+    def watch(self) -> None:
+        assert self.process is not None
+        while self.process.poll() is None:
+            self.note_descendants()
+            status = RunStatus(RunState.RUNNING, "running", calls=self.reader.calls())
+            self.publish_finished_call_logs(status.calls or [])
+            if not self.report(status) and self.abort_sent_at is None:
+                log.info("aborting the miniwdl run of %s", self.run)
+                self.abort_sent_at = time.monotonic()
+                with contextlib.suppress(ProcessLookupError):
+                    self.process.send_signal(signal.SIGTERM)
+            if self.abort_sent_at and time.monotonic() - self.abort_sent_at > ABORT_GRACE_SECONDS:
+                self.kill_everything()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(READ_SECONDS)
+
+    def note_descendants(self) -> None:
+        assert self.process is not None
+        try:
+            children = psutil.Process(self.process.pid).children(recursive=True)
+        except psutil.Error:
+            return
+        for child in children:
+            with contextlib.suppress(psutil.Error):
+                self.descendants.setdefault(child.pid, child.create_time())
+
+    def kill_everything(self) -> None:
+        """miniwdl, and every task process it ever started that is still there."""
+        if self.process is not None and self.process.poll() is None:
+            self.note_descendants()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        for pid, created in self.descendants.items():
+            with contextlib.suppress(psutil.Error):
+                proc = psutil.Process(pid)
+                if proc.create_time() == created:  # not a recycled pid
+                    proc.kill()
+
+    def beat(self, *_args: Any) -> None:
+        """Keep the run's heartbeat fresh during long copies (progress calls come often)."""
+        if time.monotonic() - self.last_beat >= BEAT_SECONDS:
+            self.last_beat = time.monotonic()
+            self.report(RunStatus(RunState.RUNNING, "running"))
+
+    # finishing
+
+    def finish(self) -> RunStatus:
+        assert self.process is not None
+        calls = self.reader.calls()
+        result = _read_json(self.root / "result.json") or {}
+        aborted = self.abort_sent_at is not None
+        try:
+            self.publish_logs()
+        except storage.StorageError as exc:
+            log.warning("could not copy the logs of %s: %s", self.run, exc)
+        if self.process.returncode == 0 and "outputs" in result:
+            try:
+                outputs = self.publish_outputs(result["outputs"])
+            except storage.StorageError as exc:
+                return RunStatus(
+                    RunState.FAILED,
+                    "failed",
+                    calls=calls,
+                    failure_message=f"The workflow succeeded but copying its outputs to "
+                    f"{self.run.outputs_dir} failed: {exc}",
+                )
+            return RunStatus(RunState.SUCCEEDED, "succeeded", calls=calls, outputs=outputs)
+        if aborted:
+            return RunStatus(RunState.ABORTED, "aborted", calls=calls)
+        message = failure_message(result, calls, self.reader) or (
+            f"miniwdl exited with status {self.process.returncode}: "
+            + tail(self.root / "miniwdl.log")
+        )
+        return RunStatus(RunState.FAILED, "failed", calls=calls, failure_message=message)
+
+    def publish_outputs(self, outputs: dict[str, Any]) -> dict[str, Any]:
+        """Copy miniwdl's out/ folder to the outputs folder; outputs name the copies."""
+        out = self.dir / "out"
+        urls: dict[str, str] = {}
+        backend, prefix = storage.resolve(self.run.outputs_dir)
+        for dirpath, _dirs, files in os.walk(out, followlinks=True):
+            for name in sorted(files):
+                path = Path(dirpath, name)
+                relative = path.relative_to(out).as_posix()
+                backend.upload_file(path, prefix + relative, progress=self.beat)
+                urls[os.path.realpath(path)] = storage.join(self.run.outputs_dir, relative)
+
+        def rewrite(value: Any) -> Any:
+            # By real path: a cached run's outputs name the files of the run that made them.
+            if isinstance(value, str) and value.startswith("/"):
+                return urls.get(os.path.realpath(value), value)
+            if isinstance(value, list):
+                return [rewrite(v) for v in value]
+            if isinstance(value, dict):
+                return {k: rewrite(v) for k, v in value.items()}
+            return value
+
+        return {key: rewrite(value) for key, value in outputs.items()}
+
+    def publish_finished_call_logs(self, calls: list[CallInfo]) -> None:
+        for call in calls:
+            if call.status in (CallStatus.DONE, CallStatus.FAILED, CallStatus.ABORTED):
+                folder = call.backend_job_id
+                if folder not in self.published_logs:
+                    self.published_logs.add(folder)
+                    with contextlib.suppress(storage.StorageError, OSError):
+                        self.publish_call_logs(folder)
+
+    def publish_call_logs(self, folder: str) -> None:
+        backend, prefix = storage.resolve(storage.join(self.run.working_dir, "calls/"))
+        for path in sorted((self.dir / folder).glob("*")):
+            if path.is_file() and (path.suffix in LOG_SUFFIXES or path.name == "command"):
+                backend.upload_file(path, f"{prefix}{folder}/{path.name}")
+
+    def publish_logs(self) -> None:
+        backend, prefix = storage.resolve(self.run.working_dir)
+        for name in ("miniwdl.log", "inputs.json", "result.json"):
+            if (path := self.root / name).is_file():
+                backend.upload_file(path, prefix + name)
+        for name in ("workflow.log", "outputs.json", "error.json"):
+            if (path := self.dir / name).is_file():
+                backend.upload_file(path, prefix + name)
+        for folder in self.reader.call_folders():
+            if folder not in self.published_logs:
+                self.publish_call_logs(folder)
+
+
+# --- reading a run directory ---------------------------------------------------------
+
+
+class RunDirReader:
+    """Cromwell-style calls from miniwdl's call directories (memoised once they end)."""
+
+    def __init__(self, run: WorkflowRun) -> None:
+        self.run = run
+        self.dir = miniwdl_dir(run)
+        self.workflow = run.workflow_name or "workflow"
+        self.finished: dict[str, list[CallInfo]] = {}
+
+    def call_folders(self, base: Path | None = None, prefix: str = "") -> list[str]:
+        base = base or self.dir
+        found = []
+        if not base.is_dir():
+            return found
+        for path in sorted(base.iterdir()):
+            if path.is_dir() and CALL_DIR_RE.match(path.name):
+                found.append(prefix + path.name)
+                if (path / "workflow.log").exists():
+                    found += self.call_folders(path, prefix + path.name + "/")
+        return found
+
+    def calls(self) -> list[CallInfo]:
+        calls: list[CallInfo] = []
+        for folder in self.call_folders():
+            if folder in self.finished:
+                calls += self.finished[folder]
+                continue
+            found = self.read_call(folder)
+            if found and all(c.status in TERMINAL for c in found):
+                self.finished[folder] = found
+            calls += found
+        return calls
+
+    def fqn(self, folder: str) -> tuple[str, int]:
+        names = [self.workflow]
+        shard = -1
+        for part in folder.split("/"):
+            match = CALL_DIR_RE.match(part)
+            assert match is not None
+            names.append(match["name"])
+            indices = [int(i) for i in match["indices"].split("-") if i]
+            shard = indices[-1] if indices else -1
+        return ".".join(names), shard
+
+    def read_call(self, folder: str) -> list[CallInfo]:
+        path = self.dir / folder
+        name, shard = self.fqn(folder)
+        # One key per attempt, stable from the moment the folder appears.
+        base = CallInfo(key=f"{folder}#1", name=name, shard=shard, backend_job_id=folder)
+        if (path / "workflow.log").exists():  # a sub-workflow call: one row, its calls follow
+            return [self._ended(base, path) or _with(base, status=CallStatus.RUNNING)]
+        starts = [e["timestamp"] for e in _events(path / "task.log.json") if _is_start(e)]
+        attempts = max(len(starts), _count_attempts(path))
+        if attempts == 0:
+            if (ended := self._ended(base, path)) is not None:  # served from the call cache
+                return [_with(ended, cache_hit=ended.status == CallStatus.DONE, return_code=None)]
+            return [_with(base, status=CallStatus.STARTING, started_at=_mtime(path))]
+        rows = []
+        for attempt in range(1, attempts + 1):
+            suffix = "" if attempt == 1 else str(attempt)
+            row = _with(
+                base,
+                key=f"{folder}#{attempt}",
+                attempt=attempt,
+                started_at=_timestamp(starts[attempt - 1]) if attempt <= len(starts) else None,
+                stdout=self.log_url(folder, f"stdout{suffix}.txt"),
+                stderr=self.log_url(folder, f"stderr{suffix}.txt"),
+            )
+            if attempt < attempts:
+                row.status = CallStatus.RETRYABLE_FAILURE
+                row.finished_at = _timestamp(starts[attempt]) if attempt < len(starts) else None
+            else:
+                ended = self._ended(row, path)
+                row = ended or _with(row, status=CallStatus.RUNNING)
+            rows.append(row)
+        return rows
+
+    def _ended(self, row: CallInfo, path: Path) -> CallInfo | None:
+        if (path / "outputs.json").exists():
+            return _with(
+                row,
+                status=CallStatus.DONE,
+                return_code=0,
+                finished_at=_mtime(path / "outputs.json"),
+                started_at=row.started_at or _mtime(path / "task.log"),
+            )
+        error = _read_json(path / "error.json")
+        if error is None:
+            return None
+        cause = error.get("cause") or error
+        status = CallStatus.ABORTED if cause.get("error") == "Terminated" else CallStatus.FAILED
+        return _with(
+            row,
+            status=status,
+            return_code=cause.get("exit_status"),
+            finished_at=_mtime(path / "error.json"),
+            failure_message=call_failure(cause) if status == CallStatus.FAILED else "",
+        )
+
+    def log_url(self, folder: str, name: str) -> str:
+        return storage.join(self.run.working_dir, "calls", folder, name)
+
+    def local_log(self, url: str) -> Path | None:
+        """The local file behind a call log URL of this run, while it is not copied yet."""
+        prefix = storage.join(self.run.working_dir, "calls/")
+        if not url.startswith(prefix):
+            return None
+        path = (self.dir / url.removeprefix(prefix)).resolve()
+        return path if path.is_relative_to(self.dir.resolve()) and path.is_file() else None
+
+
+TERMINAL = (
+    CallStatus.DONE,
+    CallStatus.FAILED,
+    CallStatus.ABORTED,
+    CallStatus.RETRYABLE_FAILURE,
+)
+
+
+def _with(info: CallInfo, **changes: Any) -> CallInfo:
+    from dataclasses import replace
+
+    return replace(info, **changes)
+
+
+def _is_start(event: dict[str, Any]) -> bool:
+    return event.get("message") == "host process"
+
+
+def _count_attempts(path: Path) -> int:
+    return sum(1 for p in path.glob("stdout*.txt"))
+
+
+def _events(path: Path) -> list[dict[str, Any]]:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return []
+    events = []
+    for line in text.splitlines():
+        with contextlib.suppress(ValueError):
+            if isinstance(event := json.loads(line), dict):
+                events.append(event)
+    return events
+
+
+def _timestamp(value: float) -> datetime:
+    return datetime.fromtimestamp(value, tz=UTC)
+
+
+def _mtime(path: Path) -> datetime | None:
+    try:
+        return _timestamp(path.stat().st_mtime)
+    except OSError:
+        return None
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def tail(path: Path | str, lines: int = TAIL_LINES) -> str:
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])[-TAIL_CHARS:]
+
+
+def call_failure(cause: dict[str, Any]) -> str:
+    """A failed command's exit status and the last lines of its stderr."""
+    if cause.get("error") == "CommandFailed":
+        stderr = tail(cause.get("stderr_file") or "")
+        text = f"exit status {cause.get('exit_status')}"
+        return f"{text}: {stderr}" if stderr else text
+    message = cause.get("message") or ""
+    return f"{cause.get('error', 'error')}: {message}".strip(": ")
+
+
+def failure_message(result: dict[str, Any], calls: list[CallInfo], reader: RunDirReader) -> str:
+    """The deepest cause in miniwdl's error JSON, named after the call that failed."""
+    cause = result
+    while isinstance(cause.get("cause"), dict):
+        cause = cause["cause"]
+    if not result:
+        return ""
+    failed = next((c for c in calls if c.status == CallStatus.FAILED), None)
+    where = ""
+    if run_id := cause.get("run"):
+        folder = next((f for f in reader.call_folders() if f.split("/")[-1] == run_id), None)
+        if folder:
+            name, shard = reader.fqn(folder)
+            where = f"{name}[{shard}]" if shard >= 0 else name
+    elif failed is not None:
+        where = failed.name
+    text = call_failure(cause)
+    if cause.get("pos") and cause.get("error") not in ("CommandFailed",):
+        pos = cause["pos"]
+        text += f" (line {pos.get('line')}, column {pos.get('column')})"
+    return f"{where} failed: {text}" if where else text
+
+
+# --- configuration and files ---------------------------------------------------------
+
+
+def miniwdl_config(options: dict[str, Any]) -> str:
+    """miniwdl's configuration for a run; Cromwell-style options mapped where they apply."""
+    cache_dir = Path(settings.WORKFLOW_WORK_DIR) / "call_cache"
+    defaults = {"docker": "ubuntu:22.04"}  # ignored by the host backend, but miniwdl wants it
+    runtime = options.get("default_runtime_attributes")
+    if isinstance(runtime, dict):
+        defaults.update(runtime)
+    lines = [
+        "[scheduler]",
+        f"container_backend = {BACKEND}",
+        "scatter_tag_max = 0",  # call folders are call-<name>-<index>, easy to read back
+        "",
+        "[call_cache]",
+        f"get = {'false' if options.get('read_from_cache') is False else 'true'}",
+        f"put = {'false' if options.get('write_to_cache') is False else 'true'}",
+        f"dir = {cache_dir}",
+        "",
+        "[task_runtime]",
+        f"defaults = {json.dumps(defaults)}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def stage(url: str, target: Path, beat: Callable[..., None]) -> Path:
+    """A local path holding the storage object or folder ``url`` (downloaded if remote)."""
+    try:
+        backend, key = storage.resolve(url)
+        is_dir = url.endswith("/") or (not backend.exists(key) and any(backend.walk(key + "/")))
+        if not is_dir:
+            if (local := backend.local_path(key)) is not None and local.is_file():
+                return local
+            destination = target / Path(key).name
+            backend.download_file(key, destination, progress=beat)
+            return destination
+        prefix = key.rstrip("/") + "/"
+        if (local := backend.local_path(prefix)) is not None and local.is_dir():
+            return local
+        destination = target / Path(prefix.rstrip("/")).name
+        for entry in backend.walk(prefix):
+            backend.download_file(
+                entry.key, destination / entry.key.removeprefix(prefix), progress=beat
+            )
+        return destination
+    except storage.NotFound:
+        raise EngineError(f"The input {url} does not exist.") from None
+    except storage.StorageError as exc:
+        raise EngineError(f"The input {url} could not be staged: {exc}") from None

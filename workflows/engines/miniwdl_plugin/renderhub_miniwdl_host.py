@@ -1,0 +1,197 @@
+"""miniwdl container backend ``renderhub_host``: each WDL task runs as a host process.
+
+miniwdl only ships container backends and no container runtime runs here. This backend
+keeps what miniwdl's own subprocess backends do (cpu/memory admission through miniwdl's
+scheduler, stdout.txt/stderr.txt, retries, the command file) and replaces ``podman run``
+with a plain process:
+
+* the "container" directory *is* the call's host directory, so the paths miniwdl writes
+  into commands (``<call dir>/work/_miniwdl_inputs/0/ref.fa``) are real paths, and each
+  input is symlinked there (or copied, with ``[file_io] copy_input_files``);
+* the command runs in its own session; on abort the whole process group gets SIGTERM,
+  then SIGKILL, and what a finished command left running in its group is killed too;
+* ``runtime.docker`` is ignored: tools come from the host's PATH. There is no isolation,
+  so only trusted WDL should run on this engine.
+
+RenderHub registers it through the ``renderhub_miniwdl_host-1.0.dist-info`` folder next to
+this file (its ``entry_points.txt``), which ``miniwdl run`` finds because this folder is on
+its PYTHONPATH; no package has to be installed. The module must not import Django.
+
+``python -m renderhub_miniwdl_host run …`` is miniwdl's own CLI, started so that it gets
+SIGTERM (and so stops its tasks) if the worker that launched it dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import multiprocessing
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import psutil
+from WDL._util import StructuredLogMessage as _
+from WDL.runtime import config
+from WDL.runtime.backend.cli_subprocess import _SubprocessScheduler
+from WDL.runtime.error import Terminated
+from WDL.runtime.task_container import TaskContainer
+
+KILL_GRACE_SECONDS = 5.0
+POLL_SECONDS = 0.25
+
+
+class HostProcess(TaskContainer):
+    _resource_limits: ClassVar[dict[str, int] | None] = None
+    _limits_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def global_init(cls, cfg: config.Loader, logger: logging.Logger) -> None:
+        logger.notice(  # type: ignore[attr-defined]
+            _("renderhub_host backend: tasks run as host processes, runtime.docker is ignored")
+        )
+
+    @classmethod
+    def detect_resource_limits(cls, cfg: config.Loader, logger: logging.Logger) -> dict[str, int]:
+        # Tasks start on several threads at once; the scheduler's books must be set up once.
+        with cls._limits_lock:
+            if not cls._resource_limits:
+                limits = {
+                    "cpu": multiprocessing.cpu_count(),
+                    "mem_bytes": psutil.virtual_memory().total,
+                }
+                _SubprocessScheduler.global_init(limits)
+                cls._resource_limits = limits
+        return cls._resource_limits
+
+    def __init__(self, cfg: config.Loader, run_id: str, host_dir: str) -> None:
+        super().__init__(cfg, run_id, host_dir)
+        # No container: what miniwdl calls the in-container path is the host path.
+        self.container_dir = host_dir
+
+    def host_work_dir(self) -> str:
+        # One work/ for every attempt (reset() moves a failed one aside): commands are
+        # evaluated once, so their input paths under work/ must stay valid on a retry.
+        return str(Path(self.host_dir) / "work")
+
+    def reset(self, logger: logging.Logger) -> None:
+        work = Path(self.host_work_dir())
+        work.rename(work.with_name(f"work.attempt{self.try_counter}"))
+        self.try_counter += 1
+        work.mkdir()
+
+    def _link_inputs(self) -> None:
+        """Stand-in for bind mounts: each input appears at the path the command uses."""
+        for host_path, container_path in self.input_path_map.items():
+            link = Path(container_path.rstrip("/"))
+            if link.is_symlink() or link.exists():  # copied by copy_input_files
+                continue
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(host_path.rstrip("/"))
+
+    def _run(self, logger: logging.Logger, terminating: Callable[[], bool], command: str) -> int:
+        cpu = self.runtime_values.get("cpu", 0)
+        memory = self.runtime_values.get("memory_reservation", 0)
+        self.detect_resource_limits(self.cfg, logger)
+        with contextlib.ExitStack() as cleanup:
+            # Admission: wait until the task's cpu and memory fit next to the running ones.
+            scheduler = _SubprocessScheduler(cpu, memory)
+            cleanup.enter_context(scheduler)
+            logger.info(_("provisioned", seconds_waited=scheduler.delay, cpu=cpu, mem_bytes=memory))
+            self._link_inputs()
+            command_file = str(Path(self.host_dir) / "command")
+            with open(command_file, "w") as out:
+                for key, value in self.runtime_values.get("env", {}).items():
+                    out.write(f"export {key}={shlex.quote(str(value))}\n")
+                out.write(command)
+            shell = shlex.split(self.cfg.get("task_runtime", "command_shell"))
+            stdout = cleanup.enter_context(open(self.host_stdout_txt(), "ab"))
+            stderr = cleanup.enter_context(open(self.host_stderr_txt(), "ab"))
+            poll_stderr = cleanup.enter_context(self.poll_stderr_context(logger))
+            proc = subprocess.Popen(
+                [*shell, command_file],
+                cwd=self.host_work_dir(),
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+                env=self._environment(),
+                start_new_session=True,  # its own process group, killed as a whole
+            )
+            logger.notice(_("host process", pid=proc.pid))  # type: ignore[attr-defined]
+            cleanup.enter_context(self.task_running_context())
+            try:
+                exit_code = self._wait(proc, terminating, poll_stderr)
+            finally:
+                _kill_group(proc)
+            if terminating():
+                raise Terminated()
+        return exit_code
+
+    def _environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        if cpu := self.runtime_values.get("cpu"):
+            env["MINIWDL_CPU"] = str(cpu)
+        return env
+
+    def _wait(
+        self, proc: subprocess.Popen[bytes], terminating: Callable[[], bool], poll: Any
+    ) -> int:
+        deadline: float | None = None
+        while True:
+            try:
+                return proc.wait(POLL_SECONDS)
+            except subprocess.TimeoutExpired:
+                pass
+            poll()
+            if terminating():
+                if deadline is None:
+                    deadline = time.monotonic() + KILL_GRACE_SECONDS
+                    _signal_group(proc, signal.SIGTERM)
+                elif time.monotonic() > deadline:
+                    _signal_group(proc, signal.SIGKILL)
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Leave nothing behind: what the command started in its group dies with it."""
+    _signal_group(proc, signal.SIGKILL)
+    if proc.poll() is None:
+        proc.wait()
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+PARENT_ENV = "RENDERHUB_MINIWDL_PARENT"
+
+
+def _die_with_parent() -> None:
+    """Have the kernel send SIGTERM when the launching worker dies (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    expected = os.environ.get(PARENT_ENV)
+    if expected and os.getppid() != int(expected):  # it died before prctl took effect
+        sys.exit(143)
+
+
+def main(argv: list[str] | None = None) -> None:
+    _die_with_parent()  # before miniwdl starts any thread
+    from WDL import CLI
+
+    CLI.main(argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""Submit a WDL workflow: ``manage.py submit_workflow WDL --project P --inputs F [--wait]``."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from jobs import cli as job_cli
+from projects.models import Project
+from renderhub import storage
+from workflows import cli, services
+from workflows.choices import TERMINAL_RUN_STATES, CallStatus, Engine, RunState
+from workflows.models import WorkflowRun
+
+POLL_INTERVAL = 0.5  # seconds between reads of the run while --wait shows progress
+
+
+def _pause() -> None:
+    time.sleep(POLL_INTERVAL)
+
+
+class Command(BaseCommand):
+    help = (
+        "Submit a WDL workflow run. WDL is a local file or a storage URL; the inputs and "
+        "options are local JSON files. Everything is checked before anything is submitted."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("wdl", metavar="WDL", help="Local .wdl file or storage URL.")
+        parser.add_argument("--project", required=True, help="Project name.")
+        parser.add_argument("--inputs", metavar="FILE", help="Inputs JSON (Cromwell style).")
+        parser.add_argument("--options", metavar="FILE", help="Workflow options JSON.")
+        parser.add_argument(
+            "--engine",
+            choices=Engine.values,
+            default=Engine.MINIWDL,
+            help="Where it runs (default: miniwdl, here).",
+        )
+        parser.add_argument(
+            "--label", action="append", default=[], metavar="K=V", help="A label; repeatable."
+        )
+        parser.add_argument(
+            "--dependencies", metavar="ZIP", help="Zip of imported WDL files (local or URL)."
+        )
+        parser.add_argument("--name", default="", help="Run name (default: the workflow's).")
+        parser.add_argument("--working-dir", default="", metavar="URL", help="Storage folder.")
+        parser.add_argument("--outputs-dir", default="", metavar="URL", help="Storage folder.")
+        parser.add_argument("--wait", action="store_true", help="Show progress until the run ends.")
+        job_cli.add_as_user_argument(parser)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        user = job_cli.resolve_user(options["as_user"])
+        project = job_cli.get_project(options["project"], user)
+        request = services.WorkflowRequest(
+            project=project,
+            inputs=cli.read_json_file(options["inputs"], "inputs") if options["inputs"] else {},
+            options=cli.read_json_file(options["options"], "options") if options["options"] else {},
+            labels=self.parse_labels(options["label"]),
+            engine=options["engine"],
+            name=options["name"],
+            working_dir=options["working_dir"],
+            outputs_dir=options["outputs_dir"],
+        )
+        if "://" in options["wdl"]:
+            request.wdl_url = options["wdl"]
+        else:
+            path = Path(options["wdl"]).expanduser()
+            try:
+                request.wdl_source = path.read_text()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise CommandError(f"Cannot read the WDL file {path}: {exc}") from None
+        if options["dependencies"]:
+            request.dependencies_url = self.dependencies(project, options["dependencies"])
+        try:
+            run = services.submit(request, user)
+        except services.SubmissionError as exc:
+            raise CommandError(cli.refusal(exc)) from None
+        self.stdout.write(f"#{run.pk} {run.name}  on {run.engine}  -> {run.outputs_dir}")
+        if options["wait"]:
+            self.wait(run)
+
+    def parse_labels(self, labels: list[str]) -> dict[str, str]:
+        parsed = {}
+        for label in labels:
+            key, sep, value = label.partition("=")
+            if not sep or not key.strip():
+                raise CommandError(f"Write labels as --label name=value (not {label!r}).")
+            parsed[key.strip()] = value.strip()
+        return parsed
+
+    def dependencies(self, project: Project, value: str) -> str:
+        """A storage URL for the zip: as given, or the local file uploaded to the project."""
+        if "://" in value:
+            return value
+        path = Path(value).expanduser()
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise CommandError(f"Cannot read {path}: {exc.strerror}.") from None
+        digest = hashlib.sha256(data).hexdigest()[:12]
+        url = storage.join(
+            project.output_prefix, "workflows", "dependencies", f"{path.stem}-{digest}.zip"
+        )
+        try:
+            backend, key = storage.resolve(url)
+            backend.write(key, data, content_type="application/zip")
+        except storage.StorageError as exc:
+            raise CommandError(f"Could not upload {path}: {exc}") from None
+        return url
+
+    def wait(self, run: WorkflowRun) -> None:
+        bar = job_cli.ProgressBar(self.stdout, 0, unit="calls")
+        try:
+            while True:
+                run.refresh_from_db()
+                statuses = list(run.calls.values_list("status", flat=True))
+                done = sum(1 for s in statuses if s == CallStatus.DONE)
+                ended = run.state in TERMINAL_RUN_STATES
+                if statuses or ended:  # an empty bar would read as complete
+                    bar.update(done, total=len(statuses), note=run.state)
+                if ended:
+                    break
+                _pause()
+        except KeyboardInterrupt:
+            bar.close()
+            raise CommandError(
+                f"Stopped waiting; run #{run.pk} goes on (see `manage.py workflow {run.pk}`).",
+                returncode=130,
+            ) from None
+        bar.close()
+        duration = job_cli.format_duration(run.duration)
+        if run.state == RunState.SUCCEEDED:
+            self.stdout.write(f"#{run.pk} {run.name} succeeded in {duration}")
+            self.stdout.write(f"Outputs: {run.outputs_dir}")
+            return
+        reason = f":\n{run.failure_message}" if run.failure_message else ""
+        raise CommandError(f"#{run.pk} {run.name} {run.state} after {duration}{reason}")

@@ -1,0 +1,54 @@
+"""Show one workflow run with its calls: ``manage.py workflow ID``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from jobs import cli as job_cli
+from workflows import cli
+from workflows.models import WorkflowRun
+
+
+class Command(BaseCommand):
+    help = "Show a workflow run: its state, folders and the table of its calls."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        cli.add_id_argument(parser)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        run = cli.get_run(options["id"], job_cli.resolve_user(options["as_user"]))
+        self.header(run)
+        calls = list(run.calls.all())
+        self.stdout.write("")
+        if not calls:
+            self.stdout.write("No calls yet.")
+            return
+        job_cli.print_table(self.stdout, cli.CALL_HEADERS, (cli.call_row(c) for c in calls))
+
+    def header(self, run: WorkflowRun) -> None:
+        fields = [
+            ("run", f"#{run.pk} {run.name}"),
+            ("workflow", run.workflow_name),
+            ("project", run.project.name),
+            ("engine", f"{run.engine}" + (f" ({run.engine_run_id})" if run.engine_run_id else "")),
+            ("state", run.state + (f" ({run.engine_status})" if run.engine_status else "")),
+            ("submitted", job_cli.format_time(run.created_at)),
+            ("started", job_cli.format_time(run.started_at)),
+            ("finished", job_cli.format_time(run.finished_at)),
+            ("duration", job_cli.format_duration(run.duration)),
+            ("working dir", run.working_dir),
+            ("outputs dir", run.outputs_dir),
+        ]
+        if run.labels:
+            fields.append(("labels", ", ".join(f"{k}={v}" for k, v in run.labels.items())))
+        if run.resubmitted_from_id:
+            fields.append(("resubmitted from", f"#{run.resubmitted_from_id}"))
+        if run.poll_error:
+            fields.append(("engine error", run.poll_error))
+        if run.failure_message:
+            fields.append(("failure", run.failure_message))
+        width = max(len(label) for label, _ in fields) + 1
+        for label, value in fields:
+            self.stdout.write(f"{label + ':':<{width}} {value}")

@@ -1,0 +1,530 @@
+"""Workflow run operations. Admin actions, pages, CLI and beat all call these.
+
+A run is created only after everything about it was checked (WDL, inputs, options,
+labels, folders, the engine's configuration), and is handed to its engine by a task
+enqueued when the transaction commits. Engines report through :func:`record`, the one
+place a run's state and calls change: miniwdl's runner calls it every second from the
+worker, the beat task :func:`poll_runs` after asking a remote engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from projects.models import Project
+from renderhub import storage
+
+from . import validation
+from .choices import ACTIVE_RUN_STATES, TERMINAL_RUN_STATES, Engine, RunState
+from .engines import CallInfo, EngineError, LogText, RunStatus, get_engine
+from .models import Call, WorkflowRun
+from .signals import run_state_changed
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+log = logging.getLogger(__name__)
+
+MAX_SOURCE_BYTES = validation.MAX_WDL_BYTES
+# A run whose start task was never enqueued (broker down at submission) is sent again.
+REQUEUE_AFTER = timedelta(seconds=60)
+# A remote run the engine never heard of this long after it was sent has been lost.
+LOST_AFTER = timedelta(minutes=10)
+LOG_TAIL_BYTES = 64 * 1024
+
+
+class SubmissionError(ValidationError):
+    """Invalid submission; ``message_dict`` maps field names to messages."""
+
+
+@dataclass
+class WorkflowRequest:
+    project: Project
+    wdl_source: str = ""
+    wdl_url: str = ""
+    inputs: Any = field(default_factory=dict)
+    options: Any = field(default_factory=dict)
+    labels: Any = field(default_factory=dict)
+    dependencies_url: str = ""
+    engine: str = Engine.MINIWDL
+    name: str = ""
+    working_dir: str = ""
+    outputs_dir: str = ""
+
+
+@dataclass
+class Validated:
+    source: str
+    checked: validation.Checked
+
+
+def _add(errors: dict[str, list[str]], key: str, message: str) -> None:
+    errors.setdefault(key, []).append(message)
+
+
+def _read_url(
+    project: Project, url: str, what: str, limit: int, errors: dict[str, list[str]]
+) -> bytes | None:
+    try:
+        backend, key = storage.resolve(url)
+        if not _in_project(project, url):  # never another project's files
+            _add(errors, what, f"{url} is outside this project's output prefix and mappings.")
+            return None
+        size = backend.stat(key).size or 0
+        if size > limit:
+            _add(errors, what, f"{url} is larger than {limit} bytes.")
+            return None
+        return backend.read(key)
+    except storage.NotFound:
+        _add(errors, what, f"{url} does not exist.")
+    except storage.StorageError as exc:
+        _add(errors, what, f"{url}: {exc}")
+    return None
+
+
+def _check_folder(
+    request: WorkflowRequest, url: str, what: str, errors: dict[str, list[str]]
+) -> None:
+    if not url.endswith("/"):
+        _add(errors, what, f"{url} must end with '/' (it names a folder).")
+        return
+    try:
+        storage.resolve(url)
+    except storage.StorageError as exc:
+        _add(errors, what, f"{url}: {exc}")
+        return
+    if not _in_project(request.project, url):
+        _add(errors, what, f"{url} is outside this project's output prefix and storage mappings.")
+
+
+def _in_project(project: Project, url: str) -> bool:
+    prefixes = [project.output_prefix, *(m.source for m in project.mappings.all())]
+    return any(storage.is_prefix_of(p, url) for p in prefixes if p)
+
+
+def validate(request: WorkflowRequest, user: AbstractBaseUser | None) -> Validated:
+    """Everything that can be wrong with a submission, all at once, before anything exists."""
+    errors: dict[str, list[str]] = {}
+    project = request.project
+    if user is not None and not Project.objects.visible_to(user).filter(pk=project.pk).exists():
+        raise SubmissionError({"project": ["You are not a member of this project."]})
+    try:
+        engine = get_engine(request.engine)
+    except EngineError as exc:
+        raise SubmissionError({"engine": [str(exc)]}) from None
+    for problem in engine.configuration_problems():
+        _add(errors, "engine", problem)
+    if len(request.name) > 200:
+        _add(errors, "name", "The name must be at most 200 characters.")
+
+    source = request.wdl_source
+    if request.wdl_source and request.wdl_url:
+        _add(errors, "wdl", "Give the WDL as text or as a URL, not both.")
+    elif request.wdl_url:
+        data = _read_url(project, request.wdl_url, "wdl", MAX_SOURCE_BYTES, errors)
+        try:
+            source = data.decode() if data is not None else ""
+        except UnicodeDecodeError:
+            _add(errors, "wdl", f"{request.wdl_url} is not UTF-8 text.")
+    elif not source.strip():
+        _add(errors, "wdl", "Give the workflow's WDL.")
+    dependencies = None
+    if request.dependencies_url:
+        dependencies = _read_url(
+            project, request.dependencies_url, "dependencies", validation.MAX_ZIP_BYTES, errors
+        )
+    for url, what in ((request.working_dir, "working_dir"), (request.outputs_dir, "outputs_dir")):
+        if url:
+            _check_folder(request, url, what, errors)
+
+    checked = None
+    if source.strip() and "wdl" not in errors and "dependencies" not in errors:
+        try:
+            checked = validation.check(
+                source, request.inputs, request.options, request.labels, dependencies
+            )
+        except validation.WorkflowInvalid as exc:
+            for key, messages in exc.problems.items():
+                errors.setdefault(key, []).extend(messages)
+    else:  # the WDL is missing or broken: check what can be checked without it
+        if not isinstance(request.inputs, dict):
+            _add(errors, "inputs", "The inputs must be a JSON object of input names to values.")
+        for problem in validation.check_options(request.options):
+            _add(errors, "options", problem)
+        for problem in validation.check_labels(request.labels):
+            _add(errors, "labels", problem)
+    if checked is not None:
+        for problem in engine.check_run(
+            working_dir=request.working_dir or project.output_prefix,
+            outputs_dir=request.outputs_dir or project.output_prefix,
+            files=checked.files,
+            dependencies=bool(request.dependencies_url),
+        ):
+            _add(errors, "engine", problem)
+        if request.engine == Engine.MINIWDL:
+            for url in checked.files:
+                if "://" in url and not _in_project(project, url):
+                    _add(errors, "inputs", f"{url} is outside this project's storage.")
+    if errors:
+        raise SubmissionError(errors)
+    assert checked is not None
+    return Validated(source=source, checked=checked)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:60] or "workflow"
+
+
+def _default_dir(run: WorkflowRun, leaf: str) -> str:
+    return storage.join(
+        run.project.output_prefix, "workflows", f"{run.pk}-{_slug(run.name)}", leaf + "/"
+    )
+
+
+def submit(request: WorkflowRequest, user: AbstractBaseUser | None = None) -> WorkflowRun:
+    """Validate, create the run and enqueue its start when the transaction commits."""
+    valid = validate(request, user)
+    info = valid.checked.info
+    with transaction.atomic():
+        run = WorkflowRun.objects.create(
+            project=request.project,
+            submitted_by=user,
+            name=(request.name or info.name)[:200],
+            engine=request.engine,
+            workflow_name=info.name,
+            wdl_source=valid.source,
+            wdl_url=request.wdl_url,
+            dependencies_url=request.dependencies_url,
+            inputs=valid.checked.inputs,
+            options=request.options,
+            labels=request.labels,
+            working_dir=request.working_dir or "",
+            outputs_dir=request.outputs_dir or "",
+        )
+        run.working_dir = run.working_dir or _default_dir(run, "work")
+        run.outputs_dir = run.outputs_dir or _default_dir(run, "outputs")
+        run.save(update_fields=["working_dir", "outputs_dir"])
+        transaction.on_commit(lambda: _enqueue_start(run.pk))
+    log.info("submitted workflow run %s (%s on %s)", run.pk, info.name, run.engine)
+    return run
+
+
+def _enqueue_start(run_id: int) -> None:
+    from .tasks import start_run
+
+    try:
+        start_run.delay(run_id)
+    except Exception:  # broker down: poll_runs sends it again
+        log.exception("could not enqueue the start of workflow run %s", run_id)
+        return
+    WorkflowRun.objects.filter(pk=run_id, queued_at__isnull=True).update(queued_at=timezone.now())
+
+
+def resubmit(run: WorkflowRun, user: AbstractBaseUser | None = None) -> WorkflowRun:
+    """Submit the same workflow again (fresh folders unless it had chosen its own)."""
+    request = WorkflowRequest(
+        project=run.project,
+        wdl_source="" if run.wdl_url else run.wdl_source,
+        wdl_url=run.wdl_url,
+        inputs=run.inputs,
+        options=run.options,
+        labels=run.labels,
+        dependencies_url=run.dependencies_url,
+        engine=run.engine,
+        name=run.name,
+        working_dir="" if run.working_dir == _default_dir(run, "work") else run.working_dir,
+        outputs_dir="" if run.outputs_dir == _default_dir(run, "outputs") else run.outputs_dir,
+    )
+    new = submit(request, user)
+    WorkflowRun.objects.filter(pk=new.pk).update(resubmitted_from=run)
+    new.resubmitted_from = run
+    return new
+
+
+# --- starting -------------------------------------------------------------------------
+
+
+def start_run(run_id: int, worker: str) -> str:
+    """Hand a submitted run to its engine (miniwdl: run it here, to the end)."""
+    run = WorkflowRun.objects.select_related("project").filter(pk=run_id).first()
+    if run is None:
+        return "skipped"
+    engine = get_engine(run.engine)
+    now = timezone.now()
+    if getattr(engine, "runs_here", False):
+        claimed = WorkflowRun.objects.filter(pk=run_id, state=RunState.SUBMITTED).update(
+            state=RunState.RUNNING,
+            sent_at=now,
+            started_at=now,
+            heartbeat_at=now,
+            worker=worker,
+            engine_status="running",
+        )
+        if not claimed:
+            return "skipped"  # a duplicate delivery, or aborted before it started
+        from .engines.miniwdl import miniwdl_dir
+
+        run.refresh_from_db()
+        WorkflowRun.objects.filter(pk=run_id).update(engine_run_id=str(miniwdl_dir(run)))
+        final = engine.execute(run, lambda status: record(run_id, status))  # type: ignore[attr-defined]
+        record(run_id, final)
+        return final.state
+
+    claimed = WorkflowRun.objects.filter(
+        pk=run_id, state=RunState.SUBMITTED, sent_at__isnull=True
+    ).update(sent_at=now)
+    if not claimed:
+        return "skipped"
+    run.refresh_from_db()
+    if getattr(engine, "requested_id", False) and not run.engine_run_id:
+        # Chosen before sending: a retried submission cannot create a second run.
+        run.engine_run_id = str(uuid.uuid4())
+        WorkflowRun.objects.filter(pk=run_id).update(engine_run_id=run.engine_run_id)
+    try:
+        submission = engine.start(run)
+    except EngineError as exc:
+        if exc.transient:  # the engine is unreachable: poll_runs tries again later
+            WorkflowRun.objects.filter(pk=run_id).update(
+                sent_at=None, queued_at=None, poll_error=f"Could not reach the engine: {exc}"
+            )
+            return "retry"
+        _end(run_id, RunState.FAILED, f"The {run.get_engine_display()} refused the run: {exc}")
+        return RunState.FAILED
+    WorkflowRun.objects.filter(pk=run_id).update(
+        engine_run_id=submission.engine_run_id,
+        engine_status=submission.engine_status,
+        poll_error="",
+    )
+    log.info("workflow run %s sent to %s as %s", run_id, run.engine, submission.engine_run_id)
+    return RunState.SUBMITTED
+
+
+# --- what engines report --------------------------------------------------------------
+
+
+def record(run_id: int, status: RunStatus) -> bool:
+    """Store what the engine says; returns whether the run should keep going."""
+    now = timezone.now()
+    with transaction.atomic():
+        run = WorkflowRun.objects.select_for_update().get(pk=run_id)
+        if status.calls is not None:
+            _save_calls(run, status.calls)
+        fields: dict[str, Any] = {"heartbeat_at": now, "polled_at": now, "poll_error": ""}
+        if run.state in TERMINAL_RUN_STATES:
+            WorkflowRun.objects.filter(pk=run_id).update(**fields)
+            return False  # ended meanwhile (e.g. given up as lost): stop
+        if status.engine_status:
+            fields["engine_status"] = status.engine_status[:50]
+        state = status.state
+        if run.state == RunState.ABORTING and state in (RunState.SUBMITTED, RunState.RUNNING):
+            state = RunState.ABORTING  # until the engine says it stopped
+        fields["state"] = state
+        if state != RunState.SUBMITTED and not run.started_at:
+            fields["started_at"] = status.started_at or now
+        if state in TERMINAL_RUN_STATES:
+            fields["finished_at"] = status.finished_at or now
+            fields["failure_message"] = status.failure_message[:20000]
+            fields["pid"] = None
+            if status.outputs is not None:
+                fields["outputs"] = status.outputs
+        WorkflowRun.objects.filter(pk=run_id).update(**fields)
+    if state != run.state:
+        _announce(run_id, run.state, state)
+        if state in TERMINAL_RUN_STATES:
+            reason = f": {status.failure_message[:500]}" if status.failure_message else ""
+            log.info("workflow run %s %s%s", run_id, state, reason)
+    return state in (RunState.SUBMITTED, RunState.RUNNING)
+
+
+def _announce(run_id: int, old_state: str, new_state: str) -> None:
+    def send() -> None:
+        run_state_changed.send(
+            sender=WorkflowRun, run_id=run_id, old_state=old_state, new_state=new_state
+        )
+
+    transaction.on_commit(send)
+
+
+CALL_FIELDS = [
+    "name",
+    "shard",
+    "attempt",
+    "status",
+    "backend_status",
+    "started_at",
+    "finished_at",
+    "return_code",
+    "stdout",
+    "stderr",
+    "backend_job_id",
+    "cache_hit",
+    "failure_message",
+]
+
+
+def _save_calls(run: WorkflowRun, calls: list[CallInfo]) -> None:
+    """Insert new calls and update changed ones (by the engine's key)."""
+    existing = {c.key: c for c in run.calls.all()}
+    new: list[Call] = []
+    changed: list[Call] = []
+    for info in calls:
+        values = {name: getattr(info, name) for name in CALL_FIELDS}
+        values["failure_message"] = values["failure_message"][:20000]
+        current = existing.get(info.key)
+        if current is None:
+            new.append(Call(run=run, key=info.key[:500], **values))
+        elif any(getattr(current, k) != v for k, v in values.items()):
+            for key, value in values.items():
+                setattr(current, key, value)
+            changed.append(current)
+    if new:
+        Call.objects.bulk_create(new, batch_size=500)
+    if changed:
+        Call.objects.bulk_update(changed, CALL_FIELDS, batch_size=500)
+
+
+def _end(run_id: int, state: str, message: str) -> None:
+    record(run_id, RunStatus(state=state, engine_status=state, failure_message=message))
+
+
+def sync_run(run: WorkflowRun) -> str:
+    """Ask a remote engine about the run once (a bounded number of requests) and record it."""
+    engine = get_engine(run.engine)
+    try:
+        status = engine.poll(run)
+    except EngineError as exc:
+        if exc.status == 404 and run.sent_at and timezone.now() - run.sent_at > LOST_AFTER:
+            _end(run.pk, RunState.FAILED, f"The {run.get_engine_display()} lost the run: {exc}")
+            return RunState.FAILED
+        WorkflowRun.objects.filter(pk=run.pk).update(
+            poll_error=str(exc)[:2000], polled_at=timezone.now()
+        )
+        log.warning("could not poll workflow run %s: %s", run.pk, exc)
+        return run.state
+    if (
+        run.state == RunState.ABORTING
+        and status.state == RunState.RUNNING
+        and status.engine_status.lower() != "aborting"
+    ):
+        _abort_remote(run)  # our earlier abort request did not arrive
+    record(run.pk, status)
+    return WorkflowRun.objects.values_list("state", flat=True).get(pk=run.pk)
+
+
+def poll_runs() -> int:
+    """Beat: send unsent runs, give up on silent miniwdl workers, poll remote engines."""
+    now = timezone.now()
+    for run_id in WorkflowRun.objects.filter(
+        state=RunState.SUBMITTED, queued_at__isnull=True, created_at__lt=now - REQUEUE_AFTER
+    ).values_list("pk", flat=True):
+        _enqueue_start(run_id)
+    stale_before = now - timedelta(seconds=settings.RENDER_STALE_AFTER)
+    for run in WorkflowRun.objects.filter(
+        engine=Engine.MINIWDL,
+        state__in=(RunState.RUNNING, RunState.ABORTING),
+        heartbeat_at__lt=stale_before,
+    ):
+        if run.state == RunState.ABORTING:
+            _end(run.pk, RunState.ABORTED, "")
+        else:
+            _end(
+                run.pk,
+                RunState.FAILED,
+                f"Lost contact with {run.worker or 'its worker'} (no heartbeat for "
+                f"{settings.RENDER_STALE_AFTER} s). Resubmit it: finished tasks come from the "
+                "call cache.",
+            )
+    polled = 0
+    remote = WorkflowRun.objects.filter(state__in=ACTIVE_RUN_STATES, sent_at__isnull=False)
+    for run in remote.exclude(engine=Engine.MINIWDL).exclude(engine_run_id=""):
+        try:
+            sync_run(run)
+        except Exception:  # one broken run must not stop the others
+            log.exception("polling workflow run %s failed", run.pk)
+        polled += 1
+    return polled
+
+
+# --- operations users ask for ---------------------------------------------------------
+
+
+def abort(run: WorkflowRun) -> bool:
+    """Stop a run; False if it had ended already. Remote engines are told at once."""
+    with transaction.atomic():
+        locked = WorkflowRun.objects.select_for_update().get(pk=run.pk)
+        if locked.state not in (RunState.SUBMITTED, RunState.RUNNING):
+            return False
+        never_started = locked.state == RunState.SUBMITTED and locked.sent_at is None
+        state = RunState.ABORTED if never_started else RunState.ABORTING
+        WorkflowRun.objects.filter(pk=run.pk).update(
+            state=state, finished_at=timezone.now() if never_started else None
+        )
+        _announce(run.pk, locked.state, state)
+    log.info("workflow run %s %s by request", run.pk, state)
+    if not never_started and locked.engine != Engine.MINIWDL and locked.engine_run_id:
+        _abort_remote(locked)
+    return True
+
+
+def _abort_remote(run: WorkflowRun) -> None:
+    try:
+        get_engine(run.engine).abort(run)
+    except EngineError as exc:
+        # The run stays aborting; the next poll asks again.
+        WorkflowRun.objects.filter(pk=run.pk).update(poll_error=f"Abort failed: {exc}"[:2000])
+        log.warning("could not abort workflow run %s: %s", run.pk, exc)
+
+
+# --- logs and outputs ----------------------------------------------------------------
+
+
+def read_log(call: Call, stream: str, limit: int = LOG_TAIL_BYTES) -> LogText:
+    """The last ``limit`` bytes of a call's stdout or stderr, wherever its engine put it."""
+    return get_engine(call.run.engine).read_log(call, stream, limit)
+
+
+@dataclass
+class OutputFile:
+    name: str  # the workflow output, with [i] for array elements
+    url: str
+
+
+def output_files(run: WorkflowRun) -> tuple[list[OutputFile], dict[str, Any]]:
+    """(files named by storage URLs, the other output values)."""
+    files: list[OutputFile] = []
+    values: dict[str, Any] = {}
+
+    def walk(name: str, value: Any) -> None:
+        if isinstance(value, str) and value.startswith(("file://", "oss://")):
+            files.append(OutputFile(name, value))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(f"{name}[{i}]", item)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{name}.{key}", item)
+
+    for name, value in sorted((run.outputs or {}).items()):
+        count = len(files)
+        walk(name, value)
+        if len(files) == count:  # no files in it: a plain value (number, string, ...)
+            values[name] = value
+    return files, values
+
+
+def signed_url(url: str) -> str | None:
+    try:
+        backend, key = storage.resolve(url)
+        return backend.signed_url(key, expires=settings.SIGNED_URL_TTL)
+    except storage.StorageError:
+        return None
