@@ -93,21 +93,26 @@ def _start(sender: Any = None, **kwargs: Any) -> None:
     _state["clusters"] = clusters
     if not clusters:
         return
-    _state["stop"] = stop = threading.Event()
+    _state["stop"] = stop_event = threading.Event()
     _state["thread"] = thread = threading.Thread(
-        target=_loop, args=(sender.hostname, clusters, stop), daemon=True
+        target=_loop, args=(sender.hostname, clusters, stop_event), daemon=True
     )
     thread.start()
     log.info("render worker %s serving clusters %s", sender.hostname, ", ".join(clusters))
 
 
-@worker_shutdown.connect
-def _stop(sender: Any = None, **kwargs: Any) -> None:
+def stop(hostname: str | None = None, state: str = NodeState.OFFLINE) -> None:
+    """Stop this process's heartbeat thread and mark its nodes offline."""
     _state["stop"].set()
     if thread := _state.pop("thread", None):
         thread.join(timeout=30)
-    if clusters := _state.get("clusters"):
+    if (clusters := _state.get("clusters")) and hostname:
         try:
-            report(sender.hostname, clusters, NodeState.OFFLINE)
+            report(hostname, clusters, state)
         except Exception:
             log.exception("could not mark the node offline")
+
+
+@worker_shutdown.connect
+def _stop(sender: Any = None, **kwargs: Any) -> None:
+    stop(sender.hostname)

@@ -88,3 +88,117 @@ class SubmitRenderForm(forms.Form):
                 for message in messages:
                     self.add_error(field if field in self.fields else None, message)
             return []
+
+
+class SceneListField(forms.Field):
+    """Scene URLs picked in the storage browser (one input per scene); duplicates dropped."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value: Any) -> list[str]:
+        if not value:
+            return []
+        if isinstance(value, str):
+            value = [value]
+        return list(dict.fromkeys(str(v).strip() for v in value if str(v).strip()))
+
+    def validate(self, value: Any) -> None:
+        if self.required and not value:
+            raise ValidationError("Choose at least one scene file.", code="required")
+
+
+def parameter_field(definition: dict[str, Any]) -> forms.Field:
+    """A typed form field for one of a Software's custom parameter definitions."""
+    from images.choices import ParameterType
+
+    kind = definition["type"]
+    default = definition.get("default")
+    options: dict[str, Any] = {
+        "label": definition["name"].replace("_", " ").capitalize(),
+        "help_text": definition.get("help", ""),
+        "initial": default,
+        # A default fills an empty value in coerce_values, so only default-less ones must be given.
+        "required": bool(definition.get("required")) and default is None,
+    }
+    if kind == ParameterType.CHOICE:
+        return forms.ChoiceField(choices=[(c, c) for c in definition["choices"]], **options)
+    if kind == ParameterType.INTEGER:
+        return forms.IntegerField(**options)
+    if kind == ParameterType.FLOAT:
+        return forms.FloatField(**options)
+    if kind == ParameterType.BOOLEAN:
+        return forms.BooleanField(**{**options, "required": False})
+    return forms.CharField(max_length=500, **options)
+
+
+class SubmitRenderPageForm(SubmitRenderForm):
+    """The staff page's form: one project, scenes from the storage browser, typed parameters.
+
+    Software and clusters are limited to the project's image; the custom parameters of the
+    chosen software become ``param_<name>`` fields (the admin form keeps its text box).
+    """
+
+    scenes = SceneListField()
+    PARAM_PREFIX = "param_"
+
+    def __init__(
+        self,
+        *args: Any,
+        user: Any,
+        project: Project,
+        software: Software | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, user=user, **kwargs)
+        from clusters.choices import ClusterState
+
+        self.project = project
+        self.fields["project"].widget = forms.HiddenInput()
+        self.fields["project"].initial = project.pk
+        software_qs = Software.objects.filter(image_id=project.image_id)
+        self.fields["software"].queryset = software_qs  # type: ignore[attr-defined]
+        self.fields["cluster"].queryset = Cluster.objects.filter(  # type: ignore[attr-defined]
+            image_id=project.image_id
+        ).exclude(state=ClusterState.DELETED)
+        del self.fields["parameters"]
+        self.fields["name"].widget.attrs["placeholder"] = "Default: the scene's file name"
+        self.software = self._chosen_software(software_qs, software)
+        if self.software is not None:
+            self.fields["software"].initial = self.software.pk
+            for definition in self.software.parameters:
+                field = parameter_field(definition)
+                self.fields[self.PARAM_PREFIX + definition["name"]] = field
+
+    def _chosen_software(self, choices: Any, fallback: Software | None) -> Software | None:
+        """The software named in the posted data, else ``fallback``, else the first one."""
+        from .queries import parse_id
+
+        pk = parse_id(self.data.get("software")) if self.is_bound else None
+        if pk and (chosen := choices.filter(pk=pk).first()):
+            return chosen  # type: ignore[no-any-return]
+        if fallback is not None and fallback.image_id == self.project.image_id:
+            return fallback
+        return choices.first()  # type: ignore[no-any-return]
+
+    @property
+    def parameter_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name in self.fields if name.startswith(self.PARAM_PREFIX)]
+
+    def clean_scenes(self) -> list[str]:
+        return self.cleaned_data["scenes"]  # type: ignore[no-any-return]  # already a list
+
+    def clean_project(self) -> Project:
+        project = self.cleaned_data["project"]
+        if project.pk != self.project.pk:
+            raise ValidationError("The project changed; choose it again.")
+        return project  # type: ignore[no-any-return]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        data["parameters"] = {
+            name.removeprefix(self.PARAM_PREFIX): value
+            for name, value in data.items()
+            if name.startswith(self.PARAM_PREFIX) and value is not None and value != ""
+        }
+        return data

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import RedirectView
 
 from . import views
 
@@ -20,5 +19,4 @@ urlpatterns = [
     path("clusters/", include("clusters.urls")),
     path("projects/", include("projects.urls")),
     path("", include("jobs.urls")),
-    path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
 ]

@@ -3,6 +3,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +42,14 @@ def fake_software(image: Any) -> Any:
     )
 
 
-@pytest.fixture
-def render_worker(cluster: Any, settings: Any) -> Iterator[Any]:
-    """A real Celery worker (two threads) consuming the cluster's queue on the configured broker."""
+@contextmanager
+def render_worker_for(cluster: Any, settings: Any, prefix: str = "test") -> Iterator[Any]:
+    """A real Celery worker (two threads) consuming the cluster's queue on the configured
+    broker, named ``<prefix>-<cluster>@localhost``; a context manager so a test can start
+    it when it likes (e.g. after opening a page on a queued job)."""
     from celery.contrib.testing.worker import start_worker
 
+    from clusters import heartbeat
     from renderhub.celery import app
 
     settings.RENDER_HEARTBEAT_SECONDS = 1
@@ -60,12 +64,21 @@ def render_worker(cluster: Any, settings: Any) -> Iterator[Any]:
             concurrency=2,
             queues=[cluster.queue, app.conf.task_default_queue],
             perform_ping_check=False,
-            hostname=f"test-{cluster.name}@localhost",
+            hostname=f"{prefix}-{cluster.name}@localhost",
             shutdown_timeout=30,
         ) as worker:
             yield worker
     finally:
+        # Celery's test worker never sends worker_shutdown: stop its node heartbeat here,
+        # or it would write to the database after the test tore it down.
+        heartbeat.stop()
         app.conf.task_default_queue = default_queue
+
+
+@pytest.fixture
+def render_worker(cluster: Any, settings: Any) -> Iterator[Any]:
+    with render_worker_for(cluster, settings) as worker:
+        yield worker
 
 
 def wait_for(job: Any, timeout: float = 120, states: tuple[str, ...] = TERMINAL_JOB_STATES) -> Any:

@@ -1,0 +1,296 @@
+"""Staff pages for render jobs: dashboard, submit, lists, detail, logs and outputs.
+
+Thin views: a permission-checked getter from ``jobs.queries`` (404 for what the user may
+not see), at most one service call, then a redirect or a render. Partials for htmx
+polling are the same views answering an ``HX-Request`` with a fragment.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    StreamingHttpResponse,
+)
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST, require_safe
+
+from clusters.models import Cluster
+from images.models import Software
+from projects.models import Project
+from projects.views import Folder, OutsideMappings, browse, scene_labels
+from renderhub import storage
+
+from . import pages, queries, services
+from .forms import SubmitRenderPageForm
+from .framespec import FrameSpecError, parse_frame_spec
+from .outputs import signed_link
+
+
+def is_htmx(request: HttpRequest) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _job_url(pk: int) -> str:
+    return reverse("jobs:detail", args=[pk])
+
+
+# --- dashboard and lists --------------------------------------------------------------------
+
+
+@require_safe
+def dashboard(request: HttpRequest) -> HttpResponse:
+    context = queries.dashboard(request.user)
+    template = "jobs/_running_panel.html" if is_htmx(request) else "dashboard.html"
+    return render(request, template, context)
+
+
+@require_safe
+def running_jobs(request: HttpRequest) -> HttpResponse:
+    context = queries.job_list(request.user, request.GET, finished=False)
+    template = "jobs/_job_table.html" if is_htmx(request) else "jobs/job_list.html"
+    return render(request, template, context)
+
+
+@require_safe
+def finished_jobs(request: HttpRequest) -> HttpResponse:
+    context = queries.job_list(request.user, request.GET, finished=True)
+    return render(request, "jobs/job_list.html", context)
+
+
+# --- submit -----------------------------------------------------------------------------------
+
+
+def _project(request: HttpRequest) -> Project | None:
+    """The project named in POST or GET; None when absent, 404 when unknown or not visible."""
+    raw = request.POST.get("project") or request.GET.get("project")
+    if not raw:
+        return None
+    pk = queries.parse_id(raw)
+    return get_object_or_404(Project.objects.visible_to(request.user), pk=pk or 0)
+
+
+def _software(request: HttpRequest, project: Project) -> Software | None:
+    """The software of ?software= (a posted one is the form's to validate)."""
+    pk = queries.parse_id(request.GET.get("software"))
+    return get_object_or_404(Software, pk=pk, image_id=project.image_id) if pk else None
+
+
+def submit(request: HttpRequest) -> HttpResponse:
+    project = _project(request)
+    projects = Project.objects.visible_to(request.user)
+    if project is None:
+        return render(request, "jobs/submit.html", {"projects": projects, "project": None})
+    form = SubmitRenderPageForm(
+        request.POST or None,
+        user=request.user,
+        project=project,
+        software=_software(request, project),
+    )
+    if request.method == "POST" and form.is_valid() and (jobs := form.submit()):
+        messages.success(request, f"Submitted {', '.join(f'#{j.pk}' for j in jobs)}.")
+        if len(jobs) == 1:
+            return redirect(_job_url(jobs[0].pk))
+        return redirect(f"{reverse('jobs:running')}?project={project.pk}")
+    context = {
+        "projects": projects,
+        "project": project,
+        "form": form,
+        "software": form.software,
+        "folder": _folder(request, project, form.software),
+        "selected": scene_labels(project, form["scenes"].value() or []),
+        "estimate": _estimate(request, project, form.software),
+    }
+    template = "jobs/_software_fields.html" if is_htmx(request) else "jobs/submit.html"
+    return render(request, template, context)
+
+
+def _folder(request: HttpRequest, project: Project, software: Software | None) -> Folder:
+    """The browser pane at ?path= (the mapped folders when it is missing or outside them)."""
+    suffixes = software.suffixes if software else []
+    try:
+        return browse(project, request.GET.get("path", ""), request.GET.get("marker", ""), suffixes)
+    except OutsideMappings:
+        return browse(project, "", "", suffixes)
+
+
+def _number(request: HttpRequest, name: str) -> int | None:
+    return queries.parse_id(request.POST.get(name) or request.GET.get(name))
+
+
+def _estimate(
+    request: HttpRequest, project: Project, software: Software | None
+) -> queries.Estimate | None:
+    data = request.POST or request.GET
+    try:
+        frames = len(parse_frame_spec(data.get("frames", "")))
+    except FrameSpecError:
+        return None
+    cluster_id = queries.parse_id(data.get("cluster"))
+    cluster = (
+        Cluster.objects.filter(pk=cluster_id, image_id=project.image_id).first()
+        if cluster_id
+        else None
+    )
+    return queries.estimate(
+        project,
+        software.pk if software else None,
+        cluster,
+        frames,
+        len(data.getlist("scenes")),
+        _number(request, "nodes"),
+        _number(request, "chunk_size"),
+    )
+
+
+@require_safe
+def submit_estimate(request: HttpRequest) -> HttpResponse:
+    project = _project(request)
+    if project is None:
+        raise Http404
+    estimate = _estimate(request, project, _software(request, project))
+    return render(request, "jobs/_estimate.html", {"estimate": estimate})
+
+
+# --- one job -----------------------------------------------------------------------------------
+
+
+@require_safe
+def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    job = queries.get_job(request.user, pk)
+    context = queries.job_detail(job, request.GET.get("chunks"))
+    if is_htmx(request):
+        return render(request, "jobs/_job_live.html", context)
+    context["grid"] = queries.grid_html(context["frames"])
+    return render(request, "jobs/job_detail.html", context)
+
+
+@require_POST
+def cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    job = queries.get_job(request.user, pk)
+    if job.is_active:
+        chunks = services.cancel_job(job)
+        messages.success(request, f"Cancelled job #{job.pk} ({chunks} open chunks stopped).")
+    else:
+        messages.info(request, f"Job #{job.pk} has already ended.")
+    return redirect(_job_url(job.pk))
+
+
+@require_POST
+def retry(request: HttpRequest, pk: int) -> HttpResponse:
+    job = queries.get_job(request.user, pk)
+    chunks = services.retry_job(job)
+    if chunks:
+        messages.success(request, f"Queued {chunks} failed or cancelled chunks again.")
+    else:
+        messages.info(request, "Nothing to retry: the job is still running or every chunk is done.")
+    return redirect(_job_url(job.pk))
+
+
+@require_POST
+def requeue(request: HttpRequest, pk: int) -> HttpResponse:
+    job = queries.get_job(request.user, pk)
+    chunks = services.requeue_job(job)
+    messages.success(request, f"Requeued {chunks} queued or running chunks.")
+    return redirect(_job_url(job.pk))
+
+
+@require_POST
+def requeue_chunk(request: HttpRequest, pk: int, index: int) -> HttpResponse:
+    task = queries.get_task(request.user, pk, index)
+    if services.requeue_task(task, reason=f"requeued by {request.user} on the job page"):
+        messages.success(request, f"Requeued chunk {index}.")
+    else:
+        messages.info(request, f"Chunk {index} is not queued or running; nothing to requeue.")
+    return redirect(_job_url(pk))
+
+
+# --- frames --------------------------------------------------------------------------------------
+
+
+@require_safe
+def frame_info(request: HttpRequest, pk: int, number: int) -> HttpResponse:
+    frame = queries.get_frame(request.user, pk, number)
+    download = _signed(frame.output_url) if frame.output_url else ""
+    return render(request, "jobs/_frame.html", {"frame": frame, "download": download})
+
+
+@require_safe
+def frame_thumbnail(request: HttpRequest, pk: int, number: int) -> HttpResponse:
+    frame = queries.get_frame(request.user, pk, number)
+    if not frame.thumbnail_url:
+        raise Http404("This frame has no thumbnail.")
+    try:
+        return pages.thumbnail(frame)
+    except storage.StorageError:
+        raise Http404("The thumbnail is gone from storage.") from None
+
+
+@require_safe
+def frame_preview(request: HttpRequest, pk: int, number: int) -> HttpResponse:
+    frame = queries.get_frame(request.user, pk, number)
+    if not frame.thumbnail_url and not frame.output_url:
+        raise Http404("This frame has no image yet.")
+    try:
+        return pages.preview(frame)
+    except storage.StorageError:
+        raise Http404("The image is gone from storage.") from None
+
+
+def _signed(url: str) -> str:
+    try:
+        return signed_link(url)
+    except storage.StorageError:
+        return ""
+
+
+# --- logs and outputs -----------------------------------------------------------------------------
+
+
+def _which_log(request: HttpRequest) -> str | None:
+    which = request.GET.get("log", "stdout")
+    return which if which in pages.LOGS else None
+
+
+@require_safe
+def task_logs(request: HttpRequest, pk: int, index: int) -> HttpResponse:
+    task = queries.get_task(request.user, pk, index)
+    which = _which_log(request)
+    if which is None:
+        return HttpResponseBadRequest("Unknown log; choose agent, stdout or stderr.")
+    context = {
+        "task": task,
+        "job": task.job,
+        "which": which,
+        "logs": list(pages.LOGS),
+        "log": pages.read_log(task, which),
+        "live": pages.log_is_live(task),
+    }
+    template = "jobs/_log.html" if is_htmx(request) else "jobs/logs.html"
+    return render(request, template, context)
+
+
+@require_safe
+def task_log_download(request: HttpRequest, pk: int, index: int, which: str) -> HttpResponse:
+    task = queries.get_task(request.user, pk, index)
+    if which not in pages.LOGS:
+        raise Http404
+    return pages.log_download(task, which)
+
+
+@require_safe
+def outputs(request: HttpRequest, pk: int) -> HttpResponse:
+    job = queries.get_job(request.user, pk)
+    page = queries.gallery_page(job, request.GET.get("page"))
+    frames = [(frame, _signed(frame.output_url)) for frame in page.object_list]
+    return render(request, "jobs/outputs.html", {"job": job, "page": page, "frames": frames})
+
+
+@require_safe
+def outputs_zip(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+    job = queries.get_job(request.user, pk)
+    return pages.zip_response(job)

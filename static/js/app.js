@@ -1,0 +1,215 @@
+// RenderHub staff pages: the few behaviours htmx does not cover. No build step.
+(function () {
+  "use strict";
+
+  const STATE_NAMES = { q: "queued", r: "running", d: "done", f: "failed", c: "cancelled" };
+
+  function frameUrl(template, number) {
+    // URLs are rendered for frame 0 and the number swapped in: /jobs/5/frames/0/thumbnail/
+    return template.replace(/\/0\/((?:thumbnail|preview)\/)?$/, "/" + number + "/$1");
+  }
+
+  // --- frame preview dialog (grid cells, failed-frame links, gallery tiles) ---------------
+
+  function openFrame(number) {
+    const dialog = document.getElementById("frame-dialog");
+    const source = document.querySelector("[data-frame-url]");
+    if (!dialog || !source) return;
+    const body = document.getElementById("frame-dialog-body");
+    fetch(frameUrl(source.dataset.frameUrl, number), { headers: { "HX-Request": "true" } })
+      .then((r) => (r.ok ? r.text() : Promise.reject(r.status)))
+      .then((html) => {
+        body.innerHTML = html;
+        if (!dialog.open) dialog.showModal();
+      })
+      .catch(() => {
+        body.textContent = "Could not load frame " + number + ".";
+        if (!dialog.open) dialog.showModal();
+      });
+  }
+
+  document.addEventListener("click", (event) => {
+    const trigger = event.target.closest("[data-frame]");
+    if (trigger) openFrame(trigger.dataset.frame);
+  });
+
+  // --- the frame grid: hover thumbnails, keyboard moves, live state updates ---------------
+
+  function setupGrid(grid) {
+    const cells = grid.children;
+    const tip = document.getElementById("frame-tip");
+    const status = document.getElementById("grid-status");
+    let active = -1;
+
+    function describe(cell) {
+      return "Frame " + cell.dataset.n + ": " + (STATE_NAMES[cell.className.charAt(0)] || "queued");
+    }
+
+    function showTip(cell) {
+      const rect = cell.getBoundingClientRect();
+      tip.innerHTML = "";
+      if (cell.classList.contains("d")) {
+        const img = document.createElement("img");
+        img.src = frameUrl(grid.dataset.thumbUrl, cell.dataset.n);
+        img.alt = "Thumbnail of frame " + cell.dataset.n;
+        tip.appendChild(img);
+      }
+      const label = document.createElement("span");
+      label.textContent = describe(cell);
+      tip.appendChild(label);
+      tip.hidden = false;
+      const left = Math.min(rect.right + 8, window.innerWidth - 260);
+      const top = rect.top + 220 > window.innerHeight ? rect.top - 210 : rect.bottom + 8;
+      tip.style.left = Math.max(4, left) + "px";
+      tip.style.top = Math.max(4, top) + "px";
+    }
+
+    function hideTip() {
+      tip.hidden = true;
+    }
+
+    function activate(index) {
+      if (index < 0 || index >= cells.length) return;
+      if (active >= 0 && cells[active]) cells[active].classList.remove("active");
+      active = index;
+      const cell = cells[index];
+      cell.classList.add("active");
+      cell.scrollIntoView({ block: "nearest" });
+      status.textContent = describe(cell) + ". Press Enter for a preview.";
+      showTip(cell);
+    }
+
+    function columns() {
+      if (cells.length < 2) return 1;
+      const top = cells[0].offsetTop;
+      let n = 0;
+      while (n < cells.length && cells[n].offsetTop === top) n++;
+      return Math.max(1, n);
+    }
+
+    grid.addEventListener("mouseover", (event) => {
+      if (event.target.parentNode === grid) showTip(event.target);
+    });
+    grid.addEventListener("mouseleave", hideTip);
+    grid.addEventListener("click", (event) => {
+      if (event.target.parentNode === grid) openFrame(event.target.dataset.n);
+    });
+    grid.addEventListener("focus", () => activate(active < 0 ? 0 : active));
+    grid.addEventListener("blur", hideTip);
+    grid.addEventListener("keydown", (event) => {
+      const moves = {
+        ArrowRight: 1, ArrowLeft: -1, ArrowDown: columns(), ArrowUp: -columns(),
+        Home: -active, End: cells.length - 1 - active,
+      };
+      if (event.key in moves) {
+        event.preventDefault();
+        activate(Math.min(cells.length - 1, Math.max(0, active + moves[event.key])));
+      } else if ((event.key === "Enter" || event.key === " ") && active >= 0) {
+        event.preventDefault();
+        openFrame(cells[active].dataset.n);
+      }
+    });
+
+    // The live partial carries one letter per frame; only changed cells are touched.
+    // htmx:load fires on the swapped-in element (the old one, detached, bubbles nowhere).
+    document.addEventListener("htmx:load", (event) => {
+      const states = event.target.id === "job-live" ? event.target.dataset.states : "";
+      if (!states || states.length !== cells.length) return;
+      for (let i = 0; i < states.length; i++) {
+        const want = states.charAt(i);
+        const cell = cells[i];
+        if (cell.className.charAt(0) !== want) {
+          cell.className = want + (i === active ? " active" : "");
+        }
+      }
+    });
+  }
+
+  // --- the submit page: scenes ticked in the browser are kept in the Selected list --------
+
+  function setupSubmit(form) {
+    const selected = document.getElementById("selected-scenes");
+    const note = form.querySelector("[data-empty-note]");
+
+    function chosen() {
+      return new Set(Array.from(selected.querySelectorAll("input[name=scenes]"), (i) => i.value));
+    }
+
+    function refresh() {
+      const urls = chosen();
+      // The browser's boxes only mirror the list, so a scene is never submitted twice.
+      document.querySelectorAll("#browser .scene-box").forEach((box) => {
+        box.removeAttribute("name");
+        box.checked = urls.has(box.value);
+      });
+      note.textContent = urls.size ? "" : "None yet.";
+    }
+
+    function add(url, name) {
+      if (chosen().has(url)) return;
+      const item = document.createElement("li");
+      const label = document.createElement("label");
+      const box = document.createElement("input");
+      box.type = "checkbox";
+      box.name = "scenes";
+      box.value = url;
+      box.checked = true;
+      const text = document.createElement("span");
+      text.className = "mono";
+      text.textContent = name || url;
+      label.title = url;
+      label.append(box, " ", text);
+      item.appendChild(label);
+      selected.appendChild(item);
+    }
+
+    form.addEventListener("change", (event) => {
+      const box = event.target;
+      if (box.classList.contains("scene-box")) {
+        if (box.checked) add(box.value, box.dataset.label);
+        else selected.querySelectorAll("input").forEach((i) => i.value === box.value && i.closest("li").remove());
+        refresh();
+      } else if (box.name === "scenes" && !box.checked) {
+        box.closest("li").remove();
+        refresh();
+        form.dispatchEvent(new Event("change"));
+      }
+    });
+    document.addEventListener("htmx:load", refresh);
+    refresh();
+  }
+
+  // --- small things ----------------------------------------------------------------------
+
+  document.addEventListener("change", (event) => {
+    if (event.target.matches("select[data-autosubmit]")) event.target.form.submit();
+  });
+
+  document.addEventListener("submit", (event) => {
+    const message = event.target.dataset.confirm;
+    if (message && !window.confirm(message)) event.preventDefault();
+  });
+
+  function stickLogToBottom() {
+    const log = document.getElementById("log-text");
+    if (log) log.scrollTop = log.scrollHeight;
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    const grid = document.getElementById("frame-grid");
+    if (grid) setupGrid(grid);
+    const form = document.getElementById("submit-form");
+    if (form) setupSubmit(form);
+    stickLogToBottom();
+  });
+
+  // Keep a live log scrolled to its end unless the reader scrolled up.
+  let logAtBottom = true;
+  document.addEventListener("htmx:beforeSwap", () => {
+    const log = document.getElementById("log-text");
+    if (log) logAtBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+  });
+  document.addEventListener("htmx:load", (event) => {
+    if (event.target.id === "log-panel" && logAtBottom) stickLogToBottom();
+  });
+})();

@@ -1,0 +1,87 @@
+"""Page cost does not grow with rows: a bounded number of queries for any number of jobs/frames."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from jobs.choices import FrameState, JobState, TaskState
+from jobs.models import Frame, RenderJob, Task
+
+from .conftest import bulk_jobs
+
+pytestmark = pytest.mark.django_db
+
+STATES = [
+    FrameState.DONE,
+    FrameState.DONE,
+    FrameState.RUNNING,
+    FrameState.QUEUED,
+    FrameState.FAILED,
+]
+
+
+def big_job(project: Any, software: Any, cluster: Any, frames: int, chunks: int) -> RenderJob:
+    [job] = bulk_jobs(project, software, cluster, 1, frames=frames)
+    RenderJob.objects.filter(pk=job.pk).update(
+        state=JobState.RUNNING, frames_done=frames * 2 // 5, frames_failed=frames // 5
+    )
+    size = frames // chunks
+    tasks = Task.objects.bulk_create(
+        Task(
+            job=job,
+            index=i,
+            frames=list(range(i * size + 1, (i + 1) * size + 1)),
+            state=TaskState.RUNNING if i % 3 else TaskState.DONE,
+            node=f"render@node-{i % 8}",
+            cpu_percent=150.0,
+            current_frame=i * size + 1,
+            attempts=1,
+        )
+        for i in range(chunks)
+    )
+    Frame.objects.bulk_create(
+        (
+            Frame(job=job, task=tasks[(n - 1) // size], number=n, state=STATES[n % len(STATES)])
+            for n in range(1, frames + 1)
+        ),
+        batch_size=2000,
+    )
+    job.refresh_from_db()
+    return job
+
+
+@pytest.mark.parametrize("count", [5, 200])
+def test_job_lists_cost_the_same_for_5_or_200_jobs(
+    as_bob: Any,
+    project: Any,
+    fake_software: Any,
+    cluster: Any,
+    django_assert_max_num_queries: Any,
+    count: int,
+) -> None:
+    bulk_jobs(project, fake_software, cluster, count)
+    for url in ("/jobs/", "/jobs/finished/", "/", f"/jobs/?project={project.pk}&q=bulk"):
+        with django_assert_max_num_queries(7):
+            assert as_bob.get(url).status_code == 200
+
+
+@pytest.mark.parametrize(("frames", "chunks"), [(50, 5), (5000, 100)])
+def test_job_detail_costs_the_same_for_50_or_5000_frames(
+    as_bob: Any,
+    project: Any,
+    fake_software: Any,
+    cluster: Any,
+    django_assert_max_num_queries: Any,
+    frames: int,
+    chunks: int,
+) -> None:
+    job = big_job(project, fake_software, cluster, frames, chunks)
+    with django_assert_max_num_queries(10):
+        page = as_bob.get(f"/jobs/{job.pk}/")
+    assert page.content.decode().count("<i class=") == frames + 5  # the grid plus the legend
+    with django_assert_max_num_queries(10):
+        assert as_bob.get(f"/jobs/{job.pk}/", HTTP_HX_REQUEST="true").status_code == 200
+    with django_assert_max_num_queries(5):
+        assert as_bob.get(f"/jobs/{job.pk}/outputs/").status_code == 200
