@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
 
+from jobs.queries import parse_id
 from projects.models import Project
 
 from . import services
@@ -37,8 +38,8 @@ def run_list(request: HttpRequest) -> HttpResponse:
         runs = runs.filter(state=state)
     projects = Project.objects.visible_to(request.user)
     project = request.GET.get("project", "")
-    if project.isdigit():
-        runs = runs.filter(project_id=int(project))
+    if (project_id := parse_id(project)) is not None:
+        runs = runs.filter(project_id=project_id)
     context = {
         "runs": list(runs[:LIST_LIMIT]),
         "limit": LIST_LIMIT,

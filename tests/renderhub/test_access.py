@@ -252,3 +252,10 @@ def test_the_submit_form_offers_only_member_projects(
     assert response.status_code == 200
     assert "Select a valid choice" in response.content.decode()
     assert not RenderJob.objects.filter(project=ads).exists()
+
+
+def test_nul_bytes_in_parameters_get_a_400(client: Any, alice: Any) -> None:
+    client.force_login(alice)
+    assert client.get("/jobs/", {"q": "a\x00b"}).status_code == 400
+    assert client.post("/submit/", {"frames": "1\x00"}).status_code == 400
+    assert client.get("/jobs/", {"q": "ab"}).status_code == 200

@@ -177,9 +177,13 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for the whole session (Debian's; Playwright cannot download one)."""
+    """One headless Chromium for these tests (Debian's; Playwright cannot download one).
+
+    Package scope: Playwright's sync API runs an event loop on this thread until it stops,
+    and later tests (miniwdl's validation) call asyncio.run(), which a running loop breaks.
+    """
     if not CHROMIUM.exists():
         pytest.skip("needs /usr/bin/chromium")
     from playwright.sync_api import sync_playwright
