@@ -12,15 +12,13 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.fakes.batchcompute import FakeBatchCompute
 from tests.fakes.oss import FakeOSS
-
-FAKE_RENDER = Path(__file__).resolve().parents[1] / "jobs" / "fake_render.py"
+from tests.jobs.conftest import make_fake_software
 
 
 @pytest.fixture(scope="session")
@@ -100,24 +98,7 @@ def cloud_image(db: None) -> Any:
 @pytest.fixture
 def cloud_software(cloud_image: Any) -> Any:
     """The stand-in renderer (tests/jobs/fake_render.py) on the cloud image."""
-    from images.models import Software
-
-    return Software.objects.create(
-        image=cloud_image,
-        name="fakerender",
-        scene_suffixes=".blend",
-        command_template=[
-            sys.executable,
-            str(FAKE_RENDER),
-            "{output_pattern}",
-            "{frames}",
-            "{mode}",
-        ],
-        parameters=[
-            {"name": "mode", "type": "choice", "choices": ["ok", "fail", "slow"], "default": "ok"}
-        ],
-        progress_parser="blender",
-    )
+    return make_fake_software(cloud_image)
 
 
 @pytest.fixture

@@ -14,9 +14,8 @@ from jobs.choices import TERMINAL_JOB_STATES
 FAKE_RENDER = Path(__file__).with_name("fake_render.py")
 
 
-@pytest.fixture
-def fake_software(image: Any) -> Any:
-    """A renderer whose behaviour the test picks with the ``mode`` parameter."""
+def make_fake_software(image: Any) -> Any:
+    """A renderer on ``image`` whose behaviour a test picks with the ``mode`` parameter."""
     from images.models import Software
 
     return Software.objects.create(
@@ -40,6 +39,11 @@ def fake_software(image: Any) -> Any:
         ],
         progress_parser="blender",
     )
+
+
+@pytest.fixture
+def fake_software(image: Any) -> Any:
+    return make_fake_software(image)
 
 
 @contextmanager
