@@ -272,3 +272,25 @@ def test_a_node_that_keeps_failing_is_blocklisted_for_the_job(
     block = job.node_blocks.get()
     assert block.node == f"test-{cluster.name}@localhost" and block.failures == 1
     assert "License server unreachable" in block.last_reason
+
+
+def test_finished_outputs_are_downloaded_when_the_project_asks(
+    project, fake_software, cluster, scene_url, render_worker, settings
+) -> None:
+    from pathlib import Path
+
+    project.auto_download = True
+    project.save()
+    job = wait_for(submit(project, fake_software, cluster, scene_url, frames="1-3", nodes=1))
+    assert job.state == JobState.FINISHED
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not job.downloaded_to:
+        time.sleep(0.2)
+        job.refresh_from_db()
+    target = Path(job.downloaded_to)
+    assert target.is_relative_to(settings.AUTO_DOWNLOAD_DIR / project.name)
+    assert sorted(p.name for p in target.iterdir()) == [
+        "shot_a_0001.png",
+        "shot_a_0002.png",
+        "shot_a_0003.png",
+    ]  # the outputs only: no logs or thumbnails
