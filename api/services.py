@@ -5,9 +5,11 @@ command, the Celery tasks and the job-signal receivers all call these.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import logging
 import secrets
+import socket
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,7 +30,7 @@ from workflows.models import WorkflowRun
 
 from . import signing
 from .choices import PING_EVENT, DeliveryState, WebhookEvent
-from .models import ApiToken, Webhook, WebhookDelivery, validate_webhook_url
+from .models import LOCAL_HOSTS, ApiToken, Webhook, WebhookDelivery, validate_webhook_url
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -300,10 +302,32 @@ def _same_origin(a: str, b: str) -> bool:
     return (pa.scheme, pa.hostname, pa.port) == (pb.scheme, pb.hostname, pb.port)
 
 
+def _check_destination(url: str) -> None:
+    """Refuse receivers on private, loopback or link-local addresses (SSRF): a webhook URL
+    is user input and must not reach the manager's own network. Checked at send time, so a
+    name that later resolves inward is caught too."""
+    host = urlsplit(url).hostname or ""
+    if settings.WEBHOOKS_ALLOW_PRIVATE_NETWORKS:
+        return
+    if host in LOCAL_HOSTS and (settings.DEBUG or settings.WEBHOOKS_ALLOW_HTTP_LOCALHOST):
+        return
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (socket.gaierror, UnicodeError) as exc:
+        raise requests.ConnectionError(f"cannot resolve {host}: {exc}") from None  # retried
+    for address in sorted(addresses):
+        if not ipaddress.ip_address(address.split("%")[0]).is_global:
+            raise _Refused(
+                f"{host} resolves to {address}, which is not a public address "
+                "(set WEBHOOKS_ALLOW_PRIVATE_NETWORKS=true to allow internal receivers)"
+            )
+
+
 def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
     """POST once; follow only 307/308 redirects on the same origin. (status, body excerpt)."""
     timeout = (min(5.0, settings.WEBHOOK_TIMEOUT), settings.WEBHOOK_TIMEOUT)
     for _hop in range(MAX_REDIRECTS + 1):
+        _check_destination(url)
         with requests.post(
             url, data=body, headers=headers, timeout=timeout, allow_redirects=False, stream=True
         ) as response:

@@ -326,6 +326,8 @@ WEBHOOK_RETRY_BASE = env.float("WEBHOOK_RETRY_BASE", default=30.0)  # seconds, d
 WEBHOOK_RETRY_MAX = env.float("WEBHOOK_RETRY_MAX", default=3600.0)
 # http:// receivers on localhost only (always allowed with DJANGO_DEBUG); everything else https.
 WEBHOOKS_ALLOW_HTTP_LOCALHOST = env.bool("WEBHOOKS_ALLOW_HTTP_LOCALHOST", default=False)
+# Let webhooks reach private, loopback and link-local addresses (off: no SSRF into the LAN).
+WEBHOOKS_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOKS_ALLOW_PRIVATE_NETWORKS", default=False)
 CELERY_BEAT_SCHEDULE["requeue-overdue-webhook-deliveries"] = {
     "task": "api.tasks.requeue_overdue_deliveries",
     "schedule": 60.0,

@@ -335,3 +335,18 @@ def test_the_mail_links_to_the_job_when_the_site_url_is_set(job, settings) -> No
     assert subject.endswith("failed")
     assert "out of memory" in body
     assert f"https://render.example.com/admin/jobs/renderjob/{job.pk}/change/" in body
+
+
+@pytest.mark.parametrize("url", ["https://10.1.2.3/hook", "https://169.254.169.254/latest"])
+def test_receivers_on_private_addresses_are_refused_without_a_request(
+    job, webhook, queued, url, settings
+) -> None:
+    Webhook.objects.filter(pk=webhook.pk).update(url=url)
+    [delivery] = services.job_state_changed(job.pk, "queued", "running")
+    assert [o.state for o in deliver_all([delivery])] == ["failed"]
+    delivery.refresh_from_db()
+    assert "not a public address" in delivery.error and delivery.response_status is None
+
+    # An internal receiver on purpose: the guard lets it through (no request made here).
+    settings.WEBHOOKS_ALLOW_PRIVATE_NETWORKS = True
+    services._check_destination(url)
