@@ -120,3 +120,15 @@ def scene_url(storage_root: Path, storage_url: str) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"BLENDER-v304 not a real scene")
     return storage_url + "scenes/shot_a.blend"
+
+
+def build_demo_scene(path: Path, frames: int, width: int = 64, height: int = 48) -> Path:
+    """The demo scene (jobs/blender/demo_scene.py) at test size, built by real Blender."""
+    import subprocess
+
+    script = Path(__file__).parents[1] / "jobs" / "blender" / "demo_scene.py"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    argv = ["blender", "-b", "--factory-startup", "--python", str(script), "--", str(path)]
+    argv += ["--frames", str(frames), "--width", str(width), "--height", str(height)]
+    subprocess.run([*argv, "--samples", "4"], check=True, capture_output=True, timeout=120)
+    return path

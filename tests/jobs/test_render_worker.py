@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -15,11 +14,11 @@ from PIL import Image
 from jobs import services
 from jobs.choices import FrameState, JobState, TaskState
 from renderhub import storage
+from tests.conftest import build_demo_scene
 
 from .conftest import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.embedded]
-SCENE_SCRIPT = Path(__file__).parents[2] / "jobs" / "blender" / "demo_scene.py"
 
 
 def submit(project: Any, software: Any, cluster: Any, scene: str, **kw: Any) -> Any:
@@ -165,30 +164,7 @@ def test_the_worker_reports_itself_as_a_cluster_node(cluster, render_worker) -> 
 def test_blender_renders_the_demo_scene(
     project, blender_software, cluster, storage_root, storage_url, render_worker, tmp_path
 ) -> None:
-    scene = storage_root / "scenes" / "ball" / "ball.blend"
-    scene.parent.mkdir(parents=True)
-    subprocess.run(
-        [
-            "blender",
-            "-b",
-            "--factory-startup",
-            "--python",
-            str(SCENE_SCRIPT),
-            "--",
-            str(scene),
-            "--frames",
-            "4",
-            "--width",
-            "64",
-            "--height",
-            "48",
-            "--samples",
-            "4",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    build_demo_scene(storage_root / "scenes" / "ball" / "ball.blend", frames=4)
     job = wait_for(
         submit(
             project,
@@ -277,7 +253,6 @@ def test_a_node_that_keeps_failing_is_blocklisted_for_the_job(
 def test_finished_outputs_are_downloaded_when_the_project_asks(
     project, fake_software, cluster, scene_url, render_worker, settings
 ) -> None:
-    from pathlib import Path
 
     project.auto_download = True
     project.save()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import shutil
-import subprocess
 import time
 import zipfile
 from pathlib import Path
@@ -18,12 +17,12 @@ from playwright.sync_api import expect
 
 from jobs.choices import FrameState, JobState
 from jobs.models import RenderJob
+from tests.conftest import build_demo_scene
 
 from .conftest import render_worker_for, screenshot, submit
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-SCENE_SCRIPT = Path(__file__).parents[2] / "jobs" / "blender" / "demo_scene.py"
 ALL_DONE = (
     "() => [...document.querySelectorAll('#frame-grid i')].every(c => c.className[0] === 'd')"
 )
@@ -196,30 +195,7 @@ def test_a_real_blender_render_fills_the_grid_gallery_and_logs(
     settings: Any,
 ) -> None:
     settings.RENDER_TASK_MAX_ATTEMPTS = 1
-    scene = storage_root / "scenes" / "ball" / "ball.blend"
-    scene.parent.mkdir(parents=True)
-    subprocess.run(
-        [
-            "blender",
-            "-b",
-            "--factory-startup",
-            "--python",
-            str(SCENE_SCRIPT),
-            "--",
-            str(scene),
-            "--frames",
-            "48",
-            "--width",
-            "64",
-            "--height",
-            "48",
-            "--samples",
-            "4",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    build_demo_scene(storage_root / "scenes" / "ball" / "ball.blend", frames=48)
     # A broken render queued first, so the dashboard has a failure (and its reason) to show.
     fake_scene = storage_root / "scenes" / "ball" / "broken.blend"
     fake_scene.write_bytes(b"not a scene")
