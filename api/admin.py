@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from projects.models import Project
+from renderhub.admin_actions import ExplainRefusedActionsMixin
 
 from . import services, signing
 from .choices import WebhookEvent
@@ -32,7 +33,7 @@ def _show_once(request: HttpRequest, what: str, value: str) -> None:
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(ExplainRefusedActionsMixin, admin.ModelAdmin):
     list_display = (
         "prefix",
         "name",
@@ -79,7 +80,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
             _show_once(request, f"The key of token {obj.name}", key)
         super().save_model(request, obj, form, change)
 
-    @admin.action(description="Revoke selected tokens")
+    @admin.action(description="Revoke selected tokens", permissions=["change"])
     def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         count = sum(services.revoke_token(t) for t in queryset)
         self.message_user(request, f"Revoked {count} tokens.")
@@ -123,7 +124,7 @@ def _visible(request: HttpRequest, queryset: QuerySet[Any], field: str) -> Query
 
 
 @admin.register(Webhook)
-class WebhookAdmin(admin.ModelAdmin):
+class WebhookAdmin(ExplainRefusedActionsMixin, admin.ModelAdmin):
     form = WebhookForm
     list_display = ("__str__", "project", "url", "event_list", "active", "created_at")
     list_filter = ("active", ("project", admin.RelatedOnlyFieldListFilter))
@@ -152,7 +153,7 @@ class WebhookAdmin(admin.ModelAdmin):
             _show_once(request, f"The signing secret of webhook {obj}", secret)
         super().save_model(request, obj, form, change)
 
-    @admin.action(description="Send a test event")
+    @admin.action(description="Send a test event", permissions=["change"])
     def send_test_event(self, request: HttpRequest, queryset: QuerySet[Webhook]) -> None:
         for webhook in queryset:
             services.send_test_event(webhook)
@@ -160,7 +161,8 @@ class WebhookAdmin(admin.ModelAdmin):
             request, f"Queued a test event to {queryset.count()} webhooks; see their deliveries."
         )
 
-    @admin.action(description="Rotate the signing secret")
+    # Only who may change the webhook rotates its secret, and sees the new one once.
+    @admin.action(description="Rotate the signing secret", permissions=["change"])
     def rotate_secret(self, request: HttpRequest, queryset: QuerySet[Webhook]) -> None:
         for webhook in queryset:
             _show_once(

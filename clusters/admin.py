@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
+from renderhub.admin_actions import ExplainRefusedActionsMixin
 from renderhub.compute import ComputeError
 
 from . import services
@@ -39,7 +40,7 @@ class ClusterNodeInline(admin.TabularInline):
 
 
 @admin.register(Cluster)
-class ClusterAdmin(admin.ModelAdmin):
+class ClusterAdmin(ExplainRefusedActionsMixin, admin.ModelAdmin):
     form = ClusterAdminForm
     list_display = (
         "name",
@@ -88,8 +89,10 @@ class ClusterAdmin(admin.ModelAdmin):
             super().save_model(request, obj, form, change)
             if resize_to is not None:
                 services.resize(obj, resize_to, user=request.user)  # type: ignore[arg-type]
-        except (ComputeError, ValidationError) as exc:
+        except ComputeError as exc:
             self.message_user(request, f"BatchCompute: {exc}", messages.ERROR)
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
 
     def delete_model(self, request: HttpRequest, obj: Cluster) -> None:
         self.delete_queryset(request, Cluster.objects.filter(pk=obj.pk))
@@ -117,7 +120,7 @@ class ClusterAdmin(admin.ModelAdmin):
         )
         return format_html("<table>{}</table>", rows)
 
-    @admin.action(description="Sync selected clusters with BatchCompute")
+    @admin.action(description="Sync selected clusters with BatchCompute", permissions=["change"])
     def sync_clusters(self, request: HttpRequest, queryset: QuerySet[Cluster]) -> None:
         for cluster in queryset.select_related("image"):
             try:
@@ -126,7 +129,7 @@ class ClusterAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{cluster}: {exc}", messages.ERROR)
         self.message_user(request, "Synced.")
 
-    @admin.action(description="Resize selected clusters…")
+    @admin.action(description="Resize selected clusters…", permissions=["change"])
     def resize_clusters(
         self, request: HttpRequest, queryset: QuerySet[Cluster]
     ) -> HttpResponse | None:
@@ -136,8 +139,12 @@ class ClusterAdmin(admin.ModelAdmin):
                 try:
                     services.resize(cluster, form.cleaned_data["nodes"], user=request.user)  # type: ignore[arg-type]
                     self.message_user(request, f"{cluster}: {cluster.desired_nodes} nodes.")
-                except (ComputeError, ValidationError) as exc:
+                except ComputeError as exc:
                     self.message_user(request, f"{cluster}: {exc}", messages.ERROR)
+                except ValidationError as exc:
+                    self.message_user(
+                        request, f"{cluster}: {' '.join(exc.messages)}", messages.ERROR
+                    )
             return None
         return TemplateResponse(
             request,
@@ -152,7 +159,10 @@ class ClusterAdmin(admin.ModelAdmin):
             },
         )
 
-    @admin.action(description="Delete selected clusters (in BatchCompute too), keeping records")
+    @admin.action(
+        description="Delete selected clusters (in BatchCompute too), keeping records",
+        permissions=["delete"],
+    )
     def delete_clusters(self, request: HttpRequest, queryset: QuerySet[Cluster]) -> None:
         for cluster in queryset.select_related("image"):
             try:

@@ -25,6 +25,15 @@ class ClusterAdminForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         backend = data.get("backend")
+        sized = self.instance.pk is None or {"desired_nodes", "max_nodes"} & set(self.changed_data)
+        if sized and data.get("desired_nodes") is not None and data.get("max_nodes"):
+            size = Cluster(
+                name=data.get("name") or "", backend=backend, max_nodes=data["max_nodes"]
+            )
+            try:
+                services.check_size(size, data["desired_nodes"])
+            except ValidationError as exc:
+                self.add_error("desired_nodes", exc.messages)
         checked = self.instance.pk is None or any(f in self.changed_data for f in CLOUD_FIELDS)
         if backend == Backend.BATCHCOMPUTE and checked and data.get("image"):
             candidate = Cluster(**{f: data.get(f) for f in CLOUD_FIELDS if f in data})

@@ -30,7 +30,9 @@ class Cluster(models.Model):
         default=1, help_text="Nodes to run; 0 keeps the cluster but stops paying for nodes."
     )
     max_nodes = models.PositiveIntegerField(
-        default=16, validators=[MinValueValidator(1)], help_text="The most nodes one job may use."
+        default=16,
+        validators=[MinValueValidator(1)],
+        help_text="The most nodes the cluster may run, and one job may use.",
     )
     state = models.CharField(
         max_length=20, choices=ClusterState.choices, default=ClusterState.ACTIVE

@@ -140,6 +140,7 @@ def create(cluster: Cluster, user: AbstractBaseUser | None = None) -> Cluster:
     it (the row then shows state error and the reason in its operation log).
     """
     cluster.full_clean()
+    check_size(cluster, cluster.desired_nodes)
     validate_cloud(cluster)
     if not is_cloud(cluster):
         cluster.save()
@@ -202,10 +203,25 @@ def _create_in_cloud(cluster: Cluster, user: AbstractBaseUser | None, look_first
     record(cluster, "create", f"BatchCompute cluster {cloud_id} created", user)
 
 
-def resize(cluster: Cluster, nodes: int, user: AbstractBaseUser | None = None) -> Cluster:
-    """Run ``nodes`` VMs (0 keeps the cluster but stops paying for VMs)."""
+def check_size(cluster: Cluster, nodes: int) -> None:
+    """Refuse a node count outside 0..``max_nodes`` (and ``BATCHCOMPUTE_MAX_INSTANCES`` for
+    BatchCompute): every VM costs money, so the bound holds for every caller."""
     if nodes < 0:
         raise ValidationError({"desired_nodes": "The node count cannot be negative."})
+    limit, why = cluster.max_nodes, f"the max nodes of cluster {cluster}"
+    cloud_limit = settings.BATCHCOMPUTE_MAX_INSTANCES
+    if cluster.backend == Backend.BATCHCOMPUTE and cloud_limit < limit:
+        limit, why = cloud_limit, "BATCHCOMPUTE_MAX_INSTANCES"
+    if nodes > limit:
+        raise ValidationError(
+            {"desired_nodes": f"{nodes} nodes is more than {limit} ({why}); raise that first."}
+        )
+
+
+def resize(cluster: Cluster, nodes: int, user: AbstractBaseUser | None = None) -> Cluster:
+    """Run ``nodes`` VMs (0 keeps the cluster but stops paying for VMs), at most
+    ``max_nodes`` (see :func:`check_size`)."""
+    check_size(cluster, nodes)
     if cluster.state in (ClusterState.DELETING, ClusterState.DELETED):
         raise ComputeError(f"Cluster {cluster} is {cluster.state}.")
     before = cluster.desired_nodes

@@ -30,7 +30,10 @@ class Command(BaseCommand):
         parser.add_argument("--disk-size", type=int, default=40, metavar="GB")
         parser.add_argument("--nodes", type=int, default=1, help="VMs to run (default 1).")
         parser.add_argument(
-            "--max-nodes", type=int, default=16, help="The most nodes one job may use."
+            "--max-nodes",
+            type=int,
+            default=16,
+            help="The most nodes the cluster may run and one job may use.",
         )
         parser.add_argument("--spot", action="store_true", help="Spot (preemptible) VMs.")
         parser.add_argument(
