@@ -82,6 +82,7 @@ class SoftwareSerializer(serializers.ModelSerializer):
             "command_template",
             "parameters",
             "progress_parser",
+            "network",
         )
 
 

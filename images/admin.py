@@ -15,6 +15,7 @@ class SoftwareInline(admin.StackedInline):
         "command_template",
         "parameters",
         "progress_parser",
+        "network",
     )
 
 
@@ -49,6 +50,7 @@ class SoftwareAdmin(admin.ModelAdmin):
         "template_help",
         "parameters",
         "progress_parser",
+        "network",
     )
 
     @admin.display(description="Template variables")

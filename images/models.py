@@ -79,6 +79,12 @@ class Software(models.Model):
     progress_parser = models.CharField(
         max_length=20, choices=ProgressParser.choices, default=ProgressParser.BLENDER
     )
+    network = models.BooleanField(
+        "network access",
+        default=False,
+        help_text="Let the renderer reach the network from its sandbox (license servers, "
+        "online assets). Off: it sees no network at all.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -42,6 +42,8 @@ TAIL_BYTES = 4000
 KILL_GRACE_SECONDS = 5
 PASS_ON_DELAY = 3  # seconds before a chunk a blocklisted node turned down is offered again
 LOG_FILES = ("agent.log", "stdout.log", "stderr.log")
+# What the agent inherits from the worker: enough to run Python, nothing secret.
+AGENT_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
 # Agent statuses worth another attempt on another node; bad input is not.
 RETRYABLE_STATUSES = {"renderer_failed", "timeout", "crashed", "error"}
 
@@ -136,6 +138,8 @@ class ChunkRun:
         self.work_dir = settings.RENDER_WORK_DIR / f"job-{job.pk}" / attempt
         self.output_dir = Path(job.project.node_output_dir) / f"job-{job.pk}" / attempt
         self.log_url = storage.join(job.output_url, "_logs", attempt + "/")
+        # The agent moves each checked frame here, out of the renderer's reach.
+        self.frames_dir = self.work_dir / "frames"
 
     @property
     def job(self) -> RenderJob:
@@ -172,7 +176,7 @@ class ChunkRun:
             .order_by("number")
             .values_list("number", flat=True)
         )
-        scene = stage_scene(job)
+        scene, scene_root = stage_scene(job)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         stem = posixpath.splitext(scene.name)[0]
         return {
@@ -190,12 +194,22 @@ class ChunkRun:
             "progress_parser": software.progress_parser,
             "timeout": settings.RENDER_TIMEOUT,
             "stall_timeout": settings.RENDER_STALL_TIMEOUT,
+            "publish_dir": str(self.frames_dir),
+            "sandbox": {
+                "kind": settings.RENDER_SANDBOX,
+                "network": software.network,
+                # The scene's whole mapping: its assets may sit in sibling folders.
+                "read_only": [str(scene_root), *settings.RENDER_SANDBOX_PATHS],
+                "file_size": settings.RENDER_MAX_FILE_SIZE,
+                "processes": settings.RENDER_MAX_PROCESSES,
+                "memory": settings.RENDER_MAX_MEMORY,
+            },
         }
 
     def start_agent(self, spec: dict[str, Any]) -> None:
         spec_path = self.work_dir / "spec.json"
         spec_path.write_text(json.dumps(spec, indent=1))
-        env = {**os.environ, "PYTHONPATH": str(settings.BASE_DIR), "PYTHONUNBUFFERED": "1"}
+        env = agent_environment()
         with open(self.work_dir / "agent.stderr", "wb") as agent_stderr:
             # Its own session: cancelling kills the agent and the renderer together.
             self.process = subprocess.Popen(
@@ -268,6 +282,12 @@ class ChunkRun:
         output_url = thumb_url = ""
         for path_text in outputs:
             path = Path(path_text)
+            if path.parent != self.frames_dir or not path.is_file() or path.is_symlink():
+                # The agent only reports files it took over; anything else is not uploaded.
+                log.warning(
+                    "%s: ignored output %r outside %s", self.task, path_text, self.frames_dir
+                )
+                continue
             key = prefix + path.name
             backend.upload_file(path, key)
             output_url = output_url or backend.url_for(key)
@@ -354,18 +374,26 @@ def read_tail(path: Path, size: int = TAIL_BYTES) -> str:
         return ""
 
 
-def stage_scene(job: RenderJob) -> Path:
-    """A local path to the job's scene, with its folder's layout intact.
+def agent_environment() -> dict[str, str]:
+    """The agent's whole environment: no database URL, storage, cloud or Django key."""
+    env = {name: os.environ[name] for name in AGENT_ENV if name in os.environ}
+    return {**env, "PYTHONPATH": str(settings.BASE_DIR), "PYTHONUNBUFFERED": "1"}
+
+
+def stage_scene(job: RenderJob) -> tuple[Path, Path]:
+    """A local path to the job's scene, with its folder's layout intact, and the folder
+    the renderer may read (the scene's mapping, where its assets are).
 
     Local-disk storage is used in place. Otherwise the scene's folder is downloaded once
     per job on this machine, under a file lock, keeping paths relative to the mapping.
     """
     backend, key = storage.resolve(job.scene_url)
+    mapping = job.project.mapping_for(job.scene_url)
     if (local := backend.local_path(key)) is not None:
         if not local.is_file():
             raise storage.NotFound(f"The scene {job.scene_url} does not exist.")
-        return local
-    mapping = job.project.mapping_for(job.scene_url)
+        root = backend.local_path(storage.resolve(mapping.source)[1]) if mapping else None
+        return local, root or local.parent
     _, root_key = storage.resolve(mapping.source) if mapping else (None, "")
     folder = posixpath.dirname(key) + "/"
     base = settings.RENDER_WORK_DIR / f"job-{job.pk}" / "scene"
@@ -379,4 +407,4 @@ def stage_scene(job: RenderJob) -> Path:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 backend.download_file(entry.key, target)
             marker.touch()
-    return base / key.removeprefix(root_key)
+    return base / key.removeprefix(root_key), base

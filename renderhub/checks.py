@@ -94,6 +94,44 @@ def compute_configuration(app_configs: Any = None, **kwargs: Any) -> list[Error 
 
 
 @register()
+def sandbox_configuration(app_configs: Any = None, **kwargs: Any) -> list[Error | Warning]:
+    """Renderers and WDL tasks run members' input: say so when nothing confines them."""
+    from renderhub.agent import sandbox
+
+    problems: list[Error | Warning] = []
+    for name in ("RENDER_SANDBOX", "WORKFLOW_SANDBOX"):
+        kind = getattr(settings, name, None)
+        if kind is None:
+            continue
+        if kind not in sandbox.KINDS:
+            problems.append(
+                Error(
+                    f"{name} must be one of {', '.join(sandbox.KINDS)}, not {kind!r}.",
+                    id="renderhub.E030",
+                )
+            )
+        elif kind == "none":
+            problems.append(
+                Warning(
+                    f"{name} is 'none': what project members submit runs unconfined, with "
+                    "the worker's file access.",
+                    hint="Install bubblewrap (apt-get install bubblewrap) and set it to bwrap; "
+                    "see docs/SECURITY.md.",
+                    id="renderhub.W031",
+                )
+            )
+        elif why := sandbox.problem(kind):
+            problems.append(
+                Warning(
+                    f"{name} is {kind!r} but this machine cannot run it: {why}.",
+                    hint="Render workers on this machine will fail every chunk until it can.",
+                    id="renderhub.W032",
+                )
+            )
+    return problems
+
+
+@register()
 def batchcompute_configuration(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     if not (settings.BATCHCOMPUTE_REGION or settings.BATCHCOMPUTE_ENDPOINT):
         return []  # not configured: don't load the (GPL) SDK at all

@@ -135,6 +135,15 @@ LOGIN_URL = "admin:login"
 AUTHENTICATION_BACKENDS = ["renderhub.auth.ThrottledModelBackend"]
 LOGIN_MAX_FAILURES = env.int("LOGIN_MAX_FAILURES", default=5)
 LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
+# Wrong passwords from one address, whatever the user names, before that address is locked
+# out too (password spraying).
+LOGIN_MAX_FAILURES_PER_ADDRESS = env.int("LOGIN_MAX_FAILURES_PER_ADDRESS", default=30)
+# Reverse proxies in front of the web server that append the client's address to
+# X-Forwarded-For. 0 (default without DJANGO_BEHIND_PROXY): the header is never read, since
+# anyone can send it; N: the N-th entry from the right is the client.
+TRUSTED_PROXY_COUNT = env.int(
+    "TRUSTED_PROXY_COUNT", default=1 if env.bool("DJANGO_BEHIND_PROXY", default=False) else 0
+)
 # Shared by every web process on this machine (login throttling, cached cloud choices).
 CACHES = {"default": env.cache("CACHE_URL", default=f"filecache://{VAR_DIR / 'cache'}")}
 
@@ -181,6 +190,9 @@ OSS_ACCESS_KEY_ID = env.str("OSS_ACCESS_KEY_ID", default="")
 OSS_ACCESS_KEY_SECRET = env.str("OSS_ACCESS_KEY_SECRET", default="")
 STORAGE_TIMEOUT = env.float("STORAGE_TIMEOUT", default=30.0)
 STORAGE_RETRIES = env.int("STORAGE_RETRIES", default=3)
+# Storage URL prefixes staff who are not superusers may use as project output prefixes and
+# mapping sources (empty: only superusers set those). Mapping the root reaches every project.
+STORAGE_ALLOWED_PREFIXES = env.list("STORAGE_ALLOWED_PREFIXES", default=[])
 SIGNED_URL_TTL = env.int("SIGNED_URL_TTL", default=3600)
 
 # --- Compute --------------------------------------------------------------------------
@@ -202,6 +214,16 @@ RENDER_THREADS = env.int("RENDER_THREADS", default=0)
 # is sent again (its message was lost, e.g. by a broker crash).
 RENDER_REDISPATCH_AFTER = env.int("RENDER_REDISPATCH_AFTER", default=300)
 RENDER_WORK_DIR = Path(env.str("RENDER_WORK_DIR", default=str(VAR_DIR / "work"))).resolve()
+# Renderers run scenes and parameters that project members chose: in a bubblewrap sandbox
+# (docs/SECURITY.md). "none" runs them unconfined, as the worker's user (trusted input only).
+RENDER_SANDBOX = env.str("RENDER_SANDBOX", default="bwrap")
+# Host folders a sandboxed renderer may read besides /usr and its scene (e.g. /opt/blender).
+RENDER_SANDBOX_PATHS = env.list("RENDER_SANDBOX_PATHS", default=[])
+# Per-process limits inside the sandbox: largest file a renderer may write, processes of
+# the render user, address space (0: no limit; Cycles reserves much more than it uses).
+RENDER_MAX_FILE_SIZE = env.int("RENDER_MAX_FILE_SIZE", default=16 << 30)
+RENDER_MAX_PROCESSES = env.int("RENDER_MAX_PROCESSES", default=4096)
+RENDER_MAX_MEMORY = env.int("RENDER_MAX_MEMORY", default=0)
 # A node whose last heartbeat is older than this is shown offline.
 NODE_HEARTBEAT_SECONDS = env.int("NODE_HEARTBEAT_SECONDS", default=10)
 NODE_OFFLINE_AFTER = env.int("NODE_OFFLINE_AFTER", default=60)
@@ -233,6 +255,10 @@ CROMWELL_URL = env.str("CROMWELL_URL", default="")
 CROMWELL_AUTH_HEADER = env.str("CROMWELL_AUTH_HEADER", default="")
 # miniwdl run directories and its call cache (cache entries point into the run dirs).
 WORKFLOW_WORK_DIR = Path(env.str("WORKFLOW_WORK_DIR", default=str(VAR_DIR / "workflows"))).resolve()
+# WDL task commands on the embedded miniwdl engine run in the same kind of sandbox as
+# renderers; tasks get no network unless WORKFLOW_TASK_NETWORK is set.
+WORKFLOW_SANDBOX = env.str("WORKFLOW_SANDBOX", default=RENDER_SANDBOX)
+WORKFLOW_TASK_NETWORK = env.bool("WORKFLOW_TASK_NETWORK", default=False)
 
 # --- Celery ---------------------------------------------------------------------------
 BROKER_DIR = VAR_DIR / "broker"

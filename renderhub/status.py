@@ -39,6 +39,12 @@ SHOWN_SETTINGS = (
     "RENDER_HEARTBEAT_SECONDS",
     "RENDER_STALE_AFTER",
     "RENDER_WORK_DIR",
+    "RENDER_SANDBOX",
+    "RENDER_SANDBOX_PATHS",
+    "RENDER_MAX_FILE_SIZE",
+    "RENDER_MAX_PROCESSES",
+    "RENDER_MAX_MEMORY",
+    "WORKFLOW_SANDBOX",
     "AUTO_DOWNLOAD",
     "AUTO_DOWNLOAD_DIR",
     "SIGNED_URL_TTL",
@@ -136,6 +142,32 @@ def check_batchcompute() -> Check | None:
         return batchcompute.ping()
 
     return _timed("batchcompute", probe)
+
+
+@dataclass
+class SandboxRow:
+    setting: str
+    kind: str
+    ok: bool
+    detail: str
+
+
+def sandbox_rows() -> list[SandboxRow]:
+    """What confines renderers and WDL tasks started on this machine (docs/SECURITY.md)."""
+    from renderhub.agent import sandbox
+
+    rows = []
+    for name in ("RENDER_SANDBOX", "WORKFLOW_SANDBOX"):
+        kind = getattr(settings, name, None)
+        if kind is None:
+            continue
+        if kind == "none":
+            rows.append(SandboxRow(name, kind, False, "not confined: runs as the worker's user"))
+        elif why := sandbox.problem(kind):
+            rows.append(SandboxRow(name, kind, False, why))
+        else:
+            rows.append(SandboxRow(name, kind, True, f"{sandbox.bwrap_path()} works here"))
+    return rows
 
 
 def run_checks() -> list[Check]:

@@ -40,6 +40,7 @@ def system_status(request: HttpRequest) -> HttpResponse:
         "version": settings.RENDERHUB_VERSION,
         "checks": status.run_checks(),
         "settings_rows": status.effective_settings(),
+        "sandboxes": status.sandbox_rows(),
         "nodes": nodes,
     }
     return render(request, "admin/system_status.html", context)

@@ -6,12 +6,14 @@ alice is a superuser, bob a member of the project, charlie a member of nothing.
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 BLENDER = shutil.which("blender")
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -21,6 +23,13 @@ def _test_settings(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     plain = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
     settings.STORAGES = {**settings.STORAGES, "staticfiles": plain}
+
+
+@pytest.fixture(autouse=True)
+def _sandbox_sees_test_programs(settings: Any) -> None:
+    """Renderers stay sandboxed in tests; the stand-in renderers are Python scripts in this
+    repository run by its venv, so the sandbox may read those (and nothing else of ours)."""
+    settings.RENDER_SANDBOX_PATHS = [str(REPO), sys.base_prefix]
 
 
 @pytest.fixture(autouse=True)

@@ -24,9 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from . import sandbox
+from .outputs import OutputFolder
 from .progress import Parser, Update, make_parser
 from .spec import Input, Spec, inside
-from .template import TemplateError, expand, standard_values
+from .template import TemplateError, expand, output_file_name, standard_values
 
 # Exit codes, also sent as finished.exit_code with the matching status.
 EXIT_OK = 0
@@ -187,21 +189,6 @@ def stage(inputs: Iterable[Input], cancel: CancelFlag) -> StageStats:
     return stats
 
 
-# --- publishing --------------------------------------------------------------------------
-
-
-def publish(path: Path, publish_dir: Path) -> Path:
-    """Move ``path`` into ``publish_dir`` atomically, keeping its name."""
-    final = publish_dir / path.name
-    tmp = publish_dir / f".{path.name}.{os.getpid()}.part"
-    try:
-        shutil.move(path, tmp)  # a rename on one file system, else copy + delete
-        tmp.replace(final)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return final
-
-
 # --- the renderer's output -----------------------------------------------------------------
 
 
@@ -272,6 +259,8 @@ class Run:
         }
         self.stop: tuple[int, str] | None = None  # (exit code, reason) once we kill the renderer
         self.failures: dict[int, str] = {}
+        self.refused: dict[int, list[str]] = {}  # frame -> files found but not accepted
+        self.outputs: OutputFolder | None = None
 
     def emit(self, event: str, **fields: Any) -> None:
         self.emitter.emit(event, **fields)
@@ -300,6 +289,8 @@ class Run:
                 if directory:
                     Path(directory).mkdir(parents=True, exist_ok=True)
             self.emitter.open_log(self.work_dir / "agent.log")
+            verified = spec.publish_dir or str(self.work_dir / "frames")
+            self.outputs = OutputFolder(spec.output_dir, spec.output_name, verified)
         except OSError as exc:
             return self.finish(EXIT_ERROR, f"cannot create the agent's directories: {exc}")
         if missing := self.missing_inputs():
@@ -347,20 +338,38 @@ class Run:
 
     # -- the renderer
 
+    def sandbox(self) -> sandbox.Sandbox:
+        """Read-only: the scene's folder, the staged inputs and what the spec adds; writable:
+        the output folder; a scratch folder of its own for /tmp and $HOME."""
+        spec = self.spec
+        read_only = [*spec.sandbox.read_only, *(i.dst.rstrip("/") for i in spec.inputs)]
+        if not any(inside(spec.scene, p) for p in read_only):
+            read_only.append(str(Path(spec.scene).parent))
+        return sandbox.Sandbox(
+            kind=spec.sandbox.kind,
+            network=spec.sandbox.network,
+            read_only=tuple(p for p in read_only if not inside(p, spec.output_dir)),
+            writable=(spec.output_dir,),
+            scratch=str(self.work_dir / "scratch"),
+            env=spec.env,
+            limits=spec.sandbox.limits,
+        )
+
     def render(self, argv: list[str]) -> int:
+        box = self.sandbox()
         try:
-            proc = subprocess.Popen(
+            proc = sandbox.popen(
                 argv,
+                box,
+                "/tmp" if box.kind == "bwrap" else box.scratch,  # noqa: S108
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                cwd=self.work_dir,
-                env={**os.environ, **self.spec.env},
             )
-        except OSError as exc:
+        except (OSError, sandbox.SandboxError) as exc:
             self.fail_remaining(f"the renderer could not start: {exc}")
             return self.finish(EXIT_RENDERER_FAILED, f"cannot start {argv[0]!r}: {exc}")
-        self.emit("started", pid=proc.pid, argv=argv)
+        self.emit("started", pid=proc.pid, argv=argv, sandbox=box.kind)
         try:
             with (
                 open(self.work_dir / "stdout.log", "ab") as out_log,
@@ -452,20 +461,30 @@ class Run:
             elif update.event == "frame_done" and self.state[frame] in ("pending", "started"):
                 self.frame_done(frame, update.outputs, update.seconds)
 
-    def frame_done(self, frame: int, outputs: list[str], seconds: float | None) -> None:
-        paths = [Path(p) if Path(p).is_absolute() else self.work_dir / p for p in outputs]
-        missing = [str(p) for p in paths if not p.is_file()]
-        if missing:
-            self.frame_failed(frame, f"the renderer reported {', '.join(missing)} but no such file")
-            return
-        if self.spec.publish_dir:
-            try:
-                paths = [publish(p, Path(self.spec.publish_dir)) for p in paths]
-            except OSError as exc:
-                self.frame_failed(frame, f"publishing the output failed: {exc}")
-                return
+    def frame_done(self, frame: int, claimed: list[str], seconds: float | None) -> bool:
+        """The renderer says ``frame`` is saved: done if its files are in the output folder.
+
+        What it printed (``claimed``) is never opened: the files are looked up by name in
+        the output folder. A claim without files leaves the frame pending, to be looked up
+        again when the renderer exits.
+        """
+        assert self.outputs is not None
+        try:
+            found = self.outputs.collect(frame)
+        except OSError as exc:
+            self.log(f"frame {frame}: the output folder cannot be read: {exc}", "error")
+            return False
+        for problem in found.problems:
+            if problem not in self.refused.setdefault(frame, []):
+                self.refused[frame].append(problem)
+                self.log(f"frame {frame}: refused {problem}", "warning")
+        if not found.paths:
+            if claimed:
+                self.log(f"frame {frame}: the renderer reported a file, but none is there yet")
+            return False
         self.state[frame] = "done"
-        self.emit("frame_done", frame=frame, outputs=[str(p) for p in paths], seconds=seconds)
+        self.emit("frame_done", frame=frame, outputs=[str(p) for p in found.paths], seconds=seconds)
+        return True
 
     def frame_failed(self, frame: int, reason: str) -> None:
         self.state[frame] = "failed"
@@ -481,7 +500,10 @@ class Run:
     # -- the outcome
 
     def conclude(self, code: int) -> int:
-        self.handle(self.parser.finish(code))  # frames saved before the end still count
+        self.handle(self.parser.finish(code))
+        for frame, state in self.state.items():  # every file saved before the end counts
+            if state in ("pending", "started"):
+                self.frame_done(frame, [], None)
         if self.stop is not None:
             exit_code, why = self.stop
             self.fail_remaining(f"not rendered: {why}")
@@ -491,8 +513,8 @@ class Run:
             self.fail_remaining(f"{what} before saving it")
             detail = self.details()
             return self.finish(EXIT_RENDERER_FAILED, f"{what}: {detail}" if detail else what, code)
-        earlier = dict(self.failures)  # failed while running (missing file, publishing)
-        left = self.fail_remaining(lambda f: f"renderer exited without saving frame {f}")
+        earlier = dict(self.failures)
+        left = self.fail_remaining(self.not_saved)
         if not self.failures:
             return self.finish(EXIT_OK, "", code)
         if left:
@@ -502,6 +524,13 @@ class Run:
         else:
             reason = "; ".join(f"frame {f}: {why}" for f, why in earlier.items())
         return self.finish(EXIT_RENDERER_FAILED, reason, code)
+
+    def not_saved(self, frame: int) -> str:
+        name = output_file_name(self.spec.output_name, frame)
+        why = f"renderer exited without writing frame {frame} ({name}.* in {self.spec.output_dir})"
+        if refused := self.refused.get(frame):
+            why += "; refused: " + "; ".join(refused)
+        return why
 
     def details(self) -> str:
         """The useful part of the renderer's output: its error lines, else the tail."""
@@ -538,8 +567,10 @@ def _exists(path: str) -> bool:
 def run(spec: Spec, out: IO[str] | None = None, cancel: CancelFlag | None = None) -> int:
     """Render the chunk ``spec`` describes, writing events to ``out``; the exit code."""
     emitter = Emitter(out, spec)
+    runner: Run | None = None
     try:
-        return Run(spec, emitter, cancel or CancelFlag()).execute()
+        runner = Run(spec, emitter, cancel or CancelFlag())
+        return runner.execute()
     except Exception as exc:  # a bug in the agent: still end with a finished event
         emitter.emit("log", level="error", message=traceback.format_exc())
         emitter.emit(
@@ -552,3 +583,5 @@ def run(spec: Spec, out: IO[str] | None = None, cancel: CancelFlag | None = None
         return EXIT_ERROR
     finally:
         emitter.close()
+        if runner is not None and runner.outputs is not None:
+            runner.outputs.close()

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from .sandbox import KINDS, Limits
 from .template import Value, validate_template
 
 SPEC_VERSION = 1
@@ -30,7 +31,9 @@ OPTIONAL = (
     "stall_timeout",
     "kill_grace",
     "env",
+    "sandbox",
 )
+SANDBOX_KEYS = {"kind", "network", "read_only", "file_size", "processes", "memory"}
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -48,6 +51,16 @@ class Input:
 
     src: str
     dst: str
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """How the renderer is confined (see ``sandbox.py``); the manager always says."""
+
+    kind: str = "none"
+    network: bool = False
+    read_only: list[str] = field(default_factory=list)  # besides the scene's folder and inputs
+    limits: Limits = field(default_factory=Limits)
 
 
 @dataclass(frozen=True)
@@ -69,6 +82,7 @@ class Spec:
     stall_timeout: float | None = None
     kill_grace: float = DEFAULT_KILL_GRACE
     env: dict[str, str] = field(default_factory=dict)
+    sandbox: SandboxSpec = SandboxSpec()
 
 
 def _is_int(value: object) -> bool:
@@ -202,6 +216,39 @@ def _check_env(c: _Checker) -> dict[str, str]:
     return dict(env)
 
 
+def _check_sandbox(c: _Checker) -> SandboxSpec:
+    data = c.data.get("sandbox")
+    if data is None:
+        return SandboxSpec()
+    if not isinstance(data, dict) or set(data) - SANDBOX_KEYS:
+        c.bad(f"sandbox must be an object with keys among {sorted(SANDBOX_KEYS)}, got {data!r}")
+        return SandboxSpec()
+    kind = data.get("kind", "none")
+    if kind not in KINDS:
+        c.bad(f"sandbox.kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    network = data.get("network", False)
+    if not isinstance(network, bool):
+        c.bad(f"sandbox.network must be true or false, got {network!r}")
+    paths = data.get("read_only") or []
+    if not isinstance(paths, list):
+        c.bad(f"sandbox.read_only must be a list of absolute paths, got {paths!r}")
+        paths = []
+    read_only = [c.abs_path("", p, where=f"sandbox.read_only[{i}]") for i, p in enumerate(paths)]
+    sizes = {}
+    for key in ("file_size", "processes", "memory"):
+        value = data.get(key, 0)
+        if not _is_int(value) or value < 0:
+            c.bad(f"sandbox.{key} must be an integer >= 0 (0: no limit), got {value!r}")
+            value = 0
+        sizes[key] = value
+    return SandboxSpec(
+        kind=kind if kind in KINDS else "none",
+        network=network is True,
+        read_only=read_only,
+        limits=Limits(**sizes),
+    )
+
+
 def _check_keys(c: _Checker) -> None:
     for key in REQUIRED:
         if key not in c.data:
@@ -247,6 +294,7 @@ def parse_spec(data: object) -> Spec:
         stall_timeout=c.seconds("stall_timeout"),
         kill_grace=float(grace) if _is_number(grace) else DEFAULT_KILL_GRACE,
         env=_check_env(c),
+        sandbox=_check_sandbox(c),
     )
     if c.problems:
         raise SpecError(c.problems)

@@ -11,8 +11,10 @@ import argparse
 import os
 import re
 import signal
+import struct
 import sys
 import time
+import zlib
 from pathlib import Path
 
 
@@ -26,6 +28,23 @@ def frame_path(pattern: str, frame: int) -> str:
         return f"{pattern}{frame:04d}.png"
     digits = f"{frame:0{len(match.group())}d}"
     return f"{pattern[: match.start()]}{digits}{pattern[match.end() :]}.png"
+
+
+def tiny_png(frame: int) -> bytes:
+    """A real 2x1 PNG (it must decode: the agent checks frames), its colour from the frame."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body)
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", 2, 1, 8, 2, 0, 0, 0)  # 2x1, 8-bit RGB
+    row = b"\x00" + bytes([frame % 256, 80, 160]) * 2
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(row))
+        + chunk(b"IEND", b"")
+    )
 
 
 def ints(text: str) -> set[int]:
@@ -74,7 +93,7 @@ def render(ns: argparse.Namespace, frame: int) -> None:
         say(f"Saved: '{path}'")
     else:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_bytes(b"\x89PNG fake frame %d\n" % frame)
+        Path(path).write_bytes(tiny_png(frame))
         if not ns.no_saved_lines:
             say(f"Saved: '{path}'")
     say(" Time: 00:00.01 (Saving: 00:00.00)")

@@ -41,8 +41,10 @@ def test_success(make_spec: SpecFactory, run_agent: RunAgent, tmp_path: Path) ->
     assert result.frames("frame_done") == [1, 2, 3]
     for event in result.of("frame_done"):
         (output,) = event["outputs"]
-        assert output == str(tmp_path / "out" / f"shot_{event['frame']:04d}.png")
+        # Taken out of the renderer's folder into one it cannot write.
+        assert output == str(tmp_path / "work" / "frames" / f"shot_{event['frame']:04d}.png")
         assert Path(output).is_file()
+        assert not (tmp_path / "out" / Path(output).name).exists()
         assert event["seconds"] >= 0
     # Events for a frame come in order: started, progress..., done.
     frame2 = [e["event"] for e in result.events if e.get("frame") == 2]
@@ -57,12 +59,15 @@ def test_success(make_spec: SpecFactory, run_agent: RunAgent, tmp_path: Path) ->
     assert any(" job=12 task=3 frame_done frame=1 outputs=[" in line for line in agent_log)
 
 
-def test_exit_zero_but_frame_missing(make_spec: SpecFactory, run_agent: RunAgent) -> None:
+def test_exit_zero_but_frame_missing(
+    make_spec: SpecFactory, run_agent: RunAgent, tmp_path: Path
+) -> None:
     result = run_agent(make_spec("--skip", "2"))
     assert result.exit_code == 4
     assert result.frames("frame_done") == [1, 3]
     (failed,) = result.of("frame_failed")
-    assert failed == {**failed, "frame": 2, "reason": "renderer exited without saving frame 2"}
+    expected = f"renderer exited without writing frame 2 (shot_0002.* in {tmp_path / 'out'})"
+    assert failed == {**failed, "frame": 2, "reason": expected}
     finished = result.finished
     assert finished["status"] == "renderer_failed"
     assert finished["renderer_exit_code"] == 0
@@ -106,9 +111,10 @@ def test_none_parser(make_spec: SpecFactory, run_agent: RunAgent, tmp_path: Path
     assert result.exit_code == 4
     done = result.of("frame_done")
     assert [e["frame"] for e in done] == [1, 2]
-    assert done[0]["outputs"] == [str(tmp_path / "out" / "shot_0001.png")]
+    assert done[0]["outputs"] == [str(tmp_path / "work" / "frames" / "shot_0001.png")]
     assert done[0]["seconds"] is None
-    assert result.of("frame_failed")[0]["reason"] == "renderer exited without saving frame 3"
+    reason = result.of("frame_failed")[0]["reason"]
+    assert reason.startswith("renderer exited without writing frame 3 (shot_0003.* in ")
     assert result.of("frame_started") == [] and result.of("progress") == []
 
 
@@ -132,7 +138,16 @@ def test_renderer_not_found(make_spec: SpecFactory, run_agent: RunAgent, tmp_pat
     result = run_agent(make_spec(command=[str(tmp_path / "no-such-renderer"), "{scene}"]))
     assert result.exit_code == 4
     assert "cannot start" in result.finished["reason"]
+    assert "no-such-renderer is not an executable program" in result.finished["reason"]
     assert_each_frame_reported_once(result, [1, 2, 3])
+
+
+def test_renderer_not_on_path_is_named(make_spec: SpecFactory, run_agent: RunAgent) -> None:
+    result = run_agent(make_spec(command=["blender-3.9", "-b", "{scene}"]))
+    assert result.exit_code == 4
+    assert "blender-3.9 is not an executable program on PATH /usr/local/bin" in (
+        result.finished["reason"]
+    )
 
 
 def make_tree(root: Path) -> None:
@@ -202,7 +217,7 @@ def test_publish_dir(make_spec: SpecFactory, run_agent: RunAgent, tmp_path: Path
     assert outputs == [[str(publish / f"shot_000{f}.png")] for f in (1, 2, 3)]
     assert sorted(p.name for p in publish.iterdir()) == [f"shot_000{f}.png" for f in (1, 2, 3)]
     assert list((tmp_path / "out").iterdir()) == []  # moved, not copied
-    assert (publish / "shot_0002.png").read_bytes() == b"\x89PNG fake frame 2\n"
+    assert (publish / "shot_0002.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_publish_failure_fails_the_frame(
@@ -211,12 +226,13 @@ def test_publish_failure_fails_the_frame(
     publish = tmp_path / "published"
     spec = make_spec(publish_dir=str(publish))
     publish.mkdir()
-    (publish / "shot_0002.png").mkdir()  # a folder in the way: os.replace fails
+    (publish / "shot_0002.png").mkdir()  # a folder in the way: the move fails
     result = run_agent(spec)
     assert result.exit_code == 4
     assert result.frames("frame_done") == [1, 3]
-    assert "publishing the output failed" in result.of("frame_failed")[0]["reason"]
-    assert result.finished["reason"].startswith("frame 2: publishing the output failed: ")
+    reason = result.of("frame_failed")[0]["reason"]
+    assert reason.endswith("refused: shot_0002.png: cannot take it over: Is a directory")
+    assert result.finished["reason"].startswith("renderer exited without saving frame(s) 2")
     assert not [p for p in publish.iterdir() if p.name.endswith(".part")]
 
 
@@ -266,7 +282,8 @@ def test_env_and_cwd(make_spec: SpecFactory, run_agent: RunAgent, tmp_path: Path
     assert run_agent(spec).exit_code == 0
     log = (tmp_path / "work" / "stdout.log").read_text()
     assert "env RENDERHUB_TEST=a b;$x\n" in log
-    assert f"env PATH={os.environ['PATH']}\n" in log
+    # The worker's environment is not passed on: a fixed PATH and the declared variables.
+    assert "env PATH=/usr/local/bin:/usr/bin:/bin\n" in log
 
 
 def test_custom_variables_reach_argv(make_spec: SpecFactory, run_agent: RunAgent) -> None:
@@ -290,9 +307,11 @@ def test_saved_but_missing_file(
     result = run_agent(make_spec("--phantom", "2"))
     assert result.exit_code == 4
     (failed,) = result.of("frame_failed")
-    missing = tmp_path / "out" / "shot_0002.png"
-    assert failed["reason"] == f"the renderer reported {missing} but no such file"
-    assert result.finished["reason"] == f"frame 2: {failed['reason']}"
+    # Saying "Saved:" makes no frame: the file must be there.
+    assert failed["reason"] == (
+        f"renderer exited without writing frame 2 (shot_0002.* in {tmp_path / 'out'})"
+    )
+    assert result.finished["reason"].startswith("renderer exited without saving frame(s) 2")
 
 
 def test_agent_error_when_work_dir_is_a_file(
