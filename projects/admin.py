@@ -1,26 +1,92 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
+from . import services
 from .models import Project, StorageMapping
+
+# The admin builds form classes per request; ``user`` is set on them for the services'
+# rules (who may choose storage, who may change members).
+
+
+class StorageMappingFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
+    user: Any = None
+
+    def clean(self) -> None:
+        super().clean()
+        for form in self.forms:
+            if not form.has_changed() or self._should_delete_form(form):
+                continue
+            # A new source, or an existing one made writable, is a new reach into storage.
+            source = form.cleaned_data.get("source")
+            if source and {"source", "writable"} & set(form.changed_data):
+                try:
+                    services.check_storage(self.user, source, "The source", self.instance)
+                except ValidationError as exc:
+                    form.add_error("source", exc)
 
 
 class StorageMappingInline(admin.TabularInline):
     model = StorageMapping
+    formset = StorageMappingFormSet
     extra = 1
     fields = ("source", "destination", "writable", "lockable")
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        formset = super().get_formset(request, obj, **kwargs)
+        return type(formset.__name__, (formset,), {"user": request.user})
+
+
+class ProjectAdminForm(forms.ModelForm):
+    user: Any = None
+
+    class Meta:
+        model = Project
+        fields = "__all__"  # noqa: DJ007 - the admin picks and orders them
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        prefix = data.get("output_prefix")
+        if prefix and "output_prefix" in self.changed_data:
+            try:
+                services.check_storage(self.user, prefix, "The output prefix", self.instance)
+            except ValidationError as exc:
+                self.add_error("output_prefix", exc)
+        if "members" in self.changed_data and "members" in data:
+            before = (
+                set(self.instance.members.values_list("pk", flat=True))
+                if self.instance.pk
+                else set()
+            )
+            try:
+                services.check_members_change(self.user, before, {u.pk for u in data["members"]})
+            except ValidationError as exc:
+                self.add_error("members", exc)
+        return data
 
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
+    form = ProjectAdminForm
     list_display = ("name", "image", "output_prefix", "auto_download", "member_count", "created_at")
     list_filter = ("image", "auto_download")
     list_select_related = ("image",)
     search_fields = ("name", "description", "output_prefix")
     filter_horizontal = ("members",)
     inlines = [StorageMappingInline]
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        return type(form.__name__, (form,), {"user": request.user})
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Project]:
         from django.db.models import Count

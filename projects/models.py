@@ -77,6 +77,7 @@ class Project(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [("manage_members", "Can add and remove project members")]
 
     def __str__(self) -> str:
         return self.name

@@ -1,0 +1,86 @@
+"""Project rules that depend on who asks: which storage a user may point a project at, and
+who may change its members. The admin calls these (as would any API that edits projects).
+
+A project's output prefix and mapping sources decide what its members read and write, and
+render nodes mount the mappings: mapping the storage root or another project's folder
+would hand every project's files to the project's members. So only superusers choose
+storage freely; other staff stay inside ``STORAGE_ALLOWED_PREFIXES`` (empty: nowhere) and
+outside other projects' storage. Members are changed by superusers and by users granted
+the ``projects.manage_members`` permission.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from renderhub import storage
+
+from .models import Project, StorageMapping
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+    User = AbstractBaseUser | AnonymousUser
+
+MEMBERS_PERMISSION = "projects.manage_members"
+
+
+def _overlap(a: str, b: str) -> bool:
+    return storage.is_prefix_of(a, b) or storage.is_prefix_of(b, a)
+
+
+def _other_projects_storage(url: str, project: Project | None) -> str | None:
+    """The name of another project whose output prefix or mappings overlap ``url``."""
+    others = Project.objects.all()
+    mappings = StorageMapping.objects.select_related("project")
+    if project is not None and project.pk:
+        others, mappings = others.exclude(pk=project.pk), mappings.exclude(project=project)
+    for name, prefix in others.values_list("name", "output_prefix"):
+        if _overlap(prefix, url):
+            return name
+    for mapping in mappings:
+        if _overlap(mapping.source, url):
+            return mapping.project.name
+    return None
+
+
+def check_storage(user: User, url: str, what: str, project: Project | None = None) -> None:
+    """Raise ValidationError unless ``user`` may point ``project`` at the folder ``url``
+    (``what`` names the field in the message, e.g. "The output prefix")."""
+    if user.is_superuser:
+        return
+    allowed = list(settings.STORAGE_ALLOWED_PREFIXES)
+    if not allowed:
+        raise ValidationError(
+            f"{what} can only be set by a superuser: storage folders decide what every "
+            "member reads and writes (an administrator can open folders to staff with "
+            "STORAGE_ALLOWED_PREFIXES)."
+        )
+    try:
+        inside = any(storage.is_prefix_of(prefix, url) for prefix in allowed)
+        other = _other_projects_storage(url, project) if inside else None
+    except storage.StorageError:
+        return  # not a storage URL at all: the model's own validation says so
+    if not inside:
+        raise ValidationError(
+            f"{what} {url} is outside the storage open to staff: use a folder inside "
+            f"{', '.join(allowed)} (or ask a superuser)."
+        )
+    if other:
+        raise ValidationError(
+            f"{what} {url} overlaps the storage of project {other}; only a superuser can "
+            "share folders between projects."
+        )
+
+
+def check_members_change(user: User, before: set[int], after: set[int]) -> None:
+    """Raise ValidationError when ``user`` changes the members without the right."""
+    if before == after or user.has_perm(MEMBERS_PERMISSION):  # superusers have every perm
+        return
+    raise ValidationError(
+        "Only superusers and users with the “Can add and remove project members” "
+        "permission can change a project's members."
+    )
