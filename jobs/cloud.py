@@ -280,6 +280,11 @@ def _common_spec(job: RenderJob) -> dict[str, Any]:
     }
 
 
+def _frame_pattern(job: RenderJob) -> Any:
+    stem = posixpath.splitext(posixpath.basename(job.scene_url))[0]
+    return output_regex(f"{stem}_####")
+
+
 def _frames(tasks: list[Task]) -> list[tuple[Task, list[int]]]:
     """Each chunk's frames still to render (a retried chunk skips the ones done)."""
     todo: dict[int, list[int]] = {t.pk: [] for t in tasks}
@@ -521,7 +526,11 @@ class _Poll:
         if kind == "frame_started":
             services.frame_started(task, int(event["frame"]))
         elif kind == "frame_done":
-            names = [PurePosixPath(p).name for p in event.get("outputs") or []]
+            # The event file sits on storage the node writes: a name is trusted only if it
+            # is a frame file name of this job (never "..", never another folder).
+            pattern = _frame_pattern(self.job)
+            names = [PurePosixPath(str(p)).name for p in event.get("outputs") or []]
+            names = [n for n in names if pattern.match(n)]
             services.frame_done(
                 task,
                 int(event["frame"]),
@@ -545,17 +554,24 @@ class _Poll:
         if task.state != TaskState.RUNNING:
             return
         ok = inst.state == "Finished"
-        if ok:  # the agent exits 0 only when every frame is saved: count any event we missed
-            for number in task.frame_set.exclude(state=FrameState.DONE).values_list(
-                "number", flat=True
-            ):
-                services.frame_done(task, number, seconds=0.0, output_url="", thumbnail_url="")
         Task.objects.filter(pk=task.pk).update(**self.tails(task))
         agent = self.results.get(str(inst.index)) or {}
+        reason = "" if ok else self.reason(inst, agent, status)
+        # A frame is done when the agent found its file; an instance that ended without
+        # saying so for a frame did not render it, whatever its exit state.
+        unreported = list(
+            task.frame_set.exclude(state=FrameState.DONE).values_list("number", flat=True)
+        )
+        if ok and unreported:
+            ok = False
+            reason = (
+                f"instance {inst.index} ended without reporting frame(s) "
+                f"{', '.join(map(str, unreported[:20]))}: no output file was found for them"
+            )
         services.task_finished(
             task,
             ok=ok,
-            reason="" if ok else self.reason(inst, agent, status),
+            reason=reason,
             exit_code=0 if ok else inst.exit_code,
             retryable=False,  # BatchCompute retried it already (MaxRetryCount)
         )
@@ -659,8 +675,7 @@ def finish(cloud_job_id: int) -> int:
     made = 0
     try:
         backend, prefix = storage.resolve(job.output_url)
-        stem = posixpath.splitext(posixpath.basename(job.scene_url))[0]
-        pattern = output_regex(f"{stem}_####")
+        pattern = _frame_pattern(job)
         by_number: dict[int, str] = {}
         for output in outputs.list_outputs(job):
             if (match := pattern.match(output.name)) and "/" not in output.name:

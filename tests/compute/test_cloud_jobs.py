@@ -341,7 +341,8 @@ def test_a_failed_instance_fails_its_chunk_with_the_agents_reason(
     )
     for _ in range(3):  # MaxRetryCount 2: three attempts, then Failed
         fake_bc.finish_instance(cj.cloud_id, 1, exit_code=4)
-    for i in (0, 2):
+    for i, frames in ((0, [1, 2]), (2, [5, 6])):
+        write_events(cloud_oss, cj, i, [*render_events(frames), FINISHED_OK])
         fake_bc.finish_instance(cj.cloud_id, i)
     cloud.poll_all()
     task = submitted.tasks.get(index=1)
@@ -353,7 +354,30 @@ def test_a_failed_instance_fails_its_chunk_with_the_agents_reason(
     submitted.refresh_from_db()
     assert submitted.state == JobState.FAILED
     assert submitted.frames_failed == 2
-    assert submitted.frames_done == 4  # the other chunks' success is trusted (exit code 0)
+    assert submitted.frames_done == 4
+
+
+def test_an_instance_that_exits_0_without_frame_events_fails_its_frames(
+    submitted: RenderJob, fake_bc: FakeBatchCompute, cloud_oss: FakeOSS
+) -> None:
+    """Exit code 0 is not a frame: the agent's frame_done (it found the file) is."""
+    cj = cloud_job_of(submitted)
+    fake_bc.start_instances(cj.cloud_id)
+    write_events(cloud_oss, cj, 0, [*render_events([1]), FINISHED_OK])  # frame 2 never saved
+    for i in range(3):
+        fake_bc.finish_instance(cj.cloud_id, i)
+    cloud.poll_all()
+    submitted.refresh_from_db()
+    assert submitted.state == JobState.FAILED
+    assert submitted.frames_done == 1
+    task = submitted.tasks.get(index=0)
+    assert task.state == TaskState.FAILED
+    assert "ended without reporting frame(s) 2: no output file was found" in task.failure_reason
+    silent = submitted.tasks.get(index=2)
+    assert "ended without reporting frame(s) 5, 6" in silent.failure_reason
+    assert set(submitted.frame_set.filter(number__in=[2, 5, 6]).values_list("state", flat=True)) == {
+        "failed"
+    }
 
 
 def test_an_instance_failing_then_succeeding_on_retry_counts_two_attempts(
@@ -428,6 +452,7 @@ def test_a_poll_costs_a_bounded_number_of_calls(
     cloud_cluster: Any,
     django_capture_on_commit_callbacks: Any,
     fake_bc: FakeBatchCompute,
+    cloud_oss: FakeOSS,
     settings: Any,
 ) -> None:
     settings.BATCHCOMPUTE_MAX_INSTANCES = 1000
@@ -455,6 +480,7 @@ def test_a_poll_costs_a_bounded_number_of_calls(
     assert cycle() == {"GET /jobs/{id}": 1, LIST: 1}  # the third page: a full pass
     assert job.tasks.filter(state=TaskState.RUNNING).count() == 250
     assert cycle() == {"GET /jobs/{id}": 1, LIST: 0}  # nothing changed: job state only
+    write_events(cloud_oss, cj, 7, [*render_events([8]), FINISHED_OK])
     fake_bc.finish_instance(cj.cloud_id, 7)
     assert cycle() == {"GET /jobs/{id}": 1, LIST: 2}
     assert job.tasks.get(index=7).state == TaskState.DONE
@@ -577,6 +603,7 @@ def test_finish_makes_thumbnails_from_the_uploaded_outputs(
 def test_ended_jobs_are_released_per_policy(
     submitted: RenderJob,
     fake_bc: FakeBatchCompute,
+    cloud_oss: FakeOSS,
     settings: Any,
     policy: str,
     fail: bool,
@@ -585,7 +612,9 @@ def test_ended_jobs_are_released_per_policy(
     settings.BATCHCOMPUTE_RELEASE = policy
     cj = cloud_job_of(submitted)
     fake_bc.start_instances(cj.cloud_id)
-    for i in range(3):
+    for i, frames in enumerate(([1, 2], [3, 4], [5, 6])):
+        if not (fail and i == 0):
+            write_events(cloud_oss, cj, i, [*render_events(frames), FINISHED_OK])
         for _ in range(3 if fail and i == 0 else 1):
             fake_bc.finish_instance(cj.cloud_id, i, exit_code=1 if fail and i == 0 else 0)
     cloud.poll_all()
