@@ -1,6 +1,7 @@
-"""django-celery-beat's periodic task admin, with permissions on its actions.
+"""The admin site: a login form that explains lockouts, and django-celery-beat's periodic
+task admin with permissions on its actions.
 
-Its actions (enable, disable, toggle, run now) declare no permissions, so staff who may
+Beat's actions (enable, disable, toggle, run now) declare no permissions, so staff who may
 only view periodic tasks could switch beat's schedule off or run any task at will. The
 same actions are re-declared here with ``permissions=["change"]``.
 """
@@ -16,6 +17,9 @@ from django_celery_beat import admin as beat_admin  # registers PeriodicTaskAdmi
 from django_celery_beat.models import PeriodicTask
 
 from .admin_actions import ExplainRefusedActionsMixin
+from .auth import ThrottledAuthenticationForm
+
+admin.site.login_form = ThrottledAuthenticationForm
 
 
 class PeriodicTaskAdmin(ExplainRefusedActionsMixin, beat_admin.PeriodicTaskAdmin):

@@ -1,5 +1,13 @@
-"""Login throttling: after LOGIN_MAX_FAILURES wrong passwords for one user name from one
-address, that pair is refused for LOGIN_LOCKOUT_SECONDS, even with the right password.
+"""Login throttling, by client address.
+
+- After LOGIN_MAX_FAILURES wrong passwords for one user name from one address, that pair
+  is refused for LOGIN_LOCKOUT_SECONDS, even with the right password.
+- After LOGIN_MAX_FAILURES_PER_ADDRESS wrong passwords from one address, whatever the user
+  names, that address is refused too (password spraying). A good login does not reset
+  this count: an attacker's own account must not wipe it.
+
+The address is REMOTE_ADDR, or behind TRUSTED_PROXY_COUNT reverse proxies the entry of
+X-Forwarded-For that the outermost of them added (see :func:`client_address`).
 
 Counting happens in the cache (a file cache shared by all web processes by default), keyed
 by a hash so that user names never land in cache file names.
@@ -8,25 +16,70 @@ by a hash so that user names never land in cache file names.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from typing import Any
 
 from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.core.cache import cache
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.dispatch import receiver
 from django.http import HttpRequest
 
 
-def _key(request: HttpRequest | None, username: str | None) -> str:
-    address = request.META.get("REMOTE_ADDR", "") if request is not None else ""
-    digest = hashlib.sha256(f"{(username or '').lower()}|{address}".encode()).hexdigest()
-    return f"login-failures:{digest}"
+def client_address(request: HttpRequest | None) -> str:
+    """The client's IP address.
+
+    Without trusted proxies it is REMOTE_ADDR: X-Forwarded-For is then whatever the client
+    wrote. With N trusted proxies each appends the address it saw, so the N-th entry from
+    the right is the client as the outermost proxy saw it; everything left of it is
+    client-supplied and never read. A header too short or not an address means the request
+    did not come through the proxies: REMOTE_ADDR again.
+    """
+    if request is None:
+        return ""
+    remote = str(request.META.get("REMOTE_ADDR", ""))
+    count = settings.TRUSTED_PROXY_COUNT
+    if count <= 0:
+        return remote
+    entries = [e.strip() for e in str(request.META.get("HTTP_X_FORWARDED_FOR", "")).split(",")]
+    if len(entries) < count or not entries[-count]:
+        return remote
+    try:
+        return str(ipaddress.ip_address(entries[-count]))
+    except ValueError:
+        return remote
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _pair_key(address: str, username: str | None) -> str:
+    name = (username or "").lower()
+    return f"login-failures:{_digest(f'{name}|{address}')}"
+
+
+def _address_key(address: str) -> str:
+    return f"login-failures-address:{_digest(address)}"
 
 
 def is_locked_out(request: HttpRequest | None, username: str | None) -> bool:
-    return cache.get(_key(request, username), 0) >= settings.LOGIN_MAX_FAILURES
+    address = client_address(request)
+    if cache.get(_pair_key(address, username), 0) >= settings.LOGIN_MAX_FAILURES:
+        return True
+    per_address = settings.LOGIN_MAX_FAILURES_PER_ADDRESS
+    return per_address > 0 and cache.get(_address_key(address), 0) >= per_address
+
+
+def lockout_message() -> str:
+    minutes = max(1, round(settings.LOGIN_LOCKOUT_SECONDS / 60))
+    return (
+        "Too many failed logins from your address: logins are refused for up to "
+        f"{minutes} minutes. Try again later, or ask an administrator."
+    )
 
 
 class ThrottledModelBackend(ModelBackend):
@@ -42,18 +95,36 @@ class ThrottledModelBackend(ModelBackend):
         return super().authenticate(request, username=username, password=password, **kwargs)
 
 
-@receiver(user_login_failed)
-def _count_failure(
-    sender: Any, credentials: dict[str, Any], request: Any = None, **kw: Any
-) -> None:
-    key = _key(request, credentials.get("username"))
-    cache.add(key, 0, timeout=settings.LOGIN_LOCKOUT_SECONDS)
+class ThrottledAuthenticationForm(AdminAuthenticationForm):
+    """The admin login, saying so when the lockout (not the password) refuses it."""
+
+    def clean(self) -> dict[str, Any]:
+        if is_locked_out(self.request, self.cleaned_data.get("username")):
+            raise ValidationError(lockout_message(), code="locked_out")
+        return super().clean()
+
+
+def _count(key: str) -> None:
+    if cache.add(key, 1, timeout=settings.LOGIN_LOCKOUT_SECONDS):
+        return
     try:
         cache.incr(key)
     except ValueError:  # expired between add and incr
         cache.set(key, 1, timeout=settings.LOGIN_LOCKOUT_SECONDS)
+        return
+    # Some caches (the file cache) reset the expiry to their default on incr.
+    cache.touch(key, timeout=settings.LOGIN_LOCKOUT_SECONDS)
+
+
+@receiver(user_login_failed)
+def _count_failure(
+    sender: Any, credentials: dict[str, Any], request: Any = None, **kw: Any
+) -> None:
+    address = client_address(request)
+    _count(_pair_key(address, credentials.get("username")))
+    _count(_address_key(address))
 
 
 @receiver(user_logged_in)
 def _forget_failures(sender: Any, request: Any, user: Any, **kw: Any) -> None:
-    cache.delete(_key(request, user.get_username()))
+    cache.delete(_pair_key(client_address(request), user.get_username()))
