@@ -5,11 +5,19 @@ from __future__ import annotations
 import re
 
 MAX_FRAME = 10_000_000
-PART_RE = re.compile(r"^(-?\d+)(?:-(-?\d+)(?:x(\d+))?)?$")
+# Digits are counted before int() sees them: a 5000-digit number makes int() raise a plain
+# ValueError (Python's int_max_str_digits) instead of a FrameSpecError naming the problem.
+MAX_DIGITS = len(str(MAX_FRAME))
+PART_RE = re.compile(r"^(-?\d+)(?:-(-?\d+)(?:x(\d+))?)?$", re.ASCII)
 
 
 class FrameSpecError(ValueError):
     """A frame spec that cannot be parsed; the message names the problem."""
+
+
+def _show(text: str, width: int = 40) -> str:
+    """``text`` quoted for a message, shortened: a spec may be megabytes of form input."""
+    return repr(text if len(text) <= width else text[: width - 1] + "…")
 
 
 def parse_frame_spec(spec: str, *, max_frames: int = 100_000) -> list[int]:
@@ -20,12 +28,18 @@ def parse_frame_spec(spec: str, *, max_frames: int = 100_000) -> list[int]:
     last = None
     for raw in spec.replace(" ", "").split(","):
         if not raw:
-            raise FrameSpecError(f"Empty part in frame spec {spec!r} (two commas in a row?).")
+            raise FrameSpecError(f"Empty part in frame spec {_show(spec)} (two commas in a row?).")
         match = PART_RE.match(raw)
         if not match:
             raise FrameSpecError(
-                f"{raw!r} is not a frame, a range like 1-48, or a stepped range like 1-100x5."
+                f"{_show(raw)} is not a frame, a range like 1-48, or a stepped range like 1-100x5."
             )
+        for digits in match.groups():
+            if digits is not None and len(digits.lstrip("-")) > MAX_DIGITS:
+                raise FrameSpecError(
+                    f"{_show(digits, 16)} has {len(digits.lstrip('-'))} digits: frame numbers "
+                    f"and steps go up to {MAX_FRAME}."
+                )
         start = int(match.group(1))
         end = int(match.group(2)) if match.group(2) is not None else start
         step = int(match.group(3)) if match.group(3) is not None else 1
@@ -42,7 +56,7 @@ def parse_frame_spec(spec: str, *, max_frames: int = 100_000) -> list[int]:
             )
         count = (end - start) // step + 1
         if len(frames) + count > max_frames:
-            raise FrameSpecError(f"Frame spec {spec!r} has more than {max_frames} frames.")
+            raise FrameSpecError(f"Frame spec {_show(spec)} has more than {max_frames} frames.")
         frames.extend(range(start, end + 1, step))
         last = frames[-1]
     return frames

@@ -103,8 +103,8 @@ def submit(request: HttpRequest) -> HttpResponse:
         "software": form.software,
         "folder": _folder(request, project, form.software),
         "selected": scene_labels(project, form["scenes"].value() or []),
-        "estimate": _estimate(request, project, form.software),
     }
+    context["estimate"], context["frames_error"] = _estimate(request, project, form.software)
     template = "jobs/_software_fields.html" if is_htmx(request) else "jobs/submit.html"
     return render(request, template, context)
 
@@ -124,19 +124,21 @@ def _number(request: HttpRequest, name: str) -> int | None:
 
 def _estimate(
     request: HttpRequest, project: Project, software: Software | None
-) -> queries.Estimate | None:
+) -> tuple[queries.Estimate | None, str]:
+    """The estimate, or none and what is wrong with the typed frames (empty: none typed)."""
     data = request.POST or request.GET
+    spec = data.get("frames", "")
     try:
-        frames = len(parse_frame_spec(data.get("frames", "")))
-    except FrameSpecError:
-        return None
+        frames = len(parse_frame_spec(spec))
+    except FrameSpecError as exc:
+        return None, str(exc) if spec.strip() else ""
     cluster_id = queries.parse_id(data.get("cluster"))
     cluster = (
         Cluster.objects.filter(pk=cluster_id, image_id=project.image_id).first()
         if cluster_id
         else None
     )
-    return queries.estimate(
+    estimate = queries.estimate(
         project,
         software.pk if software else None,
         cluster,
@@ -145,6 +147,7 @@ def _estimate(
         _number(request, "nodes"),
         _number(request, "chunk_size"),
     )
+    return estimate, ""
 
 
 @require_safe
@@ -152,8 +155,10 @@ def submit_estimate(request: HttpRequest) -> HttpResponse:
     project = _project(request)
     if project is None:
         raise Http404
-    estimate = _estimate(request, project, _software(request, project))
-    return render(request, "jobs/_estimate.html", {"estimate": estimate})
+    estimate, frames_error = _estimate(request, project, _software(request, project))
+    context = {"estimate": estimate, "frames_error": frames_error}
+    # 200 even for bad frames: htmx swaps only 2xx answers, and the message is the answer.
+    return render(request, "jobs/_estimate.html", context)
 
 
 # --- one job -----------------------------------------------------------------------------------

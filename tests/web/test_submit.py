@@ -147,6 +147,7 @@ def test_the_estimate_uses_the_projects_measured_speed(
     assert "About 1:40" in as_bob.get(url).content.decode()
     bad = as_bob.get(f"/submit/estimate/?project={job.project_id}&frames=1-x")
     assert bad.status_code == 200 and bad.context["estimate"] is None
+    assert "&#x27;1-x&#x27; is not a frame" in bad.content.decode()  # the reason, not silence
 
 
 def test_the_estimate_prices_node_hours(job: RenderJob, cluster: Any) -> None:
