@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_not_required
 from django.db.models import F
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
@@ -25,10 +25,18 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(body, status=200 if body["status"] == "ok" else 503)
 
 
-@staff_member_required
+@staff_member_required  # anonymous and non-staff users go to the login
 @never_cache
 def system_status(request: HttpRequest) -> HttpResponse:
     from django.contrib import admin
+
+    # Paths, key ids and every cluster's nodes are for whoever runs the installation.
+    if not request.user.is_superuser:
+        return HttpResponseForbidden(
+            "System status is for superusers only: it shows the installation's paths, key ids "
+            "and every cluster's nodes.",
+            content_type="text/plain; charset=utf-8",
+        )
 
     # Most recently seen first; nodes that never reported last (PostgreSQL sorts NULL first).
     nodes = ClusterNode.objects.select_related("cluster").order_by(

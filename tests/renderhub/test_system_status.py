@@ -67,6 +67,14 @@ def test_it_sends_users_who_are_not_staff_to_the_login(client: Any, django_user_
 
 
 @pytest.mark.django_db
+def test_staff_who_are_not_superusers_get_403(client: Any, bob: Any) -> None:
+    client.force_login(bob)
+    response = client.get(STATUS_URL)
+    assert response.status_code == 403
+    assert "Effective configuration" not in response.content.decode()
+
+
+@pytest.mark.django_db
 def test_the_admin_index_links_to_it(client: Any, alice: Any) -> None:
     client.force_login(alice)
     html = client.get("/admin/").content.decode()
