@@ -30,7 +30,7 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from renderhub import storage
+from renderhub import sandbox_paths, storage
 
 from . import services, thumbnails
 from .choices import ACTIVE_JOB_STATES, FrameState, TaskState
@@ -199,7 +199,7 @@ class ChunkRun:
                 "kind": settings.RENDER_SANDBOX,
                 "network": software.network,
                 # The scene's whole mapping: its assets may sit in sibling folders.
-                "read_only": [str(scene_root), *settings.RENDER_SANDBOX_PATHS],
+                "read_only": [str(scene_root), *sandbox_paths.extra_read_paths()],
                 "file_size": settings.RENDER_MAX_FILE_SIZE,
                 "processes": settings.RENDER_MAX_PROCESSES,
                 "memory": settings.RENDER_MAX_MEMORY,

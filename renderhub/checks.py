@@ -96,9 +96,20 @@ def compute_configuration(app_configs: Any = None, **kwargs: Any) -> list[Error 
 @register()
 def sandbox_configuration(app_configs: Any = None, **kwargs: Any) -> list[Error | Warning]:
     """Renderers and WDL tasks run members' input: say so when nothing confines them."""
+    from renderhub import sandbox_paths
     from renderhub.agent import sandbox
 
     problems: list[Error | Warning] = []
+    for path in settings.RENDER_SANDBOX_PATHS:
+        if (protected := sandbox_paths.exposes(path)) is not None:
+            problems.append(
+                Error(
+                    f"RENDER_SANDBOX_PATHS entry {path} would let sandboxed programs read "
+                    f"{protected}; it is left out of every sandbox.",
+                    hint="Name only the folders renderers are installed in (e.g. /opt/blender).",
+                    id="renderhub.E033",
+                )
+            )
     for name in ("RENDER_SANDBOX", "WORKFLOW_SANDBOX"):
         kind = getattr(settings, name, None)
         if kind is None:

@@ -27,9 +27,9 @@ def _test_settings(settings: Any) -> None:
 
 @pytest.fixture(autouse=True)
 def _sandbox_sees_test_programs(settings: Any) -> None:
-    """Renderers stay sandboxed in tests; the stand-in renderers are Python scripts in this
-    repository run by its venv, so the sandbox may read those (and nothing else of ours)."""
-    settings.RENDER_SANDBOX_PATHS = [str(REPO), sys.base_prefix]
+    """Renderers stay sandboxed in tests; the stand-in renderers are Python scripts in
+    tests/ run by the venv's Python, so the sandbox may read those (not var/ or storage)."""
+    settings.RENDER_SANDBOX_PATHS = [str(REPO / "tests"), sys.prefix, sys.base_prefix]
 
 
 @pytest.fixture(autouse=True)
