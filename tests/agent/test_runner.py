@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -145,8 +144,9 @@ def test_renderer_not_found(make_spec: SpecFactory, run_agent: RunAgent, tmp_pat
 def test_renderer_not_on_path_is_named(make_spec: SpecFactory, run_agent: RunAgent) -> None:
     result = run_agent(make_spec(command=["blender-3.9", "-b", "{scene}"]))
     assert result.exit_code == 4
-    assert "blender-3.9 is not an executable program on PATH /usr/local/bin" in (
-        result.finished["reason"]
+    assert (
+        "blender-3.9 is not an executable program on PATH /usr/local/bin"
+        in (result.finished["reason"])
     )
 
 

@@ -375,9 +375,8 @@ def test_an_instance_that_exits_0_without_frame_events_fails_its_frames(
     assert "ended without reporting frame(s) 2: no output file was found" in task.failure_reason
     silent = submitted.tasks.get(index=2)
     assert "ended without reporting frame(s) 5, 6" in silent.failure_reason
-    assert set(submitted.frame_set.filter(number__in=[2, 5, 6]).values_list("state", flat=True)) == {
-        "failed"
-    }
+    unsaved = submitted.frame_set.filter(number__in=[2, 5, 6])
+    assert set(unsaved.values_list("state", flat=True)) == {"failed"}
 
 
 def test_an_instance_failing_then_succeeding_on_retry_counts_two_attempts(
