@@ -16,12 +16,13 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 
 install: $(BIN)/.installed
 
-# Debian's Blender when it is missing and we may install it; otherwise say what to do.
+# Debian's Blender and bubblewrap (the renderers' sandbox) when missing and we may install
+# them; otherwise say what to do.
 blender:
-	@command -v blender >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq blender; \
-	  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq blender; \
-	  else echo "Blender is missing: install it with 'sudo apt-get install blender' and run make demo again."; exit 1; fi; }
+	@command -v blender >/dev/null && command -v bwrap >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq blender bubblewrap; \
+	  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq blender bubblewrap; \
+	  else echo "Blender or bubblewrap is missing: install them with 'sudo apt-get install blender bubblewrap' and run make demo again."; exit 1; fi; }
 
 # samtools (with wgsim), bwa and bcftools for the germline workflow demo, when we may
 # install them; the render demo does not need them, so otherwise only say what to do.
@@ -65,7 +66,7 @@ beat: install
 	$(BIN)/celery -A renderhub beat -l info
 
 bench: install blender
-	$(BIN)/python bench/render.py
+	$(BIN)/python bench/render.py --sandbox both --repeat 3
 	$(BIN)/python bench/render.py --broker redis://127.0.0.1:6379/14 --skip-efficiency
 
 clean:

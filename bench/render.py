@@ -2,16 +2,21 @@
 
 1. Farm efficiency: the 48-frame demo scene through RenderHub (two chunks on a local
    render worker with concurrency 2) against plain ``blender -b scene -a`` on the same
-   scene, in the same run. Ratio = RenderHub wall time / Blender wall time.
+   scene, in the same run. Ratio = RenderHub wall time / Blender wall time. With
+   ``--sandbox both`` the RenderHub side runs with the renderers in the bubblewrap sandbox
+   and without it, alternately (``--repeat`` times each, a worker restarted per setting),
+   so the sandbox's cost is measured against the same baseline.
 2. Dispatch latency: submit to renderer start (the agent's ``started`` event), for
    single-frame jobs submitted one after another; median and max.
 
-Usage: ``python bench/render.py [--broker redis://127.0.0.1:6379/14] [--latency-jobs 15]``
+Usage: ``python bench/render.py [--broker redis://127.0.0.1:6379/14] [--latency-jobs 15]
+[--sandbox bwrap|none|both] [--repeat 3]``
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -20,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -32,6 +38,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--latency-jobs", type=int, default=15)
     parser.add_argument("--skip-efficiency", action="store_true")
+    parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--sandbox", choices=["bwrap", "none", "both"], default="bwrap")
+    parser.add_argument("--repeat", type=int, default=1, help="efficiency runs per sandbox")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     return parser.parse_args()
 
@@ -45,6 +54,8 @@ def main() -> int:
         os.environ["CELERY_BROKER_URL"] = args.broker
     else:
         os.environ.pop("CELERY_BROKER_URL", None)
+    # The no-op renderer of the latency test is this Python: sandboxed renderers may run it.
+    os.environ["RENDER_SANDBOX_PATHS"] = ",".join(sorted({sys.prefix, sys.base_prefix}))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "renderhub.settings")
     sys.path.insert(0, str(ROOT))
     import django
@@ -61,20 +72,20 @@ def main() -> int:
         from renderhub.celery import app
 
         app.control.purge()
-    worker = start_worker(var)
-    try:
-        wait_for_node(cluster.pk)
-        results: dict[str, object] = {
-            "broker": args.broker.split("://")[0] if args.broker else "filesystem",
-            "cpus": os.cpu_count(),
-            "blender": blender_version(),
-        }
-        if not args.skip_efficiency:
-            results["efficiency"] = farm_efficiency(project, software, cluster, scene_url, var)
-        results["latency"] = dispatch_latency(project, cluster, scene_url, args.latency_jobs)
-    finally:
-        worker.terminate()
-        worker.wait(30)
+    kinds = ["bwrap", "none"] if args.sandbox == "both" else [args.sandbox]
+    results: dict[str, object] = {
+        "broker": args.broker.split("://")[0] if args.broker else "filesystem",
+        "cpus": os.cpu_count(),
+        "blender": blender_version(),
+        "sandbox": args.sandbox,
+    }
+    if not args.skip_efficiency:
+        results["efficiency"] = farm_efficiency(
+            project, software, cluster, scene_url, var, kinds, args.repeat
+        )
+    if not args.skip_latency:
+        with running_worker(var, cluster.pk, kinds[0]):
+            results["latency"] = dispatch_latency(project, cluster, scene_url, args.latency_jobs)
     print(json.dumps(results, indent=2))
     args.out.mkdir(parents=True, exist_ok=True)
     name = f"render-{results['broker']}-{datetime.now():%Y%m%d-%H%M%S}.json"
@@ -84,19 +95,36 @@ def main() -> int:
     return 0
 
 
-def start_worker(var: Path) -> subprocess.Popen[bytes]:
+@contextlib.contextmanager
+def running_worker(var: Path, cluster_id: int, sandbox: str) -> Iterator[None]:
+    """A render worker (concurrency 2) with RENDER_SANDBOX=sandbox, up until the block ends."""
     log = open(var / "worker.log", "ab")  # noqa: SIM115 (lives as long as the worker)
     celery = Path(sys.executable).parent / "celery"
     argv = [str(celery), "-A", "renderhub", "worker", "-Q", "renderhub,render.local"]
     argv += ["-c", "2", "-n", "bench@%h", "-l", os.environ.get("BENCH_WORKER_LOG_LEVEL", "warning")]
-    return subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    env = {**os.environ, "RENDER_SANDBOX": sandbox}
+    started = time.time()
+    worker = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        wait_for_node(cluster_id, started)
+        yield
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        log.close()
 
 
-def wait_for_node(cluster_id: int) -> None:
+def wait_for_node(cluster_id: int, since: float) -> None:
+    from datetime import UTC
+
     from clusters.models import ClusterNode
 
+    seen_after = datetime.fromtimestamp(since, UTC)
     deadline = time.monotonic() + 60
-    while not ClusterNode.objects.filter(cluster_id=cluster_id, name__startswith="bench@").exists():
+    nodes = ClusterNode.objects.filter(
+        cluster_id=cluster_id, name__startswith="bench@", last_seen__gte=seen_after
+    )
+    while not nodes.exists():
         if time.monotonic() > deadline:
             raise SystemExit("the render worker did not start")
         time.sleep(0.2)
@@ -135,7 +163,9 @@ def wait(job, timeout: float = 900):  # type: ignore[no-untyped-def]
     return job
 
 
-def farm_efficiency(project, software, cluster, scene_url, var: Path) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def farm_efficiency(  # type: ignore[no-untyped-def]
+    project, software, cluster, scene_url, var: Path, kinds: list[str], repeat: int
+) -> dict[str, object]:
     from renderhub import storage
 
     backend, key = storage.resolve(scene_url)
@@ -148,15 +178,27 @@ def farm_efficiency(project, software, cluster, scene_url, var: Path) -> dict[st
         capture_output=True,
     )
     baseline = time.monotonic() - start
-    start = time.monotonic()
-    job = wait(submit(project, software, cluster, scene_url, f"1-{count_frames(out)}", nodes=2))
-    renderhub = time.monotonic() - start
-    return {
-        "frames": job.frame_count,
-        "blender_seconds": round(baseline, 2),
-        "renderhub_seconds": round(renderhub, 2),
-        "ratio": round(renderhub / baseline, 3),
-    }
+    frames = count_frames(out)
+    seconds: dict[str, list[float]] = {kind: [] for kind in kinds}
+    for run in range(repeat):
+        # Alternately, first one then the other first: drift and warm-up hit both alike.
+        for kind in kinds if run % 2 == 0 else kinds[::-1]:
+            with running_worker(var, cluster.pk, kind):
+                start = time.monotonic()
+                wait(submit(project, software, cluster, scene_url, f"1-{frames}", nodes=2))
+                seconds[kind].append(round(time.monotonic() - start, 2))
+    result: dict[str, object] = {"frames": frames, "blender_seconds": round(baseline, 2)}
+    for kind, runs in seconds.items():
+        median = statistics.median(runs)
+        result[kind] = {
+            "renderhub_seconds": runs,
+            "median_seconds": round(median, 2),
+            "ratio": round(median / baseline, 3),
+        }
+    if len(kinds) == 2:
+        cost = statistics.median(seconds["bwrap"]) / statistics.median(seconds["none"]) - 1
+        result["sandbox_cost_percent"] = round(100 * cost, 1)
+    return result
 
 
 def count_frames(folder: Path) -> int:
