@@ -159,16 +159,16 @@ def _gpu_binds() -> list[str]:
     return args
 
 
-def _checked(paths: Iterable[str], what: str) -> list[str]:
-    result = []
+def _checked(paths: Iterable[str], what: str) -> list[tuple[str, str]]:
+    """(host source, path inside) pairs: the real folder, seen at the name the caller uses."""
+    result = {}
     for path in paths:
         if not Path(path).is_absolute():
             raise SandboxError(f"{what} path {path!r} must be absolute")
         if not Path(path).exists():
             raise SandboxError(f"{what} path {path} does not exist")
-        result.append(str(Path(path).resolve()))
-    # Parents first: a writable folder inside a read-only one must be mounted after it.
-    return sorted(dict.fromkeys(result), key=lambda p: p.count("/"))
+        result[os.path.normpath(path)] = str(Path(path).resolve())
+    return [(source, inside) for inside, source in result.items()]
 
 
 def bwrap_argv(
@@ -193,9 +193,11 @@ def bwrap_argv(
     if sandbox.gpu:
         args += _gpu_binds()
     args += ["--bind", sandbox.scratch, "/tmp"]  # noqa: S108
-    mounts = [(p, "--ro-bind") for p in read_only] + [(p, "--bind") for p in writable]
-    for path, how in sorted(mounts, key=lambda m: m[0].count("/")):
-        args += [how, path, path]
+    mounts = [("--ro-bind", *pair) for pair in read_only]
+    mounts += [("--bind", *pair) for pair in writable]
+    # Parents first: a writable folder inside a read-only one must be mounted after it.
+    for how, source, inside in sorted(mounts, key=lambda m: m[2].count("/")):
+        args += [how, source, inside]
     args += ["--unshare-all", "--unshare-user", *(["--share-net"] if sandbox.network else [])]
     args += ["--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--disable-userns"]
     args += ["--cap-drop", "ALL", "--die-with-parent", "--new-session", "--clearenv"]
