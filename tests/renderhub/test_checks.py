@@ -198,3 +198,44 @@ def test_check_fails_fast_on_oss_storage_without_a_key(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "renderhub.E001" in result.stderr
     assert "OSS_ACCESS_KEY_SECRET" in result.stderr
+
+
+# --- the sandbox ------------------------------------------------------------------------
+
+
+def test_it_warns_when_members_input_runs_unconfined(settings: Any) -> None:
+    settings.RENDER_SANDBOX = "none"
+    settings.WORKFLOW_SANDBOX = "none"
+    found = [p for p in checks.sandbox_configuration() if p.id == "renderhub.W031"]
+    assert [p.msg.split(" is ")[0] for p in found] == ["RENDER_SANDBOX", "WORKFLOW_SANDBOX"]
+    assert "bubblewrap" in (found[0].hint or "")
+
+
+def test_it_rejects_an_unknown_sandbox(settings: Any) -> None:
+    settings.RENDER_SANDBOX = "docker"
+    assert (
+        "must be one of bwrap, none" in by_id(checks.sandbox_configuration(), "renderhub.E030").msg
+    )
+
+
+def test_it_warns_when_bubblewrap_cannot_run_here(settings: Any, monkeypatch: Any) -> None:
+    from renderhub.agent import sandbox
+
+    monkeypatch.setattr(sandbox.shutil, "which", lambda *a, **k: None)  # not installed
+    settings.RENDER_SANDBOX = settings.WORKFLOW_SANDBOX = "bwrap"
+    warnings = [p for p in checks.sandbox_configuration() if p.id == "renderhub.W032"]
+    assert len(warnings) == 2
+    assert "apt-get install bubblewrap" in warnings[0].msg
+
+
+def test_sandbox_paths_never_expose_var_or_storage(settings: Any, tmp_path: Any) -> None:
+    from renderhub import sandbox_paths
+
+    settings.RENDER_SANDBOX_PATHS = [
+        str(tmp_path / "opt-blender"),
+        str(settings.VAR_DIR.parent),  # holds var/
+        str(settings.LOCAL_STORAGE_ROOT),
+    ]
+    errors = [p for p in checks.sandbox_configuration() if p.id == "renderhub.E033"]
+    assert len(errors) == 2
+    assert sandbox_paths.extra_read_paths() == [str(tmp_path / "opt-blender")]

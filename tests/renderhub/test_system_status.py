@@ -266,3 +266,19 @@ def test_a_failing_check_reports_the_error_without_credentials() -> None:
     assert check.ok is False
     assert check.detail.startswith("ConnectionError: cannot reach")
     assert "db-pass-Qq44" not in check.detail
+
+
+@pytest.mark.django_db
+def test_it_shows_whether_renderers_and_wdl_tasks_are_confined(
+    client: Any, alice: Any, settings: Any
+) -> None:
+    settings.RENDER_SANDBOX = "bwrap"
+    settings.WORKFLOW_SANDBOX = "none"
+    client.force_login(alice)
+    html = rows(client.get(STATUS_URL).content.decode(), "Sandbox")
+    render, workflow = html.split("<td>WORKFLOW_SANDBOX</td>")
+    from renderhub.agent import sandbox
+
+    if sandbox.problem("bwrap") is None:
+        assert "confined" in render and "not confined" not in render
+    assert "not confined" in workflow and "runs as the worker&#x27;s user" in workflow
