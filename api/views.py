@@ -12,6 +12,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from clusters import services as cluster_services
 from clusters.models import Cluster
 from images.models import ComputeImage, Software
 from jobs import services as job_services
@@ -19,6 +20,8 @@ from jobs.models import RenderJob
 from jobs.outputs import list_outputs
 from projects.models import Project
 from renderhub import storage
+from renderhub.compute import ComputeError
+from renderhub.compute.batchcompute import BatchComputeError
 
 from . import pagination, serializers
 from . import services as api_services
@@ -32,6 +35,11 @@ CONFLICT = OpenApiResponse(description="Not possible in its current state.")
 class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_code = "conflict"
+
+
+class Unavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "unavailable"
 
 
 def find(queryset: QuerySet[Any], value: str) -> Any | None:
@@ -93,10 +101,11 @@ class ClusterViewSet(viewsets.ReadOnlyModelViewSet):
         request=serializers.ResizeSerializer,
         responses={
             200: serializers.ClusterSerializer,
-            400: OpenApiResponse(description="Invalid size."),
+            400: OpenApiResponse(description="Invalid size (e.g. more than its max nodes)."),
             403: OpenApiResponse(description="Needs the change-cluster permission."),
             404: NOT_FOUND,
-            501: OpenApiResponse(description="This installation cannot resize clusters yet."),
+            409: OpenApiResponse(description="Not possible in its state (deleted, not created)."),
+            503: OpenApiResponse(description="BatchCompute could not be reached; try again."),
         },
     )
     @action(detail=True, methods=["post"])
@@ -107,17 +116,15 @@ class ClusterViewSet(viewsets.ReadOnlyModelViewSet):
             raise exceptions.PermissionDenied("Resizing clusters needs the change-cluster right.")
         params = serializers.ResizeSerializer(data=request.data)
         params.is_valid(raise_exception=True)
+        nodes = params.validated_data["desired_nodes"]
         try:
-            from clusters.services import resize  # written alongside BatchCompute support
-        except ImportError:
-            return Response(
-                {"detail": "Resizing clusters is not available in this version of RenderHub."},
-                status=status.HTTP_501_NOT_IMPLEMENTED,
-            )
-        try:
-            resize(cluster, params.validated_data["desired_nodes"])
+            cluster_services.resize(cluster, nodes, user=request.user)
         except DjangoValidationError as exc:
             raise exceptions.ValidationError(submission_errors(exc)) from None
+        except ComputeError as exc:
+            # An outage is not a refusal: the same request may work later.
+            outage = isinstance(exc, BatchComputeError) and exc.transient
+            raise (Unavailable if outage else Conflict)(str(exc)) from None
         cluster.refresh_from_db()
         return Response(self.get_serializer(cluster).data)
 

@@ -1,12 +1,27 @@
-"""Projects, images, software and clusters: who sees what, and cluster resizing."""
+"""Projects, images, software and clusters: who sees what, and cluster resizing (through
+clusters.services, on a local cluster and on a BatchCompute one in the fake)."""
+
+# ruff: noqa: F811  (the BatchCompute fixtures are imported, then named as arguments)
 
 from __future__ import annotations
 
-import sys
-import types
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission
+
+from clusters.choices import ClusterState
+from clusters.models import Cluster
+from tests.compute.fixtures import (  # noqa: F401
+    bc_settings,
+    bucket,
+    cloud_bc,
+    cloud_cluster,
+    cloud_image,
+    cloud_oss,
+    fake_bc,
+)
+from tests.fakes.batchcompute import FakeBatchCompute
 
 pytestmark = pytest.mark.django_db
 
@@ -61,41 +76,77 @@ def test_resizing_needs_the_change_cluster_permission(token_client, bob, cluster
     assert response.status_code == 403
 
 
-def test_resize_says_501_while_clusters_services_has_no_resize(
-    token_client, alice, cluster, monkeypatch
-) -> None:
-    monkeypatch.setitem(sys.modules, "clusters.services", types.ModuleType("clusters.services"))
-    response = token_client(alice).post(
-        f"/api/clusters/{cluster.pk}/resize/", {"desired_nodes": 3}, format="json"
-    )
-    assert response.status_code == 501
-    assert "not available" in response.json()["detail"]
+def resize(client, cluster, body) -> Any:
+    return client.post(f"/api/clusters/{cluster.pk}/resize/", body, format="json")
 
 
-def test_resize_calls_the_cluster_service(token_client, bob, cluster, monkeypatch) -> None:
-    from django.core.exceptions import ValidationError
-
-    calls = []
-
-    def resize(target, desired_nodes):
-        if desired_nodes > 8:
-            raise ValidationError({"desired_nodes": "At most 8 nodes."})
-        calls.append((target.pk, desired_nodes))
-        type(target).objects.filter(pk=target.pk).update(desired_nodes=desired_nodes)
-
-    module = types.ModuleType("clusters.services")
-    module.resize = resize  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "clusters.services", module)
+@pytest.fixture
+def operator(bob) -> Any:
+    """bob, allowed to change clusters."""
     bob.user_permissions.add(Permission.objects.get(codename="change_cluster"))
-    client = token_client(bob)
-    response = client.post(
-        f"/api/clusters/{cluster.pk}/resize/", {"desired_nodes": 3}, format="json"
-    )
+    return bob
+
+
+def test_resize_sets_the_size_and_logs_who_did_it(token_client, operator, cluster) -> None:
+    response = resize(token_client(operator), cluster, {"desired_nodes": 3})
     assert response.status_code == 200, response.content
-    assert response.json()["desired_nodes"] == 3 and calls == [(cluster.pk, 3)]
-    refused = client.post(
-        f"/api/clusters/{cluster.pk}/resize/", {"desired_nodes": 9}, format="json"
+    assert response.json()["desired_nodes"] == 3
+    cluster.refresh_from_db()
+    assert cluster.desired_nodes == 3
+    [operation] = cluster.operations.filter(action="resize")
+    assert (operation.user, operation.message) == (operator, "resized from 2 to 3 nodes")
+
+
+def test_resize_refusals_are_400_or_409_and_change_nothing(token_client, operator, cluster) -> None:
+    client = token_client(operator)
+    too_many = resize(client, cluster, {"desired_nodes": 9})
+    assert too_many.status_code == 400
+    [message] = too_many.json()["desired_nodes"]
+    assert message.startswith("9 nodes is more than 4 (the max nodes of cluster")
+    assert resize(client, cluster, {}).status_code == 400
+    Cluster.objects.filter(pk=cluster.pk).update(state=ClusterState.DELETED)
+    deleted = resize(client, cluster, {"desired_nodes": 1})
+    assert deleted.status_code == 409
+    assert deleted.json()["detail"] == f"Cluster {cluster} is deleted."
+    cluster.refresh_from_db()
+    assert cluster.desired_nodes == 2 and not cluster.operations.filter(action="resize").exists()
+
+
+def test_resize_a_batchcompute_cluster(
+    token_client, operator, cloud_cluster, fake_bc: FakeBatchCompute
+) -> None:
+    response = resize(token_client(operator), cloud_cluster, {"desired_nodes": 5})
+    assert response.status_code == 200, response.content
+    assert response.json()["desired_nodes"] == 5 and response.json()["state"] == "resizing"
+    assert fake_bc.clusters[cloud_cluster.cloud_cluster_id].desired == {"group": 5}
+    [operation] = cloud_cluster.operations.filter(action="resize")
+    assert (operation.user, operation.message) == (operator, "resized from 2 to 5 nodes")
+
+
+@pytest.mark.parametrize(
+    ("status", "answer", "says"),
+    [(503, 503, "ServiceUnavailable"), (400, 409, "InvalidParameter")],
+)
+def test_batchcompute_failures_are_answered_not_500(
+    token_client, operator, cloud_cluster, fake_bc: FakeBatchCompute, status, answer, says
+) -> None:
+    # An outage may pass (503: try again); a refusal will not (409).
+    fake_bc.fail_next(5, status=status, code=says, route="PUT /clusters/{id}")
+    response = resize(token_client(operator), cloud_cluster, {"desired_nodes": 5})
+    assert response.status_code == answer
+    assert says in response.json()["detail"]
+    cloud_cluster.refresh_from_db()
+    assert cloud_cluster.desired_nodes == 2
+    assert fake_bc.clusters[cloud_cluster.cloud_cluster_id].desired == {"group": 2}
+    assert not cloud_cluster.operations.filter(action="resize").exists()
+
+
+def test_resizing_a_cloud_cluster_not_created_yet_is_a_conflict(
+    token_client, operator, cloud_cluster
+) -> None:
+    Cluster.objects.filter(pk=cloud_cluster.pk).update(
+        cloud_cluster_id="", state=ClusterState.CREATING
     )
-    assert refused.status_code == 400
-    assert refused.json() == {"desired_nodes": ["At most 8 nodes."]}
-    assert client.post(f"/api/clusters/{cluster.pk}/resize/", {}, format="json").status_code == 400
+    response = resize(token_client(operator), cloud_cluster, {"desired_nodes": 5})
+    assert response.status_code == 409
+    assert "not created in BatchCompute yet" in response.json()["detail"]
