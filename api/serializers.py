@@ -358,6 +358,10 @@ class OutputSerializer(serializers.Serializer):
 
 class ActionResultSerializer(serializers.Serializer):
     detail = serializers.CharField()
+    warnings = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Done, but something after it failed, e.g. a cloud job not stopped yet.",
+    )
     tasks = serializers.IntegerField(help_text="Chunks cancelled or queued again.")
     job = RenderJobSerializer()
 

@@ -313,12 +313,15 @@ class RenderJobViewSet(
         ]
         return self.get_paginated_response(self.get_serializer(rows, many=True).data)
 
-    def _result(self, job: RenderJob, detail: str, count: int) -> Response:
+    def _result(
+        self, job: RenderJob, detail: str, count: int, warnings: tuple[str, ...] = ()
+    ) -> Response:
         job.refresh_from_db()
         context = self.get_serializer_context()
         return Response(
             {
                 "detail": detail,
+                "warnings": list(warnings),
                 "tasks": count,
                 "job": serializers.RenderJobSerializer(job, context=context).data,
             }
@@ -330,14 +333,15 @@ class RenderJobViewSet(
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
-        """Cancel a queued or running job; running renderers are stopped by their workers."""
+        """Cancel a queued or running job; running renderers are stopped by their workers.
+
+        ``warnings`` says when the job is cancelled but its BatchCompute job could not be
+        stopped yet (each poll tries again)."""
         job = self.get_object()
-        if not job.is_active:
-            raise Conflict(
-                f"Job #{job.pk} is {job.state}: only queued or running jobs can be cancelled."
-            )
-        count = job_services.cancel_job(job)
-        return self._result(job, f"Job #{job.pk} cancelled.", count)
+        outcome = job_services.cancel_job(job)
+        if not outcome.ok:
+            raise Conflict(outcome.message)
+        return self._result(job, outcome.message, outcome.count, outcome.warnings)
 
     @extend_schema(
         request=None,

@@ -7,6 +7,8 @@ from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from renderhub.outcome import add_messages
+
 from . import services
 from .forms import SubmitRenderForm
 from .models import Frame, NodeBlock, RenderJob, Task
@@ -147,8 +149,8 @@ class RenderJobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel selected jobs", permissions=["change"])
     def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[RenderJob]) -> None:
-        count = sum(1 for job in queryset.select_related("cluster") if services.cancel_job(job))
-        self.message_user(request, f"Cancelled {count} job(s).", messages.SUCCESS)
+        for job in queryset.select_related("cluster"):
+            add_messages(request, services.cancel_job(job))
 
     @admin.action(description="Retry failed chunks of selected jobs", permissions=["change"])
     def retry_jobs(self, request: HttpRequest, queryset: QuerySet[RenderJob]) -> None:

@@ -756,8 +756,9 @@ def instance_logs(task: Task) -> dict[str, str]:
 def cancel(job: RenderJob) -> None:
     """Stop the job's cloud jobs (its rows are cancelled already).
 
-    A stop that fails here is retried by the poller (``stop_requested``); a submission in
-    flight sees the flag and stops what it created.
+    A stop that fails here raises ComputeError, saying so, and the poller stops it
+    (``stop_requested``) at its next cycles; a submission in flight sees the flag and stops
+    what it created.
     """
     active = list(CloudJob.objects.filter(job=job, state__in=ACTIVE))
     CloudJob.objects.filter(pk__in=[c.pk for c in active]).update(stop_requested=True)
@@ -772,4 +773,7 @@ def cancel(job: RenderJob) -> None:
         except ComputeError as exc:
             problems.append(str(exc))
     if problems:
-        raise ComputeError("; ".join(problems) + " (RenderHub keeps trying to stop it)")
+        raise ComputeError(
+            f"{'; '.join(problems)}. RenderHub tries again at every poll of its BatchCompute "
+            "jobs until it has stopped."
+        )

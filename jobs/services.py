@@ -26,7 +26,8 @@ from images import parameters as software_parameters
 from images.models import Software
 from projects.models import Project
 from renderhub import storage
-from renderhub.compute import get_backend
+from renderhub.compute import ComputeError, get_backend
+from renderhub.outcome import Outcome
 
 from .choices import ACTIVE_JOB_STATES, OPEN_TASK_STATES, FrameState, JobState, TaskState
 from .framespec import FrameSpecError, parse_frame_spec, split_by_size, split_even
@@ -263,12 +264,17 @@ def _announce(job_id: int, old_state: str, new_state: str) -> None:
 # --- Operations users ask for ---------------------------------------------------------
 
 
-def cancel_job(job: RenderJob) -> int:
-    """Cancel every open task and frame; running renderers are killed by their workers."""
+def cancel_job(job: RenderJob) -> Outcome:
+    """Cancel every open task and frame; running renderers are killed by their workers.
+
+    The rows are committed before the backend is told to stop: a backend that cannot stop
+    its work now (a BatchCompute call failed) leaves the job cancelled, with a warning that
+    says so, and its poller keeps stopping it.
+    """
     with transaction.atomic():
         locked = RenderJob.objects.select_for_update().get(pk=job.pk)
         if not locked.is_active:
-            return 0
+            return Outcome(False, f"Job #{job.pk} is already {locked.state}; nothing to cancel.")
         open_tasks = list(locked.tasks.filter(state__in=OPEN_TASK_STATES))
         Task.objects.filter(pk__in=[t.pk for t in open_tasks]).update(
             state=TaskState.CANCELLED, finished_at=timezone.now()
@@ -280,9 +286,19 @@ def cancel_job(job: RenderJob) -> int:
             state=JobState.CANCELLED, finished_at=timezone.now()
         )
         _announce(job.pk, locked.state, JobState.CANCELLED)
-    get_backend(job.cluster.backend).cancel(job, open_tasks)
-    log.info("cancelled job %s (%d open tasks)", job.pk, len(open_tasks))
-    return len(open_tasks)
+    count = len(open_tasks)
+    warnings: tuple[str, ...] = ()
+    try:
+        get_backend(job.cluster.backend).cancel(job, open_tasks)
+    except ComputeError as exc:
+        log.warning("job %s is cancelled, but its backend could not stop it: %s", job.pk, exc)
+        warnings = (
+            f"Job #{job.pk} is cancelled in RenderHub, but its work on "
+            f"{job.cluster.get_backend_display()} could not be stopped yet: {exc}",
+        )
+    log.info("cancelled job %s (%d open tasks)", job.pk, count)
+    chunks = f"{count} chunk{'' if count == 1 else 's'}"
+    return Outcome(True, f"Cancelled job #{job.pk} ({chunks} stopped).", count, warnings)
 
 
 def retry_job(job: RenderJob) -> int:

@@ -24,6 +24,7 @@ from images.models import Software
 from projects.models import Project
 from projects.views import Folder, OutsideMappings, browse, scene_labels
 from renderhub import storage
+from renderhub.outcome import add_messages
 
 from . import pages, queries, services
 from .forms import SubmitRenderPageForm
@@ -177,11 +178,7 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def cancel(request: HttpRequest, pk: int) -> HttpResponse:
     job = queries.get_job(request.user, pk)
-    if job.is_active:
-        chunks = services.cancel_job(job)
-        messages.success(request, f"Cancelled job #{job.pk} ({chunks} open chunks stopped).")
-    else:
-        messages.info(request, f"Job #{job.pk} has already ended.")
+    add_messages(request, services.cancel_job(job))
     return redirect(_job_url(job.pk))
 
 

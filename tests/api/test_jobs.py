@@ -2,6 +2,8 @@
 cancel and retry, each for the member (bob), the superuser (alice) and the outsider (charlie).
 """
 
+# ruff: noqa: F811  (the BatchCompute fixtures are imported, then named as arguments)
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -13,6 +15,20 @@ from jobs import services as job_services
 from jobs.choices import FrameState, JobState, TaskState
 from jobs.models import RenderJob
 from renderhub import storage
+from tests.compute.fixtures import (  # noqa: F401  (fixtures, named as arguments)
+    assert_says_the_stop_is_retried,
+    assert_stopped_by_the_poller,
+    bc_settings,
+    bucket,
+    cloud_bc,
+    cloud_cluster,
+    cloud_image,
+    cloud_oss,
+    cloud_project,
+    cloud_software,
+    fake_bc,
+    unstoppable_cloud_job,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -284,14 +300,31 @@ def test_cancel_then_retry(token_client, bob, job):
     cancelled = client.post(f"/api/jobs/{job.pk}/cancel/")
     assert cancelled.status_code == 200, cancelled.content
     assert cancelled.json()["tasks"] == 2
+    assert cancelled.json()["detail"] == f"Cancelled job #{job.pk} (2 chunks stopped)."
+    assert cancelled.json()["warnings"] == []
     assert cancelled.json()["job"]["state"] == JobState.CANCELLED
     again = client.post(f"/api/jobs/{job.pk}/cancel/")
-    assert again.status_code == 409 and "only queued or running" in again.json()["detail"]
+    assert again.status_code == 409
+    assert again.json()["detail"] == f"Job #{job.pk} is already cancelled; nothing to cancel."
 
     retried = client.post(f"/api/jobs/{job.pk}/retry/")
     assert retried.status_code == 200, retried.content
     assert retried.json()["tasks"] == 2 and retried.json()["job"]["state"] == JobState.QUEUED
     assert client.post(f"/api/jobs/{job.pk}/retry/").status_code == 409  # active again
+
+
+def test_cancel_warns_when_the_cloud_job_could_not_be_stopped_yet(
+    token_client, alice, unstoppable_cloud_job, fake_bc
+):
+    job = unstoppable_cloud_job
+    response = token_client(alice).post(f"/api/jobs/{job.pk}/cancel/")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["detail"] == f"Cancelled job #{job.pk} (3 chunks stopped)."
+    assert body["job"]["state"] == JobState.CANCELLED and body["tasks"] == 3
+    [warning] = body["warnings"]
+    assert_says_the_stop_is_retried(job, warning)
+    assert_stopped_by_the_poller(job, fake_bc)
 
 
 def test_retry_with_nothing_to_retry_is_a_conflict(token_client, bob, job):

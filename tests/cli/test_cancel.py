@@ -1,3 +1,5 @@
+# ruff: noqa: F811  (the BatchCompute fixtures are imported, then named as arguments)
+
 from __future__ import annotations
 
 from typing import Any
@@ -6,6 +8,21 @@ import pytest
 from django.core.management.base import CommandError
 
 from jobs.choices import FrameState, JobState, TaskState
+from jobs.models import RenderJob
+from tests.compute.fixtures import (  # noqa: F401  (fixtures, named as arguments)
+    assert_says_the_stop_is_retried,
+    assert_stopped_by_the_poller,
+    bc_settings,
+    bucket,
+    cloud_bc,
+    cloud_cluster,
+    cloud_image,
+    cloud_oss,
+    cloud_project,
+    cloud_software,
+    fake_bc,
+    unstoppable_cloud_job,
+)
 
 from .conftest import render_task, start_task
 
@@ -19,7 +36,7 @@ def test_it_cancels_the_open_chunks(run: Any, submit: Any, scene_url: str) -> No
 
     out = run("cancel", str(job.pk)).out
 
-    assert out == f"Cancelled job #{job.pk} (2 chunks stopped)\n"
+    assert out == f"Cancelled job #{job.pk} (2 chunks stopped).\n"
     job.refresh_from_db()
     assert job.state == JobState.CANCELLED and job.finished_at is not None
     assert list(job.tasks.values_list("state", flat=True)) == [
@@ -53,3 +70,15 @@ def test_it_lets_members_cancel_and_hides_other_jobs(
     assert "Cancelled" in run("cancel", str(job.pk), "--as-user", "bob").out
     with pytest.raises(CommandError, match=r"^There is no job #77\.$"):
         run("cancel", "77")
+
+
+def test_it_warns_when_the_cloud_job_could_not_be_stopped_yet(
+    run: Any, unstoppable_cloud_job: RenderJob, fake_bc: Any
+) -> None:
+    job = unstoppable_cloud_job
+    result = run("cancel", str(job.pk))  # no CommandError: the job is cancelled
+    assert result.out == f"Cancelled job #{job.pk} (3 chunks stopped).\n"
+    assert_says_the_stop_is_retried(job, result.err.rstrip("\n"))
+    job.refresh_from_db()
+    assert job.state == JobState.CANCELLED
+    assert_stopped_by_the_poller(job, fake_bc)

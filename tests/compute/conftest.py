@@ -13,4 +13,5 @@ from tests.compute.fixtures import (  # noqa: F401
     cloud_project,
     cloud_software,
     fake_bc,
+    unstoppable_cloud_job,
 )

@@ -160,6 +160,47 @@ def auto_cluster(cloud_image: Any, bc_settings: Any) -> Any:
     )
 
 
+@pytest.fixture
+def unstoppable_cloud_job(
+    cloud_project: Any,
+    cloud_software: Any,
+    cloud_cluster: Any,
+    fake_bc: FakeBatchCompute,
+    django_capture_on_commit_callbacks: Any,
+) -> Any:
+    """A render job waiting on BatchCompute whose stop call fails (503) until the test
+    calls ``fake_bc.clear_faults()``."""
+    job = submit_cloud(
+        cloud_project, cloud_software, cloud_cluster, capture=django_capture_on_commit_callbacks
+    )
+    fake_bc.fail_next(1000, status=503, route="POST /jobs/{id}/stop")
+    return job
+
+
+def assert_says_the_stop_is_retried(job: Any, warning: str) -> None:
+    """The warning every caller shows when cancelling ``unstoppable_cloud_job``."""
+    assert warning.startswith(
+        f"Job #{job.pk} is cancelled in RenderHub, but its work on Alibaba Cloud BatchCompute "
+        "could not be stopped yet: BatchCompute stop_job failed: HTTP 503 ServiceUnavailable"
+    ), warning
+    assert warning.endswith(
+        "RenderHub tries again at every poll of its BatchCompute jobs until it has stopped."
+    ), warning
+
+
+def assert_stopped_by_the_poller(job: Any, fake_bc: FakeBatchCompute) -> None:
+    """The cloud job of a cancelled render still runs; once BatchCompute answers again,
+    the next poll stops it."""
+    from jobs import cloud
+    from jobs.models import CloudJob
+
+    cloud_id = CloudJob.objects.get(job=job).cloud_id
+    assert fake_bc.jobs[cloud_id].state == "Waiting"
+    fake_bc.clear_faults()
+    cloud.poll_all()
+    assert fake_bc.jobs[cloud_id].state == "Stopped"
+
+
 def submit_cloud(
     project: Any,
     software: Any,

@@ -10,8 +10,12 @@ from django.utils import timezone
 from jobs import cloud, services
 from jobs.choices import FrameState, JobState, TaskState
 from jobs.models import CloudJob, CloudJobState, RenderJob, Task
-from renderhub.compute import ComputeError
-from tests.compute.fixtures import submit_cloud, write_events
+from tests.compute.fixtures import (
+    assert_says_the_stop_is_retried,
+    assert_stopped_by_the_poller,
+    submit_cloud,
+    write_events,
+)
 from tests.fakes.batchcompute import FakeBatchCompute
 from tests.fakes.oss import FakeOSS
 
@@ -550,16 +554,19 @@ def test_cancel_stops_the_cloud_job(submitted: RenderJob, fake_bc: FakeBatchComp
     assert submitted.state == JobState.CANCELLED
 
 
-def test_a_stop_that_failed_is_retried_by_the_poller(
-    submitted: RenderJob, fake_bc: FakeBatchCompute
+def test_a_stop_that_failed_is_a_warning_and_the_poller_retries_it(
+    unstoppable_cloud_job: RenderJob, fake_bc: FakeBatchCompute
 ) -> None:
-    cj = cloud_job_of(submitted)
-    fake_bc.fail_next(5, status=503, route="POST /jobs/{id}/stop")
-    with pytest.raises(ComputeError, match="keeps trying"):
-        services.cancel_job(submitted)
-    assert fake_bc.jobs[cj.cloud_id].state == "Waiting"
-    cloud.poll_all()
-    assert fake_bc.jobs[cj.cloud_id].state == "Stopped"
+    job = unstoppable_cloud_job
+    outcome = services.cancel_job(job)
+    assert (outcome.ok, outcome.count) == (True, 3)
+    assert outcome.message == f"Cancelled job #{job.pk} (3 chunks stopped)."
+    [warning] = outcome.warnings
+    assert_says_the_stop_is_retried(job, warning)
+    job.refresh_from_db()
+    assert job.state == JobState.CANCELLED
+    assert cloud.poll_all().failed == 1  # BatchCompute still refuses: tried, not given up
+    assert_stopped_by_the_poller(job, fake_bc)
 
 
 def test_finish_makes_thumbnails_from_the_uploaded_outputs(

@@ -4,6 +4,8 @@ Submissions run through the services; dispatch is enqueued on commit, which the 
 ``db`` fixture never fires, so nothing here reaches a broker.
 """
 
+# ruff: noqa: F811  (the BatchCompute fixtures are imported, then named as arguments)
+
 from __future__ import annotations
 
 import html
@@ -17,6 +19,20 @@ from django.utils import timezone
 from jobs import services
 from jobs.choices import FrameState, JobState, TaskState
 from jobs.models import Frame, RenderJob, Task
+from tests.compute.fixtures import (  # noqa: F401  (fixtures, named as arguments)
+    assert_says_the_stop_is_retried,
+    assert_stopped_by_the_poller,
+    bc_settings,
+    bucket,
+    cloud_bc,
+    cloud_cluster,
+    cloud_image,
+    cloud_oss,
+    cloud_project,
+    cloud_software,
+    fake_bc,
+    unstoppable_cloud_job,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -218,7 +234,9 @@ def test_cancel_stops_the_job_its_chunks_and_frames(admin_client: Any, job: Rend
     assert job.finished_at is not None
     assert set(job.tasks.values_list("state", flat=True)) == {TaskState.CANCELLED}
     assert set(job.frame_set.values_list("state", flat=True)) == {FrameState.CANCELLED}
-    assert [str(m) for m in get_messages(response.wsgi_request)] == ["Cancelled 1 job(s)."]
+    assert [str(m) for m in get_messages(response.wsgi_request)] == [
+        f"Cancelled job #{job.pk} (2 chunks stopped)."
+    ]
 
 
 def test_cancel_leaves_ended_jobs_alone(admin_client: Any, job: RenderJob) -> None:
@@ -226,7 +244,25 @@ def test_cancel_leaves_ended_jobs_alone(admin_client: Any, job: RenderJob) -> No
     response = act(admin_client, "cancel_jobs", job)
     job.refresh_from_db()
     assert job.state == JobState.FINISHED
-    assert [str(m) for m in get_messages(response.wsgi_request)] == ["Cancelled 0 job(s)."]
+    assert [str(m) for m in get_messages(response.wsgi_request)] == [
+        f"Job #{job.pk} is already finished; nothing to cancel."
+    ]
+
+
+def test_cancel_says_when_a_cloud_job_could_not_be_stopped_yet(
+    admin_client: Any, unstoppable_cloud_job: RenderJob, fake_bc: Any
+) -> None:
+    job = unstoppable_cloud_job
+    response = act(admin_client, "cancel_jobs", job)
+    assert response.status_code == 302
+    shown = [(m.level_tag, str(m)) for m in get_messages(response.wsgi_request)]
+    assert shown[0] == ("success", f"Cancelled job #{job.pk} (3 chunks stopped).")
+    [(level, warning)] = shown[1:]
+    assert level == "warning"
+    assert_says_the_stop_is_retried(job, warning)
+    job.refresh_from_db()
+    assert job.state == JobState.CANCELLED
+    assert_stopped_by_the_poller(job, fake_bc)
 
 
 def test_retry_queues_the_cancelled_chunks_again(admin_client: Any, job: RenderJob) -> None:

@@ -101,7 +101,7 @@ def test_cancel_kills_the_renderer(
     else:
         raise AssertionError("the render never started")
     pid = task.pid
-    assert services.cancel_job(job) == 1
+    assert services.cancel_job(job).count == 1
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and _alive(pid):
         time.sleep(0.2)

@@ -1,5 +1,7 @@
 """Job detail, its live partial, frame previews and the actions (POSTs through the services)."""
 
+# ruff: noqa: F811  (the BatchCompute fixtures are imported, then named as arguments)
+
 from __future__ import annotations
 
 from typing import Any
@@ -8,6 +10,20 @@ import pytest
 
 from jobs.choices import FrameState, JobState, TaskState
 from jobs.models import RenderJob, Task
+from tests.compute.fixtures import (  # noqa: F401  (fixtures, named as arguments)
+    assert_says_the_stop_is_retried,
+    assert_stopped_by_the_poller,
+    bc_settings,
+    bucket,
+    cloud_bc,
+    cloud_cluster,
+    cloud_image,
+    cloud_oss,
+    cloud_project,
+    cloud_software,
+    fake_bc,
+    unstoppable_cloud_job,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -92,9 +108,26 @@ def test_cancel_goes_through_the_service_and_back(as_bob: Any, job: RenderJob) -
     job.refresh_from_db()
     assert job.state == JobState.CANCELLED
     assert not job.frame_set.filter(state__in=(FrameState.QUEUED, FrameState.RUNNING)).exists()
-    assert "Cancelled job" in response.content.decode()
+    assert f"Cancelled job #{job.pk} (1 chunk stopped)." in response.content.decode()
     again = as_bob.post(f"/jobs/{job.pk}/cancel/", follow=True)
-    assert "already ended" in again.content.decode()
+    assert f"Job #{job.pk} is already cancelled; nothing to cancel." in again.content.decode()
+
+
+def test_cancel_says_when_the_cloud_job_could_not_be_stopped_yet(
+    as_alice: Any, unstoppable_cloud_job: RenderJob, fake_bc: Any
+) -> None:
+    job = unstoppable_cloud_job
+    response = as_alice.post(f"/jobs/{job.pk}/cancel/", follow=True)
+    assert response.status_code == 200
+    shown = [(m.level_tag, str(m)) for m in response.context["messages"]]
+    assert shown[0] == ("success", f"Cancelled job #{job.pk} (3 chunks stopped).")
+    [(level, warning)] = shown[1:]
+    assert level == "warning"
+    assert_says_the_stop_is_retried(job, warning)
+    assert warning in response.content.decode()
+    job.refresh_from_db()
+    assert job.state == JobState.CANCELLED
+    assert_stopped_by_the_poller(job, fake_bc)
 
 
 def test_retry_requeues_the_failed_chunk(as_alice: Any, finished_job: RenderJob) -> None:

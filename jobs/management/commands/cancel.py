@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
 from jobs import cli, services
-from jobs.models import RenderJob
-from renderhub.compute import ComputeError
+from renderhub import outcome
 
 
 class Command(BaseCommand):
@@ -20,18 +19,4 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         job = cli.get_job(options["id"], cli.resolve_user(options["as_user"]))
-        if not job.is_active:
-            self.stdout.write(f"Job #{job.pk} is already {job.state}; nothing to cancel.")
-            return
-        try:
-            stopped = services.cancel_job(job)
-        except ComputeError as exc:
-            # The rows are cancelled already; only stopping the remote work failed.
-            raise CommandError(
-                f"Job #{job.pk} is cancelled, but stopping it failed: {exc}"
-            ) from None
-        if stopped == 0:  # it ended between our read and the cancel
-            state = RenderJob.objects.values_list("state", flat=True).get(pk=job.pk)
-            self.stdout.write(f"Job #{job.pk} is already {state}; nothing to cancel.")
-            return
-        self.stdout.write(f"Cancelled job #{job.pk} ({cli.plural(stopped, 'chunk')} stopped)")
+        outcome.write(self, services.cancel_job(job))
