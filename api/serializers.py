@@ -219,13 +219,6 @@ class SubmitRenderSerializer(serializers.Serializer):
             )
         return value
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if attrs.get("nodes") and attrs.get("chunk_size"):
-            raise serializers.ValidationError(
-                {"chunk_size": "Give nodes or a chunk size, not both."}
-            )
-        return attrs
-
 
 class SubmissionSerializer(serializers.Serializer):
     submission = serializers.UUIDField()

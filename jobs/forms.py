@@ -60,12 +60,6 @@ class SubmitRenderForm(forms.Form):
     def clean_parameters(self) -> dict[str, str]:
         return parse_param_lines(self.cleaned_data.get("parameters") or "")
 
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        if data.get("nodes") and data.get("chunk_size"):
-            self.add_error("chunk_size", "Give nodes or a chunk size, not both.")
-        return data
-
     def submit(self) -> list[RenderJob]:
         data = self.cleaned_data
         request = services.RenderRequest(

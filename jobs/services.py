@@ -124,6 +124,8 @@ def validate_render(
         )
     if request.chunk_size is not None and request.chunk_size < 1:
         _check(errors, "chunk_size", "Chunk size must be at least 1 frame.")
+    if request.nodes is not None and request.chunk_size is not None:
+        _check(errors, "chunk_size", "Give nodes or a chunk size, not both.")
     if not -100 <= request.priority <= 100:
         _check(errors, "priority", "Priority must be between -100 and 100.")
     if len(request.name) > 150:

@@ -113,14 +113,21 @@ def test_submission_errors_come_back_per_field(
     assert RenderJob.objects.count() == 0
 
 
-def test_submit_validates_the_shape_first(token_client, bob, project, cluster, scene_url):
-    client = token_client(bob)
-    both = client.post(
+def test_nodes_and_chunk_size_together_are_refused_by_the_service(
+    token_client, bob, project, blender_software, cluster, scene_url
+):
+    both = token_client(bob).post(
         "/api/jobs/",
         submission("shots", "blender", cluster.name, scene_url, nodes=2, chunk_size=2),
         format="json",
     )
-    assert both.status_code == 400 and "not both" in both.json()["chunk_size"][0]
+    assert both.status_code == 400
+    assert both.json() == {"chunk_size": ["Give nodes or a chunk size, not both."]}
+    assert RenderJob.objects.count() == 0
+
+
+def test_submit_validates_the_shape_first(token_client, bob, project, cluster, scene_url):
+    client = token_client(bob)
     nested = client.post(
         "/api/jobs/",
         submission("shots", "blender", cluster.name, scene_url, parameters={"a": {"b": 1}}),

@@ -93,9 +93,21 @@ def test_it_says_when_the_project_does_not_exist(run: Any, project: Any) -> None
         run("submit_render", "--project", "nope", "--scene", "x.blend", "--frames", "1")
 
 
-def test_it_refuses_nodes_and_chunk_together(run: Any, scene_url: str) -> None:
-    with pytest.raises(CommandError, match="argument --chunk: not allowed with argument --nodes"):
+def test_it_refuses_nodes_and_chunk_together_before_uploading(
+    run: Any, scene_url: str, storage_root: Path, tmp_path: Path
+) -> None:
+    refusal = "The submission was refused:\n  chunk_size: Give nodes or a chunk size, not both."
+    with pytest.raises(CommandError) as exc:
         run(*submit_args(scene_url, "--nodes", "2", "--chunk", "5"))
+    assert str(exc.value) == refusal  # the service's words, as the API and the forms say it
+    local = tmp_path / "shot 8" / "shot_8.blend"
+    local.parent.mkdir()
+    local.write_bytes(b"BLENDER-v304")
+    with pytest.raises(CommandError) as exc:
+        run(*submit_args(str(local), "--nodes", "2", "--chunk", "5"))
+    assert str(exc.value) == refusal
+    assert not (storage_root / "scenes" / "uploads").exists()
+    assert not RenderJob.objects.exists()
 
 
 def test_it_refuses_a_param_without_equals(run: Any, scene_url: str) -> None:

@@ -87,6 +87,7 @@ def test_test_frame_first_holds_the_rest(project, blender_software, cluster, sce
         ({"parameters": {"samples": "4"}}, "parameters", "Unknown parameter 'samples'"),
         ({"scenes": []}, "scenes", "at least one scene"),
         ({"priority": 1000}, "priority", "between -100 and 100"),
+        ({"nodes": 2, "chunk_size": 5}, "chunk_size", "Give nodes or a chunk size, not both."),
     ],
 )
 def test_bad_submissions_name_the_field_and_create_nothing(

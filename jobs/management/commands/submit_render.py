@@ -51,9 +51,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--cluster", metavar="NAME", help="Default: the only active cluster (or 'local')."
         )
-        split = parser.add_mutually_exclusive_group()
-        split.add_argument("--nodes", type=int, metavar="N", help="Spread frames over N nodes.")
-        split.add_argument("--chunk", type=int, metavar="N", help="Or: N frames per chunk.")
+        parser.add_argument("--nodes", type=int, metavar="N", help="Spread frames over N nodes.")
+        parser.add_argument("--chunk", type=int, metavar="N", help="Or: N frames per chunk.")
         parser.add_argument(
             "--param", action="append", default=[], metavar="K=V", help="Software parameter."
         )
