@@ -4,7 +4,8 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.core.exceptions import ValidationError
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
@@ -12,7 +13,7 @@ from django.utils.html import format_html
 from projects.models import Project
 from renderhub.admin_actions import ExplainRefusedActionsMixin
 
-from . import services, signing
+from . import services
 from .choices import WebhookEvent
 from .models import ApiToken, Webhook, WebhookDelivery
 
@@ -29,11 +30,35 @@ def _show_once(request: HttpRequest, what: str, value: str) -> None:
     )
 
 
+def _become(obj: Model, created: Model) -> None:
+    """Make the admin's unsaved object the row a service created: the admin logs it,
+    links to it and saves its inlines with it."""
+    obj.pk = created.pk
+    obj.refresh_from_db()
+
+
 # --- API tokens -------------------------------------------------------------------------
+
+
+class ApiTokenForm(forms.ModelForm):
+    class Meta:
+        model = ApiToken
+        fields = ("user", "name", "project", "expires_at")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        # A superuser may pick any user and project: the token's user must be a member.
+        if self.instance.pk is None and data.get("user") and data.get("project"):
+            try:
+                services.check_member(data["user"], data["project"])
+            except ValidationError as exc:
+                self.add_error(None, exc)
+        return data
 
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(ExplainRefusedActionsMixin, admin.ModelAdmin):
+    form = ApiTokenForm
     list_display = (
         "prefix",
         "name",
@@ -75,10 +100,14 @@ class ApiTokenAdmin(ExplainRefusedActionsMixin, admin.ModelAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: ApiToken, form: Any, change: bool) -> None:
-        if not change:
-            key, obj.prefix, obj.key_hash = services.new_key()
-            _show_once(request, f"The key of token {obj.name}", key)
-        super().save_model(request, obj, form, change)
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        token, key = services.create_token(
+            obj.user, obj.name, expires_at=obj.expires_at, project=obj.project
+        )
+        _become(obj, token)
+        _show_once(request, f"The key of token {obj.name}", key)
 
     @admin.action(description="Revoke selected tokens", permissions=["change"])
     def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
@@ -146,12 +175,20 @@ class WebhookAdmin(ExplainRefusedActionsMixin, admin.ModelAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: Webhook, form: Any, change: bool) -> None:
-        if not change:
-            secret = signing.new_secret()
-            obj.secret_encrypted = signing.encrypt(secret)
-            obj.created_by = request.user  # type: ignore[assignment]
-            _show_once(request, f"The signing secret of webhook {obj}", secret)
-        super().save_model(request, obj, form, change)
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        # The form offers only the user's projects; the service holds the rule all the same.
+        webhook, secret = services.create_webhook(
+            obj.project,
+            obj.url,
+            obj.events,
+            name=obj.name,
+            active=obj.active,
+            created_by=request.user,  # type: ignore[arg-type]
+        )
+        _become(obj, webhook)
+        _show_once(request, f"The signing secret of webhook {obj}", secret)
 
     @admin.action(description="Send a test event", permissions=["change"])
     def send_test_event(self, request: HttpRequest, queryset: QuerySet[Webhook]) -> None:

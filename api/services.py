@@ -60,6 +60,12 @@ def new_key() -> tuple[str, str, str]:
     return key, key[:11], hash_key(key)
 
 
+def check_member(user: AbstractBaseUser, project: Project | None) -> None:
+    """Only a project's members (and superusers) tie a token or a webhook to it."""
+    if project is not None and not project.is_member(user):
+        raise ValidationError({"project": f"{user} is not a member of project {project}."})
+
+
 def create_token(
     user: AbstractBaseUser,
     name: str,
@@ -68,8 +74,7 @@ def create_token(
     project: Project | None = None,
 ) -> tuple[ApiToken, str]:
     """A new token and its key; the key is not stored and cannot be shown again."""
-    if project is not None and not project.is_member(user):
-        raise ValidationError({"project": f"{user} is not a member of project {project}."})
+    check_member(user, project)
     key, prefix, key_hash = new_key()
     token = ApiToken(
         user=user,
@@ -124,7 +129,13 @@ def create_webhook(
     active: bool = True,
     created_by: AbstractBaseUser | None = None,
 ) -> tuple[Webhook, str]:
-    """A new webhook and its secret; the secret is shown once, kept only encrypted."""
+    """A new webhook and its secret; the secret is shown once, kept only encrypted.
+
+    A person creating it (``created_by``) must be a member of the project; without one,
+    RenderHub itself makes it.
+    """
+    if created_by is not None:
+        check_member(created_by, project)
     secret = signing.new_secret()
     webhook = Webhook(
         project=project,

@@ -34,6 +34,20 @@ def test_adding_a_token_shows_its_key_once(client, alice, bob) -> None:
     assert key not in page.content.decode()
 
 
+def test_a_token_for_a_project_its_user_is_not_a_member_of_is_refused(
+    client, alice, bob, charlie, project
+) -> None:
+    client.force_login(alice)  # a superuser: every user and project is offered
+    add = {"user": charlie.pk, "name": "ci", "project": project.pk}
+    response = client.post("/admin/api/apitoken/add/", add)
+    assert response.status_code == 200
+    assert "charlie is not a member of project shots." in response.content.decode()
+    assert not ApiToken.objects.exists()
+    response = client.post("/admin/api/apitoken/add/", {**add, "user": bob.pk}, follow=True)
+    token = services.authenticate_key(shown_value(response, "The key of token"))
+    assert token is not None and (token.user, token.project) == (bob, project)
+
+
 def test_the_revoke_action(client, alice, bob) -> None:
     token, key = services.create_token(bob, "old")
     client.force_login(alice)
@@ -79,6 +93,35 @@ def test_adding_a_webhook_shows_the_secret_once_and_stores_it_encrypted(
     assert secret not in hook.secret_encrypted
     assert signing.decrypt(hook.secret_encrypted) == secret
     assert secret not in client.get(f"/admin/api/webhook/{hook.pk}/change/").content.decode()
+
+
+def webhook_form(project, url: str) -> dict[str, object]:
+    return {
+        "project": project.pk,
+        "url": url,
+        "events": ["job.state_changed"],
+        "deliveries-TOTAL_FORMS": "0",
+        "deliveries-INITIAL_FORMS": "0",
+    }
+
+
+def test_staff_cannot_add_a_webhook_to_a_project_they_are_not_a_member_of(
+    client, charlie, project, image
+) -> None:
+    charlie.user_permissions.add(*Permission.objects.filter(content_type__app_label="api"))
+    client.force_login(charlie)
+    response = client.post("/admin/api/webhook/add/", webhook_form(project, "https://a.example/h"))
+    assert response.status_code == 200  # the form again, with the refusal
+    assert response.context["adminform"].form.errors["project"]
+    assert not Webhook.objects.exists()
+    theirs = Project.objects.create(name="ads", image=image, output_prefix=project.output_prefix)
+    theirs.members.add(charlie)
+    response = client.post(
+        "/admin/api/webhook/add/", webhook_form(theirs, "https://b.example/h"), follow=True
+    )
+    assert shown_value(response, "The signing secret")
+    hook = Webhook.objects.get()
+    assert (hook.project, hook.created_by) == (theirs, charlie)
 
 
 def test_an_http_url_elsewhere_is_refused_in_the_admin(client, alice, project) -> None:

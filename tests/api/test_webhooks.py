@@ -62,6 +62,20 @@ def test_events_must_be_known(project) -> None:
         services.create_webhook(project, "https://example.com/h", [])
 
 
+def test_only_members_create_a_projects_webhooks(project, bob, charlie, alice) -> None:
+    with pytest.raises(ValidationError) as info:
+        services.create_webhook(
+            project, "https://example.com/h", ["frame.failed"], created_by=charlie
+        )
+    assert info.value.message_dict == {"project": ["charlie is not a member of project shots."]}
+    for member in (bob, alice):  # alice: a superuser
+        hook, _secret = services.create_webhook(
+            project, "https://example.com/h", ["frame.failed"], created_by=member
+        )
+        assert hook.created_by == member
+    assert Webhook.objects.filter(created_by=charlie).count() == 0
+
+
 def test_the_secret_is_encrypted_at_rest_and_rotatable(project, settings) -> None:
     hook, secret = services.create_webhook(project, "https://example.com/h", ["frame.failed"])
     stored = Webhook.objects.values_list("secret_encrypted", flat=True).get(pk=hook.pk)
