@@ -18,6 +18,11 @@ frame number is read from the file name when it matches ``output_name``, else th
 (or at the next ``Fra:``, or when the renderer exits) so a frame that saves several files
 (stereo views) reports them all. ``Error:`` lines are kept for failure reasons.
 
+A frame's seconds are the time that `` Time:`` line states (``MM:SS.hh``, or
+``HH:MM:SS.hh`` past an hour): Blender's own measurement, right however late the agent
+reads the line (a starved agent reads a whole frame's lines at once). Only a frame closed
+without one is timed by the agent's clock, from its first ``Fra:`` line.
+
 ``none`` reads nothing; after a clean exit each frame is done with the files in
 ``output_dir`` named like ``output_name`` with that frame's number (any extension).
 """
@@ -38,6 +43,7 @@ MAX_ERRORS = 50
 _FRA = re.compile(r"^Fra:(-?\d+)\b(.*)$")
 _SAVED = re.compile(r"""^Saved:\s*(['"])(.*)\1\s*$""")
 _TIME = re.compile(r"^\s+Time:\s*\d")
+_TIMECODE = re.compile(r"^\s+Time:\s*(?:(\d+):)?(\d+):(\d+(?:\.\d+)?)")  # [HH:]MM:SS.hh
 _ERROR = re.compile(r"^\s*(?:Error|ERROR)\b\s*[:|]")
 
 
@@ -137,7 +143,7 @@ class BlenderParser(Parser):
         if match := _SAVED.match(line):
             return self._saved(match.group(2))
         if _TIME.match(line):
-            return self._flush()
+            return self._flush(took=_blender_seconds(line))
         return super().feed(line, stream)
 
     def finish(self, exit_code: int) -> list[Update]:
@@ -181,17 +187,30 @@ class BlenderParser(Parser):
         match = self.name_pattern.match(Path(path).name)
         return int(match.group(1)) if match else self.current
 
-    def _flush(self) -> list[Update]:
+    def _flush(self, took: float | None = None) -> list[Update]:
+        """Report the frames saved since the last flush; ``took``: Blender's time for them."""
         if self.held is not None and self.held.frame in self.pending:
             self.held = None  # the frame is done: its last progress is stale
         now = self.clock()
         updates = []
         for frame, outputs in self.pending.items():
-            start = self.started_at.get(frame)
-            seconds = round(now - start, 3) if start is not None else None
+            seconds = took
+            if seconds is None and (start := self.started_at.get(frame)) is not None:
+                seconds = now - start  # closed by the next Fra: or the exit: our clock
+            if seconds is not None:
+                seconds = round(seconds, 3)
             updates.append(Update("frame_done", frame, outputs=outputs, seconds=seconds))
         self.pending = {}
         return updates
+
+
+def _blender_seconds(line: str) -> float | None:
+    """The seconds of a `` Time: 01:02:03.45 (Saving: ...)`` line; None if unreadable."""
+    match = _TIMECODE.match(line)
+    if match is None:
+        return None
+    hours, minutes, seconds = match.groups()
+    return int(hours or 0) * 3600 + int(minutes) * 60 + float(seconds)
 
 
 def _progress_message(rest: str) -> str:

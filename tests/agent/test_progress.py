@@ -56,13 +56,54 @@ def test_blender_output() -> None:
     assert len(done) == 1  # frame 2 failed to save
     assert done[0].frame == 1
     assert done[0].outputs == ["/tmp/bt/out/shot_0001.png"]
-    assert done[0].seconds == 1.8  # first Fra:1 on line 3, " Time:" on line 9
+    assert done[0].seconds == 0.23  # Blender's " Time: 00:00.23", not the clock's 1.8 s
     assert parser.errors == [
         "Error: Render error (Invalid argument) cannot save: '/tmp/bt/out/shot_0002.png'"
     ]
     messages = [u.message for u in updates if u.event == "progress"]
     assert messages[0] == "Time:00:00.00 | Scene, ViewLayer | Synchronizing object | Plane"
     assert "Time:00:00.07 | Remaining:00:00.01 | Scene, ViewLayer | Sample 1/4" in messages
+
+
+def test_a_starved_agent_still_records_blenders_frame_time() -> None:
+    # The agent was busy: it reads frame 1's lines all at once, with no time passing.
+    clock = Clock()
+    parser = BlenderParser([1, 2], "/tmp/bt/out", "shot_####", clock=clock)
+    updates = feed_all(parser, BLENDER_OUTPUT, clock, step=0.0) + parser.finish(0)
+    [done] = [u for u in updates if u.event == "frame_done"]
+    assert (done.frame, done.seconds) == (1, 0.23)
+
+
+def test_frame_time_past_an_hour() -> None:
+    parser = BlenderParser([7], "/o", "shot_####")
+    parser.feed("Fra:7 Mem:1M | Sample 1/1", "stdout")
+    parser.feed("Saved: '/o/shot_0007.exr'", "stdout")
+    [done] = parser.feed(" Time: 01:02:03.45 (Saving: 00:00.15)", "stdout")
+    assert (done.frame, done.seconds) == (7, 3723.45)
+
+
+def test_without_a_time_line_the_clock_times_the_frame() -> None:
+    clock = Clock()
+    parser = BlenderParser([1, 2], "/o", "shot_####", clock=clock)
+    parser.feed("Fra:1 Mem:1M | Sample 1/1", "stdout")
+    parser.feed("Saved: '/o/shot_0001.png'", "stdout")
+    clock.now += 2.5
+    [done] = [u for u in parser.feed("Fra:2 Mem:1M", "stdout") if u.event == "frame_done"]
+    assert (done.frame, done.seconds) == (1, 2.5)
+    parser.feed("Saved: '/o/shot_0002.png'", "stdout")
+    clock.now += 1.25
+    [done] = parser.finish(0)  # the renderer exited before printing a Time: line
+    assert (done.frame, done.seconds) == (2, 1.25)
+
+
+def test_a_time_line_in_another_format_closes_the_frame_on_the_clock() -> None:
+    clock = Clock()
+    parser = BlenderParser([3], "/o", "shot_####", clock=clock)
+    parser.feed("Fra:3 Mem:1M | Sample 1/1", "stdout")
+    parser.feed("Saved: '/o/shot_0003.png'", "stdout")
+    clock.now += 0.5
+    [done] = parser.feed(" Time: 12.5s", "stdout")
+    assert (done.frame, done.seconds) == (3, 0.5)
 
 
 def test_progress_is_rate_limited_per_frame() -> None:
