@@ -380,6 +380,19 @@ def agent_environment() -> dict[str, str]:
     return {**env, "PYTHONPATH": str(settings.BASE_DIR), "PYTHONUNBUFFERED": "1"}
 
 
+def _staged_path(base: Path, relative: str) -> Path | None:
+    """Where a listed object goes under ``base``; None for a key that would land elsewhere
+    (``scenes//etc/cron.d/x`` lists as an absolute path, ``a/../../x`` climbs out)."""
+    try:
+        clean = storage.normalize_key(relative)
+    except storage.InvalidKey:
+        return None
+    target = base / clean
+    if clean != relative or not target.resolve().is_relative_to(base.resolve()):
+        return None
+    return target
+
+
 def stage_scene(job: RenderJob) -> tuple[Path, Path]:
     """A local path to the job's scene, with its folder's layout intact, and the folder
     the renderer may read (the scene's mapping, where its assets are).
@@ -403,7 +416,11 @@ def stage_scene(job: RenderJob) -> tuple[Path, Path]:
         marker = base / ".staged"
         if not marker.exists():
             for entry in backend.walk(folder):
-                target = base / entry.key.removeprefix(root_key)
+                if (target := _staged_path(base, entry.key.removeprefix(root_key))) is None:
+                    log.warning(
+                        "job %s: not staging %r: not a plain relative key", job.pk, entry.key
+                    )
+                    continue
                 target.parent.mkdir(parents=True, exist_ok=True)
                 backend.download_file(entry.key, target)
             marker.touch()

@@ -7,10 +7,10 @@ extension). Each is taken out of the renderer's reach before it is looked at:
 
 * the output folder is opened once, as a directory descriptor, so renaming or replacing
   the folder later changes nothing;
-* a file is moved (or, across file systems, copied from a descriptor opened with
-  ``O_NOFOLLOW``) into the verified folder, which the renderer cannot write, and only then
-  checked: a regular file, one link (no hard link to a file elsewhere), not empty, and for
-  the image formats we preview, a picture that decodes to its end.
+* a file is copied, from a descriptor opened with ``O_NOFOLLOW``, into a new file in the
+  verified folder, which the renderer cannot write, and only that copy is checked: a
+  regular file, one link (no hard link to a file elsewhere), not empty, and for the image
+  formats we preview, a picture that decodes to its end.
 
 Standard library only (the agent ships to nodes bare); Pillow is used when it is there.
 """
@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import shutil
 import stat
 import struct
 import zlib
@@ -31,8 +30,27 @@ from .progress import output_regex
 from .template import output_file_name
 
 COPY_BLOCK = 1 << 20
-# Formats a frame is decoded in to be accepted (a truncated PNG is not a frame).
-DECODED_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
+MAX_FILES_PER_FRAME = 16  # stereo views, passes, a movie: never hundreds
+# Image formats decoded to be accepted (a truncated PNG is not a frame), each with the one
+# decoder Pillow may use: the suffix decides, not the content (an EPS named .png would
+# otherwise reach Ghostscript).
+PILLOW_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".bmp": "BMP",
+    ".webp": "WEBP",
+}
+# What renderers write: images, movies, caches. Anything else (.html, .svg, .js) is not a
+# frame and is never uploaded, so never served from a signed link.
+OUTPUT_SUFFIXES = {
+    *PILLOW_FORMATS,
+    *(".exr", ".hdr", ".tga", ".dpx", ".cin", ".jp2", ".j2c", ".rgb", ".sgi", ".bw"),
+    *(".mp4", ".mkv", ".mov", ".avi", ".webm", ".ogv", ".mpg", ".mpeg", ".flv", ".dv"),
+    *(".abc", ".usd", ".usdc", ".usda", ".vdb", ".ply", ".obj", ".fbx", ".glb", ".bphys"),
+}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EXR_MAGIC = b"\x76\x2f\x31\x01"
 
@@ -75,7 +93,16 @@ class OutputFolder:
     def collect(self, frame: int) -> Collected:
         """Take over and check every file of ``frame``; the frame is done if ``paths``."""
         result = Collected()
-        for name in self.names_for(frame):
+        stem = output_file_name(self.output_name, frame)
+        names = self.names_for(frame)
+        for name in names[MAX_FILES_PER_FRAME:]:
+            result.problems.append(f"{name}: more than {MAX_FILES_PER_FRAME} files for a frame")
+        for name in names[:MAX_FILES_PER_FRAME]:
+            rest = name[len(stem) :].lower()  # "" or ".png", ".L.exr", ...
+            suffix = "." + rest.rsplit(".", 1)[-1] if rest else ""
+            if suffix and suffix not in OUTPUT_SUFFIXES:
+                result.problems.append(f"{name}: {suffix} is not an image, movie or cache format")
+                continue
             try:
                 path = self.take(name)
             except OutputRefused as exc:
@@ -89,46 +116,47 @@ class OutputFolder:
         return result
 
     def take(self, name: str) -> Path:
-        """Move ``name`` into the verified folder (the renderer's reach ends there)."""
-        try:
-            os.rename(name, name, src_dir_fd=self.fd, dst_dir_fd=self.verified_fd)
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:  # another file system: copy through a descriptor
-                raise OutputRefused(f"cannot take it over: {exc.strerror}") from None
-            self._copy(name)
-        final = Path(self.verified_dir) / name
-        info = os.stat(name, dir_fd=self.verified_fd, follow_symlinks=False)
-        if problem := _not_plain(info):
-            if stat.S_ISDIR(info.st_mode):
-                shutil.rmtree(final, ignore_errors=True)  # never follows links inside
-            else:
-                os.unlink(name, dir_fd=self.verified_fd)
-            raise OutputRefused(problem)
-        return final
+        """Copy ``name`` into a new file of ours in the verified folder, then remove it.
 
-    def _copy(self, name: str) -> None:
+        Always a copy, never a rename: a renamed file is still the renderer's inode, which
+        it may hold open and rewrite after the check. The copy is read through a
+        descriptor opened with ``O_NOFOLLOW`` and checked with ``fstat``, so a symbolic
+        link, a FIFO or a hard link to another file is refused without being followed.
+        """
         flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK  # NONBLOCK: a FIFO never hangs us
         try:
             src = os.open(name, flags, dir_fd=self.fd)
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise OutputRefused("a symbolic link, not a file") from None
             raise OutputRefused(f"cannot open it: {exc.strerror}") from None
         try:
             if problem := _not_plain(os.fstat(src)):
                 raise OutputRefused(problem)
-            tmp = f".{name}.part"
-            dst = os.open(
-                tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644, dir_fd=self.verified_fd
-            )
+            self._copy(src, name)
+        finally:
+            os.close(src)
+        with contextlib.suppress(OSError):
+            os.unlink(name, dir_fd=self.fd)
+        return Path(self.verified_dir) / name
+
+    def _copy(self, src: int, name: str) -> None:
+        tmp = f".{name}.part"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=self.verified_fd)
+        create = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        try:
+            dst = os.open(tmp, create, 0o644, dir_fd=self.verified_fd)
             try:
                 while block := os.read(src, COPY_BLOCK):
                     os.write(dst, block)
             finally:
                 os.close(dst)
             os.rename(tmp, name, src_dir_fd=self.verified_fd, dst_dir_fd=self.verified_fd)
-        finally:
-            os.close(src)
-        with contextlib.suppress(OSError):
-            os.unlink(name, dir_fd=self.fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=self.verified_fd)
+            raise OutputRefused(f"cannot take it over: {exc.strerror}") from None
 
 
 class OutputRefused(Exception):
@@ -156,14 +184,14 @@ def check_content(path: Path) -> str | None:
     if suffix == ".exr":
         with open(path, "rb") as fh:
             return None if fh.read(4) == EXR_MAGIC else "not an OpenEXR file"
-    if suffix not in DECODED_SUFFIXES:
+    if suffix not in PILLOW_FORMATS:
         return None  # a format we do not preview (video, caches): present and non-empty
     try:
         from PIL import Image  # the render worker has Pillow; a bare node may not
     except ImportError:
         return _check_png(path) if suffix == ".png" else None
     try:
-        with Image.open(path) as image:
+        with Image.open(path, formats=[PILLOW_FORMATS[suffix]]) as image:
             image.load()  # decodes every pixel: a truncated file fails here
     except Exception as exc:  # Pillow raises many types for broken files
         return f"the image does not decode ({exc})"

@@ -23,9 +23,12 @@ where the VM is the boundary). Standard library only: the agent ships to nodes b
 
 from __future__ import annotations
 
+import json
 import os
+import select
 import shutil
 import subprocess
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -54,7 +57,8 @@ NETWORK_ETC_ENTRIES = ("resolv.conf", "hosts", "nsswitch.conf", "host.conf", "ga
 # Merged-/usr systems have these as symlinks into /usr; older ones as real folders.
 TOP_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 PROBE_ARGS = ("--unshare-all", "--unshare-user", "--disable-userns", "--", "/bin/true")
-GPU_DEVICES = ("/dev/dri", "/dev/nvidia*", "/dev/nvidiactl", "/dev/nvidia-uvm*")
+# Render nodes and CUDA compute devices only: not display nodes, MIG config or profilers.
+GPU_DEVICES = ("/dev/dri/renderD*", "/dev/nvidia[0-9]*", "/dev/nvidiactl", "/dev/nvidia-uvm")
 PASSWD = "render:x:{uid}:{uid}:RenderHub sandbox:/tmp:/usr/sbin/nologin\n"  # noqa: S105
 GROUP = "render:x:{uid}:\n"
 
@@ -70,6 +74,7 @@ class Limits:
     file_size: int = 0
     processes: int = 0
     memory: int = 0
+    shm: int = 256 << 20  # size of the sandbox's /dev/shm (a tmpfs: it is memory)
 
 
 @dataclass(frozen=True)
@@ -143,19 +148,37 @@ def _system_binds() -> list[str]:
 
 
 def _etc_binds(network: bool) -> list[str]:
-    args = []
-    for name in ETC_ENTRIES + (NETWORK_ETC_ENTRIES if network else ()):
-        path = Path("/etc") / name
-        if path.exists():
-            args += ["--ro-bind", str(path), str(path)]
+    entries = [Path("/etc") / n for n in ETC_ENTRIES + (NETWORK_ETC_ENTRIES if network else ())]
+    entries = [p for p in entries if p.exists()]
+    args = _folders(str(p) for p in entries)
+    for path in entries:
+        args += ["--ro-bind", str(path), str(path)]
     return args
 
 
 def _gpu_binds() -> list[str]:
+    devices = [str(d) for p in GPU_DEVICES for d in sorted(Path("/dev").glob(p[len("/dev/") :]))]
+    args = _folders(d for d in devices if not d.startswith("/dev/nvidia"))
+    for device in devices:
+        args += ["--dev-bind", device, device]
+    return args
+
+
+def _folders(paths: Iterable[str]) -> list[str]:
+    """``--dir`` for every folder above ``paths``, parents first, mode 0755.
+
+    bwrap makes missing mount points itself, with the host's modes or (set up as root)
+    0700: a sandbox user who cannot get through /etc, or through a 0700 parent of root's
+    above the scene, could not reach what was bound for it.
+    """
+    found: set[str] = set()
+    for path in paths:
+        for parent in Path(path).parents:
+            if str(parent) not in ("/", "/tmp", "/dev"):  # noqa: S108
+                found.add(str(parent))
     args = []
-    for pattern in GPU_DEVICES:
-        for device in sorted(Path("/dev").glob(pattern.removeprefix("/dev/"))):
-            args += ["--dev-bind", str(device), str(device)]
+    for folder in sorted(found, key=lambda p: (p.count("/"), p)):
+        args += ["--perms", "0755", "--dir", folder]
     return args
 
 
@@ -171,13 +194,30 @@ def _checked(paths: Iterable[str], what: str) -> list[tuple[str, str]]:
     return [(source, inside) for inside, source in result.items()]
 
 
-def bwrap_argv(
-    argv: list[str], sandbox: Sandbox, cwd: str, files: Mapping[str, int] | None = None
-) -> list[str]:
+@dataclass(frozen=True)
+class _Launch:
+    """Descriptors that go with a bwrap command line (see :func:`bwrap_argv`)."""
+
+    files: Mapping[str, int] = field(default_factory=dict)  # path inside -> readable fd
+    info_fd: int = -1  # as root: bwrap reports its child's pid here...
+    block_fd: int = -1  # ...and waits on this until we wrote the child's id maps
+
+
+def as_root() -> bool:
+    return os.geteuid() == 0
+
+
+def bwrap_argv(argv: list[str], sandbox: Sandbox, cwd: str, launch: _Launch) -> list[str]:
     """bwrap's argv running ``argv`` in ``sandbox`` with working directory ``cwd``.
 
-    ``files`` maps a path inside the sandbox to a readable file descriptor whose content
-    becomes that (read-only) file; the caller passes those descriptors on (``pass_fds``).
+    Two ways to the same confinement, by who runs it:
+
+    * an ordinary user (the recommended render worker): bwrap maps the sandbox uid 65534
+      to that user in a new user namespace;
+    * root: a sandbox uid mapped to root would still be host root to the kernel (sysctls,
+      setuid files, no process limit), so the child's namespace maps 0->0 only for bwrap's
+      own set-up (root's folders stay bindable) and 65534->65534, and ``setpriv`` drops to
+      65534 before the program starts: it runs as the host's nobody, with no capability.
     """
     bwrap = bwrap_path()
     if bwrap is None:
@@ -187,23 +227,76 @@ def bwrap_argv(
     read_only = _checked(sandbox.read_only, "read-only")
     writable = _checked(sandbox.writable, "writable")
     args = [bwrap, *_system_binds(), *_etc_binds(sandbox.network)]
-    for path, fd in (files or {}).items():
+    for path, fd in launch.files.items():
         args += ["--ro-bind-data", str(fd), path]
-    args += ["--dev", "/dev", "--proc", "/proc"]
+    # /proc shows the sandbox's processes only; its sysctls stay read-only whoever we are.
+    args += ["--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys", "--dev", "/dev"]
+    shm = "/dev/shm"  # noqa: S108 (the sandbox's own, a tmpfs of bounded size)
+    args += ["--perms", "01777", "--size", str(sandbox.limits.shm), "--tmpfs", shm]
     if sandbox.gpu:
         args += _gpu_binds()
     args += ["--bind", sandbox.scratch, "/tmp"]  # noqa: S108
     mounts = [("--ro-bind", *pair) for pair in read_only]
     mounts += [("--bind", *pair) for pair in writable]
+    args += _folders(inside for _how, _source, inside in mounts)
     # Parents first: a writable folder inside a read-only one must be mounted after it.
     for how, source, inside in sorted(mounts, key=lambda m: m[2].count("/")):
         args += [how, source, inside]
-    args += ["--unshare-all", "--unshare-user", *(["--share-net"] if sandbox.network else [])]
-    args += ["--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--disable-userns"]
-    args += ["--cap-drop", "ALL", "--die-with-parent", "--new-session", "--clearenv"]
+    args += ["--remount-ro", "/"]  # the root holds only mount points: nothing to fill
+    if launch.info_fd >= 0:
+        args += ["--unshare-user", "--unshare-ipc", "--unshare-pid", "--unshare-uts"]
+        args += ["--unshare-cgroup-try", *([] if sandbox.network else ["--unshare-net"])]
+        args += ["--info-fd", str(launch.info_fd), "--userns-block-fd", str(launch.block_fd)]
+        uid = str(SANDBOX_UID)
+        argv = [_util("setpriv"), f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--", *argv]
+    else:
+        args += ["--unshare-all", "--unshare-user", *(["--share-net"] if sandbox.network else [])]
+        args += ["--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--disable-userns"]
+        args += ["--cap-drop", "ALL"]
+    args += ["--die-with-parent", "--new-session", "--clearenv"]
     for name, value in environment(sandbox).items():
         args += ["--setenv", name, value]
     return [*args, "--chdir", cwd, "--", *argv]
+
+
+def _util(name: str) -> str:
+    """A util-linux or coreutils program, from the system's folders only."""
+    path = shutil.which(name, path="/usr/bin:/bin")
+    if path is None:
+        raise SandboxError(f"{name} (util-linux) is not installed")
+    return path
+
+
+def _map_ids(info_fd: int, timeout: float = 30.0) -> int | None:
+    """Read bwrap's child pid from ``info_fd`` and write its uid and gid maps; None when
+    bwrap ended before telling (it failed: its stderr says why)."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while b"}" not in data:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([info_fd], [], [], left)[0]:
+            raise SandboxError("bwrap did not start its sandbox in time")
+        chunk = os.read(info_fd, 4096)
+        if not chunk:
+            return None
+        data += chunk
+    pid = int(json.loads(data)["child-pid"])
+    ids = f"0 0 1\n{SANDBOX_UID} {SANDBOX_UID} 1\n"
+    for name in ("uid_map", "gid_map"):
+        with open(f"/proc/{pid}/{name}", "w") as fh:
+            fh.write(ids)
+    # What bwrap's --disable-userns does (it cannot here): no user namespace inside ours,
+    # so the program never gets capabilities over anything, not even a namespace of its own.
+    limit = "/proc/sys/user/max_user_namespaces"
+    nsenter, tee = _util("nsenter"), _util("tee")
+    subprocess.run(
+        [nsenter, f"--user=/proc/{pid}/ns/user", "--", tee, limit],
+        input=b"0\n",
+        stdout=subprocess.DEVNULL,
+        check=True,
+        timeout=timeout,
+    )
+    return pid
 
 
 def _identity_files() -> dict[str, bytes]:
@@ -220,10 +313,7 @@ def limit_argv(limits: Limits) -> list[str]:
     A program rather than a ``preexec_fn``: callers such as miniwdl start tasks from
     threads, where running Python between fork and exec can deadlock.
     """
-    prlimit = shutil.which("prlimit", path="/usr/bin:/bin")
-    if prlimit is None:
-        raise SandboxError("prlimit (util-linux) is not installed")
-    args = [prlimit, "--core=0"]
+    args = [_util("prlimit"), "--core=0"]
     for flag, value in (
         ("--fsize", limits.file_size),
         ("--nproc", limits.processes),
@@ -255,19 +345,44 @@ def popen(argv: list[str], sandbox: Sandbox, cwd: str, **kwargs: object) -> subp
         return subprocess.Popen(  # type: ignore[call-overload,no-any-return]
             [*limit_argv(sandbox.limits), *argv], cwd=cwd, env=environment(sandbox), **kwargs
         )
-    pipes = []
-    files = {}
+    root = as_root()
+    if root:  # the program runs as the host's 65534: give it its own folders
+        for folder in (sandbox.scratch, *sandbox.writable):
+            os.chown(folder, SANDBOX_UID, SANDBOX_UID)
+    ours: list[int] = []  # descriptors this process keeps or closes
+    theirs: list[int] = []  # descriptors bwrap inherits (closed here once it started)
     try:
+        files = {}
         for path, data in _identity_files().items():
             read_end, write_end = os.pipe()
             os.write(write_end, data)  # a few bytes: fits the pipe buffer
             os.close(write_end)
-            pipes.append(read_end)
+            theirs.append(read_end)
             files[path] = read_end
-        full = [*limit_argv(sandbox.limits), *bwrap_argv(argv, sandbox, cwd, files)]
-        return subprocess.Popen(  # type: ignore[call-overload,no-any-return]
-            full, env={"PATH": SANDBOX_PATH}, pass_fds=pipes, **kwargs
+        launch = _Launch(files=files)
+        if root:
+            info_r, info_w = os.pipe()
+            block_r, block_w = os.pipe()
+            ours += [info_r, block_w]
+            theirs += [info_w, block_r]
+            launch = _Launch(files=files, info_fd=info_w, block_fd=block_r)
+        full = [*limit_argv(sandbox.limits), *bwrap_argv(argv, sandbox, cwd, launch)]
+        proc = subprocess.Popen(  # type: ignore[call-overload]
+            full, env={"PATH": SANDBOX_PATH}, pass_fds=theirs, **kwargs
         )
+        for fd in theirs:
+            os.close(fd)
+        theirs = []
+        if root:
+            info_read, block_write = ours
+            try:
+                _map_ids(info_read)
+            except (OSError, ValueError, KeyError, SandboxError, subprocess.SubprocessError):
+                proc.kill()
+                raise
+            finally:
+                os.write(block_write, b"1")  # go on (or fail, if the maps are missing)
+        return proc  # type: ignore[no-any-return]
     finally:
-        for fd in pipes:
+        for fd in ours + theirs:
             os.close(fd)

@@ -110,3 +110,42 @@ def test_a_missing_folder_to_bind_is_an_error(box: Sandbox, tmp_path: Path) -> N
 
 def test_unknown_kinds_are_refused() -> None:
     assert sandbox.problem("docker") == "unknown sandbox 'docker'; use one of bwrap, none"
+
+
+@needs_bwrap
+def test_the_program_is_never_host_root(box: Sandbox, tmp_path: Path) -> None:
+    """Started by root, a sandbox uid mapped to root would still be host root to the
+    kernel (sysctls, setuid files, no process limit): the program runs as host 65534."""
+    current = Path("/proc/sys/kernel/core_pattern").read_text()
+    script = (
+        "cat /proc/self/uid_map;"
+        # The same value back: harmless even if it got through.
+        f"(printf '%s' '{current.strip()}' > /proc/sys/kernel/core_pattern) 2>/dev/null"
+        " && echo SYSCTL-WRITTEN || echo sysctl-refused;"
+        f"cp /bin/true {tmp_path}/out/t && chmod 4755 {tmp_path}/out/t;"
+        "(touch /planted) 2>/dev/null || echo root-read-only"
+    )
+    result = run(["/bin/sh", "-c", script], box)
+    mapped = [line.split() for line in result.stdout.splitlines() if line.strip()[:1].isdigit()]
+    assert [inside for inside, outside, _n in mapped if outside == "0"] in ([], ["0"])
+    assert "SYSCTL-WRITTEN" not in result.stdout and "sysctl-refused" in result.stdout
+    assert "root-read-only" in result.stdout
+    planted = (tmp_path / "out" / "t").stat()
+    assert planted.st_uid != 0  # a setuid file, if any, is the sandbox user's, not root's
+
+
+@needs_bwrap
+def test_process_limit_holds(box: Sandbox) -> None:
+    """A fork bomb stops at the limit (counted for the host's uid 65534, never root)."""
+    limited = Sandbox(**{**box.__dict__, "limits": Limits(processes=8)})
+    result = run(["/bin/sh", "-c", "for i in $(seq 30); do sleep 2 & done"], limited)
+    assert "fork" in result.stdout.lower() or "unavailable" in result.stdout.lower()
+
+
+@needs_bwrap
+def test_shared_memory_is_bounded(box: Sandbox) -> None:
+    small = Sandbox(**{**box.__dict__, "limits": Limits(shm=1 << 20)})
+    result = run(
+        ["/bin/sh", "-c", "head -c 4000000 /dev/zero > /dev/shm/x; wc -c < /dev/shm/x"], small
+    )
+    assert int(result.stdout.strip().splitlines()[-1]) <= 1 << 20

