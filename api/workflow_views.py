@@ -240,6 +240,10 @@ class WorkflowRunViewSet(
         responses={
             201: WorkflowRunSerializer,
             400: OpenApiResponse(description="Invalid submission: {field: [messages]}."),
+            403: OpenApiResponse(
+                description="Not allowed, e.g. the miniwdl engine without "
+                "the workflows.run_on_host permission: {detail}."
+            ),
         },
     )
     def create(self, request: Request) -> Response:
@@ -256,6 +260,8 @@ class WorkflowRunViewSet(
             run = workflow_services.submit(
                 workflow_services.WorkflowRequest(project=project, **data), user=request.user
             )
+        except workflow_services.NotPermitted as exc:
+            raise exceptions.PermissionDenied(" ".join(exc.messages)) from None
         except workflow_services.SubmissionError as exc:
             raise exceptions.ValidationError(submission_errors(exc)) from None
         body = self.get_serializer(run).data

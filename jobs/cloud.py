@@ -280,6 +280,14 @@ def _common_spec(job: RenderJob) -> dict[str, Any]:
     }
 
 
+def _seconds(value: object) -> float:
+    """A frame's render time from a node event: a number between 0 and the chunk timeout."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0.0
+    seconds = float(value)
+    return seconds if 0.0 <= seconds <= settings.RENDER_TIMEOUT else 0.0
+
+
 def _frame_pattern(job: RenderJob) -> Any:
     stem = posixpath.splitext(posixpath.basename(job.scene_url))[0]
     return output_regex(f"{stem}_####")
@@ -349,6 +357,9 @@ def poll_all() -> PollReport:
         except (ComputeError, storage.StorageError) as exc:
             report.failed += 1
             log.warning("polling cloud job %s failed: %s", pk, exc)
+        except Exception:  # one broken job must not stop the others' polling and release
+            report.failed += 1
+            log.exception("polling cloud job %s failed", pk)
     report.to_finish = list(
         CloudJob.objects.filter(state=CloudJobState.ENDED, finished_at__isnull=True).values_list(
             "pk", flat=True
@@ -387,6 +398,7 @@ class _Poll:
         self.tasks = {t.cloud_instance: t for t in rows}
         self.results: dict[str, Any] = dict(cloud_job.agent_results)
         self.events_after: str | None = None  # where the next cycle's event reads resume
+        self._frames: dict[int, set[int]] = {}  # task pk -> its frame numbers
 
     def run(self) -> None:
         cj, now = self.cj, timezone.now()
@@ -513,6 +525,12 @@ class _Poll:
         self.cj.event_offsets = offsets
 
     def apply(self, index: int, line: bytes) -> None:
+        """Apply one line of an instance's events file.
+
+        The file sits on storage the node writes, and on the VM the renderer runs
+        unconfined: a line is checked like any input (its frame must be one of this
+        instance's chunk, its seconds a sane number), and a bad line is skipped.
+        """
         try:
             event = json.loads(line)
         except ValueError:
@@ -521,6 +539,11 @@ class _Poll:
         if task is None or not isinstance(event, dict):
             return
         kind = event.get("event")
+        frame = event.get("frame")
+        about_a_frame = kind in ("frame_started", "frame_done", "frame_failed")
+        if about_a_frame and (not isinstance(frame, int) or frame not in self.frames_of(task)):
+            log.warning("cloud job %s instance %s: ignored %.200r", self.cj.pk, index, line)
+            return
         if task.state == TaskState.QUEUED and kind != "finished":
             task = self.start(task, None)  # running before the API said so
         if kind == "frame_started":
@@ -534,7 +557,7 @@ class _Poll:
             services.frame_done(
                 task,
                 int(event["frame"]),
-                seconds=float(event.get("seconds") or 0.0),
+                seconds=_seconds(event.get("seconds")),
                 output_url=storage.join(self.job.output_url, names[0]) if names else "",
                 thumbnail_url="",  # made by finish() once OutputMapping uploaded the file
             )
@@ -548,6 +571,11 @@ class _Poll:
                 "reason": str(event.get("reason") or ""),
                 "exit_code": event.get("exit_code"),
             }
+
+    def frames_of(self, task: Task) -> set[int]:
+        if task.pk not in self._frames:
+            self._frames[task.pk] = set(task.frame_set.values_list("number", flat=True))
+        return self._frames[task.pk]
 
     def finish_instance(self, task: Task, inst: bc.InstanceStatus, status: bc.JobStatus) -> None:
         task = Task.objects.get(pk=task.pk)

@@ -370,7 +370,7 @@ def requeue_job(job: RenderJob) -> int:
 
 def frame_started(task: Task, number: int) -> None:
     now = timezone.now()
-    Frame.objects.filter(job_id=task.job_id, number=number, state=FrameState.QUEUED).update(
+    Frame.objects.filter(task=task, number=number, state=FrameState.QUEUED).update(
         state=FrameState.RUNNING, started_at=now
     )
     Task.objects.filter(pk=task.pk).update(current_frame=number)
@@ -382,7 +382,8 @@ def frame_done(
     """Mark a frame done exactly once; returns False if it already was."""
     with transaction.atomic():
         updated = (
-            Frame.objects.filter(job_id=task.job_id, number=number)
+            # The chunk's own frames only: a node reports for the chunk it was given.
+            Frame.objects.filter(task=task, number=number)
             # A frame already failed or cancelled keeps that state: a late report from a
             # stale attempt must not make the counters disagree (retry re-renders it).
             .exclude(state__in=(FrameState.DONE, FrameState.FAILED, FrameState.CANCELLED))

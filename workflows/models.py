@@ -79,6 +79,8 @@ class WorkflowRun(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # Granted per user or group in the admin; superusers have it implicitly.
+        permissions = [("run_on_host", "Can run workflows on this machine (miniwdl engine)")]
         indexes = [
             models.Index(fields=["state", "-created_at"], name="wfrun_state_created"),
             models.Index(fields=["project", "-created_at"], name="wfrun_project_created"),

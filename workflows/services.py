@@ -24,7 +24,7 @@ from django.utils import timezone
 from projects.models import Project
 from renderhub import storage
 
-from . import validation
+from . import access, validation
 from .choices import ACTIVE_RUN_STATES, TERMINAL_RUN_STATES, Engine, RunState
 from .engines import CallInfo, EngineError, LogText, RunStatus, get_engine
 from .models import Call, WorkflowRun
@@ -45,6 +45,10 @@ LOG_TAIL_BYTES = 64 * 1024
 
 class SubmissionError(ValidationError):
     """Invalid submission; ``message_dict`` maps field names to messages."""
+
+
+class NotPermitted(SubmissionError):
+    """The user may not submit this at all (the API answers 403, forms show it on the field)."""
 
 
 @dataclass
@@ -122,6 +126,9 @@ def validate(request: WorkflowRequest, user: AbstractBaseUser | None) -> Validat
         engine = get_engine(request.engine)
     except EngineError as exc:
         raise SubmissionError({"engine": [str(exc)]}) from None
+    # Before anything is read: the embedded engine runs task commands on this machine.
+    if user is not None and engine.runs_here and not access.may_run_on_host(user):
+        raise NotPermitted({"engine": [access.RUN_ON_HOST_REFUSED]})
     for problem in engine.configuration_problems():
         _add(errors, "engine", problem)
     if len(request.name) > 200:

@@ -207,8 +207,10 @@ def _workflow_dir(settings: Any, _private_dirs: Any) -> None:
 @pytest.fixture
 def workflow_run(project: Any, bob: Any) -> Any:
     """A run bob submitted (no worker: it stays submitted)."""
+    from tests.workflows.grants import grant_run_on_host
     from workflows import services as workflow_services
 
+    grant_run_on_host(bob)  # miniwdl runs tasks on this machine: workflows.run_on_host
     return workflow_services.submit(
         workflow_services.WorkflowRequest(project=project, wdl_source=HELLO_WDL), user=bob
     )

@@ -12,6 +12,15 @@ from workflows.models import Call, WorkflowRun
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _bob_runs_on_host(bob) -> None:
+    """bob submits to miniwdl here, which needs workflows.run_on_host (granted explicitly;
+    tests/security/test_wdl_host_permission.py shows the refusal without it)."""
+    from tests.workflows.grants import grant_run_on_host
+
+    grant_run_on_host(bob)
+
+
 @pytest.fixture
 def run(workflow_run: WorkflowRun) -> WorkflowRun:
     return workflow_run

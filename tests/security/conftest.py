@@ -6,6 +6,7 @@ from tests.compute.fixtures import (  # noqa: F401
     bc_settings,
     bucket,
     cloud_bc,
+    cloud_cluster,
     cloud_image,
     cloud_oss,
     cloud_project,

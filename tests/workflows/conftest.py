@@ -17,6 +17,8 @@ from tests.compute.fixtures import (  # noqa: F401
     fake_bc,
 )
 
+from .grants import grant_run_on_host
+
 DEMOS = Path(__file__).resolve().parents[2] / "workflows" / "demos"
 TOOLS = ("samtools", "bwa", "bcftools", "wgsim")
 HAVE_TOOLS = all(shutil.which(tool) for tool in TOOLS)
@@ -29,6 +31,12 @@ needs_tools = pytest.mark.skipif(
 def _workflow_dirs(settings: Any, _private_dirs: Path) -> Path:
     settings.WORKFLOW_WORK_DIR = _private_dirs / "workflows"
     return settings.WORKFLOW_WORK_DIR
+
+
+@pytest.fixture
+def host_runner(bob: Any) -> Any:
+    """bob, a project member allowed to run workflows on this machine (miniwdl)."""
+    return grant_run_on_host(bob)
 
 
 @pytest.fixture

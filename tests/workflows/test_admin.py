@@ -53,7 +53,8 @@ def test_the_abort_action(client: Any, submit: Any, tiny_wdl: str, bob: Any) -> 
     assert run.state == RunState.ABORTED
 
 
-def test_the_resubmit_action(client: Any, finished_run: Any, bob: Any) -> None:
+def test_the_resubmit_action(client: Any, finished_run: Any, host_runner: Any) -> None:
+    bob = host_runner
     response = staff(client, bob).post(
         CHANGELIST, {"action": "resubmit_runs", "_selected_action": [finished_run.pk]}, follow=True
     )
@@ -69,9 +70,12 @@ def test_nobody_adds_runs_without_validation(client: Any, alice: Any) -> None:
     assert client.get(f"{CHANGELIST}add/").status_code == 403
 
 
-def test_the_submit_form_creates_a_run(client: Any, project: Any, bob: Any, tiny_wdl: str) -> None:
+def test_the_submit_form_creates_a_run(
+    client: Any, project: Any, host_runner: Any, tiny_wdl: str
+) -> None:
     from django.core.files.uploadedfile import SimpleUploadedFile
 
+    bob = host_runner
     admin = staff(client, bob)
     assert "Submit workflow" in admin.get(CHANGELIST).content.decode()
     form = {
@@ -91,8 +95,9 @@ def test_the_submit_form_creates_a_run(client: Any, project: Any, bob: Any, tiny
 
 
 def test_the_submit_form_shows_every_problem_and_creates_nothing(
-    client: Any, project: Any, bob: Any, tiny_wdl: str
+    client: Any, project: Any, host_runner: Any, tiny_wdl: str
 ) -> None:
+    bob = host_runner
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     form = {
@@ -111,6 +116,23 @@ def test_the_submit_form_shows_every_problem_and_creates_nothing(
     page = staff(client, bob).post(f"{CHANGELIST}submit/", form).content.decode()
     assert "line 5, column 5: error: Unknown type Itn" in page
     assert "The options must be a JSON object" in page
+    assert not WorkflowRun.objects.exists()
+
+
+def test_the_submit_form_says_miniwdl_needs_the_permission(
+    client: Any, project: Any, bob: Any, tiny_wdl: str
+) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    form = {
+        "project": project.pk,
+        "engine": "miniwdl",
+        "wdl_file": SimpleUploadedFile("tiny.wdl", tiny_wdl.encode()),
+    }
+
+    page = staff(client, bob).post(f"{CHANGELIST}submit/", form).content.decode()
+
+    assert "needs the permission" in page and "workflows.run_on_host" in page
     assert not WorkflowRun.objects.exists()
 
 

@@ -23,8 +23,9 @@ def refusal(submit: Any, *args: Any, **kwargs: Any) -> dict[str, list[str]]:
 
 
 def test_a_submission_creates_a_run_with_its_folders(
-    submit: Any, tiny_wdl: str, project: Any, bob: Any
+    submit: Any, tiny_wdl: str, project: Any, host_runner: Any
 ) -> None:
+    bob = host_runner
     run = submit(tiny_wdl, {"n": 3}, user=bob, labels={"batch": "7"})
 
     assert run.state == RunState.SUBMITTED
@@ -171,8 +172,9 @@ def test_abort_of_an_ended_run_does_nothing(submit: Any, tiny_wdl: str) -> None:
 
 
 def test_resubmit_makes_a_new_run_with_fresh_folders(
-    submit: Any, tiny_wdl: str, bob: Any, storage_url: str
+    submit: Any, tiny_wdl: str, host_runner: Any, storage_url: str
 ) -> None:
+    bob = host_runner
     first = submit(tiny_wdl, {"tiny.n": 4}, labels={"k": "v"}, options={"read_from_cache": False})
     WorkflowRun.objects.filter(pk=first.pk).update(state=RunState.FAILED)
 

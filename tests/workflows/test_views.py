@@ -81,7 +81,7 @@ def test_the_outputs_page_links_the_files(as_bob: Any, finished_run: Any) -> Non
 
 
 def test_abort_and_resubmit_from_the_page(
-    as_bob: Any, submit: Any, tiny_wdl: str, finished_run: Any
+    host_runner: Any, as_bob: Any, submit: Any, tiny_wdl: str, finished_run: Any
 ) -> None:
     waiting = submit(tiny_wdl)
 
@@ -94,6 +94,13 @@ def test_abort_and_resubmit_from_the_page(
     new = WorkflowRun.objects.latest("id")
     assert response["Location"] == f"/workflows/{new.pk}/"
     assert new.resubmitted_from_id == finished_run.pk
+
+
+def test_resubmitting_to_miniwdl_needs_the_permission(as_bob: Any, finished_run: Any) -> None:
+    response = as_bob.post(f"/workflows/{finished_run.pk}/resubmit/", follow=True)
+
+    assert "needs the permission" in response.content.decode()
+    assert WorkflowRun.objects.count() == 1
 
 
 def test_pages_only_answer_their_methods(as_bob: Any, finished_run: Any) -> None:
