@@ -83,7 +83,8 @@ class Software(models.Model):
         "network access",
         default=False,
         help_text="Let the renderer reach the network from its sandbox (license servers, "
-        "online assets). Off: it sees no network at all.",
+        "online assets). It then shares the render machine's network, services on "
+        "127.0.0.1 included: turn it on only for renderers that need it. Off: no network.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
             name="network",
             field=models.BooleanField(
                 default=False,
-                help_text="Let the renderer reach the network from its sandbox (license servers, online assets). Off: it sees no network at all.",
+                help_text="Let the renderer reach the network from its sandbox (license servers, online assets). It then shares the render machine's network, services on 127.0.0.1 included: turn it on only for renderers that need it. Off: no network.",
                 verbose_name="network access",
             ),
         ),

@@ -54,6 +54,7 @@ PIPE_DRAIN = 3.0  # after the renderer exits, wait this long for its pipes to cl
 MAX_REASON = 2000
 TAIL_LINES = 30
 MAX_LINE = 1 << 20  # a "line" with no newline this long is parsed as it is
+MAX_LOG_BYTES = 64 << 20  # per renderer stream and attempt
 _LINE_END = re.compile(rb"\r\n|\r|\n")  # \r too: progress bars redraw with it
 
 
@@ -287,7 +288,8 @@ class Run:
         try:
             for directory in (spec.work_dir, spec.output_dir, spec.publish_dir):
                 if directory:
-                    Path(directory).mkdir(parents=True, exist_ok=True)
+                    # Private: other users of the machine have no business in a chunk.
+                    Path(directory).mkdir(mode=0o700, parents=True, exist_ok=True)
             self.emitter.open_log(self.work_dir / "agent.log")
             verified = spec.publish_dir or str(self.work_dir / "frames")
             self.outputs = OutputFolder(spec.output_dir, spec.output_name, verified)
@@ -399,8 +401,7 @@ class Run:
                     self.lines(stream, splitters[stream].flush())
                 else:
                     last_output = now
-                    logs[stream].write(chunk)
-                    logs[stream].flush()
+                    self.copy_to_log(logs[stream], chunk)
                     self.lines(stream, splitters[stream].feed(chunk))
             self.handle(self.parser.tick())
             if self.stop is None:
@@ -419,6 +420,17 @@ class Run:
                 if now - exited_at > PIPE_DRAIN:  # a child of the renderer holds the pipes
                     self.log("renderer exited but its output pipes stayed open", "warning")
                     break
+
+    def copy_to_log(self, log: IO[bytes], chunk: bytes) -> None:
+        """Append to stdout.log or stderr.log, up to MAX_LOG_BYTES each (a chatty or hostile
+        renderer must not fill the disk; its lines are still parsed)."""
+        room = MAX_LOG_BYTES - log.tell()
+        if room <= 0:
+            return
+        log.write(chunk[:room])
+        if len(chunk) >= room:
+            log.write(b"\n[RenderHub: log truncated at %d bytes]\n" % MAX_LOG_BYTES)
+        log.flush()
 
     def check_limits(self, running: float, silent: float) -> None:
         spec = self.spec

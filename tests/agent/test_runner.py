@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -384,3 +385,17 @@ def test_staging_follows_symlinks(
     assert not (dst / "loop").exists()
     assert any("dangling.png" in e["message"] for e in result.of("log"))
     assert result.of("staged")[0]["files"] == 1
+
+
+def test_renderer_logs_are_capped(
+    make_spec: SpecFactory, run_agent: RunAgent, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A renderer printing without end fills no disk: each log stops at MAX_LOG_BYTES."""
+    from renderhub.agent import runner
+
+    monkeypatch.setattr(runner, "MAX_LOG_BYTES", 1000)
+    result = run_agent(make_spec("--stderr", "x" * 5000, "--exit", "3"))
+    stderr_log = (tmp_path / "work" / "stderr.log").read_bytes()
+    assert len(stderr_log) < 1100
+    assert stderr_log.endswith(b"[RenderHub: log truncated at 1000 bytes]\n")
+    assert "xxx" in result.finished["reason"]  # the tail is still read for the reason
