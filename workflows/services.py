@@ -340,10 +340,10 @@ def record(run_id: int, status: RunStatus) -> bool:
             fields["started_at"] = status.started_at or now
         if state in TERMINAL_RUN_STATES:
             fields["finished_at"] = status.finished_at or now
-            fields["failure_message"] = status.failure_message[:20000]
+            fields["failure_message"] = _storable(status.failure_message[:20000])
             fields["pid"] = None
             if status.outputs is not None:
-                fields["outputs"] = status.outputs
+                fields["outputs"] = _storable(status.outputs)
         WorkflowRun.objects.filter(pk=run_id).update(**fields)
     if state != run.state:
         _announce(run_id, run.state, state)
@@ -351,6 +351,18 @@ def record(run_id: int, status: RunStatus) -> bool:
             reason = f": {status.failure_message[:500]}" if status.failure_message else ""
             log.info("workflow run %s %s%s", run_id, state, reason)
     return state in (RunState.SUBMITTED, RunState.RUNNING)
+
+
+def _storable(value: Any) -> Any:
+    """``value`` without NUL characters, which PostgreSQL refuses in text and JSON: a task
+    that prints one (``/proc/*/environ`` has them) must not make recording its run fail."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    return value
 
 
 def _announce(run_id: int, old_state: str, new_state: str) -> None:
@@ -385,7 +397,7 @@ def _save_calls(run: WorkflowRun, calls: list[CallInfo]) -> None:
     new: list[Call] = []
     changed: list[Call] = []
     for info in calls:
-        values = {name: getattr(info, name) for name in CALL_FIELDS}
+        values = {name: _storable(getattr(info, name)) for name in CALL_FIELDS}
         values["failure_message"] = values["failure_message"][:20000]
         current = existing.get(info.key)
         if current is None:

@@ -164,21 +164,22 @@ task step {
 
 
 @pytest.mark.django_db
-def test_each_attempt_of_a_retried_task_is_a_call(submit: Any, tmp_path: Path) -> None:
-    marker = tmp_path / "first-attempt-done"
-    source = f"""version 1.0
-workflow flaky {{
+def test_each_attempt_of_a_retried_task_is_a_call(submit: Any) -> None:
+    # The sandbox lets a task write only its work/; a failed attempt's work/ is kept beside
+    # the next one's (read-only), which is how the second attempt knows it is one.
+    source = """version 1.0
+workflow flaky {
   call once
-  output {{ String said = once.said }}
-}}
-task once {{
+  output { String said = once.said }
+}
+task once {
   command <<<
-    if [ ! -e "{marker}" ]; then touch "{marker}"; echo "transient failure" >&2; exit 1; fi
+    if [ ! -d ../work.attempt1 ]; then echo "transient failure" >&2; exit 1; fi
     echo second time lucky
   >>>
-  output {{ String said = read_string(stdout()) }}
-  runtime {{ maxRetries: 1 }}
-}}
+  output { String said = read_string(stdout()) }
+  runtime { maxRetries: 1 }
+}
 """
     run = submit(source)
 
@@ -274,6 +275,27 @@ task dump {
 
 
 @pytest.mark.django_db
+def test_nul_characters_a_task_prints_do_not_stop_its_run_being_recorded(submit: Any) -> None:
+    source = """version 1.0
+workflow nul {
+  call say
+  output { String said = say.out }
+}
+task say {
+  command <<< printf 'a\\0b'; printf 'bad\\0news' >&2; exit 3 >>>
+  output { String out = read_string(stdout()) }
+}
+"""
+    run = submit(source)
+
+    assert services.start_run(run.pk, "here") == RunState.FAILED
+
+    run.refresh_from_db()
+    assert run.failure_message.endswith("exit status 3: badnews")
+    assert run.calls.get().failure_message == "exit status 3: badnews"
+
+
+@pytest.mark.django_db
 def test_tasks_wait_for_cpus_like_containers_would(submit: Any) -> None:
     source = """version 1.0
 workflow busy {
@@ -312,8 +334,19 @@ task nap {
 """
 
 
+def _sleepers() -> list[int]:
+    """Host pids of SLEEPER's sleeps (inside the sandbox, $$ and $! are its own pids)."""
+    return [
+        p.pid
+        for p in psutil.process_iter(["cmdline"])
+        if p.info["cmdline"] and p.info["cmdline"][:2] in (["sleep", "300"], ["sleep", "301"])
+    ]
+
+
+@pytest.mark.parametrize("sandbox", ["bwrap", "none"])
 @pytest.mark.django_db(transaction=True)
-def test_abort_leaves_no_process_behind(submit: Any) -> None:
+def test_abort_leaves_no_process_behind(submit: Any, settings: Any, sandbox: str) -> None:
+    settings.WORKFLOW_SANDBOX = sandbox
     run = submit(SLEEPER)
     outcome: list[str] = []
 
@@ -330,11 +363,13 @@ def test_abort_leaves_no_process_behind(submit: Any) -> None:
     work = miniwdl_dir(run) / "call-nap" / "work"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not (
-        (work / "shell.pid").exists() and run.calls.filter(status=CallStatus.RUNNING).exists()
+        (work / "shell.pid").exists()
+        and run.calls.filter(status=CallStatus.RUNNING).exists()
+        and len(_sleepers()) == 2
     ):
         time.sleep(0.1)
-    pids = [int((work / name).read_text()) for name in ("background.pid", "shell.pid")]
-    assert all(psutil.pid_exists(pid) for pid in pids)
+    pids = _sleepers()
+    assert len(pids) == 2 and all(_alive(pid) for pid in pids)
 
     assert services.abort(run)
     runner.join(60)
@@ -345,12 +380,7 @@ def test_abort_leaves_no_process_behind(submit: Any) -> None:
     assert run.calls.get().status == CallStatus.ABORTED
     for pid in pids:
         assert not _alive(pid), f"process {pid} survived the abort"
-    leftovers = [
-        p.pid
-        for p in psutil.process_iter(["cmdline"])
-        if p.info["cmdline"] and p.info["cmdline"][:2] in (["sleep", "300"], ["sleep", "301"])
-    ]
-    assert leftovers == []
+    assert _sleepers() == []
 
 
 def _alive(pid: int) -> bool:
@@ -444,11 +474,10 @@ def test_miniwdl_stops_its_tasks_when_its_worker_dies(tmp_path: Path) -> None:
     worker = subprocess.Popen([sys.executable, "-c", WORKER, *argv], env=env)
     pid_file = tmp_path / "run" / "call-nap" / "work" / "shell.pid"
     deadline = time.monotonic() + 30
-    while not pid_file.exists() and time.monotonic() < deadline:
+    while not (pid_file.exists() and len(_sleepers()) == 2) and time.monotonic() < deadline:
         time.sleep(0.1)
-    time.sleep(0.2)
-    pids = [int((pid_file.parent / n).read_text()) for n in ("background.pid", "shell.pid")]
-    assert all(_alive(pid) for pid in pids)
+    pids = _sleepers()
+    assert len(pids) == 2 and all(_alive(pid) for pid in pids)
 
     worker.send_signal(signal.SIGKILL)  # no chance to clean up: the kernel tells miniwdl
     worker.wait()

@@ -1,8 +1,9 @@
-"""The embedded engine: ``miniwdl run`` in a subprocess of the worker, tasks as host processes.
+"""The embedded engine: ``miniwdl run`` in a subprocess of the worker, tasks in a sandbox.
 
 miniwdl's Python API only works on a process's main thread and once per process, so a
 Celery task runs the ``miniwdl run`` CLI instead, with RenderHub's host-process backend
-(``miniwdl_plugin/``), a generated configuration and miniwdl's call cache. While it runs,
+(``miniwdl_plugin/``: each task command in a bubblewrap sandbox, see ``miniwdl_files``),
+a generated configuration and miniwdl's call cache. While it runs,
 the run directory is read every second (call directories, their logs and results) and
 reported as Cromwell-style calls; a run marked *aborting* gets SIGTERM, which miniwdl
 passes on to every task's process group. At the end the declared outputs are copied to
@@ -43,6 +44,8 @@ from .base import (
     Submission,
     read_dependencies,
 )
+from .miniwdl_files import BACKEND as BACKEND  # bench/workflows.py runs miniwdl with it
+from .miniwdl_files import miniwdl_config, published_files, stage
 
 if TYPE_CHECKING:
     from ..models import Call, WorkflowRun
@@ -50,7 +53,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PLUGIN_DIR = Path(__file__).resolve().parent / "miniwdl_plugin"
-BACKEND = "renderhub_host"
 READ_SECONDS = 1.0  # how often the run directory is read while miniwdl runs
 BEAT_SECONDS = 2.0  # heartbeats while staging inputs and copying outputs
 # miniwdl needs a few seconds after SIGTERM: each task gets SIGTERM, then SIGKILL after 5 s.
@@ -93,6 +95,14 @@ class MiniwdlEngine(Engine):
             except storage.StorageError as exc:
                 problems.append(f"{value}: File inputs must be storage URLs ({exc}).")
         return problems
+
+    def configuration_problems(self) -> list[str]:
+        from renderhub.agent.sandbox import problem
+
+        # Task commands are what members wrote: never run them outside the sandbox asked for.
+        if reason := problem(settings.WORKFLOW_SANDBOX):
+            return [f"The miniwdl engine cannot sandbox tasks (WORKFLOW_SANDBOX): {reason}."]
+        return []
 
     def start(self, run: WorkflowRun) -> Submission:
         raise EngineError("miniwdl runs are executed by a worker, not submitted.")
@@ -138,6 +148,7 @@ class MiniwdlRun:
         self.descendants: dict[int, float] = {}  # pid -> create time, killed at the end
         self.abort_sent_at: float | None = None
         self.published_logs: set[str] = set()
+        self.local_inputs: list[str] = []  # staged inputs that are files of local storage
         self.last_beat = 0.0
 
     def execute(self) -> RunStatus:
@@ -171,7 +182,7 @@ class MiniwdlRun:
         inputs = self.root / "inputs.json"
         inputs.write_text(json.dumps(self.stage_inputs(dependencies), indent=1))
         cfg = self.root / "miniwdl.cfg"
-        cfg.write_text(miniwdl_config(self.run.options))
+        cfg.write_text(miniwdl_config(self.run.options, self.local_inputs))
         return [
             sys.executable,
             "-m",
@@ -200,11 +211,14 @@ class MiniwdlRun:
         values = WDL.values_from_json(self.run.inputs, exe.available_inputs, namespace=exe.name)
         staged: dict[str, str] = {}
 
+        inputs = self.root / "inputs"
+
         def local(item: WDL.Value.File | WDL.Value.Directory) -> str:
             if item.value not in staged:
-                staged[item.value] = str(
-                    stage(item.value, self.root / "inputs" / str(len(staged)), self.beat)
-                )
+                path = stage(item.value, inputs / str(len(staged)), self.beat)
+                if not path.is_relative_to(inputs):  # not copied: the task reads it in place
+                    self.local_inputs.append(str(path))
+                staged[item.value] = str(path)
             return staged[item.value]
 
         values = WDL.Value.rewrite_env_paths(values, local)
@@ -304,15 +318,11 @@ class MiniwdlRun:
 
     def publish_outputs(self, outputs: dict[str, Any]) -> dict[str, Any]:
         """Copy miniwdl's out/ folder to the outputs folder; outputs name the copies."""
-        out = self.dir / "out"
         urls: dict[str, str] = {}
         backend, prefix = storage.resolve(self.run.outputs_dir)
-        for dirpath, _dirs, files in os.walk(out, followlinks=True):
-            for name in sorted(files):
-                path = Path(dirpath, name)
-                relative = path.relative_to(out).as_posix()
-                backend.upload_file(path, prefix + relative, progress=self.beat)
-                urls[os.path.realpath(path)] = storage.join(self.run.outputs_dir, relative)
+        for real, relative in published_files(self.dir / "out"):
+            backend.upload_file(real, prefix + relative, progress=self.beat)
+            urls[str(real)] = storage.join(self.run.outputs_dir, relative)
 
         def rewrite(value: Any) -> Any:
             # By real path: a cached run's outputs name the files of the run that made them.
@@ -338,7 +348,9 @@ class MiniwdlRun:
     def publish_call_logs(self, folder: str) -> None:
         backend, prefix = storage.resolve(storage.join(self.run.working_dir, "calls/"))
         for path in sorted((self.dir / folder).glob("*")):
-            if path.is_file() and (path.suffix in LOG_SUFFIXES or path.name == "command"):
+            if path.is_symlink() or not path.is_file():
+                continue  # only what miniwdl wrote: a link could lead anywhere on the worker
+            if path.suffix in LOG_SUFFIXES or path.name == "command":
                 backend.upload_file(path, f"{prefix}{folder}/{path.name}")
 
     def publish_logs(self) -> None:
@@ -561,56 +573,3 @@ def failure_message(result: dict[str, Any], calls: list[CallInfo], reader: RunDi
         pos = cause["pos"]
         text += f" (line {pos.get('line')}, column {pos.get('column')})"
     return f"{where} failed: {text}" if where else text
-
-
-# --- configuration and files ---------------------------------------------------------
-
-
-def miniwdl_config(options: dict[str, Any]) -> str:
-    """miniwdl's configuration for a run; Cromwell-style options mapped where they apply."""
-    cache_dir = Path(settings.WORKFLOW_WORK_DIR) / "call_cache"
-    defaults = {"docker": "ubuntu:22.04"}  # ignored by the host backend, but miniwdl wants it
-    runtime = options.get("default_runtime_attributes")
-    if isinstance(runtime, dict):
-        defaults.update(runtime)
-    lines = [
-        "[scheduler]",
-        f"container_backend = {BACKEND}",
-        "scatter_tag_max = 0",  # call folders are call-<name>-<index>, easy to read back
-        "",
-        "[call_cache]",
-        f"get = {'false' if options.get('read_from_cache') is False else 'true'}",
-        f"put = {'false' if options.get('write_to_cache') is False else 'true'}",
-        f"dir = {cache_dir}",
-        "",
-        "[task_runtime]",
-        f"defaults = {json.dumps(defaults)}",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def stage(url: str, target: Path, beat: Callable[..., None]) -> Path:
-    """A local path holding the storage object or folder ``url`` (downloaded if remote)."""
-    try:
-        backend, key = storage.resolve(url)
-        is_dir = url.endswith("/") or (not backend.exists(key) and any(backend.walk(key + "/")))
-        if not is_dir:
-            if (local := backend.local_path(key)) is not None and local.is_file():
-                return local
-            destination = target / Path(key).name
-            backend.download_file(key, destination, progress=beat)
-            return destination
-        prefix = key.rstrip("/") + "/"
-        if (local := backend.local_path(prefix)) is not None and local.is_dir():
-            return local
-        destination = target / Path(prefix.rstrip("/")).name
-        for entry in backend.walk(prefix):
-            backend.download_file(
-                entry.key, destination / entry.key.removeprefix(prefix), progress=beat
-            )
-        return destination
-    except storage.NotFound:
-        raise EngineError(f"The input {url} does not exist.") from None
-    except storage.StorageError as exc:
-        raise EngineError(f"The input {url} could not be staged: {exc}") from None

@@ -1,21 +1,29 @@
-"""miniwdl container backend ``renderhub_host``: each WDL task runs as a host process.
+"""miniwdl container backend ``renderhub_host``: each WDL task runs as a sandboxed process.
 
 miniwdl only ships container backends and no container runtime runs here. This backend
 keeps what miniwdl's own subprocess backends do (cpu/memory admission through miniwdl's
 scheduler, stdout.txt/stderr.txt, retries, the command file) and replaces ``podman run``
-with a plain process:
+with a process in RenderHub's bubblewrap sandbox (``renderhub.agent.sandbox``):
 
 * the "container" directory *is* the call's host directory, so the paths miniwdl writes
   into commands (``<call dir>/work/_miniwdl_inputs/0/ref.fa``) are real paths, and each
   input is symlinked there (or copied, with ``[file_io] copy_input_files``);
+* in the sandbox the call directory and the inputs are read-only, ``work/`` is the only
+  writable folder, ``/tmp`` is a scratch folder of the call; no network, no environment
+  but the sandbox's and the task's own ``env``, an unprivileged uid, resource limits;
+  nothing else of the worker exists in there (its ``var/``, other projects, secrets);
 * the command runs in its own session; on abort the whole process group gets SIGTERM,
   then SIGKILL, and what a finished command left running in its group is killed too;
-* ``runtime.docker`` is ignored: tools come from the host's PATH. There is no isolation,
-  so only trusted WDL should run on this engine.
+* ``runtime.docker`` is ignored: tools come from the host's ``/usr``.
+
+The sandbox's settings come from the ``[renderhub]`` section of the configuration
+(written by ``workflows.engines.miniwdl_files``); without it, the strictest sandbox.
 
 RenderHub registers it through the ``renderhub_miniwdl_host-1.0.dist-info`` folder next to
 this file (its ``entry_points.txt``), which ``miniwdl run`` finds because this folder is on
-its PYTHONPATH; no package has to be installed. The module must not import Django.
+its PYTHONPATH; no package has to be installed. The module must not import Django: it
+imports only the standard-library ``renderhub.agent.sandbox`` of the RenderHub tree that
+holds this folder.
 
 ``python -m renderhub_miniwdl_host run …`` is miniwdl's own CLI, started so that it gets
 SIGTERM (and so stops its tasks) if the worker that launched it dies.
@@ -29,6 +37,7 @@ import logging
 import multiprocessing
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -40,13 +49,24 @@ from typing import Any, ClassVar
 
 import psutil
 from WDL._util import StructuredLogMessage as _
+from WDL._util import chmod_R_plus, path_really_within
 from WDL.runtime import config
 from WDL.runtime.backend.cli_subprocess import _SubprocessScheduler
 from WDL.runtime.error import Terminated
 from WDL.runtime.task_container import TaskContainer
 
+# This folder sits in RenderHub's tree (workflows/engines/miniwdl_plugin): its root holds
+# the sandbox module, which needs nothing but the standard library.
+RENDERHUB_ROOT = Path(__file__).resolve().parents[3]
+if str(RENDERHUB_ROOT) not in sys.path:
+    sys.path.append(str(RENDERHUB_ROOT))
+
+from renderhub.agent.sandbox import Limits, Sandbox, SandboxError, popen  # noqa: E402
+
 KILL_GRACE_SECONDS = 5.0
 POLL_SECONDS = 0.25
+SECTION = "renderhub"
+SCRATCH = "sandbox-tmp"  # the call's /tmp, below the call folder, removed after each attempt
 
 
 class HostProcess(TaskContainer):
@@ -55,8 +75,13 @@ class HostProcess(TaskContainer):
 
     @classmethod
     def global_init(cls, cfg: config.Loader, logger: logging.Logger) -> None:
+        kind = cfg.get(SECTION, "sandbox", "bwrap")
         logger.notice(  # type: ignore[attr-defined]
-            _("renderhub_host backend: tasks run as host processes, runtime.docker is ignored")
+            _(
+                "renderhub_host backend: tasks run as host processes, runtime.docker is ignored",
+                sandbox=kind,
+                network=cfg.get_bool(SECTION, "network", False),
+            )
         )
 
     @classmethod
@@ -89,13 +114,17 @@ class HostProcess(TaskContainer):
         work.mkdir()
 
     def _link_inputs(self) -> None:
-        """Stand-in for bind mounts: each input appears at the path the command uses."""
+        """Stand-in for bind mounts: each input appears at the path the command uses.
+
+        The link goes to the input's real path, which the sandbox binds: an upstream call's
+        output is named by a link in its out/ folder, which the sandbox does not have.
+        """
         for host_path, container_path in self.input_path_map.items():
             link = Path(container_path.rstrip("/"))
             if link.is_symlink() or link.exists():  # copied by copy_input_files
                 continue
             link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(host_path.rstrip("/"))
+            link.symlink_to(os.path.realpath(host_path.rstrip("/")))
 
     def _run(self, logger: logging.Logger, terminating: Callable[[], bool], command: str) -> int:
         cpu = self.runtime_values.get("cpu", 0)
@@ -113,16 +142,18 @@ class HostProcess(TaskContainer):
                     out.write(f"export {key}={shlex.quote(str(value))}\n")
                 out.write(command)
             shell = shlex.split(self.cfg.get("task_runtime", "command_shell"))
+            sandbox = self._sandbox()
+            cleanup.callback(shutil.rmtree, sandbox.scratch, ignore_errors=True)
             stdout = cleanup.enter_context(open(self.host_stdout_txt(), "ab"))
             stderr = cleanup.enter_context(open(self.host_stderr_txt(), "ab"))
             poll_stderr = cleanup.enter_context(self.poll_stderr_context(logger))
-            proc = subprocess.Popen(
+            proc = popen(
                 [*shell, command_file],
+                sandbox,
                 cwd=self.host_work_dir(),
                 stdin=subprocess.DEVNULL,
                 stdout=stdout,
                 stderr=stderr,
-                env=self._environment(),
                 start_new_session=True,  # its own process group, killed as a whole
             )
             logger.notice(_("host process", pid=proc.pid))  # type: ignore[attr-defined]
@@ -135,11 +166,44 @@ class HostProcess(TaskContainer):
                 raise Terminated()
         return exit_code
 
-    def _environment(self) -> dict[str, str]:
-        env = dict(os.environ)
-        if cpu := self.runtime_values.get("cpu"):
-            env["MINIWDL_CPU"] = str(cpu)
-        return env
+    def _sandbox(self) -> Sandbox:
+        """The task's sandbox: its call folder read-only, its inputs read-only, work/ writable."""
+        cfg = self.cfg
+        # miniwdl passes only declared inputs and call outputs (allow_any_input = false);
+        # RenderHub names where those may be, as a second lock (run outside it: no roots).
+        roots = [os.path.realpath(p) for p in cfg.get_list(SECTION, "input_roots", [])]
+        workflows = cfg.get(SECTION, "workflow_dir", "")
+        inputs = []
+        for host_path in self.input_path_map:
+            real = os.path.realpath(host_path.rstrip("/"))
+            if roots and not any(path_really_within(real, root) for root in roots):
+                raise SandboxError(f"the task input {host_path} is not one of this run's files")
+            if workflows and path_really_within(real, workflows):
+                # miniwdl writes write_lines() files 0660 on the host; a worker running as
+                # root runs the task as uid 65534, which reads what others may read.
+                chmod_R_plus(real, file_bits=0o004, dir_bits=0o005)
+            inputs.append(real)
+        call_dir = Path(self.host_dir)  # the command file in it, for the same reason
+        call_dir.chmod(call_dir.stat().st_mode & 0o7777 | 0o005)
+        chmod_R_plus(str(call_dir / "command"), file_bits=0o004)
+        extra = [p for p in cfg.get_list(SECTION, "read_only", []) if Path(p).exists()]
+        scratch = Path(self.host_dir) / SCRATCH
+        scratch.mkdir(exist_ok=True)
+        env = {"MINIWDL_CPU": str(cpu)} if (cpu := self.runtime_values.get("cpu")) else {}
+        return Sandbox(
+            kind=cfg.get(SECTION, "sandbox", "bwrap"),  # no section: the strictest
+            network=cfg.get_bool(SECTION, "network", False),
+            read_only=(self.host_dir, *inputs, *extra),
+            writable=(self.host_work_dir(),),
+            scratch=str(scratch),
+            env=env,
+            limits=Limits(
+                file_size=cfg.get_int(SECTION, "max_file_size", 0),
+                processes=cfg.get_int(SECTION, "max_processes", 0),
+                memory=cfg.get_int(SECTION, "max_memory", 0),
+            ),
+            gpu=bool(self.runtime_values.get("gpu")),
+        )
 
     def _wait(
         self, proc: subprocess.Popen[bytes], terminating: Callable[[], bool], poll: Any
