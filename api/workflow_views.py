@@ -20,6 +20,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from workflows import access as workflow_access
 from workflows import services as workflow_services
 from workflows.choices import CallStatus, Engine, RunState
 from workflows.engines import EngineError
@@ -312,7 +313,7 @@ class WorkflowRunViewSet(
     def outputs(self, request: Request, pk: str | None = None) -> Response:
         """The run's outputs: files with signed links, and the other values."""
         run = self.get_object()
-        files, values = workflow_services.output_files(run)
+        files, values = workflow_access.output_files(run)
         return Response(
             {
                 "files": [

@@ -81,7 +81,7 @@ def _read_url(
 ) -> bytes | None:
     try:
         backend, key = storage.resolve(url)
-        if not _in_project(project, url):  # never another project's files
+        if not access.in_project(project, url):  # never another project's files
             _add(errors, what, f"{url} is outside this project's output prefix and mappings.")
             return None
         size = backend.stat(key).size or 0
@@ -107,13 +107,8 @@ def _check_folder(
     except storage.StorageError as exc:
         _add(errors, what, f"{url}: {exc}")
         return
-    if not _in_project(request.project, url):
+    if not access.in_project(request.project, url):
         _add(errors, what, f"{url} is outside this project's output prefix and storage mappings.")
-
-
-def _in_project(project: Project, url: str) -> bool:
-    prefixes = [project.output_prefix, *(m.source for m in project.mappings.all())]
-    return any(storage.is_prefix_of(p, url) for p in prefixes if p)
 
 
 def validate(request: WorkflowRequest, user: AbstractBaseUser | None) -> Validated:
@@ -178,10 +173,10 @@ def validate(request: WorkflowRequest, user: AbstractBaseUser | None) -> Validat
             dependencies=bool(request.dependencies_url),
         ):
             _add(errors, "engine", problem)
-        if request.engine == Engine.MINIWDL:
-            for url in checked.files:
-                if "://" in url and not _in_project(project, url):
-                    _add(errors, "inputs", f"{url} is outside this project's storage.")
+        for problem in access.file_input_problems(project, checked.files):  # every engine
+            _add(errors, "inputs", problem)
+    for problem in access.path_option_problems(project, request.options):
+        _add(errors, "options", problem)
     if errors:
         raise SubmissionError(errors)
     assert checked is not None
@@ -510,35 +505,6 @@ def _abort_remote(run: WorkflowRun) -> None:
 def read_log(call: Call, stream: str, limit: int = LOG_TAIL_BYTES) -> LogText:
     """The last ``limit`` bytes of a call's stdout or stderr, wherever its engine put it."""
     return get_engine(call.run.engine).read_log(call, stream, limit)
-
-
-@dataclass
-class OutputFile:
-    name: str  # the workflow output, with [i] for array elements
-    url: str
-
-
-def output_files(run: WorkflowRun) -> tuple[list[OutputFile], dict[str, Any]]:
-    """(files named by storage URLs, the other output values)."""
-    files: list[OutputFile] = []
-    values: dict[str, Any] = {}
-
-    def walk(name: str, value: Any) -> None:
-        if isinstance(value, str) and value.startswith(("file://", "oss://")):
-            files.append(OutputFile(name, value))
-        elif isinstance(value, list):
-            for i, item in enumerate(value):
-                walk(f"{name}[{i}]", item)
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                walk(f"{name}.{key}", item)
-
-    for name, value in sorted((run.outputs or {}).items()):
-        count = len(files)
-        walk(name, value)
-        if len(files) == count:  # no files in it: a plain value (number, string, ...)
-            values[name] = value
-    return files, values
 
 
 def signed_url(url: str) -> str | None:

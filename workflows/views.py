@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST, require_safe
 from jobs.queries import parse_id
 from projects.models import Project
 
-from . import services
+from . import access, services
 from .choices import RunState
 from .engines import EngineError
 from .models import Call, WorkflowRun
@@ -103,7 +103,7 @@ def run_logs(request: HttpRequest, pk: int) -> HttpResponse:
 @require_safe
 def run_outputs(request: HttpRequest, pk: int) -> HttpResponse:
     run = _get_run(request, pk)
-    files, values = services.output_files(run)
+    files, values = access.output_files(run)
     context = {
         "run": run,
         "files": [(f, services.signed_url(f.url)) for f in files],

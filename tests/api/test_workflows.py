@@ -105,10 +105,13 @@ def test_calls_and_their_logs(token_client, bob, run, storage_root, storage_url)
 
 
 def test_outputs_with_signed_links(token_client, bob, run, storage_root, storage_url) -> None:
-    (storage_root / "output" / "greeting.txt").parent.mkdir(parents=True, exist_ok=True)
-    (storage_root / "output" / "greeting.txt").write_text("hello bob\n")
+    from renderhub import storage
+
+    greeting = storage.join(run.outputs_dir, "greeting.txt")
+    backend, key = storage.resolve(greeting)
+    backend.write(key, b"hello bob\n")
     WorkflowRun.objects.filter(pk=run.pk).update(
-        outputs={"hello.greeting": storage_url + "output/greeting.txt", "hello.count": 3}
+        outputs={"hello.greeting": greeting, "hello.count": 3}
     )
     body = token_client(bob).get(f"/api/workflows/{run.pk}/outputs/").json()
     [file] = body["files"]

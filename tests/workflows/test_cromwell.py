@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from renderhub import storage
 from workflows import services
 from workflows.choices import CallStatus, Engine, RunState
 from workflows.engines import EngineError
@@ -43,7 +42,7 @@ def sync(run: WorkflowRun) -> WorkflowRun:
 
 
 def test_it_submits_the_wdl_inputs_options_and_labels_as_multipart(
-    sent: WorkflowRun, cromwell: Any, tiny_wdl: str
+    sent: WorkflowRun, cromwell: Any, tiny_wdl: str, storage_root: Any
 ) -> None:
     workflow = cromwell.only()
 
@@ -53,7 +52,7 @@ def test_it_submits_the_wdl_inputs_options_and_labels_as_multipart(
     assert workflow.inputs == {"tiny.n": 3}
     assert workflow.labels == {"team": "genomics", "renderhub-run": str(sent.pk)}
     # The run's folders become Cromwell's output and log folders (file:// as local paths).
-    outputs_path = "/" + storage.resolve(sent.outputs_dir)[1]
+    outputs_path = f"{storage_root}/output/workflows/{sent.pk}-tiny/outputs/"
     assert workflow.options["final_workflow_outputs_dir"] == outputs_path
     assert workflow.options["final_call_logs_dir"].endswith("/work/call_logs/")
     method, path, headers = cromwell.requests[0]
@@ -61,14 +60,18 @@ def test_it_submits_the_wdl_inputs_options_and_labels_as_multipart(
     assert headers["Content-Type"].startswith("multipart/form-data; boundary=")
 
 
-def test_options_chosen_by_the_user_are_kept(submit: Any, tiny_wdl: str, cromwell: Any) -> None:
-    options = {"final_workflow_outputs_dir": "oss://bucket/mine/", "read_from_cache": False}
+def test_options_chosen_by_the_user_are_kept(
+    submit: Any, tiny_wdl: str, cromwell: Any, storage_root: Any, storage_url: str
+) -> None:
+    # Folders inside the project only (tests/security/test_wdl_storage.py: the others).
+    options = {"final_workflow_outputs_dir": storage_url + "scenes/mine/", "read_from_cache": False}
     run = submit(tiny_wdl, engine=Engine.CROMWELL, options=options)
 
     services.start_run(run.pk, "worker")
 
-    assert cromwell.only().options["final_workflow_outputs_dir"] == "oss://bucket/mine/"
-    assert cromwell.only().options["read_from_cache"] is False
+    sent = cromwell.only().options
+    assert sent["final_workflow_outputs_dir"] == f"{storage_root}/scenes/mine/"
+    assert sent["read_from_cache"] is False
 
 
 def test_the_dependencies_zip_is_sent(

@@ -146,16 +146,22 @@ def test_folders_must_be_the_projects(submit: Any, tiny_wdl: str, storage_url: s
     assert run.outputs_dir == storage_url + "output/mine/"
 
 
-def test_miniwdl_file_inputs_must_be_storage_urls_of_the_project(
-    submit: Any, storage_url: str
+@pytest.mark.parametrize("engine", [Engine.MINIWDL, Engine.CROMWELL])
+def test_file_inputs_must_be_storage_urls_of_the_project(
+    submit: Any, storage_url: str, engine: str, cromwell: Any
 ) -> None:
     source = "version 1.0\nworkflow w {\n  input {\n    Array[File] f\n  }\n}\n"
+    files = ["/etc/passwd", storage_url + "other/x", storage_url + "output/../other/y"]
 
-    found = refusal(submit, source, {"w.f": ["/etc/passwd", storage_url + "other/x"]})
+    found = refusal(submit, source, {"w.f": files}, engine=engine)
 
-    assert found["engine"][0].startswith("/etc/passwd: File inputs must be storage URLs")
-    assert found["inputs"] == [f"{storage_url}other/x is outside this project's storage."]
-    assert submit(source, {"w.f": [storage_url + "scenes/x.bam"]}).pk
+    passwd, other, dotdot = found["inputs"]
+    assert passwd.startswith("/etc/passwd: File inputs must be storage URLs")
+    assert other == (
+        f"{storage_url}other/x is outside this project's storage (its output prefix and mappings)."
+    )
+    assert dotdot.startswith(f"{storage_url}output/../other/y is outside this project's")
+    assert submit(source, {"w.f": [storage_url + "scenes/x.bam"]}, engine=engine).pk
 
 
 def test_an_unknown_engine_is_refused(submit: Any, tiny_wdl: str) -> None:

@@ -14,6 +14,7 @@ import logging
 import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 import requests
 from django.conf import settings
@@ -21,6 +22,7 @@ from django.utils.dateparse import parse_datetime
 
 from renderhub import storage
 
+from .. import access, validation
 from ..choices import CallStatus, RunState
 from .base import CallInfo, Engine, EngineError, RunStatus, Submission, read_dependencies
 
@@ -266,8 +268,15 @@ def status_from_metadata(metadata: dict[str, Any]) -> RunStatus:
 
 
 def effective_options(run: WorkflowRun) -> dict[str, Any]:
-    """The run's options, with outputs and logs going to its folders unless it says otherwise."""
+    """The run's options, with outputs and logs going to its folders unless it says otherwise.
+
+    Folders it names itself were checked to be in its project (workflows.access) and are
+    sent like the run's own: file:// URLs as the local paths Cromwell writes to.
+    """
     options = dict(run.options or {})
+    for key, value in options.items():
+        if key.startswith(access.PATH_OPTION_PREFIX) and isinstance(value, str):
+            options[key] = _folder(access.as_url(value))
     if url_path := _folder(run.outputs_dir):
         options.setdefault("final_workflow_outputs_dir", url_path)
     if url_path := _folder(run.working_dir):
@@ -277,11 +286,27 @@ def effective_options(run: WorkflowRun) -> dict[str, Any]:
 
 
 def _folder(url: str) -> str:
-    if not url:
-        return ""
-    if url.startswith("file://"):
-        return "/" + storage.resolve(url)[1].lstrip("/")
-    return url
+    """What Cromwell is given for a storage URL: a file:// URL as the local path it names
+    (Cromwell must then share the local storage's disk), any other URL as it is."""
+    if not url.startswith("file://"):
+        return url
+    storage.resolve(url)  # inside LOCAL_STORAGE_ROOT, no '..' (checked at submission too)
+    return unquote(urlsplit(url).path)
+
+
+def engine_inputs(run: WorkflowRun, dependencies: bytes | None) -> dict[str, Any]:
+    """The run's inputs with each File and Directory value as Cromwell reads it."""
+    if "file://" not in json.dumps(run.inputs):
+        return dict(run.inputs)
+    import WDL
+
+    try:
+        exe = validation.executable(validation.load(run.wdl_source, dependencies))
+        values = WDL.values_from_json(run.inputs, exe.available_inputs, namespace=exe.name)
+        values = WDL.Value.rewrite_env_paths(values, lambda item: _folder(item.value))
+    except (validation.WorkflowInvalid, storage.StorageError) as exc:
+        raise EngineError(f"The inputs cannot be sent: {exc}") from None
+    return WDL.values_to_json(values, namespace=exe.name)  # type: ignore[no-any-return]
 
 
 class CromwellEngine(Engine):
@@ -299,13 +324,14 @@ class CromwellEngine(Engine):
     def start(self, run: WorkflowRun) -> Submission:
         labels = {**(run.labels or {}), "renderhub-run": str(run.pk)}
         client = self.client()
+        dependencies = read_dependencies(run.dependencies_url)
         try:
             answer = client.submit(
                 run.wdl_source,
-                run.inputs,
+                engine_inputs(run, dependencies),
                 effective_options(run),
                 labels,
-                dependencies=read_dependencies(run.dependencies_url),
+                dependencies=dependencies,
                 requested_id=run.engine_run_id,
             )
         except EngineError as exc:

@@ -84,18 +84,6 @@ class MiniwdlEngine(Engine):
     name = "miniwdl"
     runs_here = True
 
-    def check_run(
-        self, *, working_dir: str, outputs_dir: str, files: list[str], dependencies: bool
-    ) -> list[str]:
-        problems = []
-        for value in files:
-            # Inputs come from storage, like scenes: never an arbitrary path on the worker.
-            try:
-                storage.resolve(value)
-            except storage.StorageError as exc:
-                problems.append(f"{value}: File inputs must be storage URLs ({exc}).")
-        return problems
-
     def configuration_problems(self) -> list[str]:
         from renderhub.agent.sandbox import problem
 

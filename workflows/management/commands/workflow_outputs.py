@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from jobs import cli as job_cli
-from workflows import cli, services
+from workflows import access, cli
 from workflows.choices import RunState
 
 
@@ -28,7 +28,7 @@ class Command(BaseCommand):
             why = "it has not succeeded yet" if run.state != RunState.SUCCEEDED else "none"
             self.stdout.write(f"Workflow run #{run.pk} has no outputs ({why}).")
             return
-        files, values = services.output_files(run)
+        files, values = access.output_files(run)
         if files:
             job_cli.print_table(self.stdout, ["output", "url"], ([f.name, f.url] for f in files))
         if values:
