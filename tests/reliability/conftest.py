@@ -47,6 +47,8 @@ def process_env(settings: Any, **extra: str) -> dict[str, str]:
         "NODE_HEARTBEAT_SECONDS": "1",
         "RENDER_REDISPATCH_AFTER": str(settings.RENDER_REDISPATCH_AFTER),
         "DJANGO_SECRET_KEY": settings.SECRET_KEY,
+        # The stand-in renderers are this repository's scripts: the sandbox may read them.
+        "RENDER_SANDBOX_PATHS": ",".join(settings.RENDER_SANDBOX_PATHS),
     }
     env.update(extra)
     return env

@@ -45,7 +45,8 @@ def as_charlie(client: Any, charlie: Any) -> Any:
 
 def submit(project: Any, software: Any, cluster: Any, scene: str, **kw: Any) -> RenderJob:
     kw.setdefault("frames", "1-6")
-    kw.setdefault("nodes", 2)
+    if "chunk_size" not in kw:  # nodes or a chunk size, never both
+        kw.setdefault("nodes", 2)
     [job] = services.submit_render(
         services.RenderRequest(
             project=project, software=software, cluster=cluster, scenes=[scene], **kw
