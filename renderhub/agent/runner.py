@@ -1,245 +1,67 @@
 """The run loop: stage inputs, run the renderer, follow its output, report events.
 
 Every event is one JSON object per line on ``out`` (flushed at once) and a readable line
-in ``work_dir/agent.log``; the renderer's own stdout and stderr are copied as they come
-to ``work_dir/stdout.log`` and ``stderr.log``. Once ``started`` was sent, every frame of
-the chunk gets exactly one ``frame_done`` or ``frame_failed`` before ``finished``.
+in ``work_dir/agent.log`` (:mod:`.events`); inputs are copied by :mod:`.staging`; the
+renderer's own stdout and stderr are read by :mod:`.pipes` and copied as they come to
+``work_dir/stdout.log`` and ``stderr.log``. Once ``started`` was sent, every frame of the
+chunk gets exactly one ``frame_done`` or ``frame_failed`` before ``finished``.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import queue
-import re
-import shutil
 import signal
 import subprocess
-import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 from . import sandbox
+from .events import (
+    EXIT_BAD_SPEC,
+    EXIT_CANCELLED,
+    EXIT_ERROR,
+    EXIT_INPUT_MISSING,
+    EXIT_OK,
+    EXIT_RENDERER_FAILED,
+    EXIT_TIMEOUT,
+    STATUSES,
+    CancelFlag,
+    Cancelled,
+    Emitter,
+    clip,
+)
 from .outputs import OutputFolder
+from .pipes import LineSplitter, OutputPump, copy_to_log
 from .progress import Parser, Update, make_parser
-from .spec import Input, Spec, inside
+from .spec import Spec, inside
+from .staging import stage
 from .template import TemplateError, expand, output_file_name, standard_values
 
-# Exit codes, also sent as finished.exit_code with the matching status.
-EXIT_OK = 0
-EXIT_ERROR = 1  # the agent itself failed (a directory it cannot create, a copy that fails)
-EXIT_BAD_SPEC = 2
-EXIT_INPUT_MISSING = 3
-EXIT_RENDERER_FAILED = 4
-EXIT_CANCELLED = 5
-EXIT_TIMEOUT = 6
-
-STATUSES = {
-    EXIT_OK: "success",
-    EXIT_ERROR: "error",
-    EXIT_BAD_SPEC: "bad_spec",
-    EXIT_INPUT_MISSING: "input_missing",
-    EXIT_RENDERER_FAILED: "renderer_failed",
-    EXIT_CANCELLED: "cancelled",
-    EXIT_TIMEOUT: "timeout",
-}
+__all__ = [
+    "EXIT_BAD_SPEC",
+    "EXIT_CANCELLED",
+    "EXIT_ERROR",
+    "EXIT_INPUT_MISSING",
+    "EXIT_OK",
+    "EXIT_RENDERER_FAILED",
+    "EXIT_TIMEOUT",
+    "STATUSES",
+    "CancelFlag",
+    "Cancelled",
+    "Emitter",
+    "LineSplitter",
+    "OutputPump",
+    "Run",
+    "run",
+    "stage",
+]
 
 POLL = 0.1  # seconds between checks of the clock, the cancel flag and the renderer
 PIPE_DRAIN = 3.0  # after the renderer exits, wait this long for its pipes to close
-MAX_REASON = 2000
 TAIL_LINES = 30
-MAX_LINE = 1 << 20  # a "line" with no newline this long is parsed as it is
-MAX_LOG_BYTES = 64 << 20  # per renderer stream and attempt
-_LINE_END = re.compile(rb"\r\n|\r|\n")  # \r too: progress bars redraw with it
-
-
-@dataclass
-class CancelFlag:
-    """Set from a signal handler (a plain attribute: no locks inside a handler)."""
-
-    requested: bool = False
-    reason: str = "cancelled"
-
-    def request(self, reason: str) -> None:
-        self.reason = reason
-        self.requested = True
-
-
-class Cancelled(Exception):
-    pass
-
-
-class Emitter:
-    """Writes events as JSON lines to ``out`` and readable lines to agent.log."""
-
-    def __init__(self, out: IO[str] | None, spec: Spec | None = None) -> None:
-        self.out = out
-        self.log: IO[str] | None = None
-        self.prefix = ""
-        if spec is not None:
-            self.prefix = f"job={spec.job} task={spec.task} "
-
-    def open_log(self, path: Path) -> None:
-        # Open for the whole run (events arrive one by one); close() ends it.
-        self.log = open(path, "a", encoding="utf-8")  # noqa: SIM115
-
-    def emit(self, event: str, **fields: Any) -> dict[str, Any]:
-        record = {"event": event, "time": time.time(), **fields}
-        if self.out is not None:
-            try:
-                self.out.write(json.dumps(record) + "\n")
-                self.out.flush()
-            except (BrokenPipeError, ValueError):  # nobody listens any more; keep going
-                self.out = None
-        if self.log is not None:
-            self.log.write(_human(record, self.prefix) + "\n")
-            self.log.flush()
-        return record
-
-    def close(self) -> None:
-        if self.log is not None:
-            self.log.close()
-            self.log = None
-
-
-def _human(record: dict[str, Any], prefix: str) -> str:
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record["time"]))
-    millis = int(record["time"] % 1 * 1000)
-    fields = " ".join(
-        f"{key}={value if isinstance(value, int | float) else json.dumps(value)}"
-        for key, value in record.items()
-        if key not in ("event", "time")
-    )
-    return f"{stamp}.{millis:03d} {prefix}{record['event']} {fields}".rstrip()
-
-
-# --- staging -----------------------------------------------------------------------------
-
-
-@dataclass
-class StageStats:
-    files: int = 0
-    bytes: int = 0
-    skipped: int = 0
-    broken: list[str] = field(default_factory=list)
-
-
-def _same_file(src: os.stat_result, dst: Path) -> bool:
-    """Size and mtime match (to the millisecond: file systems round differently)."""
-    try:
-        st = dst.stat()
-    except OSError:
-        return False
-    return st.st_size == src.st_size and abs(st.st_mtime_ns - src.st_mtime_ns) < 1_000_000
-
-
-def _copy_file(src: Path, dst: Path, stats: StageStats) -> None:
-    src_stat = src.stat()
-    if _same_file(src_stat, dst):
-        stats.skipped += 1
-        return
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    # Copy under a temporary name: an interrupted copy never looks like a finished one.
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.part")
-    try:
-        shutil.copy2(src, tmp)
-        tmp.replace(dst)
-    finally:
-        tmp.unlink(missing_ok=True)
-    stats.files += 1
-    stats.bytes += src_stat.st_size
-
-
-def _copy_tree(src: Path, dst: Path, stats: StageStats, cancel: CancelFlag) -> None:
-    """Copy a folder's files keeping the layout; symlinks are followed (loops skipped)."""
-    seen = {src.resolve()}
-    for root, dirs, files in os.walk(src, followlinks=True):
-        here = Path(root)
-        fresh = [d for d in sorted(dirs) if (here / d).resolve() not in seen]
-        seen.update((here / d).resolve() for d in fresh)
-        dirs[:] = fresh
-        target = dst / here.relative_to(src)
-        target.mkdir(parents=True, exist_ok=True)  # empty folders too
-        for name in sorted(files):
-            if cancel.requested:
-                raise Cancelled
-            if not (here / name).exists():
-                stats.broken.append(str(here / name))  # a dangling symlink: nothing to copy
-                continue
-            _copy_file(here / name, target / name, stats)
-
-
-def stage(inputs: Iterable[Input], cancel: CancelFlag) -> StageStats:
-    """Copy each input; a directory tree keeps its layout under ``dst``."""
-    stats = StageStats()
-    for item in inputs:
-        src, dst = Path(item.src), Path(item.dst)
-        if src.is_dir():
-            _copy_tree(src, dst, stats, cancel)
-        else:
-            if cancel.requested:
-                raise Cancelled
-            if item.dst.endswith("/") or dst.is_dir():
-                dst = dst / src.name  # an existing folder (or a trailing /): copy into it
-            _copy_file(src, dst, stats)
-    return stats
-
-
-# --- the renderer's output -----------------------------------------------------------------
-
-
-class OutputPump:
-    """Reads the renderer's stdout and stderr in threads into one queue of chunks."""
-
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
-        self.queue: queue.Queue[tuple[str, bytes | None]] = queue.Queue()
-        self.open_streams = {"stdout", "stderr"}
-        for name, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
-            thread = threading.Thread(target=self._read, args=(name, pipe), daemon=True)
-            thread.start()
-
-    def _read(self, name: str, pipe: IO[bytes] | None) -> None:
-        assert pipe is not None
-        try:
-            while chunk := os.read(pipe.fileno(), 65536):
-                self.queue.put((name, chunk))
-        except OSError:
-            pass
-        finally:
-            self.queue.put((name, None))
-
-    def get(self, timeout: float) -> tuple[str, bytes | None] | None:
-        try:
-            return self.queue.get(timeout=timeout)
-        except queue.Empty:
-            return None
-
-
-class LineSplitter:
-    """Bytes in, complete decoded lines out (the rest is kept for the next chunk)."""
-
-    def __init__(self) -> None:
-        self.buffer = b""
-
-    def feed(self, chunk: bytes) -> list[str]:
-        self.buffer += chunk
-        *lines, self.buffer = _LINE_END.split(self.buffer)
-        if len(self.buffer) > MAX_LINE:
-            lines.append(self.buffer)
-            self.buffer = b""
-        return [line.decode("utf-8", "replace") for line in lines]
-
-    def flush(self) -> list[str]:
-        rest, self.buffer = self.buffer, b""
-        return [rest.decode("utf-8", "replace")] if rest else []
-
-
-# --- the run ------------------------------------------------------------------------------
 
 
 class Run:
@@ -276,7 +98,7 @@ class Run:
             "finished",
             status=STATUSES[exit_code],
             exit_code=exit_code,
-            reason=_clip(reason),
+            reason=clip(reason),
             renderer_exit_code=renderer_exit_code,
         )
         return exit_code
@@ -401,7 +223,7 @@ class Run:
                     self.lines(stream, splitters[stream].flush())
                 else:
                     last_output = now
-                    self.copy_to_log(logs[stream], chunk)
+                    copy_to_log(logs[stream], chunk)
                     self.lines(stream, splitters[stream].feed(chunk))
             self.handle(self.parser.tick())
             if self.stop is None:
@@ -420,17 +242,6 @@ class Run:
                 if now - exited_at > PIPE_DRAIN:  # a child of the renderer holds the pipes
                     self.log("renderer exited but its output pipes stayed open", "warning")
                     break
-
-    def copy_to_log(self, log: IO[bytes], chunk: bytes) -> None:
-        """Append to stdout.log or stderr.log, up to MAX_LOG_BYTES each (a chatty or hostile
-        renderer must not fill the disk; its lines are still parsed)."""
-        room = MAX_LOG_BYTES - log.tell()
-        if room <= 0:
-            return
-        log.write(chunk[:room])
-        if len(chunk) >= room:
-            log.write(b"\n[RenderHub: log truncated at %d bytes]\n" % MAX_LOG_BYTES)
-        log.flush()
 
     def check_limits(self, running: float, silent: float) -> None:
         spec = self.spec
@@ -501,7 +312,7 @@ class Run:
     def frame_failed(self, frame: int, reason: str) -> None:
         self.state[frame] = "failed"
         self.failures[frame] = reason
-        self.emit("frame_failed", frame=frame, reason=_clip(reason))
+        self.emit("frame_failed", frame=frame, reason=clip(reason))
 
     def fail_remaining(self, reason: Callable[[int], str] | str) -> list[int]:
         left = [f for f, state in self.state.items() if state in ("pending", "started")]
@@ -565,11 +376,6 @@ def _describe_exit(code: int) -> str:
 
 def _frames_text(frames: list[int]) -> str:
     return ", ".join(str(f) for f in frames)
-
-
-def _clip(text: str) -> str:
-    """At most MAX_REASON characters, keeping the end (where errors usually are)."""
-    return text if len(text) <= MAX_REASON else "..." + text[-(MAX_REASON - 3) :]
 
 
 def _exists(path: str) -> bool:

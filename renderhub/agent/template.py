@@ -110,11 +110,6 @@ def _scan(template: Template) -> tuple[set[str], list[str]]:
     return names, errors
 
 
-def template_variables(template: Template) -> set[str]:
-    """The variable names ``template`` uses (its malformed fields are left out)."""
-    return _scan(template)[0]
-
-
 def valid_custom_name(name: str) -> str | None:
     """Why ``name`` cannot be a custom variable, or None when it can."""
     if not _NAME.match(name):

@@ -391,9 +391,9 @@ def test_renderer_logs_are_capped(
     make_spec: SpecFactory, run_agent: RunAgent, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A renderer printing without end fills no disk: each log stops at MAX_LOG_BYTES."""
-    from renderhub.agent import runner
+    from renderhub.agent import pipes
 
-    monkeypatch.setattr(runner, "MAX_LOG_BYTES", 1000)
+    monkeypatch.setattr(pipes, "MAX_LOG_BYTES", 1000)
     result = run_agent(make_spec("--stderr", "x" * 5000, "--exit", "3"))
     stderr_log = (tmp_path / "work" / "stderr.log").read_bytes()
     assert len(stderr_log) < 1100

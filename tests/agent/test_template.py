@@ -13,7 +13,6 @@ from renderhub.agent.template import (
     frame_list,
     output_file_name,
     standard_values,
-    template_variables,
     validate_template,
 )
 
@@ -86,11 +85,6 @@ def test_output_file_name_pads() -> None:
     assert output_file_name("shot_####", 7) == "shot_0007"
     assert output_file_name("s_#_x", 123) == "s_123_x"
     assert output_file_name("take#2_##", 5) == "take#2_05"  # the last run, like Blender
-
-
-def test_template_variables() -> None:
-    assert template_variables(BLENDER) == {"scene", "output_pattern", "cpus", "frame_list"}
-    assert template_variables("{a}-{b}{{c}}") == {"a", "b"}
 
 
 @pytest.mark.parametrize(
