@@ -64,7 +64,7 @@ def main() -> int:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from renderhub import demo
+    from ops import demo
 
     project, software, cluster = demo.ensure_records()
     scene_url = demo.ensure_scene(frames=args.frames)

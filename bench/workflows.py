@@ -57,7 +57,7 @@ def main() -> int:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from renderhub import demo
+    from ops import demo
     from workflows import demos
 
     project, _software, _cluster = demo.ensure_records()

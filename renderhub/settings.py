@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "jobs",
     "workflows",
     "api",
+    "ops",
 ]
 
 MIDDLEWARE = [

@@ -3,15 +3,12 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
-from . import views
-
 admin.site.site_header = "RenderHub"
 admin.site.site_title = "RenderHub"
 admin.site.index_title = "Control panel"
 
 urlpatterns = [
-    path("healthz", views.healthz, name="healthz"),
-    path("admin/status/", views.system_status, name="system-status"),
+    path("", include("ops.urls")),  # /healthz and the admin's System status page
     path("admin/", admin.site.urls),
     path("", include("renderhub.storage.urls")),
     path("api/", include("api.urls")),

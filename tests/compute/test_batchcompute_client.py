@@ -287,7 +287,7 @@ def test_get_client_needs_configuration(settings: Any) -> None:
 
 
 def test_ping_for_the_status_page(bc_settings: Any, fake_bc: FakeBatchCompute) -> None:
-    from renderhub import status
+    from ops import status
 
     check = status.check_batchcompute()
     assert check is not None and check.ok

@@ -51,4 +51,4 @@ def system_status(request: HttpRequest) -> HttpResponse:
         "sandboxes": status.sandbox_rows(),
         "nodes": nodes,
     }
-    return render(request, "admin/system_status.html", context)
+    return render(request, "ops/system_status.html", context)

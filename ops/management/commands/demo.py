@@ -22,7 +22,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from clusters.models import ClusterNode
-from renderhub import demo, storage
+from ops import demo
+from renderhub import storage
 
 STOP_GRACE_SECONDS = 30
 

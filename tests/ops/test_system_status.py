@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from clusters.choices import NodeState
 from clusters.models import ClusterNode
-from renderhub import status
+from ops import status
 from tests.fakes.oss import FakeOSS
 
 STATUS_URL = "/admin/status/"

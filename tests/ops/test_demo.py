@@ -9,8 +9,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from clusters.models import Cluster
+from ops import demo
 from projects.models import Project
-from renderhub import demo, storage
+from renderhub import storage
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 
@@ -46,7 +47,7 @@ def test_it_says_what_to_install_without_blender(image, monkeypatch) -> None:
 
 
 def test_the_stack_runs_web_a_render_worker_and_beat(tmp_path: Path) -> None:
-    from renderhub.management.commands.demo import Stack
+    from ops.management.commands.demo import Stack
 
     commands = Stack(tmp_path, 8123).commands()
     assert set(commands) == {"web", "worker", "beat"}

@@ -16,8 +16,7 @@ from clusters.choices import Backend
 from clusters.models import Cluster
 from images.models import ComputeImage, Software
 from projects.models import Project, StorageMapping
-
-from . import storage
+from renderhub import storage
 
 log = logging.getLogger(__name__)
 
