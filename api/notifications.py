@@ -6,8 +6,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.mail import send_mail
 
-from jobs.cli import format_duration
 from jobs.models import RenderJob
+from renderhub.cli import format_duration
 from workflows.models import WorkflowRun
 
 

@@ -13,9 +13,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
-from jobs import queries
 from renderhub.compute import ComputeError
 
+from . import queries
 from .models import Cluster
 
 

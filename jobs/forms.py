@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from clusters.models import Cluster
 from images.models import Software
 from projects.models import Project
+from renderhub.cli import parse_id
 
 from . import services
 from .models import RenderJob
@@ -166,8 +167,6 @@ class SubmitRenderPageForm(SubmitRenderForm):
 
     def _chosen_software(self, choices: Any, fallback: Software | None) -> Software | None:
         """The software named in the posted data, else ``fallback``, else the first one."""
-        from .queries import parse_id
-
         pk = parse_id(self.data.get("software")) if self.is_bound else None
         if pk and (chosen := choices.filter(pk=pk).first()):
             return chosen  # type: ignore[no-any-return]

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.paginator import Page, Paginator
 from django.db.models import Case, IntegerField, Q, QuerySet, Sum, Value, When
@@ -21,9 +19,10 @@ from django.http import QueryDict
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from clusters.choices import NodeState
-from clusters.models import Cluster, ClusterNode
+from clusters.models import Cluster
+from clusters.queries import clusters_with_nodes
 from projects.models import Project
+from renderhub.cli import parse_id
 
 from .choices import ACTIVE_JOB_STATES, TERMINAL_JOB_STATES, FrameState, JobState, TaskState
 from .models import Frame, RenderJob, Task
@@ -48,17 +47,6 @@ STATE_LETTER = {
 
 
 # --- jobs ---------------------------------------------------------------------------------
-
-MAX_ID = 2**63 - 1  # a bigger number would overflow the database's integer, not just miss
-
-
-def parse_id(value: object) -> int | None:
-    """A row id from request text: ASCII digits within the database's range, else None."""
-    text = str(value or "").strip()
-    if not (text.isascii() and text.isdigit()):
-        return None
-    number = int(text)
-    return number if 0 < number <= MAX_ID else None
 
 
 def visible_jobs(user: User) -> QuerySet[RenderJob]:
@@ -271,31 +259,7 @@ def seconds_per_frame(project: Project, software_id: int | None = None) -> float
     return float(totals["seconds"]) / int(totals["frames"])
 
 
-# --- dashboard and clusters ---------------------------------------------------------------
-
-
-def node_is_online(node: ClusterNode, cutoff: Any) -> bool:
-    return bool(node.last_seen and node.last_seen >= cutoff and node.state != NodeState.OFFLINE)
-
-
-def _with_nodes(cluster: Cluster) -> Cluster:
-    """Set ``node_list`` (each node with ``online``) and ``online_count`` on the cluster."""
-    cutoff = timezone.now() - timedelta(seconds=settings.NODE_OFFLINE_AFTER)
-    nodes = list(cluster.nodes.all())
-    for node in nodes:
-        node.online = node_is_online(node, cutoff)  # type: ignore[attr-defined]
-    cluster.node_list = nodes  # type: ignore[attr-defined]
-    cluster.online_count = sum(n.online for n in nodes)  # type: ignore[attr-defined]
-    return cluster
-
-
-def clusters_with_nodes() -> list[Cluster]:
-    """Every cluster with its nodes, in two queries."""
-    return [_with_nodes(c) for c in Cluster.objects.prefetch_related("nodes")]
-
-
-def get_cluster(pk: int) -> Cluster:
-    return _with_nodes(get_object_or_404(Cluster.objects.prefetch_related("nodes"), pk=pk))
+# --- dashboard ---------------------------------------------------------------------------
 
 
 def dashboard(user: User) -> dict[str, Any]:

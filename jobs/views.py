@@ -24,6 +24,7 @@ from images.models import Software
 from projects.models import Project
 from projects.views import Folder, OutsideMappings, browse, scene_labels
 from renderhub import storage
+from renderhub.cli import parse_id
 from renderhub.outcome import add_messages
 
 from . import pages, queries, services
@@ -71,13 +72,13 @@ def _project(request: HttpRequest) -> Project | None:
     raw = request.POST.get("project") or request.GET.get("project")
     if not raw:
         return None
-    pk = queries.parse_id(raw)
+    pk = parse_id(raw)
     return get_object_or_404(Project.objects.visible_to(request.user), pk=pk or 0)
 
 
 def _software(request: HttpRequest, project: Project) -> Software | None:
     """The software of ?software= (a posted one is the form's to validate)."""
-    pk = queries.parse_id(request.GET.get("software"))
+    pk = parse_id(request.GET.get("software"))
     return get_object_or_404(Software, pk=pk, image_id=project.image_id) if pk else None
 
 
@@ -120,7 +121,7 @@ def _folder(request: HttpRequest, project: Project, software: Software | None) -
 
 
 def _number(request: HttpRequest, name: str) -> int | None:
-    return queries.parse_id(request.POST.get(name) or request.GET.get(name))
+    return parse_id(request.POST.get(name) or request.GET.get(name))
 
 
 def _estimate(
@@ -133,7 +134,7 @@ def _estimate(
         frames = len(parse_frame_spec(spec))
     except FrameSpecError as exc:
         return None, str(exc) if spec.strip() else ""
-    cluster_id = queries.parse_id(data.get("cluster"))
+    cluster_id = parse_id(data.get("cluster"))
     cluster = (
         Cluster.objects.filter(pk=cluster_id, image_id=project.image_id).first()
         if cluster_id

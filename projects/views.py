@@ -15,6 +15,7 @@ from django.views.decorators.http import require_safe
 
 from images.models import Software
 from renderhub import storage
+from renderhub.cli import parse_id
 
 from .models import Project, StorageMapping
 
@@ -127,8 +128,6 @@ def software_suffixes(
     project: Project, software_id: str | None
 ) -> tuple[Software | None, list[str]]:
     """The chosen software (on the project's image) and the scene suffixes it opens."""
-    from jobs.queries import parse_id
-
     software = None
     if pk := parse_id(software_id):
         software = Software.objects.filter(pk=pk, image_id=project.image_id).first()

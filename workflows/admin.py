@@ -122,7 +122,7 @@ class WorkflowRunAdmin(admin.ModelAdmin):
 
     @admin.display(description="Duration")
     def duration_column(self, obj: WorkflowRun) -> str:
-        from jobs.cli import format_duration
+        from renderhub.cli import format_duration
 
         return format_duration(obj.duration)
 

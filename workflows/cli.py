@@ -1,4 +1,4 @@
-"""Helpers of the workflow commands (the table, progress and user helpers are jobs.cli's)."""
+"""Helpers of the workflow commands (the table, progress and user helpers are renderhub.cli's)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.management.base import CommandError
 
-from jobs import cli
+from renderhub import cli
 
 from .models import Call, WorkflowRun
 

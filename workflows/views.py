@@ -14,8 +14,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
 
-from jobs.queries import parse_id
 from projects.models import Project
+from renderhub.cli import parse_id
 
 from . import access, services
 from .choices import RunState

@@ -6,7 +6,7 @@ from typing import Any
 
 from django import template
 
-from jobs import cli
+from renderhub import cli
 
 register = template.Library()
 

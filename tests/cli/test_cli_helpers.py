@@ -1,4 +1,4 @@
-"""jobs/cli.py: formatting, the progress bar, --as-user."""
+"""renderhub/cli.py: formatting, the progress bar, --as-user."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.core.management.base import CommandError
 
-from jobs import cli
+from renderhub import cli
 
 
 class Clock:

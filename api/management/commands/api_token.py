@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from api import services
 from api.models import ApiToken
-from jobs import cli
+from projects.cli import get_project
+from renderhub import cli
 
 
 class Command(BaseCommand):
@@ -36,7 +37,7 @@ class Command(BaseCommand):
         getattr(self, f"handle_{options['action']}")(user, options)
 
     def handle_create(self, user: Any, options: dict[str, Any]) -> None:
-        project = cli.get_project(options["project"], user) if options["project"] else None
+        project = get_project(options["project"], user) if options["project"] else None
         days = options["days"]
         if days is not None and days < 1:
             raise CommandError("--days must be at least 1.")

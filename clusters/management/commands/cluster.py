@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from clusters import services
 from clusters.models import Cluster
-from jobs import cli
+from renderhub import cli
 from renderhub.compute import ComputeError
 
 

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from clusters import services
 from clusters.models import Cluster
-from jobs import cli
+from renderhub import cli
 
 
 class Command(BaseCommand):

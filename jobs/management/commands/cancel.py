@@ -6,17 +6,18 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from jobs import cli, services
-from renderhub import outcome
+from jobs import services
+from jobs.cli import get_job, job_id
+from renderhub import cli, outcome
 
 
 class Command(BaseCommand):
     help = "Cancel a queued or running job: its open chunks stop and its frames are cancelled."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("id", type=cli.job_id, metavar="ID", help="Job id, e.g. 12 or #12.")
+        parser.add_argument("id", type=job_id, metavar="ID", help="Job id, e.g. 12 or #12.")
         cli.add_as_user_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        job = cli.get_job(options["id"], cli.resolve_user(options["as_user"]))
+        job = get_job(options["id"], cli.resolve_user(options["as_user"]))
         outcome.write(self, services.cancel_job(job))

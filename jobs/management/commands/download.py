@@ -8,8 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from jobs import cli
-from renderhub import storage
+from renderhub import cli, storage
 
 
 class Command(BaseCommand):

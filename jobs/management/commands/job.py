@@ -8,21 +8,22 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
-from jobs import cli
 from jobs.choices import FrameState, TaskState
+from jobs.cli import get_job, job_id
 from jobs.framespec import format_frames
 from jobs.models import RenderJob, Task
+from renderhub import cli
 
 
 class Command(BaseCommand):
     help = "Show a render job with its chunks (tasks) and failed frames."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("id", type=cli.job_id, metavar="ID", help="Job id, e.g. 12 or #12.")
+        parser.add_argument("id", type=job_id, metavar="ID", help="Job id, e.g. 12 or #12.")
         cli.add_as_user_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        job = cli.get_job(options["id"], cli.resolve_user(options["as_user"]))
+        job = get_job(options["id"], cli.resolve_user(options["as_user"]))
         self.header(job)
         self.stdout.write("")
         cli.print_table(

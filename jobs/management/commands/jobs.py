@@ -6,9 +6,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from jobs import cli
 from jobs.choices import JobState
+from jobs.cli import visible_jobs
 from jobs.models import RenderJob
+from projects.cli import get_project
+from renderhub import cli
 
 
 class Command(BaseCommand):
@@ -24,9 +26,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         user = cli.resolve_user(options["as_user"])
-        jobs = cli.visible_jobs(user).select_related("project")
+        jobs = visible_jobs(user).select_related("project")
         if options["project"]:
-            jobs = jobs.filter(project=cli.get_project(options["project"], user))
+            jobs = jobs.filter(project=get_project(options["project"], user))
         if options["state"]:
             jobs = jobs.filter(state=options["state"])
         limit = max(1, options["limit"])

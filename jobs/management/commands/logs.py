@@ -6,10 +6,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from jobs import cli
 from jobs.choices import TaskState
+from jobs.cli import get_job, job_id
 from jobs.models import RenderJob, Task
-from renderhub import storage
+from renderhub import cli, storage
 
 # Which file in the task's log folder, and which column keeps its tail, per stream.
 STREAMS = {
@@ -26,7 +26,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("id", type=cli.job_id, metavar="ID", help="Job id, e.g. 12 or #12.")
+        parser.add_argument("id", type=job_id, metavar="ID", help="Job id, e.g. 12 or #12.")
         parser.add_argument("--task", type=int, metavar="N", help="The chunk (task) index.")
         stream = parser.add_mutually_exclusive_group()
         for name, (filename, _column) in STREAMS.items():
@@ -44,7 +44,7 @@ class Command(BaseCommand):
         cli.add_as_user_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        job = cli.get_job(options["id"], cli.resolve_user(options["as_user"]))
+        job = get_job(options["id"], cli.resolve_user(options["as_user"]))
         stream = options["stream"]
         if options["task"] is None:
             self.tails(job, stream)

@@ -6,18 +6,20 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from jobs import cli, services
+from jobs import services
+from jobs.cli import get_job, job_id
+from renderhub import cli
 
 
 class Command(BaseCommand):
     help = "Run the failed and cancelled chunks of an ended job again (only unfinished frames)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("id", type=cli.job_id, metavar="ID", help="Job id, e.g. 12 or #12.")
+        parser.add_argument("id", type=job_id, metavar="ID", help="Job id, e.g. 12 or #12.")
         cli.add_as_user_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        job = cli.get_job(options["id"], cli.resolve_user(options["as_user"]))
+        job = get_job(options["id"], cli.resolve_user(options["as_user"]))
         if job.is_active:
             # retry_job would also release chunks held for the test frame; never do that.
             raise CommandError(

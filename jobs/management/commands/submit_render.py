@@ -13,12 +13,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from clusters.choices import ClusterState
 from clusters.models import Cluster
 from images.models import Software
-from jobs import cli, services
+from jobs import services
 from jobs.choices import TERMINAL_JOB_STATES, JobState
 from jobs.forms import parse_param_lines
 from jobs.models import RenderJob
+from projects.cli import get_project
 from projects.models import Project
-from renderhub import storage
+from renderhub import cli, storage
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -68,7 +69,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         user = cli.resolve_user(options["as_user"])
-        project = cli.get_project(options["project"], user)
+        project = get_project(options["project"], user)
         request = services.RenderRequest(
             project=project,
             software=self.pick_software(project, options["software"]),

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from jobs import cli as job_cli
+from renderhub import cli as base_cli
 from workflows import cli, services
 from workflows.models import WorkflowRun
 
@@ -18,7 +18,7 @@ class Command(BaseCommand):
         cli.add_id_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        run = cli.get_run(options["id"], job_cli.resolve_user(options["as_user"]))
+        run = cli.get_run(options["id"], base_cli.resolve_user(options["as_user"]))
         if not services.abort(run):
             state = WorkflowRun.objects.values_list("state", flat=True).get(pk=run.pk)
             self.stdout.write(f"Workflow run #{run.pk} is already {state}; nothing to abort.")

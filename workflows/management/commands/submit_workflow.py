@@ -9,8 +9,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from jobs import cli as job_cli
+from projects.cli import get_project
 from projects.models import Project
+from renderhub import cli as base_cli
 from renderhub import storage
 from workflows import cli, services
 from workflows.choices import TERMINAL_RUN_STATES, CallStatus, Engine, RunState
@@ -50,11 +51,11 @@ class Command(BaseCommand):
         parser.add_argument("--working-dir", default="", metavar="URL", help="Storage folder.")
         parser.add_argument("--outputs-dir", default="", metavar="URL", help="Storage folder.")
         parser.add_argument("--wait", action="store_true", help="Show progress until the run ends.")
-        job_cli.add_as_user_argument(parser)
+        base_cli.add_as_user_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        user = job_cli.resolve_user(options["as_user"])
-        project = job_cli.get_project(options["project"], user)
+        user = base_cli.resolve_user(options["as_user"])
+        project = get_project(options["project"], user)
         request = services.WorkflowRequest(
             project=project,
             inputs=cli.read_json_file(options["inputs"], "inputs") if options["inputs"] else {},
@@ -113,7 +114,7 @@ class Command(BaseCommand):
         return url
 
     def wait(self, run: WorkflowRun) -> None:
-        bar = job_cli.ProgressBar(self.stdout, 0, unit="calls")
+        bar = base_cli.ProgressBar(self.stdout, 0, unit="calls")
         try:
             while True:
                 run.refresh_from_db()
@@ -132,7 +133,7 @@ class Command(BaseCommand):
                 returncode=130,
             ) from None
         bar.close()
-        duration = job_cli.format_duration(run.duration)
+        duration = base_cli.format_duration(run.duration)
         if run.state == RunState.SUCCEEDED:
             self.stdout.write(f"#{run.pk} {run.name} succeeded in {duration}")
             self.stdout.write(f"Outputs: {run.outputs_dir}")

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from jobs import cli as job_cli
+from renderhub import cli as base_cli
 from workflows import cli
 from workflows.models import WorkflowRun
 
@@ -18,14 +18,14 @@ class Command(BaseCommand):
         cli.add_id_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        run = cli.get_run(options["id"], job_cli.resolve_user(options["as_user"]))
+        run = cli.get_run(options["id"], base_cli.resolve_user(options["as_user"]))
         self.header(run)
         calls = list(run.calls.all())
         self.stdout.write("")
         if not calls:
             self.stdout.write("No calls yet.")
             return
-        job_cli.print_table(self.stdout, cli.CALL_HEADERS, (cli.call_row(c) for c in calls))
+        base_cli.print_table(self.stdout, cli.CALL_HEADERS, (cli.call_row(c) for c in calls))
 
     def header(self, run: WorkflowRun) -> None:
         fields = [
@@ -34,10 +34,10 @@ class Command(BaseCommand):
             ("project", run.project.name),
             ("engine", f"{run.engine}" + (f" ({run.engine_run_id})" if run.engine_run_id else "")),
             ("state", run.state + (f" ({run.engine_status})" if run.engine_status else "")),
-            ("submitted", job_cli.format_time(run.created_at)),
-            ("started", job_cli.format_time(run.started_at)),
-            ("finished", job_cli.format_time(run.finished_at)),
-            ("duration", job_cli.format_duration(run.duration)),
+            ("submitted", base_cli.format_time(run.created_at)),
+            ("started", base_cli.format_time(run.started_at)),
+            ("finished", base_cli.format_time(run.finished_at)),
+            ("duration", base_cli.format_duration(run.duration)),
             ("working dir", run.working_dir),
             ("outputs dir", run.outputs_dir),
         ]

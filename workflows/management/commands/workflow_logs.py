@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from jobs import cli as job_cli
+from renderhub import cli as base_cli
 from workflows import cli, services
 from workflows.models import Call
 
@@ -31,7 +31,7 @@ class Command(BaseCommand):
         parser.set_defaults(stream="stderr")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        run = cli.get_run(options["id"], job_cli.resolve_user(options["as_user"]))
+        run = cli.get_run(options["id"], base_cli.resolve_user(options["as_user"]))
         calls = list(run.calls.select_related("run"))
         if options["call"]:
             wanted = options["call"]

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from jobs import cli as job_cli
+from renderhub import cli as base_cli
 from workflows import access, cli
 from workflows.choices import RunState
 
@@ -20,7 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="The outputs JSON as stored.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        run = cli.get_run(options["id"], job_cli.resolve_user(options["as_user"]))
+        run = cli.get_run(options["id"], base_cli.resolve_user(options["as_user"]))
         if options["json"]:
             self.stdout.write(json.dumps(run.outputs, indent=2, sort_keys=True))
             return
@@ -30,11 +30,11 @@ class Command(BaseCommand):
             return
         files, values = access.output_files(run)
         if files:
-            job_cli.print_table(self.stdout, ["output", "url"], ([f.name, f.url] for f in files))
+            base_cli.print_table(self.stdout, ["output", "url"], ([f.name, f.url] for f in files))
         if values:
             if files:
                 self.stdout.write("")
-            job_cli.print_table(
+            base_cli.print_table(
                 self.stdout,
                 ["output", "value"],
                 ([name, json.dumps(value)] for name, value in values.items()),

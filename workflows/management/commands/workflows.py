@@ -7,7 +7,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.db.models import Count, Q
 
-from jobs import cli as job_cli
+from projects.cli import get_project
+from renderhub import cli as base_cli
 from workflows import cli
 from workflows.choices import CallStatus, Engine, RunState
 from workflows.models import WorkflowRun
@@ -23,13 +24,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--limit", type=int, default=20, metavar="N", help="At most N runs (default 20)."
         )
-        job_cli.add_as_user_argument(parser)
+        base_cli.add_as_user_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        user = job_cli.resolve_user(options["as_user"])
+        user = base_cli.resolve_user(options["as_user"])
         runs = cli.visible_runs(user).select_related("project")
         if options["project"]:
-            runs = runs.filter(project=job_cli.get_project(options["project"], user))
+            runs = runs.filter(project=get_project(options["project"], user))
         if options["state"]:
             runs = runs.filter(state=options["state"])
         if options["engine"]:
@@ -43,7 +44,7 @@ class Command(BaseCommand):
         if not rows:
             self.stdout.write("No workflow runs.")
             return
-        job_cli.print_table(
+        base_cli.print_table(
             self.stdout,
             ["id", "name", "project", "engine", "state", "calls", "started", "duration"],
             (_row(run) for run in rows[:limit]),
@@ -61,6 +62,6 @@ def _row(run: WorkflowRun) -> list[object]:
         run.engine,
         run.state,
         f"{run.done}/{run.call_count}",  # type: ignore[attr-defined]
-        job_cli.format_time(run.started_at),
-        job_cli.format_duration(run.duration),
+        base_cli.format_time(run.started_at),
+        base_cli.format_duration(run.duration),
     ]
