@@ -2,9 +2,10 @@
 
 A run is created only after everything about it was checked (WDL, inputs, options,
 labels, folders, the engine's configuration), and is handed to its engine by a task
-enqueued when the transaction commits. Engines report through :func:`record`, the one
-place a run's state and calls change: miniwdl's runner calls it every second from the
-worker, the beat task :func:`poll_runs` after asking a remote engine.
+enqueued when the transaction commits. Engines report through :func:`record`
+(:mod:`.recording`, the one place a run's state and calls change): miniwdl's runner calls
+it every second from the worker, the beat task :func:`poll_runs` after asking a remote
+engine.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ from projects.models import Project
 from renderhub import storage
 
 from . import access, validation
-from .choices import ACTIVE_RUN_STATES, TERMINAL_RUN_STATES, Engine, RunState
-from .engines import CallInfo, EngineError, LogText, RunStatus, get_engine
+from .choices import ACTIVE_RUN_STATES, Engine, RunState
+from .engines import EngineError, LogText, get_engine
 from .models import Call, WorkflowRun
-from .signals import run_state_changed
+from .recording import announce, end_run, record
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -300,7 +301,7 @@ def start_run(run_id: int, worker: str) -> str:
                 sent_at=None, queued_at=None, poll_error=f"Could not reach the engine: {exc}"
             )
             return "retry"
-        _end(run_id, RunState.FAILED, f"The {run.get_engine_display()} refused the run: {exc}")
+        end_run(run_id, RunState.FAILED, f"The {run.get_engine_display()} refused the run: {exc}")
         return RunState.FAILED
     WorkflowRun.objects.filter(pk=run_id).update(
         engine_run_id=submission.engine_run_id,
@@ -311,106 +312,6 @@ def start_run(run_id: int, worker: str) -> str:
     return RunState.SUBMITTED
 
 
-# --- what engines report --------------------------------------------------------------
-
-
-def record(run_id: int, status: RunStatus) -> bool:
-    """Store what the engine says; returns whether the run should keep going."""
-    now = timezone.now()
-    with transaction.atomic():
-        run = WorkflowRun.objects.select_for_update().get(pk=run_id)
-        if status.calls is not None:
-            _save_calls(run, status.calls)
-        fields: dict[str, Any] = {"heartbeat_at": now, "polled_at": now, "poll_error": ""}
-        if run.state in TERMINAL_RUN_STATES:
-            WorkflowRun.objects.filter(pk=run_id).update(**fields)
-            return False  # ended meanwhile (e.g. given up as lost): stop
-        if status.engine_status:
-            fields["engine_status"] = status.engine_status[:50]
-        state = status.state
-        if run.state == RunState.ABORTING and state in (RunState.SUBMITTED, RunState.RUNNING):
-            state = RunState.ABORTING  # until the engine says it stopped
-        fields["state"] = state
-        if state != RunState.SUBMITTED and not run.started_at:
-            fields["started_at"] = status.started_at or now
-        if state in TERMINAL_RUN_STATES:
-            fields["finished_at"] = status.finished_at or now
-            fields["failure_message"] = _storable(status.failure_message[:20000])
-            fields["pid"] = None
-            if status.outputs is not None:
-                fields["outputs"] = _storable(status.outputs)
-        WorkflowRun.objects.filter(pk=run_id).update(**fields)
-    if state != run.state:
-        _announce(run_id, run.state, state)
-        if state in TERMINAL_RUN_STATES:
-            reason = f": {status.failure_message[:500]}" if status.failure_message else ""
-            log.info("workflow run %s %s%s", run_id, state, reason)
-    return state in (RunState.SUBMITTED, RunState.RUNNING)
-
-
-def _storable(value: Any) -> Any:
-    """``value`` without NUL characters, which PostgreSQL refuses in text and JSON: a task
-    that prints one (``/proc/*/environ`` has them) must not make recording its run fail."""
-    if isinstance(value, str):
-        return value.replace("\x00", "")
-    if isinstance(value, list):
-        return [_storable(v) for v in value]
-    if isinstance(value, dict):
-        return {_storable(k): _storable(v) for k, v in value.items()}
-    return value
-
-
-def _announce(run_id: int, old_state: str, new_state: str) -> None:
-    def send() -> None:
-        run_state_changed.send(
-            sender=WorkflowRun, run_id=run_id, old_state=old_state, new_state=new_state
-        )
-
-    transaction.on_commit(send)
-
-
-CALL_FIELDS = [
-    "name",
-    "shard",
-    "attempt",
-    "status",
-    "backend_status",
-    "started_at",
-    "finished_at",
-    "return_code",
-    "stdout",
-    "stderr",
-    "backend_job_id",
-    "cache_hit",
-    "failure_message",
-]
-
-
-def _save_calls(run: WorkflowRun, calls: list[CallInfo]) -> None:
-    """Insert new calls and update changed ones (by the engine's key)."""
-    existing = {c.key: c for c in run.calls.all()}
-    new: list[Call] = []
-    changed: list[Call] = []
-    for info in calls:
-        values = {name: _storable(getattr(info, name)) for name in CALL_FIELDS}
-        values["failure_message"] = values["failure_message"][:20000]
-        current = existing.get(info.key)
-        if current is None:
-            new.append(Call(run=run, key=info.key[:500], **values))
-        elif any(getattr(current, k) != v for k, v in values.items()):
-            for key, value in values.items():
-                setattr(current, key, value)
-            changed.append(current)
-    if new:
-        Call.objects.bulk_create(new, batch_size=500)
-    if changed:
-        Call.objects.bulk_update(changed, CALL_FIELDS, batch_size=500)
-
-
-def _end(run_id: int, state: str, message: str) -> None:
-    record(run_id, RunStatus(state=state, engine_status=state, failure_message=message))
-
-
 def sync_run(run: WorkflowRun) -> str:
     """Ask a remote engine about the run once (a bounded number of requests) and record it."""
     engine = get_engine(run.engine)
@@ -418,7 +319,7 @@ def sync_run(run: WorkflowRun) -> str:
         status = engine.poll(run)
     except EngineError as exc:
         if exc.status == 404 and run.sent_at and timezone.now() - run.sent_at > LOST_AFTER:
-            _end(run.pk, RunState.FAILED, f"The {run.get_engine_display()} lost the run: {exc}")
+            end_run(run.pk, RunState.FAILED, f"The {run.get_engine_display()} lost the run: {exc}")
             return RunState.FAILED
         WorkflowRun.objects.filter(pk=run.pk).update(
             poll_error=str(exc)[:2000], polled_at=timezone.now()
@@ -449,9 +350,9 @@ def poll_runs() -> int:
         heartbeat_at__lt=stale_before,
     ):
         if run.state == RunState.ABORTING:
-            _end(run.pk, RunState.ABORTED, "")
+            end_run(run.pk, RunState.ABORTED, "")
         else:
-            _end(
+            end_run(
                 run.pk,
                 RunState.FAILED,
                 f"Lost contact with {run.worker or 'its worker'} (no heartbeat for "
@@ -483,7 +384,7 @@ def abort(run: WorkflowRun) -> bool:
         WorkflowRun.objects.filter(pk=run.pk).update(
             state=state, finished_at=timezone.now() if never_started else None
         )
-        _announce(run.pk, locked.state, state)
+        announce(run.pk, locked.state, state)
     log.info("workflow run %s %s by request", run.pk, state)
     if not never_started and locked.engine != Engine.MINIWDL and locked.engine_run_id:
         _abort_remote(locked)

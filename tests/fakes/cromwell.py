@@ -11,9 +11,8 @@ What it does like Cromwell (API v1, as in release 80): multipart submissions wit
 ``labels``, ``workflowDependencies``, ``workflowType(Version)``, ``workflowOnHold`` and
 ``requestedWorkflowId``; ids validated as UUIDs (400) and looked up (404); status,
 metadata with ``includeKey``/``excludeKey`` prefix filters (``shardIndex``/``attempt`` always
-kept) and ``expandSubWorkflows``; outputs, logs, labels (GET/PATCH), query, abort
-(``Aborted`` at once when not started, ``Aborting`` when running, 404 when ended),
-``/engine/v1/version`` and ``/backends``; error bodies ``{"status": "fail"|"error",
+kept) and ``expandSubWorkflows``; outputs and abort (``Aborted`` at once when not
+started, ``Aborting`` when running, 404 when ended); error bodies ``{"status": "fail"|"error",
 "message": …}``. State changes are driven by the test. It can require an Authorization
 header, inject failures (``fail_next``) and records every request.
 """
@@ -107,9 +106,8 @@ def _filter_keys(data: dict[str, Any], include: list[str], exclude: list[str]) -
 
 
 class FakeCromwell:
-    def __init__(self, auth_header: str = "", version: str = "80") -> None:
+    def __init__(self, auth_header: str = "") -> None:
         self.auth_header = auth_header
-        self.version = version
         self.workflows: dict[str, Workflow] = {}
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.lock = threading.Lock()
@@ -251,9 +249,6 @@ class FakeCromwell:
             def do_POST(self) -> None:
                 self._dispatch("POST")
 
-            def do_PATCH(self) -> None:
-                self._dispatch("PATCH")
-
         return Handler
 
 
@@ -340,31 +335,8 @@ def fake_route(
     body: bytes,
 ) -> None:
     api = "/api/workflows/v1"
-    if path == "/engine/v1/version" and method == "GET":
-        handler._send(200, {"cromwell": fake.version})
-        return
-    if path == f"{api}/backends" and method == "GET":
-        handler._send(200, {"supportedBackends": ["Local"], "defaultBackend": "Local"})
-        return
     if path == api and method == "POST":
         _submit(fake, handler, body)
-        return
-    if path == f"{api}/query" and method == "GET":
-        statuses = [v for k, v in query if k.lower() == "status"]
-        names = [v for k, v in query if k.lower() == "name"]
-        results = [
-            {
-                "id": wf.id,
-                "name": wf.name,
-                "status": wf.status,
-                "submission": wf.submission,
-                **({"start": wf.start} if wf.start else {}),
-                **({"end": wf.end} if wf.end else {}),
-            }
-            for wf in fake.workflows.values()
-            if (not statuses or wf.status in statuses) and (not names or wf.name in names)
-        ]
-        handler._send(200, {"results": results, "totalResultsCount": len(results)})
         return
     match = re.fullmatch(rf"{api}/([^/]+)/(\w+)", path)
     if not match:
@@ -380,24 +352,6 @@ def fake_route(
             handler._send(200, _filter_keys(wf.metadata(), include, exclude))
         elif action == "outputs" and method == "GET":
             handler._send(200, {"id": wf.id, "outputs": wf.outputs})
-        elif action == "logs" and method == "GET":
-            calls = {
-                name: [
-                    {k: e[k] for k in ("stdout", "stderr", "shardIndex", "attempt") if k in e}
-                    for e in entries
-                ]
-                for name, entries in wf.calls.items()
-            }
-            handler._send(200, {"id": wf.id, "calls": calls})
-        elif action == "labels" and method == "GET":
-            handler._send(200, {"id": wf.id, "labels": wf.labels})
-        elif action == "labels" and method == "PATCH":
-            try:
-                update = json.loads(body or b"{}")
-            except ValueError:
-                raise _HTTPError(400, "Labels must be a JSON object") from None
-            wf.labels.update(update)
-            handler._send(200, {"id": wf.id, "labels": wf.labels})
         elif action == "abort" and method == "POST":
             if wf.status in TERMINAL or wf.status == "Aborting":
                 raise _HTTPError(

@@ -336,19 +336,13 @@ def test_logs_on_the_cromwell_host_are_explained(sent: WorkflowRun, cromwell: An
     assert log.source.endswith("is not readable here (it is on the engine's machine)")
 
 
-def test_the_client_speaks_the_rest_of_the_api(sent: WorkflowRun, cromwell: Any) -> None:
+def test_the_client_reads_status_and_filtered_metadata(sent: WorkflowRun, cromwell: Any) -> None:
     client = CromwellClient(cromwell.url)
     wf_id = sent.engine_run_id
     cromwell.start(wf_id)
     cromwell.set_call(wf_id, "tiny.greet", shard=0, status="Done")
 
-    assert client.version() == "80"
     assert client.status(wf_id) == "Running"
-    assert client.labels(wf_id)["team"] == "genomics"
-    assert client.update_labels(wf_id, {"stage": "qc"})["stage"] == "qc"
-    assert [r["id"] for r in client.query(status="Running")] == [wf_id]
-    assert client.query(status=["Succeeded", "Failed"]) == []
-    assert client.logs(wf_id)["tiny.greet"][0]["stderr"].endswith("/stderr")
     full = client.metadata(wf_id, exclude=("submittedFiles",))
     assert "submittedFiles" not in full and full["calls"]["tiny.greet"][0]["shardIndex"] == 0
     with pytest.raises(EngineError) as bad:

@@ -178,28 +178,8 @@ class CromwellClient:
     def outputs(self, workflow_id: str) -> dict[str, Any]:
         return dict(self._request("GET", f"{API}/{workflow_id}/outputs").get("outputs") or {})
 
-    def logs(self, workflow_id: str) -> dict[str, Any]:
-        return dict(self._request("GET", f"{API}/{workflow_id}/logs").get("calls") or {})
-
     def abort(self, workflow_id: str) -> str:
         return str(self._request("POST", f"{API}/{workflow_id}/abort")["status"])
-
-    def labels(self, workflow_id: str) -> dict[str, str]:
-        return dict(self._request("GET", f"{API}/{workflow_id}/labels").get("labels") or {})
-
-    def update_labels(self, workflow_id: str, labels: dict[str, str]) -> dict[str, str]:
-        body = self._request("PATCH", f"{API}/{workflow_id}/labels", json=labels)
-        return dict(body.get("labels") or {})
-
-    def query(self, **filters: str | list[str]) -> list[dict[str, Any]]:
-        params: list[tuple[str, str]] = []
-        for key, value in filters.items():
-            for item in value if isinstance(value, list) else [value]:
-                params.append((key, item))
-        return list(self._request("GET", f"{API}/query", params=params).get("results") or [])
-
-    def version(self) -> str:
-        return str(self._request("GET", "/engine/v1/version").get("cromwell", ""))
 
 
 # --- mapping Cromwell's metadata ------------------------------------------------------
