@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from celery import shared_task
+from celery.contrib.django.task import DjangoTask
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+
+from renderhub.storage import StorageError
 
 from . import outputs, runner, services
 
@@ -14,14 +17,27 @@ def dispatch_pending() -> int:
     return services.dispatch_pending()
 
 
+class RenderChunkTask(DjangoTask):
+    """Time limits read from settings when the worker asks, not when this module is imported.
+
+    The agent enforces RENDER_TIMEOUT itself; these only catch a wedged worker.
+    """
+
+    @property  # type: ignore[override]
+    def soft_time_limit(self) -> int:
+        return int(settings.RENDER_TIMEOUT) + 300
+
+    @property  # type: ignore[override]
+    def time_limit(self) -> int:
+        return int(settings.RENDER_TIMEOUT) + 600
+
+
 @shared_task(
+    base=RenderChunkTask,
     bind=True,
     ignore_result=True,
     acks_late=True,
     reject_on_worker_lost=True,
-    # The agent enforces RENDER_TIMEOUT itself; these only catch a wedged worker.
-    soft_time_limit=settings.RENDER_TIMEOUT + 300,
-    time_limit=settings.RENDER_TIMEOUT + 600,
     throws=(SoftTimeLimitExceeded,),
 )
 def render_chunk(self, task_id: int) -> str:  # type: ignore[no-untyped-def]
@@ -39,3 +55,23 @@ def reap_stale_tasks() -> int:
 @shared_task(ignore_result=True, autoretry_for=(OSError,), max_retries=3, retry_backoff=True)
 def download_outputs(job_id: int) -> str:
     return str(outputs.download_job_outputs(job_id))
+
+
+# --- BatchCompute cloud jobs (beat polls them; each ended one is finished once) ------------
+
+
+@shared_task(ignore_result=True)
+def poll_cloud_jobs() -> int:
+    from jobs import cloud
+
+    report = cloud.poll_all()
+    for pk in report.to_finish:  # a duplicate is harmless: finish() claims the row
+        finish_cloud_job.delay(pk)
+    return report.polled
+
+
+@shared_task(ignore_result=True, autoretry_for=(StorageError,), max_retries=3, retry_backoff=True)
+def finish_cloud_job(cloud_job_id: int) -> int:
+    from jobs import cloud
+
+    return cloud.finish(cloud_job_id)

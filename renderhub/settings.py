@@ -298,7 +298,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "poll-workflow-runs": {"task": "workflows.tasks.poll_runs", "schedule": 10.0},
     "poll-batchcompute-jobs": {
-        "task": "clusters.tasks.poll_cloud_jobs",
+        "task": "jobs.tasks.poll_cloud_jobs",
         "schedule": BATCHCOMPUTE_POLL_SECONDS,
     },
     "sync-batchcompute-clusters": {"task": "clusters.tasks.sync_clusters", "schedule": 60.0},

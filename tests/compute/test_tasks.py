@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from django.conf import settings
 
-from clusters import tasks
+from clusters import tasks as cluster_tasks
+from jobs import tasks
 from jobs.models import CloudJob
 from tests.compute.fixtures import submit_cloud
 from tests.fakes.batchcompute import FakeBatchCompute
@@ -48,6 +49,6 @@ def test_polling_sends_ended_jobs_to_be_finished(
 
 
 def test_syncing_clusters(cloud_cluster: Any) -> None:
-    assert tasks.sync_clusters() == 1
+    assert cluster_tasks.sync_clusters() == 1
     cloud_cluster.refresh_from_db()
     assert cloud_cluster.synced_at is not None and cloud_cluster.nodes.count() == 2
