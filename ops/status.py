@@ -137,9 +137,9 @@ def check_batchcompute() -> Check | None:
         return None
 
     def probe() -> str:
-        from jobs.backends.batchcompute.config import ping
+        from renderhub.compute import batchcompute
 
-        return ping()
+        return batchcompute.ping()
 
     return _timed("batchcompute", probe)
 

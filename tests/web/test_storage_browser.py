@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import pytest
 
-from projects import views
+from projects import browser
 
 pytestmark = pytest.mark.django_db
 
@@ -71,7 +71,7 @@ def test_a_marker_from_elsewhere_is_ignored(as_bob: Any, project: Any, storage_t
 def test_big_folders_are_paged_with_the_storage_marker(
     as_bob: Any, project: Any, storage_root: Any, monkeypatch: Any
 ) -> None:
-    monkeypatch.setattr(views, "PAGE_SIZE", 10)
+    monkeypatch.setattr(browser, "PAGE_SIZE", 10)
     big = storage_root / "scenes" / "big"
     big.mkdir(parents=True)
     for i in range(25):
