@@ -20,8 +20,8 @@ from jobs.models import RenderJob
 from jobs.outputs import list_outputs
 from projects.models import Project
 from renderhub import storage
+from renderhub.batchcompute import BatchComputeError
 from renderhub.compute import ComputeError
-from renderhub.compute.batchcompute import BatchComputeError
 
 from . import pagination, serializers
 from . import services as api_services

@@ -23,8 +23,9 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from jobs.backends.batchcompute.config import get_client, tagged
+from renderhub import batchcompute as bc
 from renderhub.compute import ComputeError
-from renderhub.compute import batchcompute as bc
 
 from .choices import Backend, ClusterState, NodeState
 from .models import Cluster, ClusterNode, ClusterOperation
@@ -87,7 +88,7 @@ def cloud_choices(refresh: bool = False) -> CloudChoices:
     key = f"renderhub:batchcompute:choices:{settings.BATCHCOMPUTE_REGION}"
     if not refresh and (cached := cache.get(key)) is not None:
         return CloudChoices(**cached)
-    resources = bc.get_client().resources()
+    resources = get_client().resources()
     choices = CloudChoices(
         instance_types=[
             (t.name, f"{t.name} ({t.cpus} CPU, {t.memory_gb:g} GB)")
@@ -164,7 +165,7 @@ def _describe(cluster: Cluster) -> str:
 
 def _plan(cluster: Cluster) -> bc.ClusterPlan:
     return bc.ClusterPlan(
-        name=bc.tagged(cluster.name),
+        name=tagged(cluster.name),
         description=f"RenderHub cluster {cluster.name}",
         machines=bc.Machines(
             image_id=cluster.image.image_id,
@@ -181,9 +182,9 @@ def _plan(cluster: Cluster) -> bc.ClusterPlan:
 
 
 def _create_in_cloud(cluster: Cluster, user: AbstractBaseUser | None, look_first: bool) -> None:
-    client = bc.get_client()
+    client = get_client()
     try:
-        cloud_id = client.find_cluster(bc.tagged(cluster.name)) if look_first else None
+        cloud_id = client.find_cluster(tagged(cluster.name)) if look_first else None
         cloud_id = cloud_id or client.create_cluster(_plan(cluster))
     except bc.BatchComputeError as exc:
         if exc.transient:  # sync tries again, looking for it by name first
@@ -228,7 +229,7 @@ def resize(cluster: Cluster, nodes: int, user: AbstractBaseUser | None = None) -
     if is_cloud(cluster):
         if not cluster.cloud_cluster_id:
             raise ComputeError(f"Cluster {cluster} is not created in BatchCompute yet.")
-        bc.get_client().resize_cluster(cluster.cloud_cluster_id, nodes)
+        get_client().resize_cluster(cluster.cloud_cluster_id, nodes)
         cluster.state = (
             ClusterState.ACTIVE if cluster.actual_nodes == nodes else ClusterState.RESIZING
         )
@@ -250,7 +251,7 @@ def delete(cluster: Cluster, user: AbstractBaseUser | None = None) -> Cluster:
             f"Cluster {cluster} has {active} active render job(s); cancel them first."
         )
     if is_cloud(cluster) and cluster.cloud_cluster_id:
-        gone = not bc.get_client().delete_cluster(cluster.cloud_cluster_id)
+        gone = not get_client().delete_cluster(cluster.cloud_cluster_id)
         cluster.state = ClusterState.DELETED if gone else ClusterState.DELETING
         what = f"deleting BatchCompute cluster {cluster.cloud_cluster_id}"
     else:
@@ -272,7 +273,7 @@ def sync(cluster: Cluster) -> Cluster:
             _create_in_cloud(cluster, None, look_first=True)
         if not cluster.cloud_cluster_id:
             return cluster
-    client = bc.get_client()
+    client = get_client()
     now = timezone.now()
     try:
         status = client.get_cluster(cluster.cloud_cluster_id)

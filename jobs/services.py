@@ -26,9 +26,10 @@ from images import parameters as software_parameters
 from images.models import Software
 from projects.models import Project
 from renderhub import storage
-from renderhub.compute import ComputeError, get_backend
+from renderhub.compute import ComputeError
 from renderhub.outcome import Outcome
 
+from .backends import get_backend
 from .choices import ACTIVE_JOB_STATES, OPEN_TASK_STATES, FrameState, JobState, TaskState
 from .framespec import FrameSpecError, parse_frame_spec, split_by_size, split_even
 from .models import Frame, NodeBlock, RenderJob, Task

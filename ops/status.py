@@ -137,9 +137,9 @@ def check_batchcompute() -> Check | None:
         return None
 
     def probe() -> str:
-        from renderhub.compute import batchcompute
+        from jobs.backends.batchcompute.config import ping
 
-        return batchcompute.ping()
+        return ping()
 
     return _timed("batchcompute", probe)
 

@@ -1,11 +1,16 @@
-"""Compute backends: where the chunks of a render job actually run.
+"""The error every compute backend raises, and the BatchCompute client with it.
 
-``celery`` sends each chunk to a Celery queue consumed by render workers on your own
-machines; ``batchcompute`` (arriving with the cloud issue) submits one BatchCompute job.
+The backends themselves (where the chunks of a render job actually run) are domain code:
+``jobs/backends/`` holds the celery backend, the BatchCompute backend and the registry
+that maps a cluster to its backend. The Django-free BatchCompute client is
+:mod:`renderhub.batchcompute`.
 """
 
 from __future__ import annotations
 
-from .base import ComputeBackend, ComputeError, get_backend
 
-__all__ = ["ComputeBackend", "ComputeError", "get_backend"]
+class ComputeError(Exception):
+    """The backend could not do what was asked; the message is meant for users."""
+
+
+__all__ = ["ComputeError"]

@@ -62,8 +62,8 @@ def bc_settings(
     """RenderHub configured for the fakes, with fast retries; yields the client."""
     from django.core.cache import cache
 
+    from jobs.backends.batchcompute import config as bc
     from renderhub import storage
-    from renderhub.compute import batchcompute as bc
 
     settings.BATCHCOMPUTE_REGION = fake_bc.region
     settings.BATCHCOMPUTE_ENDPOINT = fake_bc.endpoint
@@ -191,13 +191,13 @@ def assert_says_the_stop_is_retried(job: Any, warning: str) -> None:
 def assert_stopped_by_the_poller(job: Any, fake_bc: FakeBatchCompute) -> None:
     """The cloud job of a cancelled render still runs; once BatchCompute answers again,
     the next poll stops it."""
-    from jobs import cloud
+    from jobs.backends.batchcompute import poll as cloud_poll
     from jobs.models import CloudJob
 
     cloud_id = CloudJob.objects.get(job=job).cloud_id
     assert fake_bc.jobs[cloud_id].state == "Waiting"
     fake_bc.clear_faults()
-    cloud.poll_all()
+    cloud_poll.poll_all()
     assert fake_bc.jobs[cloud_id].state == "Stopped"
 
 

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from jobs.backends.batchcompute import config, package
+from renderhub import batchcompute as bc
 from renderhub.compute import ComputeError
-from renderhub.compute import batchcompute as bc
 from tests.fakes.batchcompute import FakeBatchCompute
 
 
@@ -270,11 +271,13 @@ def test_the_node_package_is_reproducible_and_holds_the_agent() -> None:
     import io
     import tarfile
 
-    data, name = bc.node_package()
-    bc._package = None
-    assert bc.node_package() == (data, name)
+    data, name = package.node_package()
+    package._package = None
+    assert package.node_package() == (data, name)
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         names = tar.getnames()
+        entry = tar.extractfile("renderhub_node.py")
+        assert entry is not None and entry.read() == package.NODE_ENTRY_FILE.read_bytes()
     assert "renderhub_node.py" in names and "renderhub/__init__.py" in names
     assert "renderhub/agent/__main__.py" in names and "renderhub/agent/runner.py" in names
     assert name.startswith("renderhub-node-") and name.endswith(".tar.gz")
@@ -283,7 +286,7 @@ def test_the_node_package_is_reproducible_and_holds_the_agent() -> None:
 def test_get_client_needs_configuration(settings: Any) -> None:
     settings.BATCHCOMPUTE_REGION = ""
     with pytest.raises(ComputeError, match="not configured"):
-        bc.get_client()
+        config.get_client()
 
 
 def test_ping_for_the_status_page(bc_settings: Any, fake_bc: FakeBatchCompute) -> None:

@@ -7,7 +7,10 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from jobs import cloud, services
+from jobs import services
+from jobs.backends.batchcompute import finish as cloud_finish
+from jobs.backends.batchcompute import poll as cloud_poll
+from jobs.backends.batchcompute import submit as cloud_submit
 from jobs.choices import FrameState, JobState, TaskState
 from jobs.models import CloudJob, CloudJobState, RenderJob, Task
 from tests.compute.fixtures import (
@@ -117,9 +120,9 @@ def test_the_package_is_uploaded_once_under_its_content_hash(
     cloud_oss: FakeOSS,
     bucket: str,
 ) -> None:
-    from renderhub.compute import batchcompute as bc
+    from jobs.backends.batchcompute import package as bc
 
-    cloud._uploaded.clear()
+    cloud_submit._uploaded.clear()
     for _ in range(2):
         submit_cloud(
             cloud_project,
@@ -225,7 +228,7 @@ def test_a_crash_between_creating_and_saving_creates_no_second_job(
     def crash(*args: Any) -> None:
         raise KeyboardInterrupt("the manager was killed")
 
-    monkeypatch.setattr(cloud, "_record_submitted", crash)
+    monkeypatch.setattr(cloud_submit, "_record_submitted", crash)
     with pytest.raises(KeyboardInterrupt):
         submit_cloud(
             cloud_project,
@@ -237,10 +240,10 @@ def test_a_crash_between_creating_and_saving_creates_no_second_job(
     cj = CloudJob.objects.get()
     assert cj.state == CloudJobState.SUBMITTING and not cj.cloud_id
     assert len(fake_bc.jobs) == 1
-    cloud.poll_all()  # the lease of the dead attempt still holds
+    cloud_poll.poll_all()  # the lease of the dead attempt still holds
     assert fake_bc.count("POST /jobs") == 1
     CloudJob.objects.update(lease_until=timezone.now())  # ... until it runs out
-    report = cloud.poll_all()
+    report = cloud_poll.poll_all()
     assert report.submitted == 1
     cj.refresh_from_db()
     assert cj.state == CloudJobState.ACTIVE
@@ -265,7 +268,7 @@ def test_a_transient_failure_leaves_the_submission_for_the_poller(
     assert "ServiceUnavailable" in cj.error
     assert job.state == JobState.QUEUED
     CloudJob.objects.update(lease_until=timezone.now())
-    cloud.poll_all()
+    cloud_poll.poll_all()
     cj.refresh_from_db()
     assert cj.state == CloudJobState.ACTIVE and cj.cloud_id in fake_bc.jobs
     assert len(fake_bc.jobs) == 1
@@ -279,7 +282,7 @@ def test_running_instances_make_running_chunks_and_events_make_done_frames(
 ) -> None:
     cj = cloud_job_of(submitted)
     fake_bc.start_instances(cj.cloud_id, indices=[0, 1])
-    cloud.poll_all()
+    cloud_poll.poll_all()
     states = dict(submitted.tasks.values_list("index", "state"))
     assert states == {0: TaskState.RUNNING, 1: TaskState.RUNNING, 2: TaskState.QUEUED}
     task0 = submitted.tasks.get(index=0)
@@ -289,7 +292,7 @@ def test_running_instances_make_running_chunks_and_events_make_done_frames(
     assert submitted.state == JobState.RUNNING
 
     write_events(cloud_oss, cj, 0, [*render_events([1]), {"event": "frame_started", "frame": 2}])
-    cloud.poll_all()
+    cloud_poll.poll_all()
     frames = dict(submitted.frame_set.values_list("number", "state"))
     assert frames[1] == FrameState.DONE and frames[2] == FrameState.RUNNING
     frame = submitted.frame_set.get(number=1)
@@ -297,7 +300,7 @@ def test_running_instances_make_running_chunks_and_events_make_done_frames(
     assert frame.seconds == 1.5
     submitted.refresh_from_db()
     assert submitted.frames_done == 1
-    cloud.poll_all()  # nothing read twice
+    cloud_poll.poll_all()  # nothing read twice
     submitted.refresh_from_db()
     assert submitted.frames_done == 1
 
@@ -307,13 +310,13 @@ def test_finished_instances_finish_the_job(
 ) -> None:
     cj = cloud_job_of(submitted)
     fake_bc.start_instances(cj.cloud_id)
-    cloud.poll_all()
+    cloud_poll.poll_all()
     for i, frames in enumerate(([1, 2], [3, 4], [5, 6])):
         write_events(cloud_oss, cj, i, [*render_events(frames), FINISHED_OK])
         fake_bc.finish_instance(cj.cloud_id, i)
         prefix = submitted.output_url.removeprefix(f"oss://{bucket}/")
         cloud_oss.put(bucket, f"{prefix}_logs/task-{i}/agent.log", b"agent says hi\n")
-    report = cloud.poll_all()
+    report = cloud_poll.poll_all()
     submitted.refresh_from_db()
     assert submitted.state == JobState.FINISHED
     assert submitted.frames_done == 6
@@ -348,7 +351,7 @@ def test_a_failed_instance_fails_its_chunk_with_the_agents_reason(
     for i, frames in ((0, [1, 2]), (2, [5, 6])):
         write_events(cloud_oss, cj, i, [*render_events(frames), FINISHED_OK])
         fake_bc.finish_instance(cj.cloud_id, i)
-    cloud.poll_all()
+    cloud_poll.poll_all()
     task = submitted.tasks.get(index=1)
     assert task.state == TaskState.FAILED
     assert task.exit_code == 4
@@ -370,7 +373,7 @@ def test_an_instance_that_exits_0_without_frame_events_fails_its_frames(
     write_events(cloud_oss, cj, 0, [*render_events([1]), FINISHED_OK])  # frame 2 never saved
     for i in range(3):
         fake_bc.finish_instance(cj.cloud_id, i)
-    cloud.poll_all()
+    cloud_poll.poll_all()
     submitted.refresh_from_db()
     assert submitted.state == JobState.FAILED
     assert submitted.frames_done == 1
@@ -389,13 +392,13 @@ def test_an_instance_failing_then_succeeding_on_retry_counts_two_attempts(
     cj = cloud_job_of(submitted)
     fake_bc.start_instances(cj.cloud_id)
     assert fake_bc.finish_instance(cj.cloud_id, 0, exit_code=137) == "Waiting"
-    cloud.poll_all()
+    cloud_poll.poll_all()
     fake_bc.start_instances(cj.cloud_id, indices=[0])
-    cloud.poll_all()
+    cloud_poll.poll_all()
     assert submitted.tasks.get(index=0).attempts == 2
     write_events(cloud_oss, cj, 0, [*render_events([1, 2]), FINISHED_OK], run=2)
     fake_bc.finish_instance(cj.cloud_id, 0)
-    cloud.poll_all()
+    cloud_poll.poll_all()
     task = submitted.tasks.get(index=0)
     assert task.state == TaskState.DONE and task.attempts == 2
 
@@ -412,7 +415,7 @@ def test_an_instance_failing_without_events_reports_the_node_error(
     fake_bc.start_instances(cj.cloud_id)
     for _ in range(3):
         fake_bc.finish_instance(cj.cloud_id, 2, exit_code=2)
-    cloud.poll_all()
+    cloud_poll.poll_all()
     reason = submitted.tasks.get(index=2).failure_reason
     assert "the node command exited with 2" in reason
     assert "can't open file 'renderhub_node.py'" in reason
@@ -424,9 +427,9 @@ def test_a_failed_job_fails_its_open_chunks_with_its_message(
     cj = cloud_job_of(submitted)
     fake_bc.start_instances(cj.cloud_id, indices=[0])
     write_events(cloud_oss, cj, 0, render_events([1]))
-    cloud.poll_all()
+    cloud_poll.poll_all()
     fake_bc.fail_job(cj.cloud_id, "The cluster cls-x has no VM left (ECS out of stock).")
-    cloud.poll_all()
+    cloud_poll.poll_all()
     submitted.refresh_from_db()
     assert submitted.state == JobState.FAILED
     for task in submitted.tasks.all():
@@ -443,7 +446,7 @@ def test_a_job_deleted_outside_renderhub_fails_its_chunks(
 ) -> None:
     cj = cloud_job_of(submitted)
     del fake_bc.jobs[cj.cloud_id]
-    cloud.poll_all()
+    cloud_poll.poll_all()
     submitted.refresh_from_db()
     assert submitted.state == JobState.FAILED
     assert "deleted outside RenderHub" in submitted.failure_reason
@@ -475,7 +478,7 @@ def test_a_poll_costs_a_bounded_number_of_calls(
 
     def cycle() -> dict[str, int]:
         before = {r: fake_bc.count(r) for r in ("GET /jobs/{id}", LIST)}
-        cloud.poll_all()
+        cloud_poll.poll_all()
         return {r: fake_bc.count(r) - before[r] for r in before}
 
     LIST = "GET /jobs/{id}/tasks/{task}/instances"
@@ -492,20 +495,20 @@ def test_a_poll_costs_a_bounded_number_of_calls(
 def test_a_restarted_manager_resumes_where_it_stopped(
     submitted: RenderJob, fake_bc: FakeBatchCompute, cloud_oss: FakeOSS
 ) -> None:
+    from jobs.backends.batchcompute import config as bc
     from renderhub import storage
-    from renderhub.compute import batchcompute as bc
 
     cj = cloud_job_of(submitted)
     fake_bc.start_instances(cj.cloud_id)
     write_events(cloud_oss, cj, 0, render_events([1]))
-    cloud.poll_all()
+    cloud_poll.poll_all()
     bc.reset_clients()  # a new process: no client, no caches, only the database
     storage.reset_cache()
     client = bc.get_client()
     client.backoff = 0.001
     write_events(cloud_oss, cj, 0, [*render_events([2])[1:], FINISHED_OK])
     fake_bc.finish_instance(cj.cloud_id, 0)
-    cloud.poll_all()
+    cloud_poll.poll_all()
     submitted.refresh_from_db()
     assert submitted.frames_done == 2
     assert submitted.tasks.get(index=0).state == TaskState.DONE
@@ -517,15 +520,15 @@ def test_polling_survives_a_burst_of_server_errors(
     cj = cloud_job_of(submitted)
     fake_bc.start_instances(cj.cloud_id)
     fake_bc.fail_next(2, status=500)
-    cloud.poll_all()
+    cloud_poll.poll_all()
     assert submitted.tasks.filter(state=TaskState.RUNNING).count() == 3
     fake_bc.fail_next(10, status=503, route="GET /jobs/{id}")
-    report = cloud.poll_all()
+    report = cloud_poll.poll_all()
     assert report.failed == 1
     cj.refresh_from_db()
     assert "ServiceUnavailable" in cj.error and cj.lease_until is None
     fake_bc.clear_faults()
-    assert cloud.poll_all().polled == 1
+    assert cloud_poll.poll_all().polled == 1
 
 
 def test_running_chunks_keep_a_heartbeat_while_polled(
@@ -533,9 +536,9 @@ def test_running_chunks_keep_a_heartbeat_while_polled(
 ) -> None:
     cj = cloud_job_of(submitted)
     fake_bc.start_instances(cj.cloud_id)
-    cloud.poll_all()
+    cloud_poll.poll_all()
     Task.objects.update(heartbeat_at=timezone.now() - timezone.timedelta(minutes=5))
-    cloud.poll_all()
+    cloud_poll.poll_all()
     assert services.reap_stale_tasks() == 0
 
 
@@ -547,7 +550,7 @@ def test_cancel_stops_the_cloud_job(submitted: RenderJob, fake_bc: FakeBatchComp
     fake_bc.start_instances(cj.cloud_id)
     services.cancel_job(submitted)
     assert fake_bc.jobs[cj.cloud_id].state == "Stopped"
-    cloud.poll_all()
+    cloud_poll.poll_all()
     cj.refresh_from_db()
     assert cj.state == CloudJobState.ENDED and cj.stop_requested
     submitted.refresh_from_db()
@@ -565,7 +568,7 @@ def test_a_stop_that_failed_is_a_warning_and_the_poller_retries_it(
     assert_says_the_stop_is_retried(job, warning)
     job.refresh_from_db()
     assert job.state == JobState.CANCELLED
-    assert cloud.poll_all().failed == 1  # BatchCompute still refuses: tried, not given up
+    assert cloud_poll.poll_all().failed == 1  # BatchCompute still refuses: tried, not given up
     assert_stopped_by_the_poller(job, fake_bc)
 
 
@@ -587,10 +590,10 @@ def test_finish_makes_thumbnails_from_the_uploaded_outputs(
         for n in frames:
             cloud_oss.put(bucket, f"{prefix}shot_a_{n:04d}.png", png.getvalue())
         fake_bc.finish_instance(cj.cloud_id, i)
-    report = cloud.poll_all()
+    report = cloud_poll.poll_all()
     assert report.to_finish == [cj.pk]
-    assert cloud.finish(cj.pk) == 6
-    assert cloud.finish(cj.pk) == 0  # once
+    assert cloud_finish.finish(cj.pk) == 6
+    assert cloud_finish.finish(cj.pk) == 0  # once
     frame = submitted.frame_set.get(number=4)
     assert frame.output_url == f"{submitted.output_url}shot_a_0004.png"
     assert frame.thumbnail_url == f"{submitted.output_url}_thumbs/shot_a_0004.jpg"
@@ -623,9 +626,9 @@ def test_ended_jobs_are_released_per_policy(
             write_events(cloud_oss, cj, i, [*render_events(frames), FINISHED_OK])
         for _ in range(3 if fail and i == 0 else 1):
             fake_bc.finish_instance(cj.cloud_id, i, exit_code=1 if fail and i == 0 else 0)
-    cloud.poll_all()
-    cloud.finish(cj.pk)
-    cloud.poll_all()
+    cloud_poll.poll_all()
+    cloud_finish.finish(cj.pk)
+    cloud_poll.poll_all()
     cj.refresh_from_db()
     assert (cj.released_at is not None) is released
     assert (cj.cloud_id in fake_bc.jobs) is not released
@@ -654,7 +657,7 @@ def test_a_test_frame_job_sends_the_rest_after_the_test_frame(
     write_events(cloud_oss, first, 0, [*render_events([1]), FINISHED_OK])
     fake_bc.finish_instance(first.cloud_id, 0)
     with django_capture_on_commit_callbacks(execute=True):
-        cloud.poll_all()
+        cloud_poll.poll_all()
     assert job.cloud_jobs.count() == 2
     second = job.cloud_jobs.exclude(pk=first.pk).get()
     assert second.instance_count == 2
@@ -670,19 +673,19 @@ def test_events_files_are_read_in_turns_beyond_the_per_job_cap(
     cloud_oss: FakeOSS,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(cloud, "EVENT_READS_PER_JOB", 1)
+    monkeypatch.setattr(cloud_poll, "EVENT_READS_PER_JOB", 1)
     cj = cloud_job_of(submitted)
     fake_bc.start_instances(cj.cloud_id)
     for i, frame in enumerate((1, 3, 5)):
         write_events(cloud_oss, cj, i, render_events([frame]))
     done = []
     for _ in range(3):
-        cloud.poll_all()
+        cloud_poll.poll_all()
         done.append(submitted.frame_set.filter(state=FrameState.DONE).count())
     assert done == [1, 2, 3]
     write_events(cloud_oss, cj, 2, [*render_events([6])[1:], FINISHED_OK])
     write_events(cloud_oss, cj, 1, render_events([4])[1:])
     fake_bc.finish_instance(cj.cloud_id, 2)
-    cloud.poll_all()  # the ended instance's file is read whatever the cap
+    cloud_poll.poll_all()  # the ended instance's file is read whatever the cap
     assert submitted.tasks.get(index=2).state == TaskState.DONE
     assert submitted.frame_set.get(number=6).state == FrameState.DONE

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
-from jobs import cloud
+from jobs.backends.batchcompute import finish as cloud_finish
+from jobs.backends.batchcompute import poll as cloud_poll
 from jobs.choices import FrameState, JobState, TaskState
 from jobs.models import CloudJob, RenderJob
 from tests.compute.fixtures import submit_cloud
@@ -28,9 +29,9 @@ def run_until_done(job: RenderJob, capture: Any, timeout: float = 60) -> RenderJ
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with capture(execute=True):
-            report = cloud.poll_all()
+            report = cloud_poll.poll_all()
         for pk in report.to_finish:
-            cloud.finish(pk)
+            cloud_finish.finish(pk)
         job.refresh_from_db()
         if (
             not job.is_active
@@ -89,7 +90,7 @@ def test_a_render_runs_on_the_fake_cloud_from_submit_to_thumbnails(
     for key in events:  # only what the poller reads: no progress or log lines
         kinds = {line.split(b'"')[3] for line in cloud_oss.get(bucket, key).data.splitlines()}
         assert kinds == {b"staged", b"started", b"frame_started", b"frame_done", b"finished"}
-    logs = cloud.instance_logs(job.tasks.get(index=0))
+    logs = cloud_finish.instance_logs(job.tasks.get(index=0))
     backend, key = storage.resolve(logs["stdout"])
     assert b'"event": "finished"' in backend.read(key)  # the node entry's stdout: agent events
     # The logs command reads the chunk's whole log from OSS, as on own machines.

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from jobs import cloud
+from jobs.backends.batchcompute import poll as cloud_poll
 from jobs.choices import FrameState
 from jobs.models import CloudJob
 from tests.compute.fixtures import submit_cloud, write_events
@@ -42,7 +42,7 @@ def test_a_malformed_event_line_does_not_stop_other_jobs_polling(
 ) -> None:
     victim, victim_cj = submit()
     _attacker, attacker_cj = submit()
-    cloud.poll_all()
+    cloud_poll.poll_all()
     write_events(
         cloud_oss,
         attacker_cj,
@@ -58,7 +58,7 @@ def test_a_malformed_event_line_does_not_stop_other_jobs_polling(
             {"event": "frame_done", "frame": 1, "outputs": ["shot_a_0001.png"], "seconds": 1.5},
         ],
     )
-    report = cloud.poll_all()
+    report = cloud_poll.poll_all()
     assert report.failed == 0
     frame = victim.frame_set.get(number=1)
     assert frame.state == FrameState.DONE and frame.seconds == 1.5
@@ -67,13 +67,13 @@ def test_a_malformed_event_line_does_not_stop_other_jobs_polling(
 def test_an_instance_cannot_finish_other_chunks_frames(submit: Any, cloud_oss: Any) -> None:
     """Instance 0 renders frames 1-2: its claims about 3-6 (and absurd times) are ignored."""
     job, cloud_job = submit()
-    cloud.poll_all()
+    cloud_poll.poll_all()
     forged = [
         {"event": "frame_done", "frame": n, "outputs": [f"shot_a_{n:04d}.png"], "seconds": 1e300}
         for n in range(1, 7)
     ]
     write_events(cloud_oss, cloud_job, 0, forged)
-    cloud.poll_all()
+    cloud_poll.poll_all()
     job.refresh_from_db()
     done = sorted(job.frame_set.filter(state=FrameState.DONE).values_list("number", flat=True))
     assert done == [1, 2]
@@ -83,13 +83,13 @@ def test_an_instance_cannot_finish_other_chunks_frames(submit: Any, cloud_oss: A
 
 def test_output_names_from_events_stay_in_the_jobs_folder(submit: Any, cloud_oss: Any) -> None:
     job, cloud_job = submit()
-    cloud.poll_all()
+    cloud_poll.poll_all()
     events = [
         {"event": "frame_done", "frame": 1, "outputs": ["../../other/output/secret.png"]},
         {"event": "frame_done", "frame": 2, "outputs": ["/x/shot_a_0002.png"]},
     ]
     write_events(cloud_oss, cloud_job, 0, events)
-    cloud.poll_all()
+    cloud_poll.poll_all()
     one, two = job.frame_set.get(number=1), job.frame_set.get(number=2)
     assert one.output_url == ""  # ".." is not a frame name: no link
     assert two.output_url == job.output_url + "shot_a_0002.png"  # the name only

@@ -8,17 +8,20 @@ its own; the run's state is the App job's, and its calls come from the Cromwell 
 the app leaves in ``OUTPUTS_DIR/workflow_metadata.json`` when it ends. Cromwell dropped
 that backend after release 80, so this path is Cromwell ≤ 80 (whatever the app runs).
 
-The BatchCompute SDK (GPL-2.0) is reached only through ``renderhub.compute.batchcompute``
-(its client: signed requests, timeouts, bounded retries) and imported here only.
+The BatchCompute SDK (GPL-2.0) is reached only through RenderHub's client,
+``renderhub.batchcompute`` (signed requests, timeouts, bounded retries), never imported here.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from jobs.backends.batchcompute.config import get_client, tagged
 from renderhub import storage
+from renderhub.batchcompute import AppJobPlan, BatchCompute, BatchComputeError
+from renderhub.compute import ComputeError
 
 from ..choices import RunState
 from .base import Engine, EngineError, RunStatus, Submission
@@ -58,10 +61,7 @@ def _engine_error(exc: Exception) -> EngineError:
 class BatchComputeCromwellEngine(Engine):
     name = "batchcompute-cromwell"
 
-    def client(self) -> Any:
-        from renderhub.compute import ComputeError
-        from renderhub.compute.batchcompute import get_client
-
+    def client(self) -> BatchCompute:
         try:
             return get_client()
         except ComputeError as exc:
@@ -115,45 +115,28 @@ class BatchComputeCromwellEngine(Engine):
         return urls
 
     def start(self, run: WorkflowRun) -> Submission:
-        from batchcompute.resources import AppJobDescription
-
-        from renderhub.compute.batchcompute import BatchComputeError, tagged
-
         staged = self.stage(run)
-        config = {**APP_CONFIG, **(run.options or {}).get(CONFIG_OPTION, {})}
-        logs = storage.join(run.working_dir, "logs/")
-        description = AppJobDescription(
-            {
-                "Name": tagged(f"workflow-{run.pk}"),
-                "Description": f"RenderHub workflow run #{run.pk} {run.name}"[:200],
-                "Type": "App",
-                "Priority": 0,
-                "AutoRelease": False,
-                "JobFailOnInstanceFail": True,
-                "App": {
-                    "AppName": APP,
-                    "Inputs": {**staged, "WORKING_DIR": run.working_dir},
-                    "Outputs": {"OUTPUTS_DIR": run.outputs_dir},
-                    "Logging": {"StdoutPath": logs, "StderrPath": logs},
-                    "Config": config,
-                },
-            }
+        plan = AppJobPlan(
+            name=tagged(f"workflow-{run.pk}"),
+            description=f"RenderHub workflow run #{run.pk} {run.name}",
+            app=APP,
+            inputs={**staged, "WORKING_DIR": run.working_dir},
+            outputs={"OUTPUTS_DIR": run.outputs_dir},
+            log_url=storage.join(run.working_dir, "logs/"),
+            config={**APP_CONFIG, **(run.options or {}).get(CONFIG_OPTION, {})},
         )
         client = self.client()
         # The run's id and creation time make the token: a retried create is the same job.
         token = f"renderhub-workflow-{run.pk}-{int(run.created_at.timestamp())}"
         try:
-            # RenderHub's client builds DAG jobs only; App jobs go through its retried call.
-            job = client._call("create_job", lambda: client._sdk.create_job(description, token))
+            job_id = client.create_app_job(plan, token)
         except BatchComputeError as exc:
             raise _engine_error(exc) from None
-        return Submission(str(job.Id), "Waiting")
+        return Submission(job_id, "Waiting")
 
     # --- following -----------------------------------------------------------------------
 
     def poll(self, run: WorkflowRun) -> RunStatus:
-        from renderhub.compute.batchcompute import BatchComputeError
-
         try:
             job = self.client().get_job(run.engine_run_id)
         except BatchComputeError as exc:
@@ -192,8 +175,6 @@ class BatchComputeCromwellEngine(Engine):
             status.failure_message = "\n".join(r for r in reasons if r)
 
     def abort(self, run: WorkflowRun) -> None:
-        from renderhub.compute.batchcompute import BatchComputeError
-
         try:
             self.client().stop_job(run.engine_run_id)  # False: it had ended already
         except BatchComputeError as exc:

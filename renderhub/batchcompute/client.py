@@ -14,36 +14,27 @@ Pitfalls handled here (see the BatchCompute reference notes): jobs are always bu
 times are naive local datetimes, and names must stay ``[A-Za-z0-9_-]`` because the SDK
 puts them in URL paths unescaped.
 
-Also here: the node package (``renderhub/agent`` plus a small entry script, shipped as
-the task's PackagePath), :func:`ping` for the status page, the system check for the
-BatchCompute settings, and the ``batchcompute`` compute backend.
+Django-free: the caller passes the endpoint, keys and timeouts (RenderHub builds its one
+client per process from settings in ``jobs/backends/batchcompute/config.py``).
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import http.client
-import io
 import logging
 import random
-import re
 import ssl
-import tarfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
+from datetime import datetime
+from typing import Any, TypeVar
 
 import batchcompute as sdk
 from batchcompute.core.exceptions import JsonError
 from batchcompute.resources import (
     DAG,
+    AppJobDescription,
     AutoCluster,
     ClusterDescription,
     GroupDescription,
@@ -52,13 +43,23 @@ from batchcompute.resources import (
 )
 from batchcompute.utils.functions import ConfigError
 from batchcompute.utils.http import RequestClient
-from django.conf import settings
-from django.core.checks import CheckMessage, Error, Warning
 
-from .base import ComputeError
+from renderhub.compute import ComputeError
 
-if TYPE_CHECKING:
-    from jobs.models import RenderJob, Task
+from .endpoint import Endpoint
+from .errors import BatchComputeError, Conflict, NotFound
+from .plans import NAME_RE, AppJobPlan, ClusterPlan, JobPlan, Machines, TaskPlan
+from .statuses import (
+    ClusterStatus,
+    InstanceStatus,
+    InstanceType,
+    JobStatus,
+    Resources,
+    VMStatus,
+    instance_status,
+)
+from .statuses import aware as _aware
+from .statuses import text as _text
 
 log = logging.getLogger(__name__)
 # The SDK logs every non-2xx at ERROR (an expected 404 or 409 included) and, at DEBUG, the
@@ -70,45 +71,13 @@ T = TypeVar("T")
 
 GROUP = "group"  # the one instance group of every cluster RenderHub creates
 PAGE_SIZE = 100  # BatchCompute's largest page
-TERMINAL_STATES = frozenset({"Finished", "Failed", "Stopped"})
-# Names go into URL paths unescaped (SDK pitfall) and must not start with a digit.
-NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,127}$")
-TAG_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
-REGION_RE = re.compile(r"^[a-z]{2,}-[a-z0-9-]+$")
-OFFICIAL_HOST_RE = re.compile(r"^batchcompute(?:-vpc)?\.([a-z0-9-]+)\.aliyuncs\.com$")
-RELEASE_POLICIES = ("always", "succeeded", "never")
 TRANSIENT_CODES = ("InternalError", "ServiceUnavailable", "Throttling", "TooManyRequests")
 
 
 # --- errors ----------------------------------------------------------------------------
 
 
-class BatchComputeError(ComputeError):
-    """A failed call; ``transient`` ones persisted through our retries."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        code: str = "",
-        request_id: str = "",
-        transient: bool = False,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.code, self.request_id = status, code, request_id
-        self.transient = transient
-
-
 _FAILURES = (sdk.ClientError, ConfigError, JsonError, OSError, http.client.HTTPException)
-
-
-class NotFound(BatchComputeError):
-    pass
-
-
-class Conflict(BatchComputeError):
-    """409 StateConflict: the resource is not in a state that allows the operation."""
 
 
 def _translate(exc: Exception, what: str) -> BatchComputeError:
@@ -122,136 +91,6 @@ def _translate(exc: Exception, what: str) -> BatchComputeError:
         return BatchComputeError(f"BatchCompute {what} failed: {exc._msg}")
     # Timeouts, refused or reset connections, an HTML page from a proxy: try again.
     return BatchComputeError(f"BatchCompute {what} failed: {exc!r}", transient=True)
-
-
-# --- plans (what to create) and statuses (what exists), all plain data -------------------
-
-
-@dataclass(frozen=True)
-class Mount:
-    source: str  # oss://bucket/folder/
-    destination: str  # /node/path/
-    writable: bool = False
-
-
-@dataclass(frozen=True)
-class Machines:
-    """VMs for an AutoCluster task or a cluster's instance group."""
-
-    image_id: str  # img-… (a BatchCompute image) or m-… (an ECS image)
-    instance_type: str
-    spot: bool = False
-    spot_price_limit: float | None = None  # None: pay the going spot price
-    disk_type: str = ""
-    disk_size_gb: int = 40
-
-
-@dataclass(frozen=True)
-class TaskPlan:
-    instance_count: int
-    command_line: str
-    package_url: str
-    log_url: str  # OSS folder for stdout.<job>.<task>.<instance> and stderr.…
-    timeout: int
-    max_retries: int
-    cluster_id: str = ""  # a standing cluster, or …
-    auto: Machines | None = None  # … VMs created for this task (AutoCluster)
-    env: dict[str, str] = field(default_factory=dict)
-    mounts: list[Mount] = field(default_factory=list)
-    output_mapping: dict[str, str] = field(default_factory=dict)  # node folder -> OSS folder
-    log_mapping: dict[str, str] = field(default_factory=dict)  # node file -> OSS folder
-
-
-@dataclass(frozen=True)
-class JobPlan:
-    name: str
-    description: str
-    priority: int  # 0-1000, higher first
-    tasks: dict[str, TaskPlan]
-
-
-@dataclass(frozen=True)
-class ClusterPlan:
-    name: str
-    description: str
-    machines: Machines
-    nodes: int
-
-
-@dataclass(frozen=True)
-class JobStatus:
-    id: str
-    name: str
-    state: str
-    message: str
-    created: datetime | None
-    started: datetime | None
-    ended: datetime | None
-    instance_metrics: dict[str, int]
-
-
-@dataclass(frozen=True)
-class InstanceStatus:
-    index: int
-    state: str
-    retry_count: int
-    node_ip: str
-    exit_code: int | None
-    error_code: str
-    error_message: str
-    detail: str
-    stdout_path: str
-    stderr_path: str
-    started: datetime | None
-    ended: datetime | None
-
-
-@dataclass(frozen=True)
-class ClusterStatus:
-    id: str
-    name: str
-    state: str
-    desired_nodes: int
-    actual_nodes: int
-    operation_logs: list[str]
-    created: datetime | None
-
-
-@dataclass(frozen=True)
-class VMStatus:
-    id: str
-    state: str
-    ip_address: str
-    error_code: int
-    error_message: str
-    created: datetime | None
-
-
-@dataclass(frozen=True)
-class InstanceType:
-    name: str
-    cpus: int
-    memory_gb: float
-
-
-@dataclass(frozen=True)
-class Resources:
-    """What this account may use in the region (for form choices and validation)."""
-
-    instance_types: list[InstanceType]
-    spot_instance_types: list[str]
-    disk_types: list[str]
-    images: list[tuple[str, str]]  # (id, name)
-
-
-def _aware(value: Any) -> datetime | None:
-    # The SDK turns "…Z" times into naive *local* datetimes; astimezone() undoes exactly that.
-    return value.astimezone(UTC) if isinstance(value, datetime) else None
-
-
-def _text(obj: Any, key: str) -> str:
-    value = obj.get(key) if obj is not None else None
-    return "" if value is None else str(value)
 
 
 # --- the client --------------------------------------------------------------------------
@@ -271,36 +110,6 @@ class _TimedRequestClient(RequestClient):  # type: ignore[misc]
                 self.h, self.port, timeout=self.timeout, context=context
             )
         return http.client.HTTPConnection(self.h, self.port, timeout=self.timeout)
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    region: str
-    https: bool
-    host: str
-    port: int
-
-    @property
-    def url(self) -> str:
-        default = 443 if self.https else 80
-        port = "" if self.port == default else f":{self.port}"
-        return f"{'https' if self.https else 'http'}://{self.host}{port}"
-
-
-def parse_endpoint(region: str, endpoint: str) -> Endpoint:
-    """``BATCHCOMPUTE_ENDPOINT`` (a host or URL) overrides the region's official host."""
-    text = endpoint.strip() or f"batchcompute.{region}.aliyuncs.com"
-    parts = urlsplit(text if "://" in text else "https://" + text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ComputeError(f"BATCHCOMPUTE_ENDPOINT {endpoint!r} is not http(s)://host[:port]")
-    if parts.path not in ("", "/") or parts.query or parts.username:
-        raise ComputeError(f"BATCHCOMPUTE_ENDPOINT {endpoint!r} must be only scheme, host, port")
-    https = parts.scheme == "https"
-    try:
-        port = parts.port or (443 if https else 80)
-    except ValueError:
-        raise ComputeError(f"BATCHCOMPUTE_ENDPOINT {endpoint!r} has an invalid port") from None
-    return Endpoint(region, https, parts.hostname, port)
 
 
 class BatchCompute:
@@ -363,6 +172,11 @@ class BatchCompute:
         desc = _job_description(plan)
         return str(self._call("create_job", lambda: self._sdk.create_job(desc, plan.name)).Id)
 
+    def create_app_job(self, plan: AppJobPlan, token: str) -> str:
+        """Create a job of a BatchCompute app; ``token`` makes a retried create the same job."""
+        desc = _app_job_description(plan)
+        return str(self._call("create_job", lambda: self._sdk.create_job(desc, token)).Id)
+
     def find_job(self, name: str, since: datetime, max_pages: int = 20) -> str | None:
         """The id of the newest job called ``name`` created after ``since``, if any."""
         marker = ""
@@ -405,7 +219,7 @@ class BatchCompute:
         page = self._call(
             "list_instances", lambda: self._sdk.list_instances(job_id, task, marker, limit)
         )
-        items = [_instance(item) for item in page.Items]
+        items = [instance_status(item) for item in page.Items]
         next_marker = page.NextMarker
         return items, (int(next_marker) if str(next_marker).strip() else None)
 
@@ -518,25 +332,6 @@ class BatchCompute:
         return f"{self.endpoint.url} (region {self.endpoint.region}) answers"
 
 
-def _instance(item: Any) -> InstanceStatus:
-    result, error = item.get("Result"), item.get("Error")
-    exit_code = result.get("ExitCode") if result is not None else None
-    return InstanceStatus(
-        index=int(item.get("InstanceId") or 0),
-        state=_text(item, "State"),
-        retry_count=int(item.get("RetryCount") or 0),
-        node_ip=_text(item, "NodeIp"),
-        exit_code=None if exit_code in (None, "") else int(exit_code),
-        error_code=_text(result, "ErrorCode") or _text(error, "Code"),
-        error_message=_text(result, "ErrorMessage") or _text(error, "Message"),
-        detail=_text(result, "Detail"),
-        stdout_path=_text(item, "StdoutRedirectPath"),
-        stderr_path=_text(item, "StderrRedirectPath"),
-        started=_aware(item.get("StartTime")),
-        ended=_aware(item.get("EndTime")),
-    )
-
-
 def _configs(machines: Machines) -> dict[str, Any]:
     disk: dict[str, Any] = {"Size": int(machines.disk_size_gb)}
     if machines.disk_type:
@@ -640,257 +435,21 @@ def _cluster_description(plan: ClusterPlan) -> ClusterDescription:
     return desc
 
 
-# --- one client per process, from settings ----------------------------------------------
-
-_client_lock = threading.Lock()
-_clients: dict[tuple[Any, ...], BatchCompute] = {}
-
-
-def get_client() -> BatchCompute:
-    """The client for the current settings (cached; settings are part of the key)."""
-    if not settings.BATCHCOMPUTE_REGION:
-        raise ComputeError("BatchCompute is not configured (BATCHCOMPUTE_REGION is empty).")
-    key = (
-        settings.BATCHCOMPUTE_REGION,
-        settings.BATCHCOMPUTE_ENDPOINT,
-        settings.BATCHCOMPUTE_ACCESS_KEY_ID,
-        settings.BATCHCOMPUTE_ACCESS_KEY_SECRET,
-        settings.BATCHCOMPUTE_TIMEOUT,
-        settings.BATCHCOMPUTE_RETRIES,
-    )
-    with _client_lock:
-        if (client := _clients.get(key)) is None:
-            client = _clients[key] = BatchCompute(
-                parse_endpoint(settings.BATCHCOMPUTE_REGION, settings.BATCHCOMPUTE_ENDPOINT),
-                settings.BATCHCOMPUTE_ACCESS_KEY_ID,
-                settings.BATCHCOMPUTE_ACCESS_KEY_SECRET,
-                timeout=settings.BATCHCOMPUTE_TIMEOUT,
-                retries=settings.BATCHCOMPUTE_RETRIES,
-            )
-    return client
-
-
-def reset_clients() -> None:
-    with _client_lock:
-        _clients.clear()
-
-
-def ping() -> str:
-    """For the status page: one cheap signed call (list one job)."""
-    return get_client().ping()
-
-
-def tagged(name: str) -> str:
-    """``name`` prefixed with this deployment's tag (every cloud resource we create)."""
-    return f"{settings.RENDERHUB_DEPLOYMENT_TAG}-{name}"
-
-
-# --- the node package ---------------------------------------------------------------------
-
-NODE_ENTRY = '''\
-"""RenderHub on a BatchCompute node: render this instance's chunk with the node agent.
-
-Written by RenderHub (renderhub/compute/batchcompute.py); standard library only. The
-specs file (RENDERHUB_SPECS) holds the spec every chunk shares and one entry per instance;
-BATCH_COMPUTE_DAG_INSTANCE_ID says which one is ours. The agent's JSON events go to
-stdout and to a file in the mounted log folder, and its logs are copied there every few
-seconds, so the manager can follow the render while it runs.
-"""
-import json
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import threading
-import time
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-# Node paths are below this root: empty on a real VM; a local emulator sets a folder.
-ROOT = os.environ.get("RENDERHUB_NODE_ROOT", "")
-LOGS = ("agent.log", "stdout.log", "stderr.log")
-COPY_EVERY = 5.0
-
-
-def node(path):
-    return ROOT + path if ROOT and path.startswith("/") else path
-
-
-def copy_logs(work_dir, log_dir):
-    os.makedirs(log_dir, exist_ok=True)
-    for name in LOGS:
-        if os.path.exists(os.path.join(work_dir, name)):
-            shutil.copyfile(os.path.join(work_dir, name), os.path.join(log_dir, name))
-
-
-def main():
-    index = int(os.environ["BATCH_COMPUTE_DAG_INSTANCE_ID"])
-    with open(node(os.environ["RENDERHUB_SPECS"]), encoding="utf-8") as fh:
-        specs = json.load(fh)
-    entry = specs["instances"][index]
-    spec = dict(specs["common"], task=entry["task"], frames=entry["frames"])
-    for key in ("scene", "work_dir", "output_dir", "publish_dir"):
-        spec[key] = node(spec[key])
-    spec["cpus"] = spec.get("cpus") or os.cpu_count() or 1
-    for key in ("work_dir", "output_dir", "publish_dir"):  # left by an earlier instance
-        shutil.rmtree(spec[key], ignore_errors=True)
-    os.makedirs(spec["work_dir"])
-    spec_path = os.path.join(spec["work_dir"], "spec.json")
-    with open(spec_path, "w", encoding="utf-8") as fh:
-        json.dump(spec, fh)
-    os.makedirs(node(specs["events_dir"]), exist_ok=True)
-    events = os.path.join(node(specs["events_dir"]), "%d.%d.jsonl" % (index, time.time_ns()))
-    log_dir = node(specs["logs_dir"]) + "task-%d/" % entry["task"]
-    env = dict(os.environ, PYTHONPATH=HERE, PYTHONUNBUFFERED="1")
-    agent = subprocess.Popen(
-        [sys.executable, "-m", "renderhub.agent", spec_path], stdout=subprocess.PIPE, env=env
-    )
-    signal.signal(signal.SIGTERM, lambda *_: agent.send_signal(signal.SIGTERM))
-    done = threading.Event()
-
-    def keep_copying():
-        while not done.wait(COPY_EVERY):
-            copy_logs(spec["work_dir"], log_dir)
-
-    threading.Thread(target=keep_copying, daemon=True).start()
-    for line in agent.stdout:
-        sys.stdout.buffer.write(line)
-        sys.stdout.flush()
-        if line.startswith((b'{"event": "progress"', b'{"event": "log"')):
-            continue  # the manager reads neither; fewer writes, fewer reads
-        with open(events, "ab") as fh:  # closed per event: a mounted object is saved on close
-            fh.write(line)
-    code = agent.wait()
-    done.set()
-    copy_logs(spec["work_dir"], log_dir)
-    return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-'''
-NODE_ENTRY_NAME = "renderhub_node.py"
-_package: tuple[bytes, str] | None = None
-
-
-def node_package() -> tuple[bytes, str]:
-    """The node package (tar.gz bytes) and its content-addressed file name.
-
-    Byte-for-byte reproducible (sorted members, fixed times and owners), so an unchanged
-    agent maps to the same name and an uploaded package is reused.
-    """
-    global _package
-    if _package is None:
-        agent_dir = Path(__file__).resolve().parent.parent / "agent"
-        files = {
-            "renderhub/__init__.py": b"",
-            NODE_ENTRY_NAME: NODE_ENTRY.encode(),
-            **{f"renderhub/agent/{p.name}": p.read_bytes() for p in sorted(agent_dir.glob("*.py"))},
+def _app_job_description(plan: AppJobPlan) -> AppJobDescription:
+    return AppJobDescription(
+        {
+            "Name": plan.name,
+            "Description": plan.description[:200],
+            "Type": "App",
+            "Priority": int(plan.priority),
+            "AutoRelease": False,
+            "JobFailOnInstanceFail": plan.fail_on_instance_fail,
+            "App": {
+                "AppName": plan.app,
+                "Inputs": dict(plan.inputs),
+                "Outputs": dict(plan.outputs),
+                "Logging": {"StdoutPath": plan.log_url, "StderrPath": plan.log_url},
+                "Config": dict(plan.config),
+            },
         }
-        raw = io.BytesIO()
-        with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for name in sorted(files):
-                info = tarfile.TarInfo(name)
-                info.size, info.mode, info.mtime = len(files[name]), 0o644, 0
-                tar.addfile(info, io.BytesIO(files[name]))
-        data = gzip.compress(raw.getvalue(), mtime=0)
-        _package = (data, f"renderhub-node-{hashlib.sha256(data).hexdigest()[:16]}.tar.gz")
-    return _package
-
-
-def node_command() -> str:
-    return f"{settings.BATCHCOMPUTE_NODE_PYTHON} {NODE_ENTRY_NAME}"
-
-
-# --- configuration check -------------------------------------------------------------------
-
-
-def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """BATCHCOMPUTE_REGION and _ENDPOINT agree, and the names we create will be valid."""
-    region, endpoint = settings.BATCHCOMPUTE_REGION, settings.BATCHCOMPUTE_ENDPOINT
-    if not region and not endpoint:
-        return []
-    problems: list[CheckMessage] = []
-    if not region:
-        problems.append(
-            Error(
-                "BATCHCOMPUTE_ENDPOINT is set but BATCHCOMPUTE_REGION is not.",
-                hint="Requests carry the region id; set BATCHCOMPUTE_REGION, e.g. cn-hangzhou.",
-                id="batchcompute.E001",
-            )
-        )
-        return problems
-    if not REGION_RE.match(region):
-        problems.append(
-            Error(f"BATCHCOMPUTE_REGION {region!r} is not a region id.", id="batchcompute.E002")
-        )
-    try:
-        parsed = parse_endpoint(region, endpoint)
-    except ComputeError as exc:
-        problems.append(Error(str(exc), id="batchcompute.E003"))
-    else:
-        if parsed.https and parsed.port != 443:
-            problems.append(
-                Error(
-                    f"BATCHCOMPUTE_ENDPOINT {endpoint!r}: the SDK speaks HTTPS on port 443 only.",
-                    id="batchcompute.E004",
-                )
-            )
-        official = OFFICIAL_HOST_RE.match(parsed.host)
-        if endpoint and official and official.group(1) != region:
-            problems.append(
-                Error(
-                    f"BATCHCOMPUTE_ENDPOINT {endpoint!r} is in region {official.group(1)}, "
-                    f"but BATCHCOMPUTE_REGION is {region}.",
-                    id="batchcompute.E005",
-                )
-            )
-        local = parsed.host in ("localhost", "127.0.0.1", "::1")
-        if not parsed.https and not local:
-            problems.append(
-                Warning(
-                    f"BATCHCOMPUTE_ENDPOINT {endpoint!r} is plain HTTP.",
-                    hint="Use https:// outside tests.",
-                    id="batchcompute.W001",
-                )
-            )
-    if not TAG_RE.match(settings.RENDERHUB_DEPLOYMENT_TAG):
-        problems.append(
-            Error(
-                f"RENDERHUB_DEPLOYMENT_TAG {settings.RENDERHUB_DEPLOYMENT_TAG!r} cannot start "
-                "BatchCompute names: use a letter, then letters, digits, '-' or '_' (<= 32).",
-                id="batchcompute.E006",
-            )
-        )
-    if settings.BATCHCOMPUTE_RELEASE not in RELEASE_POLICIES:
-        problems.append(
-            Error(
-                f"BATCHCOMPUTE_RELEASE must be one of {', '.join(RELEASE_POLICIES)}.",
-                id="batchcompute.E007",
-            )
-        )
-    return problems
-
-
-# --- the compute backend -----------------------------------------------------------------
-
-
-class BatchComputeBackend:
-    """One BatchCompute job per dispatch; the work lives in :mod:`jobs.cloud`."""
-
-    name = "batchcompute"
-
-    def dispatch(self, job: RenderJob, tasks: list[Task]) -> None:
-        from jobs import cloud
-
-        cloud.submit(job, tasks)
-
-    def cancel(self, job: RenderJob, tasks: list[Task]) -> None:
-        from jobs import cloud
-
-        cloud.cancel(job)
-
-    def poll(self, job: RenderJob) -> None:
-        from jobs import cloud
-
-        cloud.poll_job(job)
+    )

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
+from jobs.tasks import render_chunk
+
 if TYPE_CHECKING:
     from jobs.models import RenderJob, Task
 
@@ -19,8 +21,6 @@ class CeleryBackend:
     name = "celery"
 
     def dispatch(self, job: RenderJob, tasks: list[Task]) -> None:
-        from jobs.tasks import render_chunk
-
         # Redis priorities: 0 is served first; our job priority says "higher runs first".
         priority = max(0, min(9, 5 - job.priority))
         for task in tasks:
