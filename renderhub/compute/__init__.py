@@ -1,4 +1,4 @@
-"""The error every compute backend raises, and the BatchCompute client with it.
+"""The error that compute backends and the BatchCompute client raise, meant for users.
 
 The backends themselves (where the chunks of a render job actually run) are domain code:
 ``jobs/backends/`` holds the celery backend, the BatchCompute backend and the registry

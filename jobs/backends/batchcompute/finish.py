@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from datetime import timedelta
 from pathlib import Path, PurePosixPath
@@ -19,8 +18,6 @@ from renderhub import storage
 
 from .common import TASK, frame_pattern, take_lease
 from .config import get_client
-
-log = logging.getLogger(__name__)
 
 
 def finish(cloud_job_id: int) -> int:
