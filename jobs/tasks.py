@@ -62,9 +62,9 @@ def download_outputs(job_id: int) -> str:
 
 @shared_task(ignore_result=True)
 def poll_cloud_jobs() -> int:
-    from jobs import cloud
+    from .backends.batchcompute.poll import poll_all
 
-    report = cloud.poll_all()
+    report = poll_all()
     for pk in report.to_finish:  # a duplicate is harmless: finish() claims the row
         finish_cloud_job.delay(pk)
     return report.polled
@@ -72,6 +72,6 @@ def poll_cloud_jobs() -> int:
 
 @shared_task(ignore_result=True, autoretry_for=(StorageError,), max_retries=3, retry_backoff=True)
 def finish_cloud_job(cloud_job_id: int) -> int:
-    from jobs import cloud
+    from .backends.batchcompute.finish import finish
 
-    return cloud.finish(cloud_job_id)
+    return finish(cloud_job_id)
