@@ -20,85 +20,39 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import threading
 import time
 import uuid
-from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from email.utils import formatdate, parsedate_to_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from xml.etree import ElementTree
 
-from oss2.auth import ProviderAuth
-from oss2.utils import Crc64
+from .oss_buckets import bucket_op
+from .oss_store import (
+    HOST_ID,
+    MIN_PART_SIZE,
+    RESPONSE_PARAMS,
+    SIGNING_PARAMS,
+    SUBRESOURCES,
+    Bucket,
+    OSSError,
+    Part,
+    StoredObject,
+    Upload,
+    add_text,
+    crc64,
+    http_date,
+    iso8601,
+    md5_hex,
+    parse_date,
+    parse_range,
+    parse_xml,
+    to_xml,
+    user_meta,
+)
+from .server import FakeError, FakeHandler, FakeServer, Fault
 
 __all__ = ["FakeOSS", "FakeRequest"]
-
-# The query parameters that take part in a V1 signature: the same list the OSS
-# service documents (oss2 carries it verbatim).
-SUBRESOURCES = ProviderAuth._subresource_key_set
-
-MIN_PART_SIZE = 100 * 1024  # every part but the last, as on OSS
-HOST_ID = "fake-oss.127.0.0.1"
-
-
-def crc64(data: bytes) -> int:
-    c = Crc64()
-    c.update(data)
-    return c.crc
-
-
-def md5_hex(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest().upper()  # noqa: S324 - OSS ETags are MD5
-
-
-def iso8601(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(ts))
-
-
-def http_date(ts: float) -> str:
-    return formatdate(ts, usegmt=True)
-
-
-@dataclass
-class StoredObject:
-    data: bytes
-    etag: str
-    mtime: float
-    content_type: str = "application/octet-stream"
-    meta: dict[str, str] = field(default_factory=dict)
-    object_type: str = "Normal"
-
-    @property
-    def crc(self) -> int:
-        return crc64(self.data)
-
-
-@dataclass
-class Part:
-    data: bytes
-    etag: str
-    mtime: float
-
-
-@dataclass
-class Upload:
-    key: str
-    initiated: float
-    content_type: str
-    meta: dict[str, str]
-    parts: dict[int, Part] = field(default_factory=dict)
-
-
-@dataclass
-class Bucket:
-    name: str
-    created: float
-    objects: dict[str, StoredObject] = field(default_factory=dict)
-    uploads: dict[str, Upload] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -112,80 +66,67 @@ class FakeRequest:
     headers: dict[str, str]  # lower-cased names
 
 
-@dataclass
-class _Fault:
-    remaining: int
-    method: str | None
-    param: str | None
-    after: int  # matching requests to let through first
-    status: int = 0
-    code: str = ""
-    message: str = ""
-    delay: float = 0.0
+class _Handler(FakeHandler):
+    server_version = "AliyunOSS"
+    sys_version = ""
+
+    def do_HEAD(self) -> None:
+        self._dispatch()
+
+    def new_request_id(self) -> str:
+        return uuid.uuid4().hex[:24].upper()
+
+    def send_reply(self, reply: tuple[int, dict[str, str], bytes], request_id: str) -> None:
+        self._send(*reply, request_id)
+
+    def _send(self, status: int, headers: dict[str, str], body: bytes, request_id: str) -> None:
+        self.send_response(status)
+        headers = {"Content-Length": str(len(body)), **headers}
+        if body and "Content-Type" not in headers:
+            headers["Content-Type"] = "application/xml"
+        headers["x-oss-request-id"] = request_id
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD" and body:
+            self.wfile.write(body)
+        self.wfile.flush()
+
+    def send_failure(self, exc: FakeError, request_id: str) -> None:
+        root = ElementTree.Element("Error")
+        add_text(root, "Code", exc.code)
+        add_text(root, "Message", exc.message)
+        add_text(root, "RequestId", request_id)
+        add_text(root, "HostId", HOST_ID)
+        for tag, value in exc.extra.items():
+            add_text(root, tag, value)
+        body = to_xml(root)
+        if self.command == "HEAD":
+            # HEAD has no body; OSS puts the error XML in a header instead.
+            headers = {"Content-Length": "0", "x-oss-err": base64.b64encode(body).decode()}
+            self._send(exc.status, headers, b"", request_id)
+        else:
+            self._send(exc.status, {"Content-Type": "application/xml"}, body, request_id)
 
 
-class OSSError(Exception):
-    def __init__(self, status: int, code: str, message: str, **extra: str) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status, self.code, self.message, self.extra = status, code, message, extra
-
-
-class FakeOSS:
+class FakeOSS(FakeServer):
     """The fake server. Use :meth:`start`/:meth:`stop` or a ``with`` block."""
+
+    label = "fake OSS"
+    handler = _Handler
 
     def __init__(
         self,
         access_key_id: str = "fake-access-key-id",
         access_key_secret: str = "fake-access-key-secret",  # noqa: S107 - a test credential
     ) -> None:
+        super().__init__()
         self.access_key_id = access_key_id
         self.access_key_secret = access_key_secret
         self.buckets: dict[str, Bucket] = {}
         self.requests: list[FakeRequest] = []
-        #: Exceptions raised inside the fake itself; a test fixture should assert it is empty.
-        self.internal_errors: list[BaseException] = []
         #: The server's clock, for presigned-URL expiry; tests may replace it.
         self.clock: Callable[[], float] = time.time
-        self._faults: deque[_Fault] = deque()
-        self._lock = threading.RLock()
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    # --- lifecycle -------------------------------------------------------------------
-
-    def start(self) -> FakeOSS:
-        self._stopping.clear()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.fake = self
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()  # wakes handlers sleeping in delay_next
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeOSS:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def endpoint(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the fake OSS server is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
 
     # --- state and test hooks --------------------------------------------------------
 
@@ -218,9 +159,7 @@ class FakeOSS:
         any); the first ``after`` matching requests are let through."""
         default_codes = {403: "AccessDenied", 429: "TooManyRequests", 500: "InternalError"}
         code = code or default_codes.get(status, "ServiceUnavailable")
-        fault = _Fault(n, method, param, after, status=status, code=code, message=message)
-        with self._lock:
-            self._faults.append(fault)
+        self._add_fault(Fault(n, method, param, after, status=status, code=code, message=message))
 
     def delay_next(
         self,
@@ -233,12 +172,7 @@ class FakeOSS:
     ) -> None:
         """Hold the next ``n`` matching requests for ``seconds``, then handle them
         normally (so a client with a shorter timeout gives up while the server acts)."""
-        with self._lock:
-            self._faults.append(_Fault(n, method, param, after, delay=seconds))
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
+        self._add_fault(Fault(n, method, param, after, delay=seconds))
 
     def put(self, bucket: str, key: str, data: bytes) -> None:
         """Store an object directly, bypassing HTTP (for seeding tests)."""
@@ -267,20 +201,6 @@ class FakeOSS:
                 and (bucket is None or r.bucket == bucket)
             )
 
-    def _take_fault(self, method: str, params: dict[str, str]) -> _Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.method not in (None, method) or fault.param not in (None, *params):
-                    continue
-                if fault.after > 0:
-                    fault.after -= 1
-                    continue
-                fault.remaining -= 1
-                if fault.remaining <= 0:
-                    self._faults.remove(fault)
-                return fault
-        return None
-
     # --- request handling ------------------------------------------------------------
 
     def handle(
@@ -295,14 +215,10 @@ class FakeOSS:
         with self._lock:
             self.requests.append(FakeRequest(method, bucket_name, key, params, headers))
 
-        fault = self._take_fault(method, params)
-        if fault is not None and fault.delay:
-            self._stopping.wait(fault.delay)
-        if fault is not None and fault.status:
-            raise OSSError(fault.status, fault.code, fault.message)
+        self._inject_fault(method, params, lambda f: OSSError(f.status, f.code, f.message))
 
         self._authenticate(method, bucket_name, key, params, headers, body)
-        params = {k: v for k, v in params.items() if k not in _SIGNING_PARAMS}
+        params = {k: v for k, v in params.items() if k not in SIGNING_PARAMS}
         if not bucket_name:
             raise OSSError(400, "NotImplemented", "the fake does not list buckets")
         if method == "PUT" and not key and not params:
@@ -313,7 +229,7 @@ class FakeOSS:
             if bucket is None:
                 raise OSSError(404, "NoSuchBucket", "The specified bucket does not exist.")
             if not key:
-                return self._bucket_op(method, bucket, params, body)
+                return bucket_op(method, bucket, params, body)
             return self._object_op(method, bucket, key, params, headers, body)
 
     def _authenticate(
@@ -378,128 +294,6 @@ class FakeOSS:
                 OSSAccessKeyId=access_key_id,
             )
 
-    # --- bucket operations -------------------------------------------------------------
-
-    def _bucket_op(
-        self, method: str, bucket: Bucket, params: dict[str, str], body: bytes
-    ) -> tuple[int, dict[str, str], bytes]:
-        if method == "GET" and "bucketInfo" in params:
-            return 200, {}, self._bucket_info(bucket)
-        if method == "GET" and "uploads" not in params:
-            return 200, {}, self._list(bucket, params)
-        if method == "POST" and "delete" in params:
-            return 200, {}, self._batch_delete(bucket, params, body)
-        raise OSSError(400, "NotImplemented", f"the fake does not implement {method} on a bucket")
-
-    def _list(self, bucket: Bucket, params: dict[str, str]) -> bytes:
-        v2 = params.get("list-type") == "2"
-        prefix = params.get("prefix", "")
-        delimiter = params.get("delimiter", "")
-        try:
-            max_keys = int(params.get("max-keys", "100"))
-        except ValueError:
-            raise OSSError(400, "InvalidArgument", "max-keys must be an integer.") from None
-        if not 1 <= max_keys <= 1000:
-            raise OSSError(400, "InvalidArgument", "max-keys must be between 1 and 1000.")
-        url = params.get("encoding-type") == "url"
-
-        def enc(text: str) -> str:
-            return quote(text, safe="") if url else text
-
-        if v2:
-            token = params.get("continuation-token", "")
-            after = _decode_token(token) if token else params.get("start-after", "")
-        else:
-            after = params.get("marker", "")
-        items = list(_iter_listing(sorted(bucket.objects), prefix, delimiter, after))
-        page, truncated = items[:max_keys], len(items) > max_keys
-
-        root = ElementTree.Element("ListBucketResult")
-        _text(root, "Name", bucket.name)
-        _text(root, "Prefix", enc(prefix))
-        if v2:
-            if "start-after" in params:
-                _text(root, "StartAfter", enc(params["start-after"]))
-            if "continuation-token" in params:
-                _text(root, "ContinuationToken", params["continuation-token"])
-        else:
-            _text(root, "Marker", enc(after))
-        _text(root, "MaxKeys", str(max_keys))
-        _text(root, "Delimiter", enc(delimiter))
-        _text(root, "IsTruncated", "true" if truncated else "false")
-        if truncated:
-            last = page[-1][1]
-            if v2:
-                _text(root, "NextContinuationToken", enc(_encode_token(last)))
-            else:
-                _text(root, "NextMarker", enc(last))
-        if v2:
-            _text(root, "KeyCount", str(len(page)))
-        if url:
-            _text(root, "EncodingType", "url")
-        for kind, name in page:
-            if kind == "prefix":
-                _text(ElementTree.SubElement(root, "CommonPrefixes"), "Prefix", enc(name))
-                continue
-            obj = bucket.objects[name]
-            node = ElementTree.SubElement(root, "Contents")
-            _text(node, "Key", enc(name))
-            _text(node, "LastModified", iso8601(obj.mtime))
-            _text(node, "ETag", f'"{obj.etag}"')
-            _text(node, "Type", obj.object_type)
-            _text(node, "Size", str(len(obj.data)))
-            _text(node, "StorageClass", "Standard")
-            if not v2 or params.get("fetch-owner") == "true":
-                owner = ElementTree.SubElement(node, "Owner")
-                _text(owner, "ID", "fake-owner")
-                _text(owner, "DisplayName", "fake-owner")
-        return _xml(root)
-
-    def _batch_delete(self, bucket: Bucket, params: dict[str, str], body: bytes) -> bytes:
-        try:
-            request = _parse_xml(body)
-        except ElementTree.ParseError:
-            raise OSSError(
-                400, "MalformedXML", "The XML you provided was not well-formed."
-            ) from None
-        quiet = (request.findtext("Quiet") or "false").lower() == "true"
-        keys = [node.findtext("Key") or "" for node in request.findall("Object")]
-        if not keys or len(keys) > 1000:
-            raise OSSError(400, "MalformedXML", "Delete between 1 and 1000 objects at a time.")
-        url = params.get("encoding-type") == "url"
-        root = ElementTree.Element("DeleteResult")
-        if url:
-            _text(root, "EncodingType", "url")
-        for key in keys:
-            bucket.objects.pop(key, None)
-            if not quiet:
-                _text(
-                    ElementTree.SubElement(root, "Deleted"),
-                    "Key",
-                    quote(key, safe="") if url else key,
-                )
-        return _xml(root)
-
-    def _bucket_info(self, bucket: Bucket) -> bytes:
-        root = ElementTree.Element("BucketInfo")
-        node = ElementTree.SubElement(root, "Bucket")
-        for tag, value in [
-            ("Name", bucket.name),
-            ("CreationDate", iso8601(bucket.created)),
-            ("StorageClass", "Standard"),
-            ("ExtranetEndpoint", "127.0.0.1"),
-            ("IntranetEndpoint", "127.0.0.1"),
-            ("Location", "oss-fake"),
-        ]:
-            _text(node, tag, value)
-        owner = ElementTree.SubElement(node, "Owner")
-        _text(owner, "DisplayName", "fake-owner")
-        _text(owner, "ID", "fake-owner")
-        _text(ElementTree.SubElement(node, "AccessControlList"), "Grant", "private")
-        return _xml(root)
-
-    # --- object operations -------------------------------------------------------------
-
     def _object_op(
         self,
         method: str,
@@ -530,13 +324,13 @@ class FakeOSS:
                 key,
                 time.time(),
                 headers.get("content-type", "application/octet-stream"),
-                _user_meta(headers),
+                user_meta(headers),
             )
             root = ElementTree.Element("InitiateMultipartUploadResult")
-            _text(root, "Bucket", bucket.name)
-            _text(root, "Key", key)
-            _text(root, "UploadId", upload_id)
-            return 200, {}, _xml(root)
+            add_text(root, "Bucket", bucket.name)
+            add_text(root, "Key", key)
+            add_text(root, "UploadId", upload_id)
+            return 200, {}, to_xml(root)
         elif method == "PUT" and not params:
             if headers.get("x-oss-forbid-overwrite") == "true" and key in bucket.objects:
                 raise OSSError(409, "FileAlreadyExists", "The object you specified already exists.")
@@ -545,11 +339,11 @@ class FakeOSS:
                 md5_hex(body),
                 time.time(),
                 headers.get("content-type", "application/octet-stream"),
-                _user_meta(headers),
+                user_meta(headers),
             )
             bucket.objects[key] = obj
             return 200, {"ETag": f'"{obj.etag}"', "x-oss-hash-crc64ecma": str(obj.crc)}, b""
-        elif method in ("GET", "HEAD") and set(params) <= {"objectMeta", *_RESPONSE_PARAMS}:
+        elif method in ("GET", "HEAD") and set(params) <= {"objectMeta", *RESPONSE_PARAMS}:
             return self._get(bucket, key, params, headers, head=method == "HEAD")
         elif method == "DELETE" and not params:
             bucket.objects.pop(key, None)
@@ -574,11 +368,11 @@ class FakeOSS:
         mtime = int(obj.mtime)
         if "if-match" in headers and headers["if-match"].strip('"') != obj.etag:
             raise OSSError(412, "PreconditionFailed", "At least one of the preconditions failed.")
-        if "if-unmodified-since" in headers and mtime > _parse_date(headers["if-unmodified-since"]):
+        if "if-unmodified-since" in headers and mtime > parse_date(headers["if-unmodified-since"]):
             raise OSSError(412, "PreconditionFailed", "At least one of the preconditions failed.")
         not_modified = (
             "if-none-match" in headers and headers["if-none-match"].strip('"') == obj.etag
-        ) or ("if-modified-since" in headers and mtime <= _parse_date(headers["if-modified-since"]))
+        ) or ("if-modified-since" in headers and mtime <= parse_date(headers["if-modified-since"]))
         reply = {
             "ETag": etag,
             "Last-Modified": http_date(obj.mtime),
@@ -600,11 +394,11 @@ class FakeOSS:
         if "response-content-disposition" in params:
             reply["Content-Disposition"] = params["response-content-disposition"]
         data, status = obj.data, 200
-        byte_range = _parse_range(headers.get("range", ""), len(data))
+        byte_range = parse_range(headers.get("range", ""), len(data))
         if byte_range == "unsatisfiable":
             if headers.get("x-oss-range-behavior") == "standard":
                 raise OSSError(416, "InvalidRange", "The requested range cannot be satisfied.")
-        elif byte_range is not None:
+        elif isinstance(byte_range, tuple):
             first, last = byte_range
             data, status = data[first : last + 1], 206
             reply["Content-Range"] = f"bytes {first}-{last}/{len(obj.data)}"
@@ -627,22 +421,22 @@ class FakeOSS:
         numbers = sorted(n for n in upload.parts if n > marker)
         page, truncated = numbers[:max_parts], len(numbers) > max_parts
         root = ElementTree.Element("ListPartsResult")
-        _text(root, "Bucket", bucket.name)
-        _text(root, "Key", upload.key)
-        _text(root, "UploadId", params["uploadId"])
-        _text(root, "PartNumberMarker", str(marker))
-        _text(root, "NextPartNumberMarker", str(page[-1]) if page else "")
-        _text(root, "MaxParts", str(max_parts))
-        _text(root, "IsTruncated", "true" if truncated else "false")
+        add_text(root, "Bucket", bucket.name)
+        add_text(root, "Key", upload.key)
+        add_text(root, "UploadId", params["uploadId"])
+        add_text(root, "PartNumberMarker", str(marker))
+        add_text(root, "NextPartNumberMarker", str(page[-1]) if page else "")
+        add_text(root, "MaxParts", str(max_parts))
+        add_text(root, "IsTruncated", "true" if truncated else "false")
         for number in page:
             part = upload.parts[number]
             node = ElementTree.SubElement(root, "Part")
-            _text(node, "PartNumber", str(number))
-            _text(node, "LastModified", iso8601(part.mtime))
-            _text(node, "ETag", f'"{part.etag}"')
-            _text(node, "HashCrc64ecma", str(crc64(part.data)))
-            _text(node, "Size", str(len(part.data)))
-        return _xml(root)
+            add_text(node, "PartNumber", str(number))
+            add_text(node, "LastModified", iso8601(part.mtime))
+            add_text(node, "ETag", f'"{part.etag}"')
+            add_text(node, "HashCrc64ecma", str(crc64(part.data)))
+            add_text(node, "Size", str(len(part.data)))
+        return to_xml(root)
 
     def _complete(
         self,
@@ -656,7 +450,7 @@ class FakeOSS:
             chosen = [(n, upload.parts[n].etag) for n in sorted(upload.parts)]
         else:
             try:
-                request = _parse_xml(body)
+                request = parse_xml(body)
             except ElementTree.ParseError:
                 raise OSSError(
                     400, "MalformedXML", "The XML you provided was not well-formed."
@@ -681,199 +475,8 @@ class FakeOSS:
         bucket.objects[upload.key] = obj
         del bucket.uploads[params["uploadId"]]
         root = ElementTree.Element("CompleteMultipartUploadResult")
-        _text(root, "Location", f"{self.endpoint}/{bucket.name}/{quote(upload.key, safe='')}")
-        _text(root, "Bucket", bucket.name)
-        _text(root, "Key", upload.key)
-        _text(root, "ETag", f'"{etag}"')
-        return 200, {"ETag": f'"{etag}"', "x-oss-hash-crc64ecma": str(obj.crc)}, _xml(root)
-
-
-# --- helpers -------------------------------------------------------------------------
-
-_SIGNING_PARAMS = {"OSSAccessKeyId", "Expires", "Signature", "security-token"}
-_RESPONSE_PARAMS = {
-    "response-content-type",
-    "response-content-disposition",
-    "response-cache-control",
-    "response-expires",
-}
-
-
-def _parse_xml(body: bytes) -> ElementTree.Element:
-    # Only our own test client talks to this loopback server, so stdlib XML is fine.
-    return ElementTree.fromstring(body)  # noqa: S314
-
-
-def _text(parent: ElementTree.Element, tag: str, text: str) -> None:
-    ElementTree.SubElement(parent, tag).text = text
-
-
-def _xml(root: ElementTree.Element) -> bytes:
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ElementTree.tostring(root, "utf-8")
-
-
-def _user_meta(headers: dict[str, str]) -> dict[str, str]:
-    return {k[len("x-oss-meta-") :]: v for k, v in headers.items() if k.startswith("x-oss-meta-")}
-
-
-def _encode_token(last: str) -> str:
-    return base64.urlsafe_b64encode(last.encode()).decode()
-
-
-def _decode_token(token: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
-    except ValueError:
-        raise OSSError(400, "InvalidArgument", "Invalid continuation token.") from None
-
-
-def _parse_date(value: str) -> int:
-    try:
-        return int(parsedate_to_datetime(value).timestamp())
-    except (TypeError, ValueError):
-        return 0
-
-
-def _parse_range(value: str, size: int) -> tuple[int, int] | str | None:
-    """``(first, last)``, ``"unsatisfiable"``, or None for no (or a malformed) range."""
-    if not value.startswith("bytes=") or "," in value:
-        return None
-    first_text, _, last_text = value[len("bytes=") :].partition("-")
-    try:
-        if not first_text:  # a suffix: the last N bytes
-            count = int(last_text)
-            return (max(0, size - count), size - 1) if count and size else "unsatisfiable"
-        first = int(first_text)
-        last = int(last_text) if last_text else size - 1
-    except ValueError:
-        return None
-    if last_text and last < first:
-        return None  # malformed: ignored, as HTTP says
-    if first >= size:
-        return "unsatisfiable"
-    return first, min(last, size - 1)
-
-
-def _iter_listing(
-    keys: list[str], prefix: str, delimiter: str, after: str
-) -> Iterator[tuple[str, str]]:
-    """``("key", k)`` and ``("prefix", p)`` items in order, strictly after ``after``.
-
-    A common prefix that sorts at or before ``after`` was returned on an earlier page.
-    """
-    last_prefix = None
-    for key in keys:
-        if not key.startswith(prefix) or key <= after:
-            continue
-        if delimiter:
-            cut = key.find(delimiter, len(prefix))
-            if cut >= 0:
-                common = key[: cut + len(delimiter)]
-                if common != last_prefix and common > after:
-                    last_prefix = common
-                    yield "prefix", common
-                continue
-        yield "key", key
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    fake: FakeOSS
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as oss2's pooled session expects
-    server: _Server
-    server_version = "AliyunOSS"
-    sys_version = ""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # quiet test output
-
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    def do_HEAD(self) -> None:
-        self._dispatch()
-
-    def do_PUT(self) -> None:
-        self._dispatch()
-
-    def do_POST(self) -> None:
-        self._dispatch()
-
-    def do_DELETE(self) -> None:
-        self._dispatch()
-
-    def _read_exactly(self, size: int) -> bytes:
-        data = self.rfile.read(size)
-        if len(data) < size:
-            # The client hung up mid-body: like OSS, store nothing.
-            raise ConnectionResetError("incomplete request body")
-        return data
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks = []
-            while True:
-                line = self.rfile.readline()
-                if not line:
-                    raise ConnectionResetError("incomplete chunked body")
-                size = int(line.split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    return b"".join(chunks)
-                chunks.append(self._read_exactly(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self._read_exactly(length) if length else b""
-
-    def _dispatch(self) -> None:
-        fake = self.server.fake
-        request_id = uuid.uuid4().hex[:24].upper()
-        try:
-            body = self._read_body()  # always drain it, or keep-alive breaks
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            try:
-                status, reply, payload = fake.handle(self.command, self.path, headers, body)
-            except OSSError as exc:
-                self._send_error(exc, request_id)
-                return
-            except Exception as exc:
-                fake.internal_errors.append(exc)
-                self._send_error(OSSError(500, "InternalError", repr(exc)), request_id)
-                return
-            self._send(status, reply, payload, request_id)
-        except (BrokenPipeError, ConnectionResetError, TimeoutError):
-            self.close_connection = True  # the client gave up (e.g. after delay_next)
-
-    def _send(self, status: int, headers: dict[str, str], body: bytes, request_id: str) -> None:
-        self.send_response(status)
-        headers = {"Content-Length": str(len(body)), **headers}
-        if body and "Content-Type" not in headers:
-            headers["Content-Type"] = "application/xml"
-        headers["x-oss-request-id"] = request_id
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD" and body:
-            self.wfile.write(body)
-        self.wfile.flush()
-
-    def _send_error(self, exc: OSSError, request_id: str) -> None:
-        root = ElementTree.Element("Error")
-        _text(root, "Code", exc.code)
-        _text(root, "Message", exc.message)
-        _text(root, "RequestId", request_id)
-        _text(root, "HostId", HOST_ID)
-        for tag, value in exc.extra.items():
-            _text(root, tag, value)
-        body = _xml(root)
-        if self.command == "HEAD":
-            # HEAD has no body; OSS puts the error XML in a header instead.
-            headers = {"Content-Length": "0", "x-oss-err": base64.b64encode(body).decode()}
-            self._send(exc.status, headers, b"", request_id)
-        else:
-            self._send(exc.status, {"Content-Type": "application/xml"}, body, request_id)
+        add_text(root, "Location", f"{self.endpoint}/{bucket.name}/{quote(upload.key, safe='')}")
+        add_text(root, "Bucket", bucket.name)
+        add_text(root, "Key", upload.key)
+        add_text(root, "ETag", f'"{etag}"')
+        return 200, {"ETag": f'"{etag}"', "x-oss-hash-crc64ecma": str(obj.crc)}, to_xml(root)
