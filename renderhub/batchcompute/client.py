@@ -28,6 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 
 import batchcompute as sdk
@@ -96,7 +97,7 @@ def _translate(exc: Exception, what: str) -> BatchComputeError:
 # --- the client --------------------------------------------------------------------------
 
 
-class _TimedRequestClient(RequestClient):  # type: ignore[misc]
+class _TimedRequestClient(RequestClient):
     """The SDK's HTTP client with a socket timeout and our own scheme, host and port."""
 
     def __init__(self, host: str, port: int, https: bool, timeout: float) -> None:
@@ -183,8 +184,8 @@ class BatchCompute:
         for _ in range(max_pages):
             page = self._call(
                 "list_jobs",
-                lambda marker=marker: self._sdk.list_jobs(
-                    marker, PAGE_SIZE, OrderBy="CreationTime", IsReverse="True"
+                partial(
+                    self._sdk.list_jobs, marker, PAGE_SIZE, OrderBy="CreationTime", IsReverse="True"
                 ),
             )
             for job in page.Items:
@@ -321,7 +322,7 @@ class BatchCompute:
     def _pages(self, what: str, fetch: Callable[[Any, int], Any], first: Any) -> Iterator[Any]:
         marker = first
         while True:
-            page = self._call(what, lambda marker=marker: fetch(marker, PAGE_SIZE))
+            page = self._call(what, partial(fetch, marker, PAGE_SIZE))
             yield from page.Items
             marker = page.NextMarker
             if not str(marker).strip():

@@ -94,7 +94,7 @@ def instance_status(item: Any) -> InstanceStatus:
         state=text(item, "State"),
         retry_count=int(item.get("RetryCount") or 0),
         node_ip=text(item, "NodeIp"),
-        exit_code=None if exit_code in (None, "") else int(exit_code),
+        exit_code=None if exit_code is None or exit_code == "" else int(exit_code),
         error_code=text(result, "ErrorCode") or text(error, "Code"),
         error_message=text(result, "ErrorMessage") or text(error, "Message"),
         detail=text(result, "Detail"),

@@ -68,13 +68,14 @@ def main():
             copy_logs(spec["work_dir"], log_dir)
 
     threading.Thread(target=keep_copying, daemon=True).start()
+    assert agent.stdout is not None
     for line in agent.stdout:
         sys.stdout.buffer.write(line)
         sys.stdout.flush()
         if line.startswith((b'{"event": "progress"', b'{"event": "log"')):
             continue  # the manager reads neither; fewer writes, fewer reads
-        with open(events, "ab") as fh:  # closed per event: a mounted object is saved on close
-            fh.write(line)
+        with open(events, "ab") as out:  # closed per event: a mounted object is saved on close
+            out.write(line)
     code = agent.wait()
     done.set()
     copy_logs(spec["work_dir"], log_dir)

@@ -160,7 +160,8 @@ class _Poll:
             self.cj.scan_marker = None
             return [], True
         low = min(open_indices)
-        marker = self.cj.scan_marker if (self.cj.scan_marker or 0) > low else low
+        resume = self.cj.scan_marker or 0
+        marker = resume if resume > low else low
         found: list[bc.InstanceStatus] = []
         for _ in range(max(1, settings.BATCHCOMPUTE_POLL_PAGES)):
             page, next_marker = self.client.list_instances(self.cj.cloud_id, TASK, marker)
