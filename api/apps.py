@@ -8,7 +8,4 @@ class ApiConfig(AppConfig):
     verbose_name = "REST API"
 
     def ready(self) -> None:
-        from . import (
-            receivers,  # noqa: F401 (connects the job signal receivers)
-            schema,  # noqa: F401 (registers the token auth with drf-spectacular)
-        )
+        from . import schema  # noqa: F401 (registers the token auth with drf-spectacular)

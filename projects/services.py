@@ -84,3 +84,9 @@ def check_members_change(user: User, before: set[int], after: set[int]) -> None:
         "Only superusers and users with the “Can add and remove project members” "
         "permission can change a project's members."
     )
+
+
+def check_member(user: User, project: Project | None) -> None:
+    """Only a project's members (and superusers) tie a token or a webhook to it."""
+    if project is not None and not project.is_member(user):
+        raise ValidationError({"project": f"{user} is not a member of project {project}."})

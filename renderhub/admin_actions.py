@@ -11,7 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.db.models import Model
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.utils.html import format_html
 
 
 class ExplainRefusedActionsMixin:
@@ -32,3 +34,22 @@ class ExplainRefusedActionsMixin:
             )
             return HttpResponseRedirect(request.get_full_path())
         return super().changelist_view(request, extra_context)  # type: ignore[misc]
+
+
+def show_once(request: HttpRequest, what: str, value: str) -> None:
+    messages.warning(
+        request,
+        format_html(
+            "{}: <code>{}</code> — copy it now: it is not stored readably and "
+            "cannot be shown again.",
+            what,
+            value,
+        ),
+    )
+
+
+def become(obj: Model, created: Model) -> None:
+    """Make the admin's unsaved object the row a service created: the admin logs it,
+    links to it and saves its inlines with it."""
+    obj.pk = created.pk
+    obj.refresh_from_db()

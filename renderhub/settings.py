@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "clusters",
     "jobs",
     "workflows",
+    "notifications",
     "api",
     "ops",
 ]
@@ -316,7 +317,7 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
-# --- REST API, webhooks and e-mail notifications (api app) ------------------------------
+# --- REST API (api app); webhooks and e-mail notifications (notifications app) -----------
 INSTALLED_APPS += ["drf_spectacular_sidecar"]  # Swagger UI / Redoc files served locally, no CDN
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -356,7 +357,7 @@ WEBHOOKS_ALLOW_HTTP_LOCALHOST = env.bool("WEBHOOKS_ALLOW_HTTP_LOCALHOST", defaul
 # Let webhooks reach private, loopback and link-local addresses (off: no SSRF into the LAN).
 WEBHOOKS_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOKS_ALLOW_PRIVATE_NETWORKS", default=False)
 CELERY_BEAT_SCHEDULE["requeue-overdue-webhook-deliveries"] = {
-    "task": "api.tasks.requeue_overdue_deliveries",
+    "task": "notifications.tasks.requeue_overdue_deliveries",
     "schedule": 60.0,
 }
 NOTIFY_BY_EMAIL = env.bool("NOTIFY_BY_EMAIL", default=True)

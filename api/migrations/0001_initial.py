@@ -6,7 +6,7 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-import api.models
+import notifications.models
 
 
 class Migration(migrations.Migration):
@@ -87,14 +87,14 @@ class Migration(migrations.Migration):
                     "url",
                     models.URLField(
                         max_length=1000,
-                        validators=[api.models.validate_webhook_url],
+                        validators=[notifications.models.validate_webhook_url],
                         verbose_name="URL",
                     ),
                 ),
                 (
                     "events",
                     models.JSONField(
-                        default=api.models._default_events,
+                        default=notifications.models._default_events,
                         help_text="Which events to send (see the event list).",
                     ),
                 ),

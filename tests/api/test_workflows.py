@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api import services
+from notifications import services
 from tests.api.conftest import HELLO_WDL
 from workflows.choices import CallStatus, Engine, RunState
 from workflows.models import Call, WorkflowRun
@@ -131,7 +131,7 @@ def test_abort(token_client, bob, run) -> None:
 def test_a_run_state_change_is_delivered_and_mailed(
     run, webhook, receiver, queued, mailoutbox
 ) -> None:
-    from api.tasks import send_workflow_email
+    from notifications.tasks import send_workflow_email
 
     [delivery] = services.workflow_state_changed(run.pk, RunState.RUNNING, RunState.FAILED)
     assert delivery.event == "workflow.state_changed"

@@ -21,9 +21,10 @@ from django.core.management.base import CommandError
 from rest_framework.test import APIClient
 
 from api import services as api_services
-from api import signing
-from api.models import Webhook, WebhookDelivery
 from clusters.models import Cluster
+from notifications import services as notification_services
+from notifications import signing
+from notifications.models import Webhook, WebhookDelivery
 from tests.clusters.cloud_commands import run
 from tests.compute.fixtures import (  # noqa: F401
     bc_settings,
@@ -39,7 +40,7 @@ from tests.fakes.batchcompute import FakeBatchCompute
 pytestmark = pytest.mark.django_db
 
 CLUSTERS = "/admin/clusters/cluster/"
-WEBHOOKS = "/admin/api/webhook/"
+WEBHOOKS = "/admin/notifications/webhook/"
 
 
 def grant(user: Any, *codenames: str) -> Any:
@@ -63,7 +64,7 @@ def viewer(client: Any, django_user_model: Any) -> Any:
 @pytest.fixture
 def webhook(project: Any, viewer: Any, django_user_model: Any) -> Webhook:
     project.members.add(django_user_model.objects.get(username="viewer"))
-    hook, _secret = api_services.create_webhook(
+    hook, _secret = notification_services.create_webhook(
         project, "https://hooks.example.com/x", ["job.state_changed"]
     )
     return hook

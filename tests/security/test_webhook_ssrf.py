@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from api import services
-from api.choices import DeliveryState
-from api.models import Webhook, WebhookDelivery
+from notifications import services
+from notifications.choices import DeliveryState
+from notifications.models import Webhook, WebhookDelivery
 
 pytestmark = pytest.mark.django_db
 
@@ -184,7 +184,7 @@ def test_refused_tls_and_timeout_read_the_same_to_the_owner(
     closed.bind(("127.0.0.1", 0))
     closed_port = closed.getsockname()[1]
     closed.close()
-    caplog.set_level(logging.WARNING, logger="api.services")
+    caplog.set_level(logging.WARNING, logger="notifications.services")
     errors = {
         "closed": deliver(f"https://127.0.0.1:{closed_port}/").error,
         "plain HTTP": deliver(f"https://127.0.0.1:{trap.server_port}/").error,

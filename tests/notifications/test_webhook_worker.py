@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from api.choices import DeliveryState
-from api.models import WebhookDelivery
 from jobs.models import RenderJob
 from jobs.signals import job_state_changed
+from notifications.choices import DeliveryState
+from notifications.models import WebhookDelivery
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.embedded]
 

@@ -9,12 +9,12 @@ import time
 import pytest
 from django.core.exceptions import ValidationError
 
-from api import services, signing, webhook_http
-from api.choices import DeliveryState, WebhookEvent
-from api.models import Webhook, WebhookDelivery, validate_webhook_url
 from jobs import services as job_services
 from jobs.choices import JobState, TaskState
 from jobs.signals import job_state_changed
+from notifications import services, signing, webhook_http
+from notifications.choices import DeliveryState, WebhookEvent
+from notifications.models import Webhook, WebhookDelivery, validate_webhook_url
 from projects.models import Project
 
 pytestmark = pytest.mark.django_db
@@ -274,7 +274,7 @@ def test_the_secret_is_never_logged(job, webhook, receiver, queued, caplog) -> N
 def test_cancelling_a_job_announces_it_and_mails_the_submitter(
     job, webhook, receiver, queued, django_capture_on_commit_callbacks, mailoutbox
 ) -> None:
-    from api.tasks import send_job_email
+    from notifications.tasks import send_job_email
 
     with django_capture_on_commit_callbacks(execute=True):
         job_services.cancel_job(job)
@@ -335,17 +335,17 @@ def test_no_mail_without_an_address_or_when_turned_off(job, queued, settings, bo
     bob.save()
     services.job_state_changed(job.pk, "running", "finished")
     assert queued["emails"] == []
-    from api import notifications
+    from notifications import email
 
-    assert notifications.send_job_ended(job.pk, "finished") is False
+    assert email.send_job_ended(job.pk, "finished") is False
 
 
 def test_the_mail_links_to_the_job_when_the_site_url_is_set(job, settings) -> None:
-    from api import notifications
+    from notifications import email
 
     settings.RENDERHUB_SITE_URL = "https://render.example.com"
     job.failure_reason = "1 of 2 chunks failed; first: out of memory"
-    subject, body = notifications.job_ended_message(job, "failed")
+    subject, body = email.job_ended_message(job, "failed")
     assert subject.endswith("failed")
     assert "out of memory" in body
     assert f"https://render.example.com/admin/jobs/renderjob/{job.pk}/change/" in body

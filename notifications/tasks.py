@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from . import notifications, services
+from . import email, services
 
 
 @shared_task(bind=True, ignore_result=True, acks_late=True, max_retries=None)
@@ -30,9 +30,34 @@ def requeue_overdue_deliveries() -> int:
     retry_backoff=60,
 )
 def send_job_email(job_id: int, state: str) -> bool:
-    return notifications.send_job_ended(job_id, state)
+    return email.send_job_ended(job_id, state)
 
 
 @shared_task(ignore_result=True, autoretry_for=(OSError,), max_retries=3, retry_backoff=60)
 def send_workflow_email(run_id: int, state: str) -> bool:
-    return notifications.send_run_ended(run_id, state)
+    return email.send_run_ended(run_id, state)
+
+
+# --- The names these tasks had in the api app -------------------------------------------
+# A delivery's retry waits in the broker (up to WEBHOOK_RETRY_MAX) under the name it was
+# sent with, so messages sent before the move still arrive: forward them to the new tasks.
+
+
+@shared_task(name="api.tasks.deliver_webhook", ignore_result=True)
+def _old_deliver_webhook(delivery_id: str) -> None:
+    deliver_webhook.delay(delivery_id)
+
+
+@shared_task(name="api.tasks.requeue_overdue_deliveries", ignore_result=True)
+def _old_requeue_overdue_deliveries() -> int:
+    return services.requeue_overdue_deliveries()
+
+
+@shared_task(name="api.tasks.send_job_email", ignore_result=True)
+def _old_send_job_email(job_id: int, state: str) -> None:
+    send_job_email.delay(job_id, state)
+
+
+@shared_task(name="api.tasks.send_workflow_email", ignore_result=True)
+def _old_send_workflow_email(run_id: int, state: str) -> None:
+    send_workflow_email.delay(run_id, state)

@@ -1,4 +1,4 @@
-"""Job (and workflow) signals -> webhooks and e-mail. Connected in ApiConfig.ready().
+"""Job (and workflow) signals -> webhooks and e-mail. Connected in NotificationsConfig.ready().
 
 The signals are sent after the job's change commits, from web requests and render
 workers alike: a failing subscriber must never break the render pipeline, so every
@@ -20,7 +20,7 @@ from . import services
 log = logging.getLogger(__name__)
 
 
-@receiver(job_state_changed, dispatch_uid="api.job_state_changed")
+@receiver(job_state_changed, dispatch_uid="notifications.job_state_changed")
 def on_job_state_changed(
     sender: Any, job_id: int, old_state: str, new_state: str, **kwargs: Any
 ) -> None:
@@ -30,7 +30,7 @@ def on_job_state_changed(
         log.exception("could not queue notifications of job %s %s", job_id, new_state)
 
 
-@receiver(frame_failed, dispatch_uid="api.frame_failed")
+@receiver(frame_failed, dispatch_uid="notifications.frame_failed")
 def on_frame_failed(
     sender: Any, job_id: int, frame_number: int, reason: str, **kwargs: Any
 ) -> None:
@@ -40,7 +40,7 @@ def on_frame_failed(
         log.exception("could not queue webhooks for job %s frame %s", job_id, frame_number)
 
 
-@receiver(run_state_changed, dispatch_uid="api.run_state_changed")
+@receiver(run_state_changed, dispatch_uid="notifications.run_state_changed")
 def on_run_state_changed(
     sender: Any, run_id: int, old_state: str, new_state: str, **kwargs: Any
 ) -> None:
