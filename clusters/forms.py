@@ -23,7 +23,7 @@ class ClusterAdminForm(forms.ModelForm):
         fields = "__all__"  # noqa: DJ007 - the admin picks and orders them
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         backend = data.get("backend")
         sized = self.instance.pk is None or {"desired_nodes", "max_nodes"} & set(self.changed_data)
         if sized and data.get("desired_nodes") is not None and data.get("max_nodes"):

@@ -26,7 +26,7 @@ class ComputeImageAdmin(admin.ModelAdmin):
     search_fields = ("name", "image_id", "description")
     inlines = [SoftwareInline]
 
-    def get_queryset(self, request):  # type: ignore[no-untyped-def]
+    def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("software")
 
     @admin.display(description="Software")

@@ -33,7 +33,7 @@ class TaskInline(admin.TabularInline):
     readonly_fields = fields
     show_change_link = True
 
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request, obj=None):
         return False
 
 
@@ -46,7 +46,7 @@ class NodeBlockInline(admin.TabularInline):
     readonly_fields = fields
     verbose_name = "node block"
 
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request, obj=None):
         return False
 
 
@@ -105,7 +105,7 @@ class RenderJobAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # submissions go through the Submit render form, which validates
 
-    def get_urls(self):  # type: ignore[no-untyped-def]
+    def get_urls(self):
         submit = path(
             "submit/", self.admin_site.admin_view(self.submit_view), name="jobs_renderjob_submit"
         )

@@ -133,7 +133,7 @@ class SubmitRenderPageForm(SubmitRenderForm):
     chosen software become ``param_<name>`` fields (the admin form keeps its text box).
     """
 
-    scenes = SceneListField()
+    scenes = SceneListField()  # type: ignore[assignment]  # a list, where the admin has text
     PARAM_PREFIX = "param_"
 
     def __init__(
@@ -148,7 +148,7 @@ class SubmitRenderPageForm(SubmitRenderForm):
         super().__init__(*args, user=user, **kwargs)
         from clusters.choices import ClusterState
 
-        self.project = project
+        self.page_project = project
         self.fields["project"].widget = forms.HiddenInput()
         self.fields["project"].initial = project.pk
         software_qs = Software.objects.filter(image_id=project.image_id)
@@ -158,10 +158,10 @@ class SubmitRenderPageForm(SubmitRenderForm):
         ).exclude(state=ClusterState.DELETED)
         del self.fields["parameters"]
         self.fields["name"].widget.attrs["placeholder"] = "Default: the scene's file name"
-        self.software = self._chosen_software(software_qs, software)
-        if self.software is not None:
-            self.fields["software"].initial = self.software.pk
-            for definition in self.software.parameters:
+        self.chosen_software = self._chosen_software(software_qs, software)
+        if self.chosen_software is not None:
+            self.fields["software"].initial = self.chosen_software.pk
+            for definition in self.chosen_software.parameters:
                 field = parameter_field(definition)
                 self.fields[self.PARAM_PREFIX + definition["name"]] = field
 
@@ -169,26 +169,26 @@ class SubmitRenderPageForm(SubmitRenderForm):
         """The software named in the posted data, else ``fallback``, else the first one."""
         pk = parse_id(self.data.get("software")) if self.is_bound else None
         if pk and (chosen := choices.filter(pk=pk).first()):
-            return chosen  # type: ignore[no-any-return]
-        if fallback is not None and fallback.image_id == self.project.image_id:
+            return chosen
+        if fallback is not None and fallback.image_id == self.page_project.image_id:
             return fallback
-        return choices.first()  # type: ignore[no-any-return]
+        return choices.first()
 
     @property
     def parameter_fields(self) -> list[forms.BoundField]:
         return [self[name] for name in self.fields if name.startswith(self.PARAM_PREFIX)]
 
     def clean_scenes(self) -> list[str]:
-        return self.cleaned_data["scenes"]  # type: ignore[no-any-return]  # already a list
+        return self.cleaned_data["scenes"]  # already a list
 
     def clean_project(self) -> Project:
         project = self.cleaned_data["project"]
-        if project.pk != self.project.pk:
+        if project.pk != self.page_project.pk:
             raise ValidationError("The project changed; choose it again.")
-        return project  # type: ignore[no-any-return]
+        return project
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         data["parameters"] = {
             name.removeprefix(self.PARAM_PREFIX): value
             for name, value in data.items()

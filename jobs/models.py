@@ -10,11 +10,11 @@ from .choices import FrameState, JobState, TaskState
 from .framespec import format_frames
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+    from django.contrib.auth.models import AnonymousUser, User
 
 
 class RenderJobQuerySet(models.QuerySet["RenderJob"]):
-    def visible_to(self, user: AbstractBaseUser | AnonymousUser) -> RenderJobQuerySet:
+    def visible_to(self, user: User | AnonymousUser) -> RenderJobQuerySet:
         from projects.models import Project
 
         if user.is_authenticated and user.is_superuser:

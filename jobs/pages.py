@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.utils import timezone
 
 from renderhub import storage
@@ -73,7 +74,7 @@ def _chunks(backend: storage.Storage, key: str, size: int | None) -> Iterator[by
         yield backend.read(key, start=start, end=min(size, start + CHUNK_BYTES) - 1)
 
 
-def log_download(task: Task, which: str) -> HttpResponse:
+def log_download(task: Task, which: str) -> HttpResponseBase:
     """The whole log file from storage, or the DB tail when it was never published."""
     filename = f"job{task.job_id}-chunk{task.index}-{LOGS[which]}"
     if not log_is_live(task):
@@ -83,11 +84,11 @@ def log_download(task: Task, which: str) -> HttpResponse:
             entry = backend.stat(key)
             if (path := backend.local_path(key)) is not None:
                 return FileResponse(open(path, "rb"), as_attachment=True, filename=filename)
-            response = StreamingHttpResponse(
+            stream = StreamingHttpResponse(
                 _chunks(backend, key, entry.size), content_type="text/plain; charset=utf-8"
             )
-            response["Content-Disposition"] = f'attachment; filename="{filename}"'
-            return response
+            stream["Content-Disposition"] = f'attachment; filename="{filename}"'
+            return stream
         except storage.StorageError as exc:
             log.info("log %s of %s not in storage (%s); sending the tail", which, task, exc)
     response = HttpResponse(

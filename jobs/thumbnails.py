@@ -26,7 +26,8 @@ def make(path: Path) -> bytes | None:
     if decoder is None:
         return None
     try:
-        with Image.open(path, formats=[decoder]) as image:
+        with Image.open(path, formats=[decoder]) as opened:
+            image: Image.Image = opened
             image.thumbnail(THUMBNAIL_SIZE)
             if image.mode not in ("RGB", "L"):
                 # Composite transparency over grey so alpha renders don't turn black.

@@ -102,11 +102,11 @@ def submit(request: HttpRequest) -> HttpResponse:
         "projects": projects,
         "project": project,
         "form": form,
-        "software": form.software,
-        "folder": _folder(request, project, form.software),
+        "software": form.chosen_software,
+        "folder": _folder(request, project, form.chosen_software),
         "selected": scene_labels(project, form["scenes"].value() or []),
     }
-    context["estimate"], context["frames_error"] = _estimate(request, project, form.software)
+    context["estimate"], context["frames_error"] = _estimate(request, project, form.chosen_software)
     template = "jobs/_software_fields.html" if is_htmx(request) else "jobs/submit.html"
     return render(request, template, context)
 

@@ -16,13 +16,13 @@ from .models import Project, StorageMapping
 # rules (who may choose storage, who may change members).
 
 
-class StorageMappingFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
+class StorageMappingFormSet(BaseInlineFormSet):
     user: Any = None
 
     def clean(self) -> None:
         super().clean()
         for form in self.forms:
-            if not form.has_changed() or self._should_delete_form(form):
+            if not form.has_changed() or form.cleaned_data.get("DELETE", False):
                 continue
             # A new source, or an existing one made writable, is a new reach into storage.
             source = form.cleaned_data.get("source")
@@ -52,7 +52,7 @@ class ProjectAdminForm(forms.ModelForm):
         fields = "__all__"  # noqa: DJ007 - the admin picks and orders them
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         prefix = data.get("output_prefix")
         if prefix and "output_prefix" in self.changed_data:
             try:
@@ -92,7 +92,7 @@ class ProjectAdmin(admin.ModelAdmin):
         from django.db.models import Count
 
         qs = super().get_queryset(request).annotate(member_total=Count("members", distinct=True))
-        return qs.visible_to(request.user)  # type: ignore[attr-defined]
+        return qs.visible_to(request.user)
 
     @admin.display(description="Members", ordering="member_total")
     def member_count(self, obj: Project) -> int:

@@ -11,7 +11,7 @@ from images.choices import Platform
 from renderhub import storage
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+    from django.contrib.auth.models import AnonymousUser, User
 
 # \Z, not $: "$" also matches before a trailing newline.
 WINDOWS_DRIVE_RE = re.compile(r"^[A-Za-z]:(\\[^\\/:*?\"<>|\x00-\x1f]+)*\\?\Z")
@@ -40,7 +40,7 @@ def validate_storage_prefix(url: str, what: str) -> None:
 
 
 class ProjectQuerySet(models.QuerySet["Project"]):
-    def visible_to(self, user: AbstractBaseUser | AnonymousUser) -> ProjectQuerySet:
+    def visible_to(self, user: User | AnonymousUser) -> ProjectQuerySet:
         """Superusers see every project; everyone else the projects they are members of."""
         if not user.is_authenticated:
             return self.none()
@@ -98,7 +98,7 @@ class Project(models.Model):
         if errors:
             raise ValidationError(errors)
 
-    def is_member(self, user: AbstractBaseUser | AnonymousUser) -> bool:
+    def is_member(self, user: User | AnonymousUser) -> bool:
         return Project.objects.visible_to(user).filter(pk=self.pk).exists()
 
     def mapping_for(self, url: str) -> StorageMapping | None:

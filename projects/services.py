@@ -21,9 +21,10 @@ from renderhub import storage
 from .models import Project, StorageMapping
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+    from django.contrib.auth.models import AnonymousUser
+    from django.contrib.auth.models import User as AuthUser
 
-    User = AbstractBaseUser | AnonymousUser
+    User = AuthUser | AnonymousUser
 
 MEMBERS_PERMISSION = "projects.manage_members"
 

@@ -342,7 +342,7 @@ def popen(argv: list[str], sandbox: Sandbox, cwd: str, **kwargs: object) -> subp
     if sandbox.scratch:
         Path(sandbox.scratch).mkdir(parents=True, exist_ok=True)
     if sandbox.kind == "none":
-        return subprocess.Popen(  # type: ignore[call-overload,no-any-return]
+        return subprocess.Popen(
             [*limit_argv(sandbox.limits), *argv], cwd=cwd, env=environment(sandbox), **kwargs
         )
     root = as_root()
@@ -382,7 +382,7 @@ def popen(argv: list[str], sandbox: Sandbox, cwd: str, **kwargs: object) -> subp
                 raise
             finally:
                 os.write(block_write, b"1")  # go on (or fail, if the maps are missing)
-        return proc  # type: ignore[no-any-return]
+        return proc
     finally:
         for fd in ours + theirs:
             os.close(fd)

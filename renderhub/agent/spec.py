@@ -268,7 +268,7 @@ def parse_spec(data: object) -> Spec:
     _check_keys(c)
     variables = _check_variables(c)
     cpus = data.get("cpus")
-    if "cpus" in data and (not _is_int(cpus) or cpus < 1):
+    if "cpus" in data and (not _is_int(cpus) or cpus < 1):  # type: ignore[operator]
         c.bad(f"cpus must be an integer >= 1, got {cpus!r}")
     parser = data.get("progress_parser", "none")
     if parser not in PARSERS:

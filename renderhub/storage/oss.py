@@ -9,7 +9,9 @@ never kept, logged or shown in ``repr``.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
+import functools
 import logging
 import os
 import posixpath
@@ -273,7 +275,8 @@ class OSSStorage:
             result = self._call(
                 "list",
                 prefix,
-                lambda want=want, token=token: self.bucket.list_objects_v2(
+                functools.partial(
+                    self.bucket.list_objects_v2,
                     prefix=full_prefix,
                     delimiter=delimiter or "",
                     continuation_token=token,
@@ -447,15 +450,18 @@ class OSSStorage:
         full = self._full(key)
         self._call("delete", key, lambda: self.bucket.delete_object(full))
 
-    def _raw_keys(self, full_prefix: str) -> Iterator[list[str]]:
+    def _raw_keys(self, full_prefix: str) -> Iterator[builtins.list[str]]:
         """Pages of every object key under ``full_prefix``, folder placeholders included."""
         token = ""
         while True:
             result = self._call(
                 "list",
                 self._relative(full_prefix),
-                lambda token=token: self.bucket.list_objects_v2(
-                    prefix=full_prefix, continuation_token=token, max_keys=BATCH_DELETE_SIZE
+                functools.partial(
+                    self.bucket.list_objects_v2,
+                    prefix=full_prefix,
+                    continuation_token=token,
+                    max_keys=BATCH_DELETE_SIZE,
                 ),
             )
             keys = [obj.key for obj in result.object_list]
@@ -472,7 +478,7 @@ class OSSStorage:
         count = 0
         for keys in self._raw_keys(self.prefix + prefix):
             result = self._call(
-                "delete", prefix, lambda keys=keys: self.bucket.batch_delete_objects(keys)
+                "delete", prefix, functools.partial(self.bucket.batch_delete_objects, keys)
             )
             count += sum(1 for k in result.deleted_keys if not k.endswith("/"))
         return count

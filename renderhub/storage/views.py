@@ -11,7 +11,8 @@ import posixpath
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core import signing
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import FileResponse, Http404, HttpRequest, HttpResponseForbidden
+from django.http.response import HttpResponseBase
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
@@ -37,7 +38,7 @@ def _unsign(token: str) -> str | None:
 @login_not_required  # the signed token is the credential
 @require_safe
 @never_cache
-def signed_download(request: HttpRequest, token: str, filename: str) -> HttpResponse:
+def signed_download(request: HttpRequest, token: str, filename: str) -> HttpResponseBase:
     key = _unsign(token)
     if key is None:
         return HttpResponseForbidden(DENIED, content_type="text/plain")
