@@ -21,8 +21,8 @@ from django.views.decorators.http import require_POST, require_safe
 
 from clusters.models import Cluster
 from images.models import Software
-from projects.models import Project
 from projects.browser import Folder, OutsideMappings, browse, scene_labels
+from projects.models import Project
 from renderhub import storage
 from renderhub.cli import parse_id
 from renderhub.outcome import add_messages
