@@ -23,8 +23,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from jobs.backends.batchcompute.config import get_client, tagged
 from renderhub import batchcompute as bc
+from renderhub.cloud import get_client, tagged
 from renderhub.compute import ComputeError
 
 from .choices import Backend, ClusterState, NodeState
@@ -241,11 +241,9 @@ def resize(cluster: Cluster, nodes: int, user: AbstractBaseUser | None = None) -
 
 def delete(cluster: Cluster, user: AbstractBaseUser | None = None) -> Cluster:
     """Delete the cluster (in BatchCompute too); it must have no active render jobs."""
-    from jobs.choices import ACTIVE_JOB_STATES
-
     if cluster.state == ClusterState.DELETED:
         return cluster
-    active = cluster.render_jobs.filter(state__in=ACTIVE_JOB_STATES).count()
+    active = cluster.render_jobs.active().count()  # jobs sits above us: ask its queryset
     if active:
         raise ComputeError(
             f"Cluster {cluster} has {active} active render job(s); cancel them first."

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.db import models
 
-from .choices import FrameState, JobState, TaskState
+from .choices import ACTIVE_JOB_STATES, FrameState, JobState, TaskState
 from .framespec import format_frames
 
 if TYPE_CHECKING:
@@ -14,6 +14,10 @@ if TYPE_CHECKING:
 
 
 class RenderJobQuerySet(models.QuerySet["RenderJob"]):
+    def active(self) -> RenderJobQuerySet:
+        """Jobs not ended yet (queued, running, or waiting for a test frame)."""
+        return self.filter(state__in=ACTIVE_JOB_STATES)
+
     def visible_to(self, user: User | AnonymousUser) -> RenderJobQuerySet:
         from projects.models import Project
 

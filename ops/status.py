@@ -137,7 +137,7 @@ def check_batchcompute() -> Check | None:
         return None
 
     def probe() -> str:
-        from jobs.backends.batchcompute.config import ping
+        from renderhub.cloud import ping
 
         return ping()
 

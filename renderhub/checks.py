@@ -140,3 +140,12 @@ def sandbox_configuration(app_configs: Any = None, **kwargs: Any) -> list[Error 
                 )
             )
     return problems
+
+
+@register()
+def batchcompute_configuration(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    if not (settings.BATCHCOMPUTE_REGION or settings.BATCHCOMPUTE_ENDPOINT):
+        return []  # not configured: don't load the (GPL) SDK at all
+    from renderhub.cloud import check_configuration
+
+    return check_configuration()

@@ -5,7 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-APPS = ("jobs", "projects", "images", "clusters", "renderhub", "workflows", "api", "ops", "notifications")
+APPS = (
+    "jobs",
+    "projects",
+    "images",
+    "clusters",
+    "renderhub",
+    "workflows",
+    "api",
+    "ops",
+    "notifications",
+)
 
 
 def commands() -> dict[str, Path]:

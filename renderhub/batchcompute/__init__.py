@@ -4,7 +4,7 @@
 only): signed requests with timeouts and bounded retries. Everything else here is plain
 data: what to create (``plans``), what exists (``statuses``), errors and endpoints. The
 caller passes the configuration (region, endpoint, AccessKey, timeouts); RenderHub builds
-its client from settings in ``jobs/backends/batchcompute/config.py``.
+its client from settings in ``renderhub/cloud.py``.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ times are naive local datetimes, and names must stay ``[A-Za-z0-9_-]`` because t
 puts them in URL paths unescaped.
 
 Django-free: the caller passes the endpoint, keys and timeouts (RenderHub builds its one
-client per process from settings in ``jobs/backends/batchcompute/config.py``).
+client per process from settings in ``renderhub/cloud.py``).
 """
 
 from __future__ import annotations

@@ -62,7 +62,7 @@ def bc_settings(
     """RenderHub configured for the fakes, with fast retries; yields the client."""
     from django.core.cache import cache
 
-    from jobs.backends.batchcompute import config as bc
+    from renderhub import cloud as bc
     from renderhub import storage
 
     settings.BATCHCOMPUTE_REGION = fake_bc.region

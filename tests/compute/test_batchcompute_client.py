@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from jobs.backends.batchcompute import config, package
+from jobs.backends.batchcompute import package
 from renderhub import batchcompute as bc
+from renderhub import cloud as config
 from renderhub.compute import ComputeError
 from tests.fakes.batchcompute import FakeBatchCompute
 

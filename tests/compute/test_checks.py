@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from jobs.backends.batchcompute.config import check_configuration
+from renderhub.cloud import check_configuration
 
 
 def ids(settings: Any, **values: Any) -> list[str]:

@@ -495,7 +495,7 @@ def test_a_poll_costs_a_bounded_number_of_calls(
 def test_a_restarted_manager_resumes_where_it_stopped(
     submitted: RenderJob, fake_bc: FakeBatchCompute, cloud_oss: FakeOSS
 ) -> None:
-    from jobs.backends.batchcompute import config as bc
+    from renderhub import cloud as bc
     from renderhub import storage
 
     cj = cloud_job_of(submitted)

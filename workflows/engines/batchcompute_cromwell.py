@@ -18,9 +18,9 @@ import json
 import logging
 from typing import TYPE_CHECKING
 
-from jobs.backends.batchcompute.config import get_client, tagged
 from renderhub import storage
 from renderhub.batchcompute import AppJobPlan, BatchCompute, BatchComputeError
+from renderhub.cloud import get_client, tagged
 from renderhub.compute import ComputeError
 
 from ..choices import RunState

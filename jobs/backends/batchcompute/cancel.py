@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from jobs.models import CloudJob, RenderJob
 from renderhub import batchcompute as bc
+from renderhub.cloud import get_client
 from renderhub.compute import ComputeError
 
 from .common import ACTIVE
-from .config import get_client
 
 
 def cancel(job: RenderJob) -> None:

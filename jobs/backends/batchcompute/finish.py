@@ -15,9 +15,9 @@ from jobs.choices import FrameState
 from jobs.models import CloudJob, CloudJobState, Frame, Task
 from renderhub import batchcompute as bc
 from renderhub import storage
+from renderhub.cloud import get_client
 
 from .common import TASK, frame_pattern, take_lease
-from .config import get_client
 
 
 def finish(cloud_job_id: int) -> int:

@@ -24,10 +24,10 @@ from jobs.choices import FrameState, TaskState
 from jobs.models import CloudJob, CloudJobState, Frame, RenderJob, Task
 from renderhub import batchcompute as bc
 from renderhub import storage
+from renderhub.cloud import get_client
 from renderhub.compute import ComputeError
 
 from .common import OPEN, TASK, close, frame_pattern, take_lease
-from .config import get_client
 from .finish import release_due
 from .submit import launch
 

@@ -22,10 +22,10 @@ from jobs.choices import FrameState, TaskState
 from jobs.models import CloudJob, CloudJobState, Frame, RenderJob, Task
 from renderhub import batchcompute as bc
 from renderhub import storage
+from renderhub.cloud import get_client, tagged
 from renderhub.compute import ComputeError
 
 from .common import ACTIVE, OPEN, TASK, close, take_lease
-from .config import get_client, tagged
 from .package import node_command, node_package
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,8 @@
 """RenderHub's BatchCompute client, built from settings, and the check of those settings.
 
+Foundation, not domain: clusters (create, resize, sync), render jobs and the Cromwell
+workflow engine all use the one client, so it sits below all three.
+
 One client per process and configuration (settings are part of the cache key, so a test
 that changes them gets a new client); :func:`tagged` names every cloud resource RenderHub
 creates with this deployment's tag.
