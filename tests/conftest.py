@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.workers import celery_worker, render_worker_for
 
 BLENDER = shutil.which("blender")
 REPO = Path(__file__).resolve().parents[1]
@@ -120,6 +123,21 @@ def cluster(image: Any) -> Any:
     return Cluster.objects.create(
         name=f"local-{uuid.uuid4().hex[:8]}", image=image, desired_nodes=2, max_nodes=4
     )
+
+
+@pytest.fixture
+def render_worker(cluster: Any, settings: Any) -> Iterator[Any]:
+    """A real Celery worker rendering the cluster's chunks (tests/workers.py)."""
+    with render_worker_for(cluster, settings) as worker:
+        yield worker
+
+
+@pytest.fixture
+def task_worker() -> Iterator[Any]:
+    """A real Celery worker on a private default queue, where tasks sent without a queue go
+    (workflow starts, webhook deliveries, e-mail)."""
+    with celery_worker() as worker:
+        yield worker
 
 
 @pytest.fixture

@@ -16,8 +16,7 @@ from jobs import services
 from jobs.choices import FrameState, JobState, TaskState
 from renderhub import storage
 from tests.conftest import build_demo_scene
-
-from .conftest import wait_for
+from tests.workers import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.embedded]
 

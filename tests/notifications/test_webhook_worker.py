@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -13,47 +10,20 @@ from jobs.models import RenderJob
 from jobs.signals import job_state_changed
 from notifications.choices import DeliveryState
 from notifications.models import WebhookDelivery
+from tests.workers import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.embedded]
 
 
-@pytest.fixture
-def webhook_worker() -> Iterator[Any]:
-    """A worker thread on a private default queue (where deliver_webhook and mail go)."""
-    from celery.contrib.testing.worker import start_worker
-
-    from renderhub.celery import app
-
-    queue = f"renderhub-webhooks-{uuid.uuid4().hex[:8]}"
-    default_queue = app.conf.task_default_queue
-    app.conf.task_default_queue = queue
-    try:
-        with start_worker(
-            app,
-            pool="threads",
-            concurrency=1,
-            queues=[queue],
-            perform_ping_check=False,
-            hostname=f"test-{queue}@localhost",
-            shutdown_timeout=10,
-        ) as worker:
-            yield worker
-    finally:
-        app.conf.task_default_queue = default_queue
-
-
-def wait_for_delivery(timeout: float = 30) -> WebhookDelivery:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        delivery = WebhookDelivery.objects.first()
-        if delivery and delivery.state in (DeliveryState.SUCCEEDED, DeliveryState.FAILED):
-            return delivery
-        time.sleep(0.1)
-    raise AssertionError(f"delivery not done after {timeout} s: {WebhookDelivery.objects.first()}")
+def delivered() -> WebhookDelivery | None:
+    delivery = WebhookDelivery.objects.first()
+    if delivery and delivery.state in (DeliveryState.SUCCEEDED, DeliveryState.FAILED):
+        return delivery
+    return None
 
 
 def test_the_worker_retries_a_failing_receiver_with_backoff(
-    project, blender_software, cluster, webhook, receiver, webhook_worker, mailoutbox, bob
+    project, blender_software, cluster, webhook, receiver, task_worker, mailoutbox, bob
 ) -> None:
     receiver.script = [500, 500, 200]
     # A bare job row (no chunks, nothing dispatched) whose end the job services announce.
@@ -74,7 +44,7 @@ def test_the_worker_retries_a_failing_receiver_with_backoff(
         sender=RenderJob, job_id=job.pk, old_state="running", new_state="finished"
     )
 
-    delivery = wait_for_delivery()
+    delivery = wait_for(delivered, timeout=30, what="the delivery is done", every=0.1)
     assert delivery.state == DeliveryState.SUCCEEDED, delivery.history
     assert delivery.attempts == 3
     assert [h["status"] for h in delivery.history] == [500, 500, 200]

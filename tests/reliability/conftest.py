@@ -9,8 +9,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 
-from tests.jobs.conftest import fake_software, render_worker, wait_for  # noqa: F401
+from tests.jobs.conftest import fake_software  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -109,12 +108,3 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
         yield procs
     finally:
         procs.stop_all()
-
-
-def eventually(check: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(every)
-    raise AssertionError(f"not within {timeout} s: {what}")

@@ -14,8 +14,9 @@ import pytest
 
 from jobs.choices import FrameState, JobState
 from jobs.models import RenderJob
+from tests.workers import wait_for
 
-from .conftest import ROOT, eventually, process_env
+from .conftest import ROOT, process_env
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -34,7 +35,7 @@ def start_redis(port: int, log: Path) -> subprocess.Popen[bytes]:
     argv += ["--save", "", "--appendonly", "no"]
     with open(log, "ab") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-    eventually(lambda: _answers(port), 10, "redis accepts connections")
+    wait_for(lambda: _answers(port), timeout=10, what="redis accepts connections")
     return proc
 
 
@@ -63,7 +64,11 @@ def test_a_job_survives_a_broker_restart(
         )
         processes.worker("w", [cluster.queue, f"renderhub-{cluster.name}"], env)
         processes.start("beat", ["beat", "-l", "info", "--pidfile="], env)
-        eventually(lambda: cluster.nodes.filter(name="w@test").exists(), 60, "worker reports in")
+        wait_for(
+            lambda: cluster.nodes.filter(name="w@test").exists(),
+            timeout=60,
+            what="worker reports in",
+        )
         submit = subprocess.run(
             [sys.executable, "manage.py", "submit_render", "--project", project.name,
              "--software", fake_software.name, "--cluster", cluster.name,
@@ -72,8 +77,10 @@ def test_a_job_survives_a_broker_restart(
         )  # fmt: skip
         job = RenderJob.objects.get()
         assert f"#{job.pk}" in submit.stdout
-        eventually(
-            lambda: job.frame_set.filter(state=FrameState.DONE).exists(), 60, "a frame is done"
+        wait_for(
+            lambda: job.frame_set.filter(state=FrameState.DONE).exists(),
+            timeout=60,
+            what="a frame is done",
         )
 
         redis.kill()  # a crash: every queued and unacknowledged message is gone
@@ -86,7 +93,7 @@ def test_a_job_survives_a_broker_restart(
             return not job.is_active
 
         try:
-            eventually(ended, 120, "the job ends after the broker came back", every=0.5)
+            wait_for(ended, timeout=120, what="the job ends after the broker came back", every=0.5)
         except AssertionError:
             tasks = list(job.tasks.values("index", "state", "attempts", "queued_at", "node"))
             print(tasks, processes.log("w")[-6000:], processes.log("beat")[-3000:], sep="\n")

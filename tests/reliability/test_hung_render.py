@@ -7,8 +7,7 @@ import pytest
 
 from jobs import services
 from jobs.choices import FrameState, JobState
-
-from .conftest import wait_for
+from tests.workers import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.embedded]
 

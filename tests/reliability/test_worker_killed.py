@@ -14,8 +14,9 @@ from jobs import services
 from jobs.choices import FrameState, JobState, TaskState
 from jobs.models import Task
 from renderhub import storage
+from tests.workers import wait_for
 
-from .conftest import eventually, process_env
+from .conftest import process_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.embedded]
 
@@ -36,7 +37,9 @@ def test_a_killed_workers_chunk_is_finished_elsewhere_and_no_frame_is_lost(
     settings.RENDER_STALE_AFTER = 4
     env = process_env(settings)
     processes.worker("a", [cluster.queue], env)
-    eventually(lambda: cluster.nodes.filter(name="a@test").exists(), 60, "worker a reports in")
+    wait_for(
+        lambda: cluster.nodes.filter(name="a@test").exists(), timeout=60, what="worker a reports in"
+    )
 
     [job] = services.submit_render(
         services.RenderRequest(
@@ -45,8 +48,10 @@ def test_a_killed_workers_chunk_is_finished_elsewhere_and_no_frame_is_lost(
         )
     )  # fmt: skip
     task = job.tasks.get()
-    eventually(
-        lambda: job.frame_set.filter(state=FrameState.DONE).count() >= 2, 60, "two frames done"
+    wait_for(
+        lambda: job.frame_set.filter(state=FrameState.DONE).count() >= 2,
+        timeout=60,
+        what="two frames done",
     )
     task.refresh_from_db()
     agent_pid = task.pid
@@ -56,7 +61,7 @@ def test_a_killed_workers_chunk_is_finished_elsewhere_and_no_frame_is_lost(
 
     processes.power_cut("a")
     killed = time.monotonic()
-    eventually(lambda: not alive(agent_pid), 15, "the orphaned agent and renderer exit")
+    wait_for(lambda: not alive(agent_pid), timeout=15, what="the orphaned agent and renderer exit")
     processes.worker("b", [cluster.queue], env)
 
     def requeued() -> bool:
@@ -66,7 +71,7 @@ def test_a_killed_workers_chunk_is_finished_elsewhere_and_no_frame_is_lost(
             or Task.objects.get(pk=task.pk).state == TaskState.QUEUED
         )
 
-    eventually(requeued, 30, "the lost chunk is requeued", every=1.0)
+    wait_for(requeued, timeout=30, what="the lost chunk is requeued", every=1.0)
     requeue_seconds = time.monotonic() - killed
 
     def finished() -> bool:
@@ -74,7 +79,7 @@ def test_a_killed_workers_chunk_is_finished_elsewhere_and_no_frame_is_lost(
         job.refresh_from_db()
         return not job.is_active
 
-    eventually(finished, 90, "the job ends", every=0.5)
+    wait_for(finished, timeout=90, what="the job ends", every=0.5)
     assert job.state == JobState.FINISHED, job.failure_reason
     assert requeue_seconds <= settings.RENDER_STALE_AFTER + 3
     frames = list(job.frame_set.order_by("number"))

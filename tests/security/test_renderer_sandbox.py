@@ -28,7 +28,7 @@ from projects.models import Project, StorageMapping
 from renderhub import storage
 from renderhub.agent import sandbox
 from tests.conftest import BLENDER
-from tests.jobs.conftest import render_worker_for, wait_for
+from tests.workers import render_worker_for, wait_for
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

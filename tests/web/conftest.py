@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,6 @@ from renderhub import storage
 
 # The fake renderer of the render tests, reused as it is.
 from tests.jobs.conftest import fake_software  # noqa: F401  (shared fixture)
-from tests.jobs.conftest import render_worker_for as jobs_render_worker_for
 
 
 @pytest.fixture
@@ -241,10 +239,3 @@ def screenshot(page: Any, name: str, **kw: Any) -> None:
     if folder := os.environ.get("RENDERHUB_SCREENSHOTS"):
         Path(folder).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(folder) / f"{name}.png"), **kw)
-
-
-@contextmanager
-def render_worker_for(cluster: Any, settings: Any) -> Iterator[Any]:
-    """The jobs tests' real worker, named web-<cluster>@localhost, started on demand."""
-    with jobs_render_worker_for(cluster, settings, prefix="web") as worker:
-        yield worker

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import shutil
-import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,9 @@ from playwright.sync_api import expect
 from jobs.choices import FrameState, JobState
 from jobs.models import RenderJob
 from tests.conftest import build_demo_scene
+from tests.workers import render_worker_for, wait_for
 
-from .conftest import render_worker_for, screenshot, submit
+from .conftest import screenshot, submit
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -34,16 +34,6 @@ IMAGE_LOADED = (
     "sel => { const i = document.querySelector(sel);"
     " return !!i && i.complete && i.naturalWidth > 0 }"
 )
-
-
-def wait_for_state(job: RenderJob, states: tuple[str, ...], timeout: float = 60) -> RenderJob:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job.refresh_from_db()
-        if job.state in states:
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {job.pk} still {job.state}")
 
 
 def test_log_in_browse_submit_and_watch_the_grid_fill(
@@ -95,9 +85,9 @@ def test_log_in_browse_submit_and_watch_the_grid_fill(
 
     page.click(f"a:has-text('#{jobs[0].pk} shot_a')")
     page.wait_for_selector("#frame-grid i.q")  # queued: no worker yet
-    with render_worker_for(cluster, settings):
+    with render_worker_for(cluster, settings, prefix="web"):
         page.wait_for_function(ALL_DONE, timeout=60_000)  # filled by htmx polling
-        wait_for_state(jobs[1], (JobState.FINISHED,))
+        wait_for(jobs[1], (JobState.FINISHED,), timeout=60)
     page.wait_for_selector(".summary .badge:has-text('Finished')")
 
     page.hover("#frame-grid i[data-n='3']")
@@ -159,8 +149,8 @@ def test_watch_a_running_job_read_its_live_log_and_cancel_it(
         parameters={"mode": "slow"},
     )
     page = open_page(alice)
-    with render_worker_for(cluster, settings):
-        wait_for_state(broken, (JobState.FAILED,))
+    with render_worker_for(cluster, settings, prefix="web"):
+        wait_for(broken, (JobState.FAILED,), timeout=60)
         page.goto(f"/jobs/{job.pk}/")
         page.wait_for_selector("#frame-grid i.r")  # a frame starts rendering
         page.click(".chunks-card tr:has-text('1-20') a:has-text('stdout')")
@@ -177,7 +167,7 @@ def test_watch_a_running_job_read_its_live_log_and_cancel_it(
         page.click("button:has-text('Cancel job')")
         page.wait_for_selector(".messages:has-text('Cancelled job')")
         assert page.locator("#frame-grid i.c").count() == 40
-        assert wait_for_state(job, (JobState.CANCELLED,)).state == JobState.CANCELLED
+        assert wait_for(job, (JobState.CANCELLED,), timeout=60).state == JobState.CANCELLED
     assert not job.frame_set.exclude(state=FrameState.CANCELLED).exists()
 
 
@@ -218,12 +208,12 @@ def test_a_real_blender_render_fills_the_grid_gallery_and_logs(
     )
     page = open_page(alice)
     page.goto(f"/jobs/{job.pk}/")
-    with render_worker_for(cluster, settings):
+    with render_worker_for(cluster, settings, prefix="web"):
         page.wait_for_function(PART_DONE, timeout=120_000)  # seen live, mid-render
         page.locator("#frame-grid i.d").first.hover()
         page.wait_for_function(IMAGE_LOADED, arg="#frame-tip img")
         screenshot(page, "job-detail", full_page=True)
-        wait_for_state(broken, (JobState.FAILED,))  # it was queued first
+        wait_for(broken, (JobState.FAILED,), timeout=60)  # it was queued first
         dashboard = open_page(alice)
         dashboard.goto("/")
         dashboard.wait_for_selector(".failures:has-text('License server unreachable')")

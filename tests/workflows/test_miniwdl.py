@@ -6,8 +6,6 @@ import gzip
 import os
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ import psutil
 import pytest
 
 from renderhub import storage
+from tests.workers import wait_for
 from workflows import services
 from workflows.choices import CallStatus, RunState
 from workflows.engines.miniwdl import miniwdl_dir
@@ -52,46 +51,10 @@ def called_snps(vcf_gz: bytes) -> set[int]:
     return found
 
 
-@pytest.fixture
-def workflow_worker(settings: Any) -> Iterator[Any]:
-    """A real Celery worker on a private default queue (runs' start tasks go there)."""
-    from celery.contrib.testing.worker import start_worker
-
-    from renderhub.celery import app
-
-    queue = f"workflows-{uuid.uuid4().hex[:8]}"
-    default_queue = app.conf.task_default_queue
-    app.conf.task_default_queue = queue
-    try:
-        with start_worker(
-            app,
-            pool="threads",
-            concurrency=1,
-            queues=[queue],
-            perform_ping_check=False,
-            hostname=f"test-{queue}@localhost",
-            shutdown_timeout=30,
-        ) as worker:
-            yield worker
-    finally:
-        app.conf.task_default_queue = default_queue
-
-
-def wait_for(run: WorkflowRun, timeout: float = 120, states: tuple[str, ...] = ()) -> WorkflowRun:
-    states = states or (RunState.SUCCEEDED, RunState.FAILED, RunState.ABORTED)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run.refresh_from_db()
-        if run.state in states:
-            return run
-        time.sleep(0.2)
-    raise AssertionError(f"run {run.pk} still {run.state} after {timeout} s")
-
-
 @needs_tools
 @pytest.mark.django_db(transaction=True)
 def test_the_germline_demo_runs_through_a_worker_and_finds_the_planted_snps(
-    submit: Any, germline_wdl: str, small_inputs: dict[str, Any], workflow_worker: Any
+    submit: Any, germline_wdl: str, small_inputs: dict[str, Any], task_worker: Any
 ) -> None:
     run = wait_for(submit(germline_wdl, small_inputs, labels={"demo": "germline"}))
 
