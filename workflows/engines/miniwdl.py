@@ -198,7 +198,7 @@ class MiniwdlRun:
             return staged[item.value]
 
         values = WDL.Value.rewrite_env_paths(values, local)
-        return WDL.values_to_json(values, namespace=exe.name)  # type: ignore[no-any-return]
+        return WDL.values_to_json(values, namespace=exe.name)
 
     def launch(self, argv: list[str]) -> None:
         env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}

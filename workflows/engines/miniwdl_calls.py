@@ -45,7 +45,7 @@ class RunDirReader:
 
     def call_folders(self, base: Path | None = None, prefix: str = "") -> list[str]:
         base = base or self.dir
-        found = []
+        found: list[str] = []
         if not base.is_dir():
             return found
         for path in sorted(base.iterdir()):
