@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 # batchcompute 2.1.7 cannot build with setuptools >= 82 (see constraints.txt).
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 
+APPS := renderhub images projects clusters jobs workflows notifications api ops
+
 .PHONY: install demo test test-main test-embedded lint format blender wdl-tools run worker beat bench clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
@@ -38,9 +40,13 @@ demo: install blender wdl-tools
 	$(BIN)/python manage.py collectstatic --noinput -v0
 	$(BIN)/python manage.py demo
 
+# ruff, the layers (pyproject.toml [tool.importlinter]: the foundation imports no domain app,
+# no cycles between apps) and the types (mypy with django-stubs and DRF's stubs).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	RENDERHUB_VAR_DIR=$$(mktemp -d) $(BIN)/mypy $(APPS)
 
 format: install
 	$(BIN)/ruff format .

@@ -5,3 +5,6 @@ from django.apps import AppConfig
 
 class JobsConfig(AppConfig):
     name = "jobs"
+
+    def ready(self) -> None:
+        from . import heartbeat  # noqa: F401  (connects the render worker's signals)

@@ -41,7 +41,7 @@ class RenderChunkTask(DjangoTask):
     throws=(SoftTimeLimitExceeded,),
 )
 def render_chunk(self, task_id: int) -> str:  # type: ignore[no-untyped-def]
-    from clusters import heartbeat
+    from jobs import heartbeat
 
     node = heartbeat.hostname() or self.request.hostname or "worker"
     return runner.run_chunk(task_id, node, heartbeat.concurrency())

@@ -59,7 +59,7 @@ def celery_worker(
 def render_worker_for(cluster: Any, settings: Any, prefix: str = "test") -> Iterator[Any]:
     """The test worker (two threads) on the cluster's render queue, named
     ``<prefix>-<cluster>@localhost``, heart-beating every second."""
-    from clusters import heartbeat
+    from jobs import heartbeat
 
     settings.RENDER_HEARTBEAT_SECONDS = 1
     settings.NODE_HEARTBEAT_SECONDS = 1

@@ -1,5 +1,8 @@
 """Render workers report themselves as cluster nodes, with CPU and memory use.
 
+Part of the render worker (it counts the chunks this worker runs), so it lives with the
+jobs app, above clusters whose ClusterNode rows it writes.
+
 A thread in the worker's main process upserts one ClusterNode per ``render.<cluster>``
 queue it consumes, every NODE_HEARTBEAT_SECONDS; the admin and pages show these rows.
 """
@@ -18,7 +21,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from .choices import NodeState
+from clusters.choices import NodeState
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +43,10 @@ def cluster_names(queues: list[str]) -> list[str]:
 
 def report(hostname: str, clusters: list[str], state: str | None = None) -> int:
     """Upsert this worker's node rows; returns how many clusters it serves."""
-    from jobs.choices import TaskState
-    from jobs.models import Task
+    from clusters.models import Cluster, ClusterNode
 
-    from .models import Cluster, ClusterNode
+    from .choices import TaskState
+    from .models import Task
 
     # Busy means no free slot: an idle node with chunks still queued means lost messages.
     busy = Task.objects.filter(node=hostname, state=TaskState.RUNNING).count() >= concurrency()
