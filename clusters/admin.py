@@ -13,6 +13,7 @@ from renderhub.admin_actions import ExplainRefusedActionsMixin
 from renderhub.compute import ComputeError
 
 from . import services
+from .choices import ClusterState
 from .forms import ClusterAdminForm, ResizeForm
 from .models import Cluster, ClusterNode, ClusterOperation
 
@@ -100,7 +101,7 @@ class ClusterAdmin(ExplainRefusedActionsMixin, admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Cluster]) -> None:
         # A row must not go while its cloud cluster lives on (and costs money).
         for cluster in queryset:
-            if services.is_cloud(cluster) and cluster.state != "deleted":
+            if services.is_cloud(cluster) and cluster.state != ClusterState.DELETED:
                 try:
                     services.delete(cluster, user=request.user)  # type: ignore[arg-type]
                 except ComputeError as exc:

@@ -38,11 +38,11 @@ log = logging.getLogger(__name__)
 CHOICES_TTL = 600  # seconds the account's instance types, disks and images are cached
 RESUME_CREATE_AFTER = timedelta(seconds=60)
 VM_STATES = {
-    "Pending": NodeState.STARTING,
-    "Starting": NodeState.STARTING,
-    "Running": NodeState.IDLE,
-    "Deleting": NodeState.OFFLINE,
-    "Deleted": NodeState.OFFLINE,
+    bc.VMState.PENDING: NodeState.STARTING,
+    bc.VMState.STARTING: NodeState.STARTING,
+    bc.VMState.RUNNING: NodeState.IDLE,
+    bc.VMState.DELETING: NodeState.OFFLINE,
+    bc.VMState.DELETED: NodeState.OFFLINE,
 }
 _LOG_LINE = re.compile(r"^\[(?P<at>[^\]]+)\](?:\[(?P<group>[^\]]*)\])?\s*(?P<message>.*)$", re.S)
 

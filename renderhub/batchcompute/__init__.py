@@ -29,6 +29,8 @@ from .statuses import (
     InstanceType,
     JobStatus,
     Resources,
+    State,
+    VMState,
     VMStatus,
 )
 
@@ -54,7 +56,9 @@ __all__ = [
     "Mount",
     "NotFound",
     "Resources",
+    "State",
     "TaskPlan",
+    "VMState",
     "VMStatus",
     "parse_endpoint",
 ]

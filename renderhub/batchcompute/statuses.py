@@ -4,9 +4,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
-TERMINAL_STATES = frozenset({"Finished", "Failed", "Stopped"})
+
+class State(StrEnum):
+    """A BatchCompute job's, task's or instance's state, as the API spells it."""
+
+    WAITING = "Waiting"
+    RUNNING = "Running"
+    FINISHED = "Finished"
+    FAILED = "Failed"
+    STOPPED = "Stopped"
+    DELETED = "Deleted"  # RenderHub's word for a job gone from the API (never the API's)
+
+
+class VMState(StrEnum):
+    """A cluster VM's state."""
+
+    PENDING = "Pending"
+    STARTING = "Starting"
+    RUNNING = "Running"
+    DELETING = "Deleting"
+    DELETED = "Deleted"
+
+
+TERMINAL_STATES = frozenset({State.FINISHED, State.FAILED, State.STOPPED})
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from renderhub import storage
-from renderhub.batchcompute import AppJobPlan, BatchCompute, BatchComputeError
+from renderhub.batchcompute import AppJobPlan, BatchCompute, BatchComputeError, State
 from renderhub.cloud import get_client, tagged
 from renderhub.compute import ComputeError
 
@@ -40,11 +40,11 @@ APP_CONFIG = {"InstanceType": "ecs.sn1ne.large", "ClassicNetwork": False, "Timeo
 # A RenderHub option (removed before the options reach Cromwell): App job Config overrides.
 CONFIG_OPTION = "bcs_app_config"
 STATES = {
-    "Waiting": RunState.SUBMITTED,
-    "Running": RunState.RUNNING,
-    "Finished": RunState.SUCCEEDED,
-    "Failed": RunState.FAILED,
-    "Stopped": RunState.ABORTED,
+    State.WAITING: RunState.SUBMITTED,
+    State.RUNNING: RunState.RUNNING,
+    State.FINISHED: RunState.SUCCEEDED,
+    State.FAILED: RunState.FAILED,
+    State.STOPPED: RunState.ABORTED,
 }
 
 
@@ -132,7 +132,7 @@ class BatchComputeCromwellEngine(Engine):
             job_id = client.create_app_job(plan, token)
         except BatchComputeError as exc:
             raise _engine_error(exc) from None
-        return Submission(job_id, "Waiting")
+        return Submission(job_id, State.WAITING)
 
     # --- following -----------------------------------------------------------------------
 

@@ -87,7 +87,9 @@ def release_due() -> int:
         ended_at__lte=now - timedelta(seconds=settings.BATCHCOMPUTE_RELEASE_AFTER),
     ).exclude(cloud_id="")
     if policy == "succeeded":  # keep failed ones for a look at the console
-        due = due.filter(Q(cloud_state="Finished", snapshot__failed=0) | Q(stop_requested=True))
+        due = due.filter(
+            Q(cloud_state=bc.State.FINISHED, snapshot__failed=0) | Q(stop_requested=True)
+        )
     released = 0
     for cloud_job in due.order_by("pk")[:100]:
         try:

@@ -112,9 +112,9 @@ class _Poll:
         try:
             status = self.client.get_job(cj.cloud_id)
         except bc.NotFound:
-            self.end("Deleted", "the BatchCompute job was deleted outside RenderHub")
+            self.end(bc.State.DELETED, "the BatchCompute job was deleted outside RenderHub")
             return
-        if cj.stop_requested and status.state in ("Waiting", "Running"):
+        if cj.stop_requested and status.state in (bc.State.WAITING, bc.State.RUNNING):
             self.client.stop_job(cj.cloud_id)  # a stop that failed during cancel
         seen = {"state": status.state, "metrics": status.instance_metrics}
         snapshot = dict(cj.snapshot)
@@ -127,7 +127,7 @@ class _Poll:
             instances, complete = self.scan()
             for inst in instances:
                 task = self.tasks.get(inst.index)
-                if task is None or task.state not in OPEN or inst.state == "Waiting":
+                if task is None or task.state not in OPEN or inst.state == bc.State.WAITING:
                     continue
                 task = self.start(task, inst)
                 if inst.state in bc.TERMINAL_STATES and task.state == TaskState.RUNNING:
@@ -287,7 +287,7 @@ class _Poll:
         task = Task.objects.get(pk=task.pk)
         if task.state != TaskState.RUNNING:
             return
-        ok = inst.state == "Finished"
+        ok = inst.state == bc.State.FINISHED
         Task.objects.filter(pk=task.pk).update(**self.tails(task))
         agent = self.results.get(str(inst.index)) or {}
         reason = "" if ok else self.reason(inst, agent, status)
@@ -314,7 +314,7 @@ class _Poll:
         parts = []
         if agent.get("reason"):
             parts.append(agent["reason"])  # the agent's own words
-        elif inst.state == "Stopped":
+        elif inst.state == bc.State.STOPPED:
             parts.append("stopped on BatchCompute")
         else:
             if inst.error_message:

@@ -121,7 +121,7 @@ def launch(cloud_job: CloudJob) -> str:
         if cloud_job.submit_attempts > 1:
             cloud_id = client.find_job(cloud_job.name, since=cloud_job.created_at - FIND_WINDOW)
         if cloud_id is None and cloud_job.stop_requested:
-            close(cloud_job, "Stopped", "cancelled before it was submitted", finished=True)
+            close(cloud_job, bc.State.STOPPED, "cancelled before it was submitted", finished=True)
             return CloudJobState.ENDED
         if cloud_id is None:
             cloud_id = client.create_job(_plan(cloud_job))
@@ -150,7 +150,7 @@ def _record_submitted(cloud_job: CloudJob, cloud_id: str) -> None:
     CloudJob.objects.filter(pk=cloud_job.pk).update(
         cloud_id=cloud_id,
         state=CloudJobState.ACTIVE,
-        cloud_state="Waiting",
+        cloud_state=bc.State.WAITING,
         submitted_at=timezone.now(),
         lease_until=None,
         error="",
