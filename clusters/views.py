@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
 from renderhub.compute import ComputeError
+from renderhub.htmx import is_htmx
 
 from . import queries
 from .models import Cluster
@@ -40,9 +41,7 @@ def can_resize(request: HttpRequest) -> bool:
 @require_safe
 def cluster_list(request: HttpRequest) -> HttpResponse:
     context = {"clusters": queries.clusters_with_nodes()}
-    template = (
-        "clusters/_clusters.html" if request.headers.get("HX-Request") else "clusters/list.html"
-    )
+    template = "clusters/_clusters.html" if is_htmx(request) else "clusters/list.html"
     return render(request, template, context)
 
 
@@ -52,9 +51,7 @@ def cluster_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = _detail_context(
         request, cluster, ResizeForm(initial={"count": cluster.desired_nodes})
     )
-    template = (
-        "clusters/_nodes.html" if request.headers.get("HX-Request") else "clusters/detail.html"
-    )
+    template = "clusters/_nodes.html" if is_htmx(request) else "clusters/detail.html"
     return render(request, template, context)
 
 

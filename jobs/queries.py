@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.contrib.auth import get_user_model
 from django.core.paginator import Page, Paginator
@@ -28,16 +28,22 @@ from .choices import ACTIVE_JOB_STATES, TERMINAL_JOB_STATES, FrameState, JobStat
 from .models import Frame, RenderJob, Task
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+    from django.contrib.auth.models import AnonymousUser
+    from django.contrib.auth.models import User as AuthUser
+    from django_stubs_ext import WithAnnotations
 
-    User = AbstractBaseUser | AnonymousUser
+    User = AuthUser | AnonymousUser
+
+    class Ranked(TypedDict):
+        rank: int  # task_page's sort key
+
 
 JOBS_PER_PAGE = 50
 TASKS_PER_PAGE = 50
 FRAMES_PER_GALLERY_PAGE = 48
 
 # One letter per frame state: the grid's CSS classes and the live-update string.
-STATE_LETTER = {
+STATE_LETTER: dict[str, str] = {
     FrameState.QUEUED: "q",
     FrameState.RUNNING: "r",
     FrameState.DONE: "d",
@@ -211,7 +217,9 @@ def node_rows(job: RenderJob, per_task: TaskCounts) -> list[dict[str, Any]]:
     return [rows[node] for node in sorted(rows)]
 
 
-def task_page(job: RenderJob, page_number: str | None, per_task: TaskCounts) -> Page[Task]:
+def task_page(
+    job: RenderJob, page_number: str | None, per_task: TaskCounts
+) -> Page[WithAnnotations[Task, Ranked]]:
     """Chunks with the running and failed ones first, then by index; done counts attached."""
     order = Case(
         When(state=TaskState.RUNNING, then=Value(0)),
@@ -223,7 +231,7 @@ def task_page(job: RenderJob, page_number: str | None, per_task: TaskCounts) -> 
     page = Paginator(tasks, TASKS_PER_PAGE).get_page(page_number)
     for task in page.object_list:
         task.job = job
-        task.frames_done = per_task[(task.pk, FrameState.DONE)]  # type: ignore[attr-defined]
+        task.frames_done = per_task[(task.pk, FrameState.DONE)]
     return page
 
 
@@ -268,27 +276,7 @@ def dashboard(user: User) -> dict[str, Any]:
         "running": list(jobs.filter(state__in=ACTIVE_JOB_STATES).order_by("-created_at")[:20]),
         "failures": list(jobs.filter(state=JobState.FAILED).order_by("-finished_at")[:10]),
         "clusters": clusters_with_nodes(),
-        "workflow_runs": workflow_runs(user),
     }
-
-
-def workflow_runs(user: User) -> list[Any] | None:
-    """Recent workflow runs if the workflows app has them yet (None hides the panel)."""
-    from django.apps import apps
-
-    if not apps.is_installed("workflows"):
-        return None
-    try:
-        model = apps.get_model("workflows", "WorkflowRun")
-    except LookupError:
-        return None
-    manager = model.objects
-    if not hasattr(manager, "visible_to"):
-        return None  # without a membership filter we must not show other projects' runs
-    try:
-        return list(manager.visible_to(user).select_related("project").order_by("-pk")[:10])
-    except Exception:  # a half-built app must not take the dashboard down
-        return None
 
 
 def job_detail(job: RenderJob, chunk_page: str | None) -> dict[str, Any]:

@@ -6,7 +6,6 @@ from . import views
 
 app_name = "jobs"
 urlpatterns: list[URLPattern | URLResolver] = [
-    path("", views.dashboard, name="dashboard"),
     path("submit/", views.submit, name="submit"),
     path("submit/estimate/", views.submit_estimate, name="submit-estimate"),
     path("jobs/", views.running_jobs, name="running"),

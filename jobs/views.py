@@ -15,6 +15,7 @@ from django.http import (
     HttpResponseBadRequest,
     StreamingHttpResponse,
 )
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
@@ -25,6 +26,7 @@ from projects.browser import Folder, OutsideMappings, browse, scene_labels
 from projects.models import Project
 from renderhub import storage
 from renderhub.cli import parse_id
+from renderhub.htmx import is_htmx
 from renderhub.outcome import add_messages
 
 from . import pages, queries, services
@@ -33,22 +35,11 @@ from .framespec import FrameSpecError, parse_frame_spec
 from .outputs import signed_link
 
 
-def is_htmx(request: HttpRequest) -> bool:
-    return request.headers.get("HX-Request") == "true"
-
-
 def _job_url(pk: int) -> str:
     return reverse("jobs:detail", args=[pk])
 
 
 # --- dashboard and lists --------------------------------------------------------------------
-
-
-@require_safe
-def dashboard(request: HttpRequest) -> HttpResponse:
-    context = queries.dashboard(request.user)
-    template = "jobs/_running_panel.html" if is_htmx(request) else "dashboard.html"
-    return render(request, template, context)
 
 
 @require_safe
@@ -278,7 +269,7 @@ def task_logs(request: HttpRequest, pk: int, index: int) -> HttpResponse:
 
 
 @require_safe
-def task_log_download(request: HttpRequest, pk: int, index: int, which: str) -> HttpResponse:
+def task_log_download(request: HttpRequest, pk: int, index: int, which: str) -> HttpResponseBase:
     task = queries.get_task(request.user, pk, index)
     if which not in pages.LOGS:
         raise Http404

@@ -5,6 +5,7 @@ from django.urls import path
 from . import views
 
 urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/status/", views.system_status, name="system-status"),
 ]

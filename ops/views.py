@@ -7,8 +7,12 @@ from django.db.models import F
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
 
 from clusters.models import ClusterNode
+from jobs import queries as jobs_queries
+from renderhub.htmx import is_htmx
+from workflows.models import WorkflowRun
 
 from . import status
 
@@ -52,3 +56,16 @@ def system_status(request: HttpRequest) -> HttpResponse:
         "nodes": nodes,
     }
     return render(request, "ops/system_status.html", context)
+
+
+@require_safe
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """The site's front page: running render jobs, recent failures, clusters and nodes, and
+    recent workflow runs (the live panel alone when htmx polls it)."""
+    context = jobs_queries.dashboard(request.user)
+    if is_htmx(request):
+        return render(request, "jobs/_running_panel.html", context)
+    context["workflow_runs"] = list(
+        WorkflowRun.objects.visible_to(request.user).select_related("project").order_by("-pk")[:10]
+    )
+    return render(request, "dashboard.html", context)

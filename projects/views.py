@@ -6,6 +6,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_safe
 
+from renderhub.htmx import is_htmx
+
 from .browser import OutsideMappings, browse, software_suffixes
 from .models import Project
 
@@ -21,9 +23,5 @@ def browser(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except OutsideMappings as exc:
         return HttpResponseBadRequest(str(exc), content_type="text/plain; charset=utf-8")
-    template = (
-        "projects/_browser.html"
-        if request.headers.get("HX-Request")
-        else "projects/browser_page.html"
-    )
+    template = "projects/_browser.html" if is_htmx(request) else "projects/browser_page.html"
     return render(request, template, {"folder": folder, "software": software})
