@@ -13,5 +13,6 @@ from tests.compute.fixtures import (  # noqa: F401
     cloud_project,
     cloud_software,
     fake_bc,
+    submitted,
     unstoppable_cloud_job,
 )

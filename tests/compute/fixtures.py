@@ -238,3 +238,34 @@ def write_events(
     old = oss.get(bucket, key)
     lines = b"".join(json.dumps({"time": time.time(), **e}).encode() + b"\n" for e in events)
     oss.put(bucket, key, (old.data if old else b"") + lines)
+
+
+def cloud_job_of(job: Any) -> Any:
+    from jobs.models import CloudJob
+
+    return CloudJob.objects.get(job=job)
+
+
+def render_events(frames: list[int], outputs: bool = True) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = [{"event": "started", "pid": 1, "argv": ["fake"]}]
+    for n in frames:
+        events.append({"event": "frame_started", "frame": n})
+        done = [f"/renderhub/publish/shot_a_{n:04d}.png"] if outputs else []
+        events.append({"event": "frame_done", "frame": n, "outputs": done, "seconds": 1.5})
+    return events
+
+
+FINISHED_OK = {"event": "finished", "status": "success", "exit_code": 0, "reason": ""}
+
+
+@pytest.fixture
+def submitted(
+    cloud_project: Any,
+    cloud_software: Any,
+    cloud_cluster: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> Any:
+    """Six frames in three chunks, submitted to the standing cluster."""
+    return submit_cloud(
+        cloud_project, cloud_software, cloud_cluster, capture=django_capture_on_commit_callbacks
+    )
