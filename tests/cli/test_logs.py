@@ -86,3 +86,10 @@ def test_it_hides_another_projects_job(run: Any, job: RenderJob, charlie: Any) -
         run("logs", str(job.pk), "--as-user", "charlie")
     with pytest.raises(CommandError, match=r"^There is no job #999\.$"):
         run("logs", "999", "--as-user", "charlie")
+
+
+def test_node_logs_are_only_for_cloud_chunks(run: Any, job: RenderJob) -> None:
+    with pytest.raises(CommandError, match="did not run on BatchCompute"):
+        run("logs", str(job.pk), "--task", "0", "--node-stderr")
+    with pytest.raises(CommandError, match="need --task N"):
+        run("logs", str(job.pk), "--node-stdout")

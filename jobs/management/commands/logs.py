@@ -1,4 +1,9 @@
-"""Show render logs: ``manage.py logs ID [--task N] [--stdout | --stderr | --agent]``."""
+"""Show render logs: ``manage.py logs ID [--task N] [--stdout | --stderr | --agent]``.
+
+``--node-stdout`` / ``--node-stderr`` with ``--task N`` show what BatchCompute kept of the
+chunk's instance itself (the node entry's output): where to look when a VM failed before
+the agent could write a log of its own.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,13 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from jobs.backends.batchcompute.finish import instance_logs
 from jobs.choices import TaskState
 from jobs.cli import get_job, job_id
 from jobs.models import RenderJob, Task
 from renderhub import cli, storage
 
+NODE_STREAMS = ("stdout", "stderr")
 # Which file in the task's log folder, and which column keeps its tail, per stream.
 STREAMS = {
     "agent": ("agent.log", "agent_log_tail"),
@@ -40,6 +47,14 @@ class Command(BaseCommand):
                 const=name,
                 help=f"Show {filename}" + (" (the default)." if name == "agent" else "."),
             )
+        for name in NODE_STREAMS:
+            stream.add_argument(
+                f"--node-{name}",
+                dest="stream",
+                action="store_const",
+                const=f"node-{name}",
+                help=f"With --task: the BatchCompute instance's own {name} (cloud chunks).",
+            )
         parser.set_defaults(stream="agent")
         cli.add_as_user_argument(parser)
 
@@ -53,9 +68,24 @@ class Command(BaseCommand):
         if task is None:
             last = job.tasks.count() - 1
             raise CommandError(f"Job #{job.pk} has no task {options['task']} (tasks 0-{last}).")
+        if stream.startswith("node-"):
+            self.node_log(task, stream.removeprefix("node-"))
+            return
         self.whole_log(task, stream)
 
+    def node_log(self, task: Task, name: str) -> None:
+        url = instance_logs(task).get(name)
+        if url is None:
+            raise CommandError(f"{_describe(task)} did not run on BatchCompute.")
+        try:
+            backend, key = storage.resolve(url)
+            self.write_text(backend.read(key).decode("utf-8", errors="replace"))
+        except storage.NotFound:
+            raise CommandError(f"BatchCompute has not written {url} (yet).") from None
+
     def tails(self, job: RenderJob, stream: str) -> None:
+        if stream.startswith("node-"):
+            raise CommandError("--node-stdout and --node-stderr need --task N.")
         filename, column = STREAMS[stream]
         for task in job.tasks.all():
             self.stdout.write(f"==> {_describe(task)}: {filename} (last lines) <==")
