@@ -16,7 +16,7 @@ from projects.services import check_member
 from .models import ApiToken
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
     from projects.models import Project
 
@@ -40,7 +40,7 @@ def new_key() -> tuple[str, str, str]:
 
 
 def create_token(
-    user: AbstractBaseUser,
+    user: User,
     name: str,
     *,
     expires_at: datetime | None = None,

@@ -10,10 +10,10 @@ from django.core.management.base import CommandError
 from .models import RenderJob
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
 
-def visible_jobs(user: AbstractBaseUser | None) -> Any:
+def visible_jobs(user: User | None) -> Any:
     return RenderJob.objects.all() if user is None else RenderJob.objects.visible_to(user)
 
 
@@ -28,7 +28,7 @@ def job_id(value: str) -> int:
     return number
 
 
-def get_job(pk: int, user: AbstractBaseUser | None) -> RenderJob:
+def get_job(pk: int, user: User | None) -> RenderJob:
     """The job if ``user`` may see it; a hidden job reads exactly like a missing one."""
     job = visible_jobs(user).select_related("project", "software", "cluster").filter(pk=pk).first()
     if job is None:

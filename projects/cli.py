@@ -9,10 +9,10 @@ from django.core.management.base import CommandError
 from .models import Project
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
 
-def get_project(name: str, user: AbstractBaseUser | None) -> Project:
+def get_project(name: str, user: User | None) -> Project:
     """The project if ``user`` may see it; the error lists only what they may see."""
     projects = Project.objects.all() if user is None else Project.objects.visible_to(user)
     project = projects.select_related("image").filter(name=name).first()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from renderhub import storage
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+    from django.contrib.auth.models import AnonymousUser, User
 
     from projects.models import Project
 
@@ -35,7 +35,7 @@ RUN_ON_HOST_REFUSED = (
 PATH_OPTION_PREFIX = "final_"
 
 
-def may_run_on_host(user: AbstractBaseUser | AnonymousUser) -> bool:
+def may_run_on_host(user: User | AnonymousUser) -> bool:
     return bool(user.is_active and user.has_perm(RUN_ON_HOST))
 
 

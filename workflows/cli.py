@@ -14,7 +14,7 @@ from renderhub import cli
 from .models import Call, WorkflowRun
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
     from . import services
 
@@ -35,11 +35,11 @@ def add_id_argument(parser: argparse.ArgumentParser) -> None:
     cli.add_as_user_argument(parser)
 
 
-def visible_runs(user: AbstractBaseUser | None) -> Any:
+def visible_runs(user: User | None) -> Any:
     return WorkflowRun.objects.all() if user is None else WorkflowRun.objects.visible_to(user)
 
 
-def get_run(pk: int, user: AbstractBaseUser | None) -> WorkflowRun:
+def get_run(pk: int, user: User | None) -> WorkflowRun:
     """The run if ``user`` may see it; a hidden run reads exactly like a missing one."""
     run = visible_runs(user).select_related("project").filter(pk=pk).first()
     if run is None:

@@ -11,11 +11,11 @@ from django.utils import timezone
 from .choices import ACTIVE_RUN_STATES, CallStatus, Engine, RunState
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+    from django.contrib.auth.models import AnonymousUser, User
 
 
 class WorkflowRunQuerySet(models.QuerySet["WorkflowRun"]):
-    def visible_to(self, user: AbstractBaseUser | AnonymousUser) -> WorkflowRunQuerySet:
+    def visible_to(self, user: User | AnonymousUser) -> WorkflowRunQuerySet:
         """Like render jobs: superusers see every run, members their projects' runs."""
         from projects.models import Project
 

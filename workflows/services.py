@@ -32,7 +32,7 @@ from .models import Call, WorkflowRun
 from .recording import announce, end_run, record
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ def _check_folder(
         _add(errors, what, f"{url} is outside this project's output prefix and storage mappings.")
 
 
-def validate(request: WorkflowRequest, user: AbstractBaseUser | None) -> Validated:
+def validate(request: WorkflowRequest, user: User | None) -> Validated:
     """Everything that can be wrong with a submission, all at once, before anything exists."""
     errors: dict[str, list[str]] = {}
     project = request.project
@@ -194,7 +194,7 @@ def _default_dir(run: WorkflowRun, leaf: str) -> str:
     )
 
 
-def submit(request: WorkflowRequest, user: AbstractBaseUser | None = None) -> WorkflowRun:
+def submit(request: WorkflowRequest, user: User | None = None) -> WorkflowRun:
     """Validate, create the run and enqueue its start when the transaction commits."""
     valid = validate(request, user)
     info = valid.checked.info
@@ -233,7 +233,7 @@ def _enqueue_start(run_id: int) -> None:
     WorkflowRun.objects.filter(pk=run_id, queued_at__isnull=True).update(queued_at=timezone.now())
 
 
-def resubmit(run: WorkflowRun, user: AbstractBaseUser | None = None) -> WorkflowRun:
+def resubmit(run: WorkflowRun, user: User | None = None) -> WorkflowRun:
     """Submit the same workflow again (fresh folders unless it had chosen its own)."""
     request = WorkflowRequest(
         project=run.project,

@@ -22,7 +22,7 @@ from projects.models import Project
 from renderhub import cli, storage
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
 POLL_INTERVAL = 0.5  # seconds between reads of the job rows while --wait shows progress
 
@@ -159,7 +159,7 @@ class Command(BaseCommand):
         request: services.RenderRequest,
         urls: list[str],
         local: list[Path],
-        user: AbstractBaseUser | None,
+        user: User | None,
     ) -> None:
         errors: dict[str, list[str]] = {}
         for path in local:
