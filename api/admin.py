@@ -25,7 +25,8 @@ class ApiTokenForm(forms.ModelForm):
         fields = ("user", "name", "project", "expires_at")
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         # A superuser may pick any user and project: the token's user must be a member.
         if self.instance.pk is None and data.get("user") and data.get("project"):
             try:

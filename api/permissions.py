@@ -6,13 +6,23 @@ object is simply not found (404): its existence is never confirmed by a 403.
 
 from __future__ import annotations
 
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import QuerySet
+from rest_framework import exceptions
 from rest_framework.request import Request
 
 from jobs.models import RenderJob
 from projects.models import Project
 
 from .models import ApiToken
+
+
+def request_user(request: Request) -> User:
+    """The signed-in user of an API request (every API view requires one, IsAuthenticated)."""
+    user = request.user
+    if isinstance(user, AnonymousUser):
+        raise exceptions.NotAuthenticated()
+    return user
 
 
 def visible_projects(request: Request) -> QuerySet[Project]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -121,13 +122,19 @@ class ResizeSerializer(serializers.Serializer):
 
 
 class RenderJobSerializer(serializers.ModelSerializer):
-    project = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    project: serializers.SlugRelatedField[Project] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
     project_id = serializers.IntegerField(read_only=True)
-    software = serializers.StringRelatedField()
+    software: serializers.StringRelatedField[Software] = serializers.StringRelatedField()
     software_id = serializers.IntegerField(read_only=True)
-    cluster = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    cluster: serializers.SlugRelatedField[Cluster] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
     cluster_id = serializers.IntegerField(read_only=True)
-    submitted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    submitted_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
     progress = serializers.FloatField(read_only=True)
     duration = serializers.FloatField(read_only=True, allow_null=True)
     links = serializers.SerializerMethodField()
@@ -363,12 +370,14 @@ class ActionResultSerializer(serializers.Serializer):
 
 
 class ApiTokenSerializer(serializers.ModelSerializer):
-    project = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    project: serializers.SlugRelatedField[Project] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
     is_active = serializers.BooleanField(read_only=True)
 
     class Meta:
         model = ApiToken
-        fields = (
+        fields: tuple[str, ...] = (
             "id",
             "name",
             "prefix",

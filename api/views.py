@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Model, Q, QuerySet
@@ -26,7 +26,11 @@ from renderhub.compute import ComputeError
 from . import pagination, serializers
 from . import services as api_services
 from .models import ApiToken
-from .permissions import visible_jobs, visible_projects
+from .pagination import paginate
+from .permissions import request_user, visible_jobs, visible_projects
+
+_M = TypeVar("_M", bound=Model)
+_Row = TypeVar("_Row")
 
 NOT_FOUND = OpenApiResponse(description="Not found (or not visible to you).")
 CONFLICT = OpenApiResponse(description="Not possible in its current state.")
@@ -42,7 +46,7 @@ class Unavailable(exceptions.APIException):
     default_code = "unavailable"
 
 
-def find(queryset: QuerySet[Any], value: str) -> Any | None:
+def find(queryset: QuerySet[_M], value: str) -> _M | None:
     """The object with this id, else the one with this name, in ``queryset``; or None."""
     value = value.strip()
     if value.isdigit() and (found := queryset.filter(pk=int(value)).first()) is not None:
@@ -118,7 +122,7 @@ class ClusterViewSet(viewsets.ReadOnlyModelViewSet):
         params.is_valid(raise_exception=True)
         nodes = params.validated_data["desired_nodes"]
         try:
-            cluster_services.resize(cluster, nodes, user=request.user)
+            cluster_services.resize(cluster, nodes, user=request_user(request))
         except DjangoValidationError as exc:
             raise exceptions.ValidationError(submission_errors(exc)) from None
         except ComputeError as exc:
@@ -150,7 +154,7 @@ class RenderJobViewSet(
             "project", "software", "cluster", "submitted_by"
         )
 
-    def filter_queryset(self, queryset: QuerySet[RenderJob]) -> QuerySet[RenderJob]:
+    def filter_queryset(self, queryset: QuerySet[RenderJob, _Row]) -> QuerySet[RenderJob, _Row]:
         if self.action != "list":
             return queryset
         params = query(serializers.JobFilterSerializer, self.request, lists=("state",))
@@ -201,9 +205,10 @@ class RenderJobViewSet(
                 ]
         if errors:
             raise exceptions.ValidationError(errors)
+        assert project is not None and software is not None and cluster is not None  # else errors
         render = job_services.RenderRequest(
             project=project,
-            software=software,  # type: ignore[arg-type]
+            software=software,
             cluster=cluster,
             scenes=data["scenes"],
             frames=data["frames"],
@@ -215,10 +220,10 @@ class RenderJobViewSet(
             name=data.get("name", ""),
         )
         try:
-            jobs = job_services.submit_render(render, user=request.user)
+            jobs = job_services.submit_render(render, user=request_user(request))
         except job_services.SubmissionError as exc:
             raise exceptions.ValidationError(submission_errors(exc)) from None
-        body = {
+        body: dict[str, Any] = {
             "submission": jobs[0].submission,
             "jobs": serializers.RenderJobSerializer(
                 jobs, many=True, context=self.get_serializer_context()
@@ -236,7 +241,7 @@ class RenderJobViewSet(
     def tasks(self, request: Request, pk: str | None = None) -> Response:
         """The job's chunks: state, node, attempts, timings, failure reasons."""
         job = self.get_object()
-        page = self.paginate_queryset(job.tasks.all())
+        page = paginate(self, job.tasks.all())
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     @extend_schema(
@@ -255,7 +260,7 @@ class RenderJobViewSet(
         frames = job.frame_set.select_related("task")
         if params.get("state"):
             frames = frames.filter(state__in=params["state"])
-        page = self.paginate_queryset(frames)
+        page = paginate(self, frames)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     @extend_schema(
@@ -274,7 +279,7 @@ class RenderJobViewSet(
         tasks = job.tasks.all()
         if "task" in params:
             tasks = tasks.filter(index=params["task"])
-        page = self.paginate_queryset(tasks)
+        page = paginate(self, tasks)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     @extend_schema(
@@ -301,7 +306,7 @@ class RenderJobViewSet(
                 {"detail": f"Could not list the outputs: {exc}"},
                 status=status.HTTP_503_SERVICE_UNAVAILABLE,
             )
-        page = self.paginate_queryset(outputs)  # type: ignore[arg-type]
+        page = paginate(self, outputs)
         rows = [
             {
                 "name": o.name,
@@ -378,7 +383,7 @@ class ApiTokenViewSet(
     queryset = ApiToken.objects.none()
 
     def get_queryset(self) -> QuerySet[ApiToken]:
-        return ApiToken.objects.filter(user=self.request.user).select_related("project")
+        return ApiToken.objects.filter(user=request_user(self.request)).select_related("project")
 
     def get_serializer_class(self) -> type[Any]:
         return (
@@ -412,7 +417,10 @@ class ApiTokenViewSet(
                 )
         try:
             token, key = api_services.create_token(
-                request.user, data["name"], expires_at=data.get("expires_at"), project=project
+                request_user(request),
+                data["name"],
+                expires_at=data.get("expires_at"),
+                project=project,
             )
         except DjangoValidationError as exc:
             raise exceptions.ValidationError(submission_errors(exc)) from None

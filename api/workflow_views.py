@@ -5,8 +5,9 @@ Thin callers of workflows.services, scoped like render jobs (api.permissions).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
+from django.contrib.auth.models import User
 from django.db.models import Q, QuerySet
 from django.urls import reverse
 from drf_spectacular.utils import (
@@ -20,6 +21,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from projects.models import Project
 from workflows import access as workflow_access
 from workflows import services as workflow_services
 from workflows.choices import CallStatus, Engine, RunState
@@ -28,17 +30,28 @@ from workflows.models import Call, WorkflowRun
 from workflows.validation import MAX_WDL_BYTES
 
 from . import pagination
-from .permissions import visible_projects
+from .pagination import paginate
+from .permissions import request_user, visible_projects
 from .serializers import absolute_link
 from .views import CONFLICT, NOT_FOUND, Conflict, find, query, submission_errors
 
+_Row = TypeVar("_Row")
+
 # --- serializers ------------------------------------------------------------------------
+
+# Fields named like Field attributes (label, source) are fine at runtime: the serializer
+# metaclass moves declared fields off the class. The stubs see them as overriding
+# Field.label and Field.source, hence the ignore[assignment] on those lines.
 
 
 class WorkflowRunSerializer(serializers.ModelSerializer):
-    project = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    project: serializers.SlugRelatedField[Project] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
     project_id = serializers.IntegerField(read_only=True)
-    submitted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    submitted_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
     duration = serializers.FloatField(read_only=True, allow_null=True)
     links = serializers.SerializerMethodField()
 
@@ -118,7 +131,7 @@ class RunFilterSerializer(serializers.Serializer):
 
 
 class CallSerializer(serializers.ModelSerializer):
-    label = serializers.CharField(read_only=True)
+    label = serializers.CharField(read_only=True)  # type: ignore[assignment]  # see above
     duration = serializers.FloatField(read_only=True, allow_null=True)
 
     class Meta:
@@ -155,14 +168,16 @@ class CallLogFilterSerializer(serializers.Serializer):
 
 class CallLogStreamSerializer(serializers.Serializer):
     tail = serializers.CharField()
-    source = serializers.CharField(help_text="Where it was read, or why it could not be.")
+    source = serializers.CharField(  # type: ignore[assignment]  # see above
+        help_text="Where it was read, or why it could not be."
+    )
     ok = serializers.BooleanField()
     link = serializers.URLField(allow_null=True, help_text="Signed link when it is in storage.")
 
 
 class CallLogsSerializer(serializers.Serializer):
     call = serializers.IntegerField(source="pk")
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # see above
     status = serializers.CharField()
     stdout = serializers.SerializerMethodField()
     stderr = serializers.SerializerMethodField()
@@ -219,7 +234,7 @@ class WorkflowRunViewSet(
             project__in=visible_projects(self.request)
         ).select_related("project", "submitted_by")
 
-    def filter_queryset(self, queryset: QuerySet[WorkflowRun]) -> QuerySet[WorkflowRun]:
+    def filter_queryset(self, queryset: QuerySet[WorkflowRun, _Row]) -> QuerySet[WorkflowRun, _Row]:
         if self.action != "list":
             return queryset
         params = query(RunFilterSerializer, self.request, lists=("state",))
@@ -259,7 +274,8 @@ class WorkflowRunViewSet(
             )
         try:
             run = workflow_services.submit(
-                workflow_services.WorkflowRequest(project=project, **data), user=request.user
+                workflow_services.WorkflowRequest(project=project, **data),
+                user=request_user(request),
             )
         except workflow_services.NotPermitted as exc:
             raise exceptions.PermissionDenied(" ".join(exc.messages)) from None
@@ -284,7 +300,7 @@ class WorkflowRunViewSet(
         calls = run.calls.all()
         if params.get("status"):
             calls = calls.filter(status__in=params["status"])
-        page = self.paginate_queryset(calls)
+        page = paginate(self, calls)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     @extend_schema(
@@ -303,7 +319,7 @@ class WorkflowRunViewSet(
         calls = run.calls.select_related("run")
         if "call" in params:
             calls = calls.filter(pk=params["call"])
-        page = self.paginate_queryset(calls)
+        page = paginate(self, calls)
         context = {**self.get_serializer_context(), "tail_bytes": params["tail_bytes"]}
         data = CallLogsSerializer(page, many=True, context=context).data
         return self.get_paginated_response(data)
