@@ -7,6 +7,7 @@ delivery, a cancel racing a start, or a reaped worker never double-counts a fram
 
 from __future__ import annotations
 
+import functools
 import logging
 import posixpath
 import re
@@ -36,7 +37,7 @@ from .models import Frame, NodeBlock, RenderJob, Task
 from .signals import frame_failed, job_state_changed
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +65,7 @@ def _check(errors: dict[str, list[str]], key: str, message: str) -> None:
     errors.setdefault(key, []).append(message)
 
 
-def validate_render(
-    request: RenderRequest, user: AbstractBaseUser | None
-) -> tuple[list[int], dict[str, Any]]:
+def validate_render(request: RenderRequest, user: User | None) -> tuple[list[int], dict[str, Any]]:
     """Everything that can be wrong with a submission, all at once, before anything is queued."""
     errors: dict[str, list[str]] = {}
     project, software, cluster = request.project, request.software, request.cluster
@@ -148,7 +147,7 @@ def _chunks(request: RenderRequest, frames: list[int]) -> list[list[int]]:
     return split_even(frames, request.nodes or request.cluster.desired_nodes or 1)
 
 
-def submit_render(request: RenderRequest, user: AbstractBaseUser | None = None) -> list[RenderJob]:
+def submit_render(request: RenderRequest, user: User | None = None) -> list[RenderJob]:
     """Validate, then create a RenderJob per scene with its Tasks and Frames; dispatch on commit."""
     frames, values = validate_render(request, user)
     jobs: list[RenderJob] = []
@@ -179,7 +178,7 @@ def submit_render(request: RenderRequest, user: AbstractBaseUser | None = None) 
             job.save(update_fields=["output_url"])
             _create_tasks(job, request, frames)
             jobs.append(job)
-            transaction.on_commit(lambda pk=job.pk: _enqueue_dispatch(pk))
+            transaction.on_commit(functools.partial(_enqueue_dispatch, job.pk))
     log.info("submitted jobs %s (%d frames each)", [j.pk for j in jobs], len(frames))
     return jobs
 
