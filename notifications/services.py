@@ -4,6 +4,7 @@ signal receivers all call these.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -15,6 +16,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -30,7 +32,7 @@ from .choices import PING_EVENT, DeliveryState, WebhookEvent
 from .models import Webhook, WebhookDelivery, validate_webhook_url
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
     from projects.models import Project
 
@@ -54,7 +56,7 @@ def create_webhook(
     *,
     name: str = "",
     active: bool = True,
-    created_by: AbstractBaseUser | None = None,
+    created_by: User | None = None,
 ) -> tuple[Webhook, str]:
     """A new webhook and its secret; the secret is shown once, kept only encrypted.
 
@@ -114,22 +116,26 @@ def emit(project: Project, event: str, data: dict[str, Any]) -> list[WebhookDeli
     return [_new_delivery(h, event, data) for h in hooks if h.wants(event)]
 
 
+# What DjangoTask.delay_on_commit() does, spelt out: shared_task's stubs do not know the
+# app's task class, and this way the task's arguments are checked.
+
+
 def _enqueue_delivery(delivery_id: str) -> None:
     from .tasks import deliver_webhook
 
-    deliver_webhook.delay_on_commit(delivery_id)
+    transaction.on_commit(functools.partial(deliver_webhook.delay, delivery_id))
 
 
 def _enqueue_email(job_id: int, state: str) -> None:
     from .tasks import send_job_email
 
-    send_job_email.delay_on_commit(job_id, state)
+    transaction.on_commit(functools.partial(send_job_email.delay, job_id, state))
 
 
 def _enqueue_run_email(run_id: int, state: str) -> None:
     from .tasks import send_workflow_email
 
-    send_workflow_email.delay_on_commit(run_id, state)
+    transaction.on_commit(functools.partial(send_workflow_email.delay, run_id, state))
 
 
 def _new_delivery(webhook: Webhook, event: str, data: dict[str, Any]) -> WebhookDelivery:

@@ -9,7 +9,7 @@ from . import email, services
 
 
 @shared_task(bind=True, ignore_result=True, acks_late=True, max_retries=None)
-def deliver_webhook(self, delivery_id: str) -> str:  # type: ignore[no-untyped-def]
+def deliver_webhook(self, delivery_id: str) -> str:
     """One attempt; a retryable failure comes back after the service's backoff."""
     outcome = services.attempt_delivery(delivery_id)
     if outcome.retry_in is not None:

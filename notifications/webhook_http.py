@@ -108,7 +108,7 @@ class _CheckedHTTPSPool(HTTPSConnectionPool):
 class _CheckedAdapter(HTTPAdapter):
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {  # type: ignore[attr-defined]
+        self.poolmanager.pool_classes_by_scheme = {
             "http": _CheckedHTTPPool,
             "https": _CheckedHTTPSPool,
         }
