@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import path, reverse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from . import services
@@ -32,7 +32,7 @@ class CallInline(admin.TabularInline):
     readonly_fields = fields
     show_change_link = False
 
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest, obj: WorkflowRun | None = None) -> bool:
         return False
 
 
@@ -94,7 +94,7 @@ class WorkflowRunAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # submissions go through the Submit workflow form, which validates
 
-    def get_urls(self):  # type: ignore[no-untyped-def]
+    def get_urls(self) -> list[URLPattern]:
         submit = path(
             "submit/",
             self.admin_site.admin_view(self.submit_view),

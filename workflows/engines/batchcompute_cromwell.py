@@ -39,7 +39,7 @@ STAGED = "renderhub/"  # below the working folder: the files handed to the app
 APP_CONFIG = {"InstanceType": "ecs.sn1ne.large", "ClassicNetwork": False, "Timeout": 86400 * 7}
 # A RenderHub option (removed before the options reach Cromwell): App job Config overrides.
 CONFIG_OPTION = "bcs_app_config"
-STATES = {
+STATES: dict[str, RunState] = {  # a job's state as the API reports it (a str)
     State.WAITING: RunState.SUBMITTED,
     State.RUNNING: RunState.RUNNING,
     State.FINISHED: RunState.SUCCEEDED,

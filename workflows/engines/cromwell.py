@@ -158,7 +158,7 @@ class CromwellClient:
         if requested_id:
             parts.append(("requestedWorkflowId", (None, requested_id, "text/plain")))
         # Retrying is safe only with a requested id (the server then refuses a duplicate).
-        return self._request("POST", API, files=parts, retry=bool(requested_id))  # type: ignore[no-any-return]
+        return self._request("POST", API, files=parts, retry=bool(requested_id))
 
     def status(self, workflow_id: str) -> str:
         return str(self._request("GET", f"{API}/{workflow_id}/status")["status"])
@@ -173,7 +173,7 @@ class CromwellClient:
         params: list[tuple[str, str]] = [("includeKey", k) for k in include]
         params += [("excludeKey", k) for k in exclude]
         params.append(("expandSubWorkflows", "true" if expand_subworkflows else "false"))
-        return self._request("GET", f"{API}/{workflow_id}/metadata", params=params)  # type: ignore[no-any-return]
+        return self._request("GET", f"{API}/{workflow_id}/metadata", params=params)
 
     def outputs(self, workflow_id: str) -> dict[str, Any]:
         return dict(self._request("GET", f"{API}/{workflow_id}/outputs").get("outputs") or {})
@@ -286,7 +286,7 @@ def engine_inputs(run: WorkflowRun, dependencies: bytes | None) -> dict[str, Any
         values = WDL.Value.rewrite_env_paths(values, lambda item: _folder(item.value))
     except (validation.WorkflowInvalid, storage.StorageError) as exc:
         raise EngineError(f"The inputs cannot be sent: {exc}") from None
-    return WDL.values_to_json(values, namespace=exe.name)  # type: ignore[no-any-return]
+    return WDL.values_to_json(values, namespace=exe.name)
 
 
 class CromwellEngine(Engine):
