@@ -24,7 +24,7 @@ class ClusterAdminForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        backend = data.get("backend")
+        backend: str = data.get("backend") or ""  # None when the field did not validate
         sized = self.instance.pk is None or {"desired_nodes", "max_nodes"} & set(self.changed_data)
         if sized and data.get("desired_nodes") is not None and data.get("max_nodes"):
             size = Cluster(

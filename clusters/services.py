@@ -31,13 +31,13 @@ from .choices import Backend, ClusterState, NodeState
 from .models import Cluster, ClusterNode, ClusterOperation
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
 log = logging.getLogger(__name__)
 
 CHOICES_TTL = 600  # seconds the account's instance types, disks and images are cached
 RESUME_CREATE_AFTER = timedelta(seconds=60)
-VM_STATES = {
+VM_STATES: dict[str, NodeState] = {  # a VM's state as the API reports it (a str)
     bc.VMState.PENDING: NodeState.STARTING,
     bc.VMState.STARTING: NodeState.STARTING,
     bc.VMState.RUNNING: NodeState.IDLE,
@@ -56,7 +56,7 @@ def record(
     cluster: Cluster,
     action: str,
     message: str,
-    user: AbstractBaseUser | None = None,
+    user: User | None = None,
     *,
     source: str = "renderhub",
     at: datetime | None = None,
@@ -134,7 +134,7 @@ def validate_cloud(cluster: Cluster) -> None:
 # --- operations ------------------------------------------------------------------------
 
 
-def create(cluster: Cluster, user: AbstractBaseUser | None = None) -> Cluster:
+def create(cluster: Cluster, user: User | None = None) -> Cluster:
     """Save a new cluster; a BatchCompute one is created in the cloud as well.
 
     Raises ValidationError for a bad cluster and ComputeError when BatchCompute refused
@@ -181,7 +181,7 @@ def _plan(cluster: Cluster) -> bc.ClusterPlan:
     )
 
 
-def _create_in_cloud(cluster: Cluster, user: AbstractBaseUser | None, look_first: bool) -> None:
+def _create_in_cloud(cluster: Cluster, user: User | None, look_first: bool) -> None:
     client = get_client()
     try:
         cloud_id = client.find_cluster(tagged(cluster.name)) if look_first else None
@@ -219,7 +219,7 @@ def check_size(cluster: Cluster, nodes: int) -> None:
         )
 
 
-def resize(cluster: Cluster, nodes: int, user: AbstractBaseUser | None = None) -> Cluster:
+def resize(cluster: Cluster, nodes: int, user: User | None = None) -> Cluster:
     """Run ``nodes`` VMs (0 keeps the cluster but stops paying for VMs), at most
     ``max_nodes`` (see :func:`check_size`)."""
     check_size(cluster, nodes)
@@ -239,7 +239,7 @@ def resize(cluster: Cluster, nodes: int, user: AbstractBaseUser | None = None) -
     return cluster
 
 
-def delete(cluster: Cluster, user: AbstractBaseUser | None = None) -> Cluster:
+def delete(cluster: Cluster, user: User | None = None) -> Cluster:
     """Delete the cluster (in BatchCompute too); it must have no active render jobs."""
     if cluster.state == ClusterState.DELETED:
         return cluster

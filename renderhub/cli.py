@@ -21,7 +21,7 @@ from django.core.management.base import CommandError, OutputWrapper
 from django.utils import timezone
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
     from renderhub.storage.base import Storage
 
@@ -81,7 +81,7 @@ def first_line(text: str, width: int = 70) -> str:
 
 
 def print_table(
-    out: Out, headers: Sequence[str], rows: Iterable[Sequence[object]], right: Sequence[int] = ()
+    out: Out, headers: Sequence[str], rows: Iterable[Iterable[object]], right: Sequence[int] = ()
 ) -> None:
     """Columns padded to their widest cell; ``right`` lists columns aligned right (numbers)."""
     cells = [[str(c) for c in row] for row in rows]
@@ -205,7 +205,7 @@ def add_as_user_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def resolve_user(username: str | None) -> AbstractBaseUser | None:
+def resolve_user(username: str | None) -> User | None:
     """The user named by ``--as-user``; None means the operator, who sees everything."""
     if not username:
         return None
