@@ -33,6 +33,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, TypedDict
+
+if TYPE_CHECKING:
+    from typing import Unpack  # Python 3.11: nodes may run the agent on 3.10
 
 KINDS = ("bwrap", "none")
 SANDBOX_UID = 65534  # nobody: owns nothing on the host's file systems
@@ -334,7 +338,18 @@ def find_program(name: str, sandbox: Sandbox) -> str:
     return found
 
 
-def popen(argv: list[str], sandbox: Sandbox, cwd: str, **kwargs: object) -> subprocess.Popen[bytes]:
+class PopenOptions(TypedDict, total=False):
+    """What callers of :func:`popen` may pass on to Popen."""
+
+    stdin: int | IO[Any] | None
+    stdout: int | IO[Any] | None
+    stderr: int | IO[Any] | None
+    start_new_session: bool
+
+
+def popen(
+    argv: list[str], sandbox: Sandbox, cwd: str, **kwargs: Unpack[PopenOptions]
+) -> subprocess.Popen[bytes]:
     """Start ``argv`` in ``sandbox`` (``kwargs`` go to Popen: stdio, start_new_session)."""
     if sandbox.kind not in KINDS:
         raise SandboxError(problem(sandbox.kind) or "bad sandbox")
@@ -367,9 +382,7 @@ def popen(argv: list[str], sandbox: Sandbox, cwd: str, **kwargs: object) -> subp
             theirs += [info_w, block_r]
             launch = _Launch(files=files, info_fd=info_w, block_fd=block_r)
         full = [*limit_argv(sandbox.limits), *bwrap_argv(argv, sandbox, cwd, launch)]
-        proc = subprocess.Popen(  # type: ignore[call-overload]
-            full, env={"PATH": SANDBOX_PATH}, pass_fds=theirs, **kwargs
-        )
+        proc = subprocess.Popen(full, env={"PATH": SANDBOX_PATH}, pass_fds=theirs, **kwargs)
         for fd in theirs:
             os.close(fd)
         theirs = []
