@@ -1,5 +1,8 @@
 """Render job operations. Admin actions, pages, CLI, API and beat all call these.
 
+Submitting lives in ``submission.py`` and sending chunks in ``dispatch.py``; their entry
+points are re-exported here, so every caller keeps one place to call.
+
 State lives in the database: a job's Tasks (chunks) and Frames are created in one
 transaction, and workers claim tasks with conditional UPDATEs, so a duplicate
 delivery, a cancel racing a start, or a reaped worker never double-counts a frame.
@@ -7,250 +10,30 @@ delivery, a cancel racing a start, or a reaped worker never double-counts a fram
 
 from __future__ import annotations
 
-import functools
 import logging
-import posixpath
-import re
-from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from clusters.choices import Backend, ClusterState, NodeState
-from clusters.models import Cluster, ClusterNode
-from images import parameters as software_parameters
-from images.models import Software
-from projects.models import Project
-from renderhub import storage
 from renderhub.compute import ComputeError
 from renderhub.outcome import Outcome
 
 from .backends import get_backend
-from .choices import ACTIVE_JOB_STATES, OPEN_TASK_STATES, FrameState, JobState, TaskState
-from .framespec import FrameSpecError, parse_frame_spec, split_by_size, split_even
+from .choices import OPEN_TASK_STATES, FrameState, JobState, TaskState
+from .dispatch import dispatch as dispatch
+from .dispatch import dispatch_pending as dispatch_pending
+from .dispatch import enqueue_dispatch
 from .models import Frame, NodeBlock, RenderJob, Task
 from .signals import frame_failed, job_state_changed
-
-if TYPE_CHECKING:
-    from django.contrib.auth.models import User
+from .submission import RenderRequest as RenderRequest
+from .submission import SubmissionError as SubmissionError
+from .submission import submit_render as submit_render
+from .submission import validate_render as validate_render
 
 log = logging.getLogger(__name__)
-
-
-class SubmissionError(ValidationError):
-    """Invalid submission; ``message_dict`` maps field names to messages."""
-
-
-@dataclass
-class RenderRequest:
-    project: Project
-    software: Software
-    cluster: Cluster
-    scenes: list[str]
-    frames: str
-    nodes: int | None = None
-    chunk_size: int | None = None
-    parameters: dict[str, Any] = field(default_factory=dict)
-    priority: int = 0
-    test_frame_first: bool = False
-    name: str = ""
-
-
-def _check(errors: dict[str, list[str]], key: str, message: str) -> None:
-    errors.setdefault(key, []).append(message)
-
-
-def validate_render(request: RenderRequest, user: User | None) -> tuple[list[int], dict[str, Any]]:
-    """Everything that can be wrong with a submission, all at once, before anything is queued."""
-    errors: dict[str, list[str]] = {}
-    project, software, cluster = request.project, request.software, request.cluster
-    if user is not None and not Project.objects.visible_to(user).filter(pk=project.pk).exists():
-        raise SubmissionError({"project": ["You are not a member of this project."]})
-    if software.image_id != project.image_id:
-        _check(errors, "software", f"{software} is not on this project's image ({project.image}).")
-    if cluster.image_id != project.image_id:
-        _check(errors, "cluster", f"Cluster {cluster} runs another image than this project's.")
-    if cluster.state != ClusterState.ACTIVE:
-        _check(errors, "cluster", f"Cluster {cluster} is {cluster.get_state_display().lower()}.")
-
-    if not request.scenes:
-        _check(errors, "scenes", "Choose at least one scene file.")
-    if len(set(request.scenes)) != len(request.scenes):
-        _check(errors, "scenes", "The same scene is listed twice.")
-    mappings = list(project.mappings.all())
-    for url in request.scenes:
-        try:
-            backend, key = storage.resolve(url)
-        except storage.StorageError as exc:
-            _check(errors, "scenes", f"{url}: {exc}")
-            continue
-        if not software.accepts_scene(key):
-            _check(
-                errors,
-                "scenes",
-                f"{posixpath.basename(key)} is not a {software.name} scene "
-                f"(expected {', '.join(software.suffixes)}).",
-            )
-            continue
-        if not any(storage.is_prefix_of(m.source, url) for m in mappings):
-            _check(errors, "scenes", f"{url} is outside this project's storage mappings.")
-            continue
-        try:
-            backend.stat(key)
-        except storage.NotFound:
-            _check(errors, "scenes", f"{url} does not exist.")
-        except storage.StorageError as exc:
-            _check(errors, "scenes", f"{url} could not be checked: {exc}")
-
-    frames: list[int] = []
-    try:
-        frames = parse_frame_spec(request.frames, max_frames=settings.RENDER_MAX_FRAMES_PER_JOB)
-    except FrameSpecError as exc:
-        _check(errors, "frames", str(exc))
-
-    max_nodes = min(cluster.max_nodes, settings.RENDER_MAX_NODES_PER_JOB)
-    if request.nodes is not None and not 1 <= request.nodes <= max_nodes:
-        _check(
-            errors,
-            "nodes",
-            f"Nodes must be between 1 and {max_nodes} "
-            f"(cluster {cluster} allows {cluster.max_nodes}, "
-            f"RENDER_MAX_NODES_PER_JOB is {settings.RENDER_MAX_NODES_PER_JOB}).",
-        )
-    if request.chunk_size is not None and request.chunk_size < 1:
-        _check(errors, "chunk_size", "Chunk size must be at least 1 frame.")
-    if request.nodes is not None and request.chunk_size is not None:
-        _check(errors, "chunk_size", "Give nodes or a chunk size, not both.")
-    if not -100 <= request.priority <= 100:
-        _check(errors, "priority", "Priority must be between -100 and 100.")
-    if len(request.name) > 150:
-        _check(errors, "name", "The name must be at most 150 characters.")
-
-    values: dict[str, Any] = {}
-    try:
-        values = software_parameters.coerce_values(software.parameters, request.parameters)
-    except ValidationError as exc:
-        errors.setdefault("parameters", []).extend(exc.messages)
-    if errors:
-        raise SubmissionError(errors)
-    return frames, values
-
-
-def _chunks(request: RenderRequest, frames: list[int]) -> list[list[int]]:
-    if request.chunk_size:
-        return split_by_size(frames, request.chunk_size)
-    return split_even(frames, request.nodes or request.cluster.desired_nodes or 1)
-
-
-def submit_render(request: RenderRequest, user: User | None = None) -> list[RenderJob]:
-    """Validate, then create a RenderJob per scene with its Tasks and Frames; dispatch on commit."""
-    frames, values = validate_render(request, user)
-    jobs: list[RenderJob] = []
-    with transaction.atomic():
-        first = None
-        for scene in request.scenes:
-            stem = posixpath.splitext(posixpath.basename(scene))[0]
-            job = RenderJob.objects.create(
-                project=request.project,
-                software=request.software,
-                cluster=request.cluster,
-                submitted_by=user,
-                name=(request.name or stem)[:200],
-                scene_url=scene,
-                frame_spec=request.frames,
-                frame_count=len(frames),
-                node_count=request.nodes or request.cluster.desired_nodes or 1,
-                chunk_size=request.chunk_size,
-                parameters=values,
-                priority=request.priority,
-                test_frame_first=request.test_frame_first and len(frames) > 1,
-                output_url="",
-                **({"submission": first.submission} if first else {}),
-            )
-            first = first or job
-            slug = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-")[:60] or "job"
-            job.output_url = storage.join(request.project.output_prefix, f"{job.pk}-{slug}/")
-            job.save(update_fields=["output_url"])
-            _create_tasks(job, request, frames)
-            jobs.append(job)
-            transaction.on_commit(functools.partial(_enqueue_dispatch, job.pk))
-    log.info("submitted jobs %s (%d frames each)", [j.pk for j in jobs], len(frames))
-    return jobs
-
-
-def _create_tasks(job: RenderJob, request: RenderRequest, frames: list[int]) -> None:
-    chunks: list[tuple[list[int], bool]] = []
-    if job.test_frame_first:
-        chunks.append(([frames[0]], True))
-        chunks += [(c, False) for c in _chunks(request, frames[1:])]
-    else:
-        chunks = [(c, False) for c in _chunks(request, frames)]
-    held = job.test_frame_first
-    tasks = Task.objects.bulk_create(
-        Task(
-            job=job,
-            index=i,
-            frames=chunk,
-            is_test=is_test,
-            state=TaskState.HELD if held and not is_test else TaskState.QUEUED,
-            max_attempts=settings.RENDER_TASK_MAX_ATTEMPTS,
-        )
-        for i, (chunk, is_test) in enumerate(chunks)
-    )
-    if not all(t.pk for t in tasks):  # SQLite before 3.35 cannot return ids from bulk inserts
-        tasks = list(job.tasks.order_by("index"))
-    Frame.objects.bulk_create(
-        (Frame(job=job, task=task, number=n) for task in tasks for n in task.frames),
-        batch_size=2000,
-    )
-
-
-def _enqueue_dispatch(job_id: int) -> None:
-    """Send the job's new chunks right after commit; if that fails, dispatch_pending retries."""
-    try:
-        dispatch(job_id)
-    except Exception:  # broker down or slow: the rows stay undispatched, never lost
-        log.exception("could not dispatch job %s now; the next dispatch_pending will", job_id)
-
-
-def dispatch(job_id: int) -> int:
-    """Hand the job's queued, not yet dispatched tasks to its cluster's backend."""
-    job = RenderJob.objects.select_related("cluster", "project").get(pk=job_id)
-    if not job.is_active:
-        return 0
-    tasks = list(job.tasks.filter(state=TaskState.QUEUED, queued_at__isnull=True))
-    if tasks:
-        get_backend(job.cluster.backend).dispatch(job, tasks)
-    return len(tasks)
-
-
-def dispatch_pending() -> int:
-    """Dispatch queued chunks that were never sent (crash after commit, broker down), and
-    send again those whose message a broker crash lost: still unclaimed long after they were
-    sent while a node of their cluster sits idle. A duplicate message is harmless: only one
-    delivery can claim a chunk."""
-    now = timezone.now()
-    idle = ClusterNode.objects.filter(
-        state=NodeState.IDLE, last_seen__gte=now - timedelta(seconds=settings.NODE_OFFLINE_AFTER)
-    )
-    Task.objects.filter(
-        state=TaskState.QUEUED,
-        queued_at__lt=now - timedelta(seconds=settings.RENDER_REDISPATCH_AFTER),
-        job__state__in=ACTIVE_JOB_STATES,
-        job__cluster__backend=Backend.CELERY,
-        job__cluster__in=idle.values("cluster"),
-    ).update(queued_at=None)
-    job_ids = set(
-        Task.objects.filter(
-            state=TaskState.QUEUED, queued_at__isnull=True, job__state__in=ACTIVE_JOB_STATES
-        ).values_list("job_id", flat=True)
-    )
-    return sum(dispatch(job_id) for job_id in sorted(job_ids))
 
 
 def _announce(job_id: int, old_state: str, new_state: str) -> None:
@@ -341,7 +124,7 @@ def retry_job(job: RenderJob) -> int:
             frames_failed=F("frames_failed") - failed_count,
         )
         _announce(job.pk, locked.state, new_state)
-        transaction.on_commit(lambda: _enqueue_dispatch(job.pk))
+        transaction.on_commit(lambda: enqueue_dispatch(job.pk))
     return len(retry)
 
 
@@ -354,7 +137,7 @@ def requeue_task(task: Task, reason: str = "requeued by a user") -> bool:
         if updated:
             task.frame_set.filter(state=FrameState.RUNNING).update(state=FrameState.QUEUED)
             log.info("requeued %s: %s", task, reason)
-            transaction.on_commit(lambda: _enqueue_dispatch(task.job_id))
+            transaction.on_commit(lambda: enqueue_dispatch(task.job_id))
     return bool(updated)
 
 
@@ -439,7 +222,7 @@ def task_finished(
             _count_node_failure(current.job_id, current.node, reason)
         if new_state == TaskState.QUEUED:
             current.frame_set.filter(state=FrameState.RUNNING).update(state=FrameState.QUEUED)
-            transaction.on_commit(lambda: _enqueue_dispatch(task.job_id))
+            transaction.on_commit(lambda: enqueue_dispatch(task.job_id))
         elif new_state == TaskState.FAILED:
             _fail_open_frames(current, reason)
         update_job_state(current.job_id)
@@ -512,7 +295,7 @@ def update_job_state(job_id: int) -> str:
         if test and held:
             if test["state"] == TaskState.DONE:
                 job.tasks.filter(state=TaskState.HELD).update(state=TaskState.QUEUED)
-                transaction.on_commit(lambda: _enqueue_dispatch(job_id))
+                transaction.on_commit(lambda: enqueue_dispatch(job_id))
                 return job.state
             if test["state"] == TaskState.FAILED:
                 job.tasks.filter(state=TaskState.HELD).update(state=TaskState.CANCELLED)

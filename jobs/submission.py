@@ -1,0 +1,200 @@
+"""Submitting render jobs: every rule checked at once, then the job, its chunks and frames
+created in one transaction, and dispatched when it commits."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import posixpath
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from clusters.choices import ClusterState
+from clusters.models import Cluster
+from images import parameters as software_parameters
+from images.models import Software
+from projects.models import Project
+from renderhub import storage
+
+from .choices import TaskState
+from .dispatch import enqueue_dispatch
+from .framespec import FrameSpecError, parse_frame_spec, split_by_size, split_even
+from .models import Frame, RenderJob, Task
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+log = logging.getLogger(__name__)
+
+
+class SubmissionError(ValidationError):
+    """Invalid submission; ``message_dict`` maps field names to messages."""
+
+
+@dataclass
+class RenderRequest:
+    project: Project
+    software: Software
+    cluster: Cluster
+    scenes: list[str]
+    frames: str
+    nodes: int | None = None
+    chunk_size: int | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    priority: int = 0
+    test_frame_first: bool = False
+    name: str = ""
+
+
+def _check(errors: dict[str, list[str]], key: str, message: str) -> None:
+    errors.setdefault(key, []).append(message)
+
+
+def validate_render(request: RenderRequest, user: User | None) -> tuple[list[int], dict[str, Any]]:
+    """Everything that can be wrong with a submission, all at once, before anything is queued."""
+    errors: dict[str, list[str]] = {}
+    project, software, cluster = request.project, request.software, request.cluster
+    if user is not None and not Project.objects.visible_to(user).filter(pk=project.pk).exists():
+        raise SubmissionError({"project": ["You are not a member of this project."]})
+    if software.image_id != project.image_id:
+        _check(errors, "software", f"{software} is not on this project's image ({project.image}).")
+    if cluster.image_id != project.image_id:
+        _check(errors, "cluster", f"Cluster {cluster} runs another image than this project's.")
+    if cluster.state != ClusterState.ACTIVE:
+        _check(errors, "cluster", f"Cluster {cluster} is {cluster.get_state_display().lower()}.")
+
+    if not request.scenes:
+        _check(errors, "scenes", "Choose at least one scene file.")
+    if len(set(request.scenes)) != len(request.scenes):
+        _check(errors, "scenes", "The same scene is listed twice.")
+    mappings = list(project.mappings.all())
+    for url in request.scenes:
+        try:
+            backend, key = storage.resolve(url)
+        except storage.StorageError as exc:
+            _check(errors, "scenes", f"{url}: {exc}")
+            continue
+        if not software.accepts_scene(key):
+            _check(
+                errors,
+                "scenes",
+                f"{posixpath.basename(key)} is not a {software.name} scene "
+                f"(expected {', '.join(software.suffixes)}).",
+            )
+            continue
+        if not any(storage.is_prefix_of(m.source, url) for m in mappings):
+            _check(errors, "scenes", f"{url} is outside this project's storage mappings.")
+            continue
+        try:
+            backend.stat(key)
+        except storage.NotFound:
+            _check(errors, "scenes", f"{url} does not exist.")
+        except storage.StorageError as exc:
+            _check(errors, "scenes", f"{url} could not be checked: {exc}")
+
+    frames: list[int] = []
+    try:
+        frames = parse_frame_spec(request.frames, max_frames=settings.RENDER_MAX_FRAMES_PER_JOB)
+    except FrameSpecError as exc:
+        _check(errors, "frames", str(exc))
+
+    max_nodes = min(cluster.max_nodes, settings.RENDER_MAX_NODES_PER_JOB)
+    if request.nodes is not None and not 1 <= request.nodes <= max_nodes:
+        _check(
+            errors,
+            "nodes",
+            f"Nodes must be between 1 and {max_nodes} "
+            f"(cluster {cluster} allows {cluster.max_nodes}, "
+            f"RENDER_MAX_NODES_PER_JOB is {settings.RENDER_MAX_NODES_PER_JOB}).",
+        )
+    if request.chunk_size is not None and request.chunk_size < 1:
+        _check(errors, "chunk_size", "Chunk size must be at least 1 frame.")
+    if request.nodes is not None and request.chunk_size is not None:
+        _check(errors, "chunk_size", "Give nodes or a chunk size, not both.")
+    if not -100 <= request.priority <= 100:
+        _check(errors, "priority", "Priority must be between -100 and 100.")
+    if len(request.name) > 150:
+        _check(errors, "name", "The name must be at most 150 characters.")
+
+    values: dict[str, Any] = {}
+    try:
+        values = software_parameters.coerce_values(software.parameters, request.parameters)
+    except ValidationError as exc:
+        errors.setdefault("parameters", []).extend(exc.messages)
+    if errors:
+        raise SubmissionError(errors)
+    return frames, values
+
+
+def _chunks(request: RenderRequest, frames: list[int]) -> list[list[int]]:
+    if request.chunk_size:
+        return split_by_size(frames, request.chunk_size)
+    return split_even(frames, request.nodes or request.cluster.desired_nodes or 1)
+
+
+def submit_render(request: RenderRequest, user: User | None = None) -> list[RenderJob]:
+    """Validate, then create a RenderJob per scene with its Tasks and Frames; dispatch on commit."""
+    frames, values = validate_render(request, user)
+    jobs: list[RenderJob] = []
+    with transaction.atomic():
+        first = None
+        for scene in request.scenes:
+            stem = posixpath.splitext(posixpath.basename(scene))[0]
+            job = RenderJob.objects.create(
+                project=request.project,
+                software=request.software,
+                cluster=request.cluster,
+                submitted_by=user,
+                name=(request.name or stem)[:200],
+                scene_url=scene,
+                frame_spec=request.frames,
+                frame_count=len(frames),
+                node_count=request.nodes or request.cluster.desired_nodes or 1,
+                chunk_size=request.chunk_size,
+                parameters=values,
+                priority=request.priority,
+                test_frame_first=request.test_frame_first and len(frames) > 1,
+                output_url="",
+                **({"submission": first.submission} if first else {}),
+            )
+            first = first or job
+            slug = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-")[:60] or "job"
+            job.output_url = storage.join(request.project.output_prefix, f"{job.pk}-{slug}/")
+            job.save(update_fields=["output_url"])
+            _create_tasks(job, request, frames)
+            jobs.append(job)
+            transaction.on_commit(functools.partial(enqueue_dispatch, job.pk))
+    log.info("submitted jobs %s (%d frames each)", [j.pk for j in jobs], len(frames))
+    return jobs
+
+
+def _create_tasks(job: RenderJob, request: RenderRequest, frames: list[int]) -> None:
+    chunks: list[tuple[list[int], bool]] = []
+    if job.test_frame_first:
+        chunks.append(([frames[0]], True))
+        chunks += [(c, False) for c in _chunks(request, frames[1:])]
+    else:
+        chunks = [(c, False) for c in _chunks(request, frames)]
+    held = job.test_frame_first
+    tasks = Task.objects.bulk_create(
+        Task(
+            job=job,
+            index=i,
+            frames=chunk,
+            is_test=is_test,
+            state=TaskState.HELD if held and not is_test else TaskState.QUEUED,
+            max_attempts=settings.RENDER_TASK_MAX_ATTEMPTS,
+        )
+        for i, (chunk, is_test) in enumerate(chunks)
+    )
+    if not all(t.pk for t in tasks):  # SQLite before 3.35 cannot return ids from bulk inserts
+        tasks = list(job.tasks.order_by("index"))
+    Frame.objects.bulk_create(
+        (Frame(job=job, task=task, number=n) for task in tasks for n in task.frames),
+        batch_size=2000,
+    )
