@@ -73,6 +73,7 @@ beat: install
 
 bench: install blender
 	$(BIN)/python bench/render.py --sandbox both --repeat 3
+	$(BIN)/python bench/sandbox.py --runs 8
 	$(BIN)/python bench/render.py --broker redis://127.0.0.1:6379/14 --skip-efficiency
 
 clean:

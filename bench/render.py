@@ -83,6 +83,7 @@ def main() -> int:
         results["efficiency"] = farm_efficiency(
             project, software, cluster, scene_url, var, kinds, args.repeat
         )
+        print(json.dumps(results["efficiency"], indent=2), flush=True)  # kept if a later step fails
     if not args.skip_latency:
         with running_worker(var, cluster.pk, kinds[0]):
             results["latency"] = dispatch_latency(project, cluster, scene_url, args.latency_jobs)
@@ -251,9 +252,15 @@ def dispatch_latency(project, cluster, scene_url, jobs: int) -> dict[str, float]
     }
 
 
-NOOP_RENDERER = (
-    "import pathlib, sys; "
-    "pathlib.Path(sys.argv[1].replace('####', '%04d' % int(sys.argv[2])) + '.txt').write_text('x')"
+NOOP_RENDERER = (  # writes a real 1x1 PNG: a frame must be an image file that decodes
+    "import pathlib, struct, sys, zlib\n"
+    "def chunk(kind, body):\n"
+    "    return struct.pack('>I', len(body)) + kind + body"
+    " + struct.pack('>I', zlib.crc32(kind + body))\n"
+    "png = b'\\x89PNG\\r\\n\\x1a\\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', 1, 1, 8, 2, 0, 0, 0))"
+    " + chunk(b'IDAT', zlib.compress(b'\\x00\\x10\\x20\\x30')) + chunk(b'IEND', b'')\n"
+    "out = sys.argv[1].replace('####', '%04d' % int(sys.argv[2])) + '.png'\n"
+    "pathlib.Path(out).write_bytes(png)\n"
 )
 
 
