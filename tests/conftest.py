@@ -15,6 +15,10 @@ import pytest
 
 from tests.workers import celery_worker, render_worker_for
 
+# The BatchCompute and OSS fakes' fixtures (cloud_project, fake_bc, submitted…) for every
+# test that asks for them by name.
+pytest_plugins = ["tests.compute.fixtures"]
+
 BLENDER = shutil.which("blender")
 REPO = Path(__file__).resolve().parents[1]
 

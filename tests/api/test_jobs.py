@@ -2,8 +2,6 @@
 cancel and retry, each for the member (bob), the superuser (alice) and the outsider (charlie).
 """
 
-# ruff: noqa: F811  (the BatchCompute fixtures are imported, then named as arguments)
-
 from __future__ import annotations
 
 from datetime import timedelta
@@ -15,20 +13,7 @@ from jobs import services as job_services
 from jobs.choices import FrameState, JobState, TaskState
 from jobs.models import RenderJob
 from renderhub import storage
-from tests.compute.fixtures import (  # noqa: F401  (fixtures, named as arguments)
-    assert_says_the_stop_is_retried,
-    assert_stopped_by_the_poller,
-    bc_settings,
-    bucket,
-    cloud_bc,
-    cloud_cluster,
-    cloud_image,
-    cloud_oss,
-    cloud_project,
-    cloud_software,
-    fake_bc,
-    unstoppable_cloud_job,
-)
+from tests.compute.fixtures import assert_says_the_stop_is_retried, assert_stopped_by_the_poller
 
 pytestmark = pytest.mark.django_db
 

@@ -1,5 +1,3 @@
-# ruff: noqa: F811  (the BatchCompute fixtures are imported, then named as arguments)
-
 from __future__ import annotations
 
 from typing import Any
@@ -9,20 +7,7 @@ from django.core.management.base import CommandError
 
 from jobs.choices import FrameState, JobState, TaskState
 from jobs.models import RenderJob
-from tests.compute.fixtures import (  # noqa: F401  (fixtures, named as arguments)
-    assert_says_the_stop_is_retried,
-    assert_stopped_by_the_poller,
-    bc_settings,
-    bucket,
-    cloud_bc,
-    cloud_cluster,
-    cloud_image,
-    cloud_oss,
-    cloud_project,
-    cloud_software,
-    fake_bc,
-    unstoppable_cloud_job,
-)
+from tests.compute.fixtures import assert_says_the_stop_is_retried, assert_stopped_by_the_poller
 
 from .conftest import render_task, start_task
 

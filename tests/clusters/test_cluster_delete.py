@@ -1,7 +1,5 @@
 """``manage.py cluster_delete ID``."""
 
-# ruff: noqa: F811  (the BatchCompute fixtures are imported, then named as arguments)
-
 from __future__ import annotations
 
 from typing import Any
@@ -11,18 +9,7 @@ from django.core.management.base import CommandError
 
 from clusters.choices import ClusterState
 from tests.clusters.cloud_commands import run
-from tests.compute.fixtures import (  # noqa: F401
-    bc_settings,
-    bucket,
-    cloud_bc,
-    cloud_cluster,
-    cloud_image,
-    cloud_oss,
-    cloud_project,
-    cloud_software,
-    fake_bc,
-    submit_cloud,
-)
+from tests.compute.fixtures import submit_cloud
 from tests.fakes.batchcompute import FakeBatchCompute
 
 pytestmark = pytest.mark.django_db

@@ -4,8 +4,6 @@ Submissions run through the services; dispatch is enqueued on commit, which the 
 ``db`` fixture never fires, so nothing here reaches a broker.
 """
 
-# ruff: noqa: F811  (the BatchCompute fixtures are imported, then named as arguments)
-
 from __future__ import annotations
 
 import html
@@ -19,20 +17,7 @@ from django.utils import timezone
 from jobs import services
 from jobs.choices import FrameState, JobState, TaskState
 from jobs.models import Frame, RenderJob, Task
-from tests.compute.fixtures import (  # noqa: F401  (fixtures, named as arguments)
-    assert_says_the_stop_is_retried,
-    assert_stopped_by_the_poller,
-    bc_settings,
-    bucket,
-    cloud_bc,
-    cloud_cluster,
-    cloud_image,
-    cloud_oss,
-    cloud_project,
-    cloud_software,
-    fake_bc,
-    unstoppable_cloud_job,
-)
+from tests.compute.fixtures import assert_says_the_stop_is_retried, assert_stopped_by_the_poller
 
 pytestmark = pytest.mark.django_db
 
