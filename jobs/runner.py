@@ -89,12 +89,15 @@ def pass_on_if_blocked(task_id: int, node: str) -> str | None:
         render_chunk.apply_async((task_id,), queue=task.job.cluster.queue, countdown=PASS_ON_DELAY)
         log.info("%s is blocklisted for job %s; passed %s on", node, task.job_id, task)
         return "passed on"
-    services.fail_unclaimed(
-        task,
-        f"Every online node of cluster {task.job.cluster} failed this job's chunks "
-        f"{settings.RENDER_BLOCKLIST_AFTER} times or more; remove their blocks in the admin "
-        "(Render job → Node blocks) and retry.",
+    # The renderer's own words first: that is what the user has to fix; the blocklist
+    # is only why nothing tried again.
+    last = task.job.node_blocks.exclude(last_reason="").order_by("-updated_at").first()
+    blocked = (
+        f"(Every online node of cluster {task.job.cluster} failed this job's chunks "
+        f"{settings.RENDER_BLOCKLIST_AFTER} times or more, so none tried again; "
+        "“Retry failed” clears the blocks.)"
     )
+    services.fail_unclaimed(task, f"{last.last_reason}\n{blocked}" if last else blocked)
     return "failed"
 
 

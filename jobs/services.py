@@ -87,7 +87,8 @@ def cancel_job(job: RenderJob) -> Outcome:
 
 
 def retry_job(job: RenderJob) -> int:
-    """Run the failed and cancelled chunks of an ended job again (only their unfinished frames).
+    """Run the failed and cancelled chunks of an ended job again (only their unfinished frames),
+    with the job's node blocks cleared.
 
     A job that had a test frame which never passed gets its test frame first again.
     """
@@ -99,6 +100,8 @@ def retry_job(job: RenderJob) -> int:
         if not retry:
             return 0
         test_pending = any(t.is_test for t in retry)
+        # The user asks for another try: nodes the job had blocked get one too.
+        locked.node_blocks.all().delete()
         Task.objects.filter(pk__in=[t.pk for t in retry]).update(
             state=TaskState.QUEUED,
             attempts=0,

@@ -258,6 +258,9 @@ def test_a_node_that_keeps_failing_is_blocklisted_for_the_job(
     job = wait_for(job)
     assert job.state == JobState.FAILED
     assert "Every online node of cluster" in job.failure_reason
+    reason = job.failure_reason
+    assert reason.startswith("1 of 1 chunks failed; first: renderer exited with code 3")
+    assert reason.index("License server unreachable") < reason.index("Every online node")
     task = job.tasks.get()
     assert task.attempts == 1  # the blocklisted node did not try again
     block = job.node_blocks.get()
