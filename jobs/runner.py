@@ -79,26 +79,23 @@ def cpus_for_chunk(concurrency: int) -> int:
 
 
 def pass_on_if_blocked(task_id: int, node: str) -> str | None:
-    """Keep a blocklisted node off the chunk: hand it to the others, or fail it if none is left."""
+    """Keep a blocklisted node off the chunk while another online node may take it.
+
+    When every online node of the cluster failed this job, the failure is the job's (its
+    scene, its parameters), not the nodes': the node renders it again, the chunk's attempts
+    bound that, and it fails with the renderer's own error rather than a blocklist note.
+    """
     task = Task.objects.select_related("job__cluster").filter(pk=task_id).first()
     if task is None or task.state != TaskState.QUEUED or not services.is_blocked(task.job_id, node):
         return None
-    if services.nodes_left(task):
-        from .tasks import render_chunk
+    if not services.nodes_left(task):
+        log.info("every online node failed job %s: %s takes %s anyway", task.job_id, node, task)
+        return None
+    from .tasks import render_chunk
 
-        render_chunk.apply_async((task_id,), queue=task.job.cluster.queue, countdown=PASS_ON_DELAY)
-        log.info("%s is blocklisted for job %s; passed %s on", node, task.job_id, task)
-        return "passed on"
-    # The renderer's own words first: that is what the user has to fix; the blocklist
-    # is only why nothing tried again.
-    last = task.job.node_blocks.exclude(last_reason="").order_by("-updated_at").first()
-    blocked = (
-        f"(Every online node of cluster {task.job.cluster} failed this job's chunks "
-        f"{settings.RENDER_BLOCKLIST_AFTER} times or more, so none tried again; "
-        "“Retry failed” clears the blocks.)"
-    )
-    services.fail_unclaimed(task, f"{last.last_reason}\n{blocked}" if last else blocked)
-    return "failed"
+    render_chunk.apply_async((task_id,), queue=task.job.cluster.queue, countdown=PASS_ON_DELAY)
+    log.info("%s is blocklisted for job %s; passed %s on", node, task.job_id, task)
+    return "passed on"
 
 
 def run_chunk(task_id: int, node: str, concurrency: int = 1) -> str:
