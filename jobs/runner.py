@@ -120,6 +120,33 @@ class Outcome:
     exit_code: int | None = None
 
 
+class CpuMeter:
+    """CPU use of a process tree since the previous reading (the agent, bwrap, the renderer).
+
+    psutil measures between two calls on the same Process object; a new object's first
+    reading is always 0, so the objects are kept from one heartbeat to the next.
+    """
+
+    def __init__(self) -> None:
+        self.procs: dict[int, psutil.Process] = {}
+
+    def percent(self, pid: int) -> float | None:
+        try:
+            root = self.procs.get(pid) or psutil.Process(pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return None
+        known = {p.pid: self.procs.get(p.pid, p) for p in tree}
+        total = 0.0
+        for proc in known.values():
+            try:
+                total += proc.cpu_percent(interval=None)
+            except psutil.Error:
+                continue  # ended between the listing and the reading
+        self.procs = known
+        return round(total, 1)
+
+
 @dataclass
 class ChunkRun:
     task: Task
@@ -128,6 +155,7 @@ class ChunkRun:
     work_dir: Path = field(init=False)
     output_dir: Path = field(init=False)
     process: subprocess.Popen[bytes] | None = None
+    cpu: CpuMeter = field(default_factory=CpuMeter)
     events: queue.Queue[dict[str, Any] | None] = field(default_factory=queue.Queue)
     outcome: Outcome = field(default_factory=Outcome)
     lost: str = ""  # why we stopped owning the task, if we did
@@ -315,14 +343,7 @@ class ChunkRun:
         return False
 
     def cpu_percent(self) -> float | None:
-        if self.process is None:
-            return None
-        try:
-            root = psutil.Process(self.process.pid)
-            procs = [root, *root.children(recursive=True)]
-            return round(sum(p.cpu_percent(interval=None) for p in procs), 1)
-        except psutil.Error:
-            return None
+        return None if self.process is None else self.cpu.percent(self.process.pid)
 
     def tails(self) -> dict[str, str]:
         names = {

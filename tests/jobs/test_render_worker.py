@@ -289,3 +289,22 @@ def test_finished_outputs_are_downloaded_when_the_project_asks(
         "shot_a_0002.png",
         "shot_a_0003.png",
     ]  # the outputs only: no logs or thumbnails
+
+
+def test_cpu_use_of_a_busy_renderer_is_measured_between_heartbeats() -> None:
+    """The job page showed 0 % for every chunk: a new psutil object's first reading is 0."""
+    import subprocess
+    import sys
+
+    from jobs.runner import CpuMeter
+
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        meter = CpuMeter()
+        meter.percent(busy.pid)  # the first reading only starts the measurement
+        time.sleep(0.5)
+        assert (meter.percent(busy.pid) or 0) > 20
+    finally:
+        busy.kill()
+        busy.wait()
+    assert meter.percent(busy.pid) is None  # gone: no reading, no error
