@@ -3,12 +3,27 @@ backend: console by default, SMTP with EMAIL_BACKEND and EMAIL_HOST)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.core.mail import send_mail
 
 from jobs.models import RenderJob
 from renderhub.cli import format_duration
 from workflows.models import WorkflowRun
+
+
+def mailable(user: Any) -> bool:
+    """Someone to tell: a submitter who is still active and has an address."""
+    return user is not None and user.is_active and bool(user.email)
+
+
+def _send(user: Any, message: tuple[str, str]) -> bool:
+    if not mailable(user):
+        return False
+    subject, body = message
+    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [user.email])
+    return True
 
 
 def job_ended_message(job: RenderJob, state: str) -> tuple[str, str]:
@@ -31,12 +46,7 @@ def job_ended_message(job: RenderJob, state: str) -> tuple[str, str]:
 def send_job_ended(job_id: int, state: str) -> bool:
     """Mail the submitter; False when there is nobody to tell (no user, no address)."""
     job = RenderJob.objects.select_related("project", "submitted_by").filter(pk=job_id).first()
-    user = job.submitted_by if job else None
-    if job is None or user is None or not user.is_active or not user.email:
-        return False
-    subject, body = job_ended_message(job, state)
-    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [user.email])
-    return True
+    return job is not None and _send(job.submitted_by, job_ended_message(job, state))
 
 
 def run_ended_message(run: WorkflowRun, state: str) -> tuple[str, str]:
@@ -57,9 +67,4 @@ def run_ended_message(run: WorkflowRun, state: str) -> tuple[str, str]:
 
 def send_run_ended(run_id: int, state: str) -> bool:
     run = WorkflowRun.objects.select_related("project", "submitted_by").filter(pk=run_id).first()
-    user = run.submitted_by if run else None
-    if run is None or user is None or not user.is_active or not user.email:
-        return False
-    subject, body = run_ended_message(run, state)
-    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [user.email])
-    return True
+    return run is not None and _send(run.submitted_by, run_ended_message(run, state))

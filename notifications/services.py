@@ -29,6 +29,7 @@ from workflows.models import WorkflowRun
 
 from . import signing, webhook_http
 from .choices import PING_EVENT, DeliveryState, WebhookEvent
+from .email import mailable
 from .models import Webhook, WebhookDelivery, validate_webhook_url
 
 if TYPE_CHECKING:
@@ -162,10 +163,8 @@ def job_state_changed(job_id: int, old_state: str, new_state: str) -> list[Webho
         WebhookEvent.JOB_STATE_CHANGED,
         {"old_state": old_state, "new_state": new_state, "job": job_summary(job)},
     )
-    if new_state in TERMINAL_JOB_STATES and settings.NOTIFY_BY_EMAIL:
-        submitter = job.submitted_by
-        if submitter is not None and submitter.is_active and submitter.email:
-            _enqueue_email(job.pk, new_state)
+    if new_state in TERMINAL_JOB_STATES and settings.NOTIFY_BY_EMAIL and mailable(job.submitted_by):
+        _enqueue_email(job.pk, new_state)
     return deliveries
 
 
@@ -210,10 +209,8 @@ def workflow_state_changed(run_id: int, old_state: str, new_state: str) -> list[
         WebhookEvent.WORKFLOW_STATE_CHANGED,
         {"old_state": old_state, "new_state": new_state, "run": run_summary(run)},
     )
-    if new_state in TERMINAL_RUN_STATES and settings.NOTIFY_BY_EMAIL:
-        submitter = run.submitted_by
-        if submitter is not None and submitter.is_active and submitter.email:
-            _enqueue_run_email(run.pk, new_state)
+    if new_state in TERMINAL_RUN_STATES and settings.NOTIFY_BY_EMAIL and mailable(run.submitted_by):
+        _enqueue_run_email(run.pk, new_state)
     return deliveries
 
 

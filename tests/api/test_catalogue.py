@@ -1,8 +1,6 @@
 """Projects, images, software and clusters: who sees what, and cluster resizing (through
 clusters.services, on a local cluster and on a BatchCompute one in the fake)."""
 
-# ruff: noqa: F811  (the BatchCompute fixtures are imported, then named as arguments)
-
 from __future__ import annotations
 
 from typing import Any
@@ -12,15 +10,6 @@ from django.contrib.auth.models import Permission
 
 from clusters.choices import ClusterState
 from clusters.models import Cluster
-from tests.compute.fixtures import (  # noqa: F401
-    bc_settings,
-    bucket,
-    cloud_bc,
-    cloud_cluster,
-    cloud_image,
-    cloud_oss,
-    fake_bc,
-)
 from tests.fakes.batchcompute import FakeBatchCompute
 
 pytestmark = pytest.mark.django_db

@@ -1,7 +1,5 @@
 """``manage.py cluster_create``."""
 
-# ruff: noqa: F811  (the BatchCompute fixtures are imported, then named as arguments)
-
 from __future__ import annotations
 
 from typing import Any
@@ -12,14 +10,6 @@ from django.core.management.base import CommandError
 from clusters.choices import Backend, ClusterState
 from clusters.models import Cluster
 from tests.clusters.cloud_commands import run
-from tests.compute.fixtures import (  # noqa: F401
-    bc_settings,
-    bucket,
-    cloud_bc,
-    cloud_image,
-    cloud_oss,
-    fake_bc,
-)
 from tests.fakes.batchcompute import FakeBatchCompute
 
 pytestmark = pytest.mark.django_db

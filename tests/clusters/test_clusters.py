@@ -1,7 +1,5 @@
 """``manage.py clusters``."""
 
-# ruff: noqa: F811  (the BatchCompute fixtures are imported, then named as arguments)
-
 from __future__ import annotations
 
 from typing import Any
@@ -9,15 +7,6 @@ from typing import Any
 import pytest
 
 from tests.clusters.cloud_commands import run
-from tests.compute.fixtures import (  # noqa: F401
-    bc_settings,
-    bucket,
-    cloud_bc,
-    cloud_cluster,
-    cloud_image,
-    cloud_oss,
-    fake_bc,
-)
 
 pytestmark = pytest.mark.django_db
 

@@ -1,7 +1,5 @@
 """Cluster operations against the fake BatchCompute: create, resize, delete, sync."""
 
-# ruff: noqa: F811  (the BatchCompute fixtures are imported, then named as arguments)
-
 from __future__ import annotations
 
 from datetime import timedelta
@@ -15,14 +13,6 @@ from clusters import services
 from clusters.choices import Backend, ClusterState, NodeState
 from clusters.models import Cluster
 from renderhub.compute import ComputeError
-from tests.compute.fixtures import (  # noqa: F401
-    bc_settings,
-    bucket,
-    cloud_bc,
-    cloud_image,
-    cloud_oss,
-    fake_bc,
-)
 from tests.fakes.batchcompute import FakeBatchCompute
 
 pytestmark = pytest.mark.django_db

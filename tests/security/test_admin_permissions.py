@@ -8,8 +8,6 @@ BatchCompute and no secret is shown. A resize beyond the cluster's ``max_nodes``
 asks: the admin, the REST API, the CLI or the staff page.
 """
 
-# ruff: noqa: F811  (the BatchCompute fixtures are imported, then named as arguments)
-
 from __future__ import annotations
 
 from typing import Any
@@ -26,15 +24,6 @@ from notifications import services as notification_services
 from notifications import signing
 from notifications.models import Webhook, WebhookDelivery
 from tests.clusters.cloud_commands import run
-from tests.compute.fixtures import (  # noqa: F401
-    bc_settings,
-    bucket,
-    cloud_bc,
-    cloud_cluster,
-    cloud_image,
-    cloud_oss,
-    fake_bc,
-)
 from tests.fakes.batchcompute import FakeBatchCompute
 
 pytestmark = pytest.mark.django_db

@@ -9,14 +9,6 @@ from typing import Any
 import pytest
 
 # The BatchCompute fixtures (a fake BatchCompute and a fake OSS), for the cloud engine.
-from tests.compute.fixtures import (  # noqa: F401
-    bc_settings,
-    bucket,
-    cloud_bc,
-    cloud_oss,
-    fake_bc,
-)
-
 from .grants import grant_run_on_host
 
 DEMOS = Path(__file__).resolve().parents[2] / "workflows" / "demos"
