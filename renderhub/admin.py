@@ -1,5 +1,5 @@
-"""The admin site: a login form that explains lockouts, and django-celery-beat's periodic
-task admin with permissions on its actions.
+"""The admin site: a login form that explains lockouts, django-celery-beat's periodic
+task admin with permissions on its actions, and the plumbing kept for superusers.
 
 Beat's actions (enable, disable, toggle, run now) declare no permissions, so staff who may
 only view periodic tasks could switch beat's schedule off or run any task at will. The
@@ -10,11 +10,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import django_celery_results.admin  # noqa: F401  (registers its admins first)
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django_celery_beat import admin as beat_admin  # registers PeriodicTaskAdmin first
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.models import (
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+    SolarSchedule,
+)
+from django_celery_results.models import GroupResult, TaskResult
 
 from .admin_actions import ExplainRefusedActionsMixin
 from .auth import ThrottledAuthenticationForm
@@ -42,3 +50,36 @@ class PeriodicTaskAdmin(ExplainRefusedActionsMixin, beat_admin.PeriodicTaskAdmin
 
 admin.site.unregister(PeriodicTask)
 admin.site.register(PeriodicTask, PeriodicTaskAdmin)
+
+
+class SuperusersOnly:
+    """Celery's task results and beat's raw schedules are plumbing: a model permission
+    handed to a staff group for periodic tasks must not put them in everyone's sidebar."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_superuser)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_superuser)
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return bool(request.user.is_superuser) and super().has_add_permission(request, *args)  # type: ignore[misc]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_superuser) and super().has_change_permission(request, obj)  # type: ignore[misc]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_superuser) and super().has_delete_permission(request, obj)  # type: ignore[misc]
+
+
+for _model in (
+    TaskResult,
+    GroupResult,
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    SolarSchedule,
+):
+    _base = type(admin.site.get_model_admin(_model))
+    admin.site.unregister(_model)
+    admin.site.register(_model, type(f"SuperuserOnly{_base.__name__}", (SuperusersOnly, _base), {}))

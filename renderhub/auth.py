@@ -22,6 +22,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -95,13 +96,28 @@ class ThrottledModelBackend(ModelBackend):
         return super().authenticate(request, username=username, password=password, **kwargs)
 
 
-class ThrottledAuthenticationForm(AdminAuthenticationForm):
-    """The admin login, saying so when the lockout (not the password) refuses it."""
+class ThrottledLoginForm(AuthenticationForm):
+    """The pages' login, for every active user, saying so when the lockout (not the
+    password) refuses it."""
 
     def clean(self) -> dict[str, Any]:
         if is_locked_out(self.request, self.cleaned_data.get("username")):
             raise ValidationError(lockout_message(), code="locked_out")
         return super().clean()
+
+
+class ThrottledAuthenticationForm(ThrottledLoginForm, AdminAuthenticationForm):
+    """The admin login: the same lockout message, and staff accounts only. An artist who
+    typed the right password is sent to the pages' login rather than told it is wrong."""
+
+    def confirm_login_allowed(self, user: Any) -> None:
+        if user.is_active and not user.is_staff:
+            raise ValidationError(
+                "This account has no staff rights, so it cannot use the admin. Log in to "
+                "RenderHub's pages instead: submitting, jobs and workflows are there.",
+                code="not_staff",
+            )
+        super().confirm_login_allowed(user)
 
 
 def _count(key: str) -> None:

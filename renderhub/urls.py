@@ -9,6 +9,7 @@ admin.site.index_title = "Control panel"
 
 urlpatterns = [
     path("", include("ops.urls")),  # /healthz and the admin's System status page
+    path("", include("renderhub.accounts")),  # /login/ and /logout/ for the pages
     path("admin/", admin.site.urls),
     path("", include("renderhub.storage.urls")),
     path("api/", include("api.urls")),

@@ -89,7 +89,7 @@ def test_the_login_page_itself_needs_no_login(client: Any) -> None:
 def test_the_site_root_is_the_dashboard_behind_a_login(client: Any, alice: Any) -> None:
     anonymous = client.get("/")
     assert anonymous.status_code == 302
-    assert anonymous["Location"].startswith("/admin/login/")
+    assert anonymous["Location"].startswith("/login/?next=/")
     client.force_login(alice)
     response = client.get("/")
     assert response.status_code == 200

@@ -148,4 +148,4 @@ def test_actions_need_post_and_csrf(client: Any, bob: Any, job: RenderJob) -> No
 def test_anonymous_users_are_sent_to_log_in(client: Any, job: RenderJob) -> None:
     for url in ("/", "/jobs/", f"/jobs/{job.pk}/", "/submit/", "/clusters/"):
         response = client.get(url)
-        assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+        assert response.status_code == 302 and response["Location"].startswith("/login/")

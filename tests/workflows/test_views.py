@@ -26,7 +26,7 @@ def pages(run: WorkflowRun) -> list[str]:
 def test_anonymous_users_are_sent_to_the_login(client: Any, finished_run: Any) -> None:
     for url in ["/workflows/", *pages(finished_run)]:
         response = client.get(url)
-        assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+        assert response.status_code == 302 and response["Location"].startswith("/login/")
 
 
 def test_an_outsider_gets_404_and_an_empty_list(
