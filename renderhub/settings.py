@@ -200,6 +200,15 @@ STORAGE_RETRIES = env.int("STORAGE_RETRIES", default=3)
 # mapping sources (empty: only superusers set those). Mapping the root reaches every project.
 STORAGE_ALLOWED_PREFIXES = env.list("STORAGE_ALLOWED_PREFIXES", default=[])
 SIGNED_URL_TTL = env.int("SIGNED_URL_TTL", default=3600)
+# Uploads from the storage browser (into writable mappings). The largest file one upload
+# may carry; a browser upload to OSS (a signed POST) stops at 5 GB whatever this says.
+UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=50 * 1024**3)
+# Local storage takes files in pieces of at most this many bytes (a lost piece is resent).
+UPLOAD_CHUNK_BYTES = env.int("UPLOAD_CHUNK_BYTES", default=8 * 1024**2)
+# A partial upload untouched this long is deleted, and its upload link stops working.
+UPLOAD_STALE_SECONDS = env.int("UPLOAD_STALE_SECONDS", default=24 * 3600)
+# How long a signed OSS POST form stays valid.
+UPLOAD_POLICY_SECONDS = env.int("UPLOAD_POLICY_SECONDS", default=3600)
 
 # --- Compute --------------------------------------------------------------------------
 RENDERHUB_DEPLOYMENT_TAG = env.str("RENDERHUB_DEPLOYMENT_TAG", default="renderhub")
