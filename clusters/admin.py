@@ -14,7 +14,7 @@ from renderhub.admin_actions import ExplainRefusedActionsMixin
 from renderhub.compute import ComputeError
 
 from . import services
-from .choices import ClusterState
+from .choices import Backend, ClusterState
 from .forms import ClusterAdminForm, ResizeForm
 from .models import Cluster, ClusterNode, ClusterOperation
 
@@ -39,6 +39,24 @@ class ClusterNodeInline(admin.TabularInline):
 
     def has_add_permission(self, request: HttpRequest, obj: Cluster | None = None) -> bool:
         return False
+
+
+def _nodes_wording(cluster: Cluster | None) -> tuple[str, str]:
+    """The node count means machines only for a standing BatchCompute cluster."""
+    if cluster is None:
+        return "Nodes", (
+            "BatchCompute: VMs to run (0 keeps the cluster but stops paying for VMs). Own "
+            "machines: how many nodes a job is split over by default; machines join by "
+            "running a render worker for the cluster's queue."
+        )
+    if services.is_cloud(cluster):
+        return "Nodes", "VMs to run; 0 keeps the cluster but stops paying for VMs."
+    if cluster.backend == Backend.BATCHCOMPUTE:
+        return "VMs per job", "AutoCluster: the most VMs one job gets."
+    return "Nodes per job", (
+        "How many nodes a job is split over by default. RenderHub does not start or stop "
+        f"your own machines: a machine joins by running a render worker for {cluster.queue}."
+    )
 
 
 @admin.register(Cluster)
@@ -70,10 +88,47 @@ class ClusterAdmin(ExplainRefusedActionsMixin, admin.ModelAdmin):
     inlines = [ClusterNodeInline]
     actions = ["sync_clusters", "resize_clusters", "delete_clusters"]
 
+    class Media:
+        js = ["js/cluster-form.js"]  # hides the BatchCompute fields for own machines
+
     # BatchCompute clusters are created, resized and deleted through clusters.services.
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        general = ["name", "backend", "image", "desired_nodes", "max_nodes", "hourly_price"]
+        fieldsets: list[tuple[str | None, dict[str, Any]]] = [
+            (None, {"fields": general + ([] if obj is None else ["state", "queue"])})
+        ]
+        if obj is None or obj.backend == Backend.BATCHCOMPUTE:
+            cloud = ["auto_cluster", "instance_type", "disk_type", "disk_size_gb", "spot"]
+            cloud += ["spot_price_limit"]
+            if obj is not None:
+                cloud += ["cloud_cluster_id", "actual_nodes", "synced_at", "sync_error"]
+            fieldsets.append(
+                (
+                    "Alibaba Cloud BatchCompute",
+                    {
+                        "fields": cloud,
+                        "classes": ["batchcompute"],
+                        "description": "Only for BatchCompute clusters.",
+                    },
+                )
+            )
+        if obj is not None:
+            fieldsets.append(("History", {"fields": ["operation_log", "created_at", "updated_at"]}))
+        return fieldsets
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kw: Any
+    ) -> Any:
+        form = super().get_form(request, obj, change, **kw)
+        if (nodes := form.base_fields.get("desired_nodes")) is not None:
+            nodes.label, nodes.help_text = _nodes_wording(obj)
+        return form
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = tuple(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            fields += ("state",)  # follows what happens to the cluster; never typed in
         if obj is not None and services.is_cloud(obj) and obj.cloud_cluster_id:
             # What the cloud cluster was created with; resizing goes through desired nodes.
             fields += ("backend", "auto_cluster", "image", "instance_type", "disk_type")
@@ -140,7 +195,7 @@ class ClusterAdmin(ExplainRefusedActionsMixin, admin.ModelAdmin):
             for cluster in queryset.select_related("image"):
                 try:
                     services.resize(cluster, form.cleaned_data["nodes"], user=request.user)  # type: ignore[arg-type]
-                    self.message_user(request, f"{cluster}: {cluster.desired_nodes} nodes.")
+                    self.message_user(request, services.resize_message(cluster))
                 except ComputeError as exc:
                     self.message_user(request, f"{cluster}: {exc}", messages.ERROR)
                 except ValidationError as exc:

@@ -50,5 +50,9 @@ class ClusterAdminForm(forms.ModelForm):
 
 class ResizeForm(forms.Form):
     nodes = forms.IntegerField(
-        min_value=0, label="Nodes", help_text="0 keeps the cluster but stops paying for VMs."
+        min_value=0,
+        label="Nodes",
+        help_text="BatchCompute: VMs to run (0 keeps the cluster but stops paying for VMs). "
+        "Own machines: how many nodes a job is split over by default; no machine is started "
+        "or stopped.",
     )

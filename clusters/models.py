@@ -135,3 +135,33 @@ class ClusterOperation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.cluster_id} {self.at:%Y-%m-%d %H:%M:%S} {self.message[:60]}"
+
+
+class UnassignedWorker(models.Model):
+    """A render worker consuming ``render.<name>`` where no cluster is called ``name`` yet.
+
+    Its heartbeat lands here instead of nowhere, so System status can show it and offer to
+    create the cluster it is waiting for.
+    """
+
+    cluster_name = models.CharField(max_length=200)
+    hostname = models.CharField(max_length=200)
+    cpu_count = models.PositiveIntegerField(null=True, blank=True)
+    concurrency = models.PositiveIntegerField(null=True, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        ordering = ["cluster_name", "hostname"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cluster_name", "hostname"], name="unassigned_worker_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hostname} (render.{self.cluster_name})"
+
+    @property
+    def queue(self) -> str:
+        return f"render.{self.cluster_name}"

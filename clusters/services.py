@@ -28,7 +28,7 @@ from renderhub.cloud import get_client, tagged
 from renderhub.compute import ComputeError
 
 from .choices import Backend, ClusterState, NodeState
-from .models import Cluster, ClusterNode, ClusterOperation
+from .models import Cluster, ClusterNode, ClusterOperation, UnassignedWorker
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -204,6 +204,44 @@ def _create_in_cloud(cluster: Cluster, user: User | None, look_first: bool) -> N
     record(cluster, "create", f"BatchCompute cluster {cloud_id} created", user)
 
 
+def unassigned_workers() -> dict[str, list[UnassignedWorker]]:
+    """Workers heard from lately whose queue names no cluster yet, by that cluster name."""
+    cutoff = timezone.now() - timedelta(seconds=settings.NODE_OFFLINE_AFTER)
+    waiting: dict[str, list[UnassignedWorker]] = {}
+    for worker in UnassignedWorker.objects.filter(last_seen__gte=cutoff):
+        waiting.setdefault(worker.cluster_name, []).append(worker)
+    return waiting
+
+
+@transaction.atomic
+def create_for_workers(name: str, image: Any, user: User | None = None) -> Cluster:
+    """The own-machines cluster that workers of queue ``render.<name>`` wait for; they show
+    as its nodes at once (their next heartbeat keeps them fresh)."""
+    waiting = unassigned_workers().get(name, [])
+    cluster = Cluster(
+        name=name,
+        backend=Backend.CELERY,
+        image=image,
+        desired_nodes=max(1, len(waiting)),
+        max_nodes=max(16, len(waiting)),
+    )
+    create(cluster, user)
+    for worker in waiting:
+        ClusterNode.objects.update_or_create(
+            cluster=cluster,
+            name=worker.hostname,
+            defaults={
+                "state": NodeState.IDLE,
+                "cpu_count": worker.cpu_count,
+                "concurrency": worker.concurrency,
+                "ip_address": worker.ip_address,
+                "last_seen": worker.last_seen,
+            },
+        )
+    UnassignedWorker.objects.filter(cluster_name=name).delete()
+    return cluster
+
+
 def check_size(cluster: Cluster, nodes: int) -> None:
     """Refuse a node count outside 0..``max_nodes`` (and ``BATCHCOMPUTE_MAX_INSTANCES`` for
     BatchCompute): every VM costs money, so the bound holds for every caller."""
@@ -235,8 +273,29 @@ def resize(cluster: Cluster, nodes: int, user: User | None = None) -> Cluster:
         )
     cluster.desired_nodes = nodes
     Cluster.objects.filter(pk=cluster.pk).update(desired_nodes=nodes, state=cluster.state)
-    record(cluster, "resize", f"resized from {before} to {nodes} nodes", user)
+    if is_cloud(cluster):
+        what = f"resized from {before} to {nodes} nodes"
+    else:
+        what = (
+            f"default split changed from {before} to {nodes} nodes (no machine started or stopped)"
+        )
+    record(cluster, "resize", what, user)
     return cluster
+
+
+def resize_message(cluster: Cluster) -> str:
+    """What a resize did, for the person who asked: only a standing BatchCompute cluster
+    gains or loses machines; otherwise the number is how many nodes a job is split over."""
+    nodes = cluster.desired_nodes
+    if is_cloud(cluster):
+        return f"Resizing {cluster} to {nodes} nodes: BatchCompute starts or stops VMs to match."
+    if cluster.backend == Backend.BATCHCOMPUTE:
+        return f"Jobs on {cluster} now get up to {nodes} VMs each (AutoCluster)."
+    return (
+        f"Jobs on {cluster} are now split over {nodes} nodes by default. RenderHub does not "
+        "start or stop your own machines: a machine joins by running a render worker for "
+        f"queue {cluster.queue}."
+    )
 
 
 def delete(cluster: Cluster, user: User | None = None) -> Cluster:

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.staticfiles.storage import staticfiles_storage
-from django.db.models import F
+from django.core.exceptions import ValidationError
+from django.db.models import Case, F, When
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -12,11 +14,13 @@ from django.http import (
     HttpResponsePermanentRedirect,
     JsonResponse,
 )
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_safe
+from django.views.decorators.http import require_POST, require_safe
 
-from clusters.models import ClusterNode
+from clusters import services as clusters_services
+from clusters.models import Cluster, ClusterNode
+from images.models import ComputeImage
 from jobs import queries as jobs_queries
 from renderhub.htmx import is_htmx
 from workflows.models import WorkflowRun
@@ -63,6 +67,11 @@ def system_status(request: HttpRequest) -> HttpResponse:
     context = {
         **admin.site.each_context(request),
         "title": "System status",
+        "waiting": clusters_services.unassigned_workers(),
+        "local_images": ComputeImage.objects.order_by(
+            Case(When(image_id="local", then=0), default=1), "name"
+        ),
+        "can_create_cluster": request.user.has_perm("clusters.add_cluster"),
         "version": settings.RENDERHUB_VERSION,
         "checks": status.run_checks(),
         "settings_rows": status.effective_settings(),
@@ -70,6 +79,32 @@ def system_status(request: HttpRequest) -> HttpResponse:
         "nodes": nodes,
     }
     return render(request, "ops/system_status.html", context)
+
+
+@staff_member_required
+@require_POST
+def create_cluster_for_workers(request: HttpRequest) -> HttpResponse:
+    """System status's one click: the own-machines cluster that waiting workers name."""
+    if not (request.user.is_superuser and request.user.has_perm("clusters.add_cluster")):
+        return HttpResponseForbidden("Creating clusters needs a superuser.")
+    name = request.POST.get("name", "")
+    image = get_object_or_404(ComputeImage, pk=request.POST.get("image") or 0)
+    if not clusters_services.unassigned_workers().get(name):
+        messages.error(request, f"No worker is waiting for a cluster named {name!r}.")
+    elif Cluster.objects.filter(name=name).exists():
+        messages.error(request, f"Cluster {name!r} exists already; its workers join it shortly.")
+    else:
+        try:
+            cluster = clusters_services.create_for_workers(name, image, user=request.user)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(
+                request,
+                f"Cluster {cluster.name} created with {cluster.nodes.count()} node(s); "
+                "render jobs can be submitted to it now.",
+            )
+    return redirect("system-status")
 
 
 @require_safe

@@ -83,7 +83,10 @@ def test_resize_sets_the_size_and_logs_who_did_it(token_client, operator, cluste
     cluster.refresh_from_db()
     assert cluster.desired_nodes == 3
     [operation] = cluster.operations.filter(action="resize")
-    assert (operation.user, operation.message) == (operator, "resized from 2 to 3 nodes")
+    assert (operation.user, operation.message) == (
+        operator,
+        "default split changed from 2 to 3 nodes (no machine started or stopped)",
+    )
 
 
 def test_resize_refusals_are_400_or_409_and_change_nothing(token_client, operator, cluster) -> None:

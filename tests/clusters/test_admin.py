@@ -102,3 +102,41 @@ def test_an_invalid_cluster_is_refused(
     assert response.status_code == 200
     assert message in response.content.decode().replace("&#x27;", "'")
     assert not Cluster.objects.filter(name__in=["farm-b", "farm b", "-farm"]).exists()
+
+
+def test_an_own_machines_cluster_shows_no_cloud_fields_and_no_editable_state(
+    admin_client: Any, cluster: Cluster
+) -> None:
+    html = admin_client.get(f"/admin/clusters/cluster/{cluster.pk}/change/").content.decode()
+    for cloud_field in ("instance_type", "disk_type", "spot_price_limit", "auto_cluster"):
+        assert f'name="{cloud_field}"' not in html
+    assert 'name="state"' not in html  # shown, not editable
+    assert "Nodes per job" in html and cluster.queue in html
+    # Saving the form keeps the state whatever is posted.
+    data = cluster_form(cluster.image, name=cluster.name, state="deleted")
+    assert (
+        admin_client.post(f"/admin/clusters/cluster/{cluster.pk}/change/", data).status_code == 302
+    )
+    cluster.refresh_from_db()
+    assert cluster.state == "active"
+
+
+def test_the_add_form_keeps_the_cloud_fields_in_their_own_fieldset(
+    admin_client: Any, image: Any
+) -> None:
+    html = admin_client.get("/admin/clusters/cluster/add/").content.decode()
+    assert 'class="module batchcompute' in html or "batchcompute" in html
+    assert "Only for BatchCompute clusters." in html and "js/cluster-form.js" in html
+    assert 'name="state"' not in html
+
+
+def test_resizing_own_machines_says_what_it_does(admin_client: Any, cluster: Cluster) -> None:
+    response = admin_client.post(
+        "/admin/clusters/cluster/",
+        {"action": "resize_clusters", "_selected_action": [cluster.pk], "apply": "1", "nodes": 3},
+        follow=True,
+    )
+    text = response.content.decode()
+    assert "split over 3 nodes by default" in text and "does not start or stop" in text
+    [operation] = cluster.operations.filter(action="resize")
+    assert "no machine started or stopped" in operation.message
