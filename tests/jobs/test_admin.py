@@ -105,9 +105,11 @@ def test_the_changelist_shows_progress(admin_client: Any, job: RenderJob) -> Non
     assert '<progress value="2" max="6"></progress> 2/6, 1 failed' in page
 
 
-def test_the_changelist_has_a_submit_render_link(admin_client: Any) -> None:
+def test_the_changelist_links_the_submit_page_with_its_storage_browser(admin_client: Any) -> None:
     page = text_of(admin_client.get(CHANGELIST))
-    assert f'<a href="{SUBMIT}" class="addlink">Submit render</a>' in page
+    assert '<a href="/submit/" class="addlink">Submit render</a>' in page
+    assert f'<a href="{SUBMIT}">Submit by scene URL</a>' in page
+    assert 'href="/submit/"' in text_of(admin_client.get(SUBMIT))  # no scene typed by hand
 
 
 def test_jobs_are_not_added_through_the_generic_form(admin_client: Any) -> None:
