@@ -199,6 +199,9 @@ STORAGE_RETRIES = env.int("STORAGE_RETRIES", default=3)
 # Storage URL prefixes staff who are not superusers may use as project output prefixes and
 # mapping sources (empty: only superusers set those). Mapping the root reaches every project.
 STORAGE_ALLOWED_PREFIXES = env.list("STORAGE_ALLOWED_PREFIXES", default=[])
+# Where the New project page puts a project's folder (default: <STORAGE_URL>projects/).
+# Users who may add projects but are not superusers need it inside STORAGE_ALLOWED_PREFIXES.
+PROJECTS_STORAGE_URL = env.str("PROJECTS_STORAGE_URL", default="")
 SIGNED_URL_TTL = env.int("SIGNED_URL_TTL", default=3600)
 # Uploads from the storage browser (into writable mappings). The largest file one upload
 # may carry; a browser upload to OSS (a signed POST) stops at 5 GB whatever this says.
@@ -239,6 +242,13 @@ RENDER_SANDBOX_PATHS = env.list("RENDER_SANDBOX_PATHS", default=[])
 RENDER_MAX_FILE_SIZE = env.int("RENDER_MAX_FILE_SIZE", default=16 << 30)
 RENDER_MAX_PROCESSES = env.int("RENDER_MAX_PROCESSES", default=4096)
 RENDER_MAX_MEMORY = env.int("RENDER_MAX_MEMORY", default=0)
+# Scene facts read at submit (renderhub/blend/facts.py, docs/SUBMIT-CHECKS.md): the reader's
+# time limit, the largest file (or unpacked size) and memory it may use, and the largest
+# scene fetched from OSS to be read (larger ones are submitted unchecked, with a warning).
+SCENE_FACTS_TIMEOUT = env.float("SCENE_FACTS_TIMEOUT", default=20.0)
+SCENE_FACTS_MAX_BYTES = env.int("SCENE_FACTS_MAX_BYTES", default=4 << 30)
+SCENE_FACTS_MAX_MEMORY = env.int("SCENE_FACTS_MAX_MEMORY", default=1 << 30)
+SCENE_FACTS_MAX_DOWNLOAD = env.int("SCENE_FACTS_MAX_DOWNLOAD", default=512 << 20)
 # A node whose last heartbeat is older than this is shown offline.
 NODE_HEARTBEAT_SECONDS = env.int("NODE_HEARTBEAT_SECONDS", default=10)
 NODE_OFFLINE_AFTER = env.int("NODE_OFFLINE_AFTER", default=60)
