@@ -45,9 +45,11 @@ class Folder:
     marker: str = ""
     next_marker: str | None = None
     error: str = ""
+    writable: bool = False  # the folder's mapping is writable: members may upload here
+    in_submit: bool = False  # shown on the submit page (links keep the user there)
 
 
-def _mapping_for(mappings: list[StorageMapping], url: str) -> StorageMapping:
+def mapping_holding(mappings: list[StorageMapping], url: str) -> StorageMapping:
     """The longest mapped prefix holding ``url``; raises OutsideMappings."""
     try:
         holders = [m for m in mappings if storage.is_prefix_of(m.source, url)]
@@ -82,8 +84,10 @@ def browse(
         )
     if not url.endswith("/"):
         url += "/"
-    mapping = _mapping_for(mappings, url)
-    folder = Folder(project, url, crumbs=_crumbs(mapping, url), marker=marker)
+    mapping = mapping_holding(mappings, url)
+    folder = Folder(
+        project, url, crumbs=_crumbs(mapping, url), marker=marker, writable=mapping.writable
+    )
     try:
         backend, prefix = storage.resolve(url)
         mapped_key = storage.resolve(mapping.source)[1]
@@ -114,7 +118,7 @@ def scene_labels(project: Project, urls: list[str]) -> list[tuple[str, str]]:
     labelled = []
     for url in urls:
         try:
-            mapping = _mapping_for(mappings, url)
+            mapping = mapping_holding(mappings, url)
             label = storage.resolve(url)[1].removeprefix(storage.resolve(mapping.source)[1])
         except (OutsideMappings, storage.StorageError):
             label = url

@@ -67,7 +67,12 @@ def _check_range(start: int | None, end: int | None) -> tuple[int, int | None]:
     return first, end
 
 
-def _fsync_dir(path: Path) -> None:
+def file_mode() -> int:
+    """The mode new files get (0o666 less the process umask), as ``open`` would give."""
+    return _FILE_MODE
+
+
+def fsync_dir(path: Path) -> None:
     # Makes the rename itself durable; not every file system allows it, hence best effort.
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
@@ -118,7 +123,7 @@ def atomic_write(
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _fsync_dir(dest.parent)
+    fsync_dir(dest.parent)
     return done
 
 
@@ -165,6 +170,11 @@ class LocalStorage:
         if not self._inside(path if follow else path.parent):
             raise InvalidKey(f"{key!r} resolves outside the storage root")
         return path
+
+    def target_path(self, key: str) -> Path:
+        """Where a write of ``key`` lands: its folder resolved (and inside the root), the
+        name itself not followed (writing replaces a symlink, never what it points to)."""
+        return self._path(key, follow=False)
 
     def url_for(self, key: str) -> str:
         normalized = normalize_key(key, allow_empty=True, is_prefix=key.endswith("/"))
