@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/", include("api.urls")),
     path("workflows/", include("workflows.urls")),
     path("clusters/", include("clusters.urls")),
+    path("projects/", include("projects.pages")),  # New project
     path("projects/", include("projects.urls")),
     path("", include("jobs.urls")),
 ]
