@@ -22,6 +22,7 @@ from clusters import services as clusters_services
 from clusters.models import Cluster, ClusterNode
 from images.models import ComputeImage
 from jobs import queries as jobs_queries
+from projects.models import Project
 from renderhub.htmx import is_htmx
 from workflows.models import WorkflowRun
 
@@ -114,6 +115,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     context = jobs_queries.dashboard(request.user)
     if is_htmx(request):
         return render(request, "jobs/_running_panel.html", context)
+    context["projects"] = list(Project.objects.visible_to(request.user)[:20])
     context["workflow_runs"] = list(
         WorkflowRun.objects.visible_to(request.user).select_related("project").order_by("-pk")[:10]
     )

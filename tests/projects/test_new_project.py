@@ -93,3 +93,14 @@ def test_outside_the_allowed_storage_only_a_superuser_may_create(
     )
     client.force_login(alice)
     assert client.post("/projects/new/", {"name": "spot-42", "image": image.pk}).status_code == 302
+
+
+def test_the_dashboard_lists_your_projects_and_offers_a_new_one(
+    client: Any, lead: Any, bob: Any, project: Any
+) -> None:
+    client.force_login(lead)
+    page = client.get("/").content.decode()
+    assert "You are not a member of any project yet" in page and "/projects/new/" in page
+    client.force_login(bob)  # a member of shots, without the permission
+    page = client.get("/").content.decode()
+    assert f"/projects/{project.pk}/browse/" in page and "/projects/new/" not in page
