@@ -1,0 +1,6 @@
+"""Reading .blend files without Blender, with blender-asset-tracer's blendfile reader.
+
+:mod:`.facts` reads a scene file's facts (scenes, frame ranges, resolution, engine,
+camera, denoising) in a bounded subprocess; :mod:`.blender` asks this machine's Blender
+what it was built with. Nothing here imports a domain app.
+"""
