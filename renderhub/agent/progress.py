@@ -18,6 +18,11 @@ frame number is read from the file name when it matches ``output_name``, else th
 (or at the next ``Fra:``, or when the renderer exits) so a frame that saves several files
 (stereo views) reports them all. ``Error:`` lines are kept for failure reasons.
 
+A line saying that what the command asked for is not in the scene (``Can't find scene:
+'Shot01' in file: …``, ``Error: Cannot render, no camera``, ``No camera found in scene
+…``) is reported as ``missing``: Blender carries on regardless (it renders the default
+scene, or nothing) and may exit 0, so the runner stops it and fails the chunk with that line.
+
 A frame's seconds are the time that `` Time:`` line states (``MM:SS.hh``, or
 ``HH:MM:SS.hh`` past an hour): Blender's own measurement, right however late the agent
 reads the line (a starved agent reads a whole frame's lines at once). Only a frame closed
@@ -45,11 +50,16 @@ _SAVED = re.compile(r"""^Saved:\s*(['"])(.*)\1\s*$""")
 _TIME = re.compile(r"^\s+Time:\s*\d")
 _TIMECODE = re.compile(r"^\s+Time:\s*(?:(\d+):)?(\d+):(\d+(?:\.\d+)?)")  # [HH:]MM:SS.hh
 _ERROR = re.compile(r"^\s*(?:Error|ERROR)\b\s*[:|]")
+_MISSING = re.compile(
+    r"^\s*(?:Error:\s*)?(?:Can't find scene: .*|Cannot render, no camera\b.*"
+    r"|No camera found in scene .*)$"
+)
 
 
 @dataclass
 class Update:
-    """One thing the renderer told us: frame_started, progress, frame_done or log."""
+    """One thing the renderer told us: frame_started, progress, frame_done, log or missing
+    (what it was asked to render is not there; ``message`` is its line)."""
 
     event: str
     frame: int | None = None
@@ -138,6 +148,9 @@ class BlenderParser(Parser):
         self.name_pattern = output_regex(output_name)
 
     def feed(self, line: str, stream: str) -> list[Update]:
+        if _MISSING.match(line):
+            super().feed(line, stream)
+            return [Update("missing", message=line.strip())]
         if match := _FRA.match(line):
             return self._fra(int(match.group(1)), match.group(2))
         if match := _SAVED.match(line):

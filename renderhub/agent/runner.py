@@ -81,6 +81,7 @@ class Run:
             "stderr": deque[str](maxlen=TAIL_LINES),
         }
         self.stop: tuple[int, str] | None = None  # (exit code, reason) once we kill the renderer
+        self.missing = False  # the renderer said what it was asked for is not in the scene
         self.failures: dict[int, str] = {}
         self.refused: dict[int, list[str]] = {}  # frame -> files found but not accepted
         self.outputs: OutputFolder | None = None
@@ -213,6 +214,7 @@ class Run:
         started = last_output = time.monotonic()
         kill_at: float | None = None
         exited_at: float | None = None
+        signalled = False
         while pump.open_streams:
             item = pump.get(POLL)
             now = time.monotonic()
@@ -228,9 +230,10 @@ class Run:
             self.handle(self.parser.tick())
             if self.stop is None:
                 self.check_limits(now - started, now - last_output)
-                if self.stop is not None:
-                    kill_at = now + self.spec.kill_grace
-                    self.terminate(proc)
+            if self.stop is not None and not signalled:  # a limit, or a line (handle)
+                signalled = True
+                kill_at = now + self.spec.kill_grace
+                self.terminate(proc)
             if kill_at is not None and now >= kill_at and proc.poll() is None:
                 self.log(
                     f"renderer still running {self.spec.kill_grace:g} s after SIGTERM: SIGKILL"
@@ -272,7 +275,11 @@ class Run:
     def handle(self, updates: list[Update]) -> None:
         for update in updates:
             frame = update.frame
-            if update.event == "log" or frame is None:
+            if update.event == "missing":
+                self.renderer_missing(update.message)
+            elif self.missing:
+                continue  # whatever it renders now is not what was asked for
+            elif update.event == "log" or frame is None:
                 self.log(update.message, "warning")
             elif frame not in self.state:
                 continue  # Blender reports frames outside the chunk while loading
@@ -283,6 +290,14 @@ class Run:
                 self.emit("progress", frame=frame, message=update.message)
             elif update.event == "frame_done" and self.state[frame] in ("pending", "started"):
                 self.frame_done(frame, update.outputs, update.seconds)
+
+    def renderer_missing(self, line: str) -> None:
+        """Blender cannot find the scene or camera it was asked for, yet carries on (the
+        default scene, or nothing, exit status 0): stop it; its own line is the reason."""
+        self.log(f"the renderer says: {line}", "error")
+        if self.stop is None:
+            self.missing = True
+            self.stop = (EXIT_RENDERER_FAILED, line)
 
     def frame_done(self, frame: int, claimed: list[str], seconds: float | None) -> bool:
         """The renderer says ``frame`` is saved: done if its files are in the output folder.
@@ -325,11 +340,11 @@ class Run:
     def conclude(self, code: int) -> int:
         self.handle(self.parser.finish(code))
         for frame, state in self.state.items():  # every file saved before the end counts
-            if state in ("pending", "started"):
+            if state in ("pending", "started") and not self.missing:
                 self.frame_done(frame, [], None)
         if self.stop is not None:
             exit_code, why = self.stop
-            self.fail_remaining(f"not rendered: {why}")
+            self.fail_remaining(why if self.missing else f"not rendered: {why}")
             return self.finish(exit_code, why, code)
         if code != 0:
             what = f"renderer {_describe_exit(code)}"

@@ -68,6 +68,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--require", action="append", default=[], help="fail unless it exists")
     p.add_argument("--print-env", action="append", default=[], help="print this env var")
     p.add_argument("--no-saved-lines", action="store_true", help="write files silently")
+    p.add_argument("--say", action="append", default=[], help="print this line first")
     return p.parse_args()
 
 
@@ -107,6 +108,8 @@ def main() -> int:
     if ns.pidfile:
         Path(ns.pidfile).write_text(str(os.getpid()))
     say("Blender 3.4.1 (fake)")
+    for line in ns.say:
+        say(line)
     for name in ns.print_env:
         say(f"env {name}={os.environ.get(name, '<unset>')}")
     for path in ns.require:

@@ -116,3 +116,19 @@ def test_blender_failure_reason(
     assert result.finished["renderer_exit_code"] == 1
     assert "Error: File format is not supported" in result.finished["reason"]
     assert result.frames("frame_failed") == [1, 2, 3]
+
+
+def test_a_scene_name_blender_cannot_find_fails_the_chunk_with_its_line(
+    demo_project: Path, tmp_path: Path, run_cli: Callable[..., Result]
+) -> None:
+    # Blender prints "Can't find scene" and renders the default scene, exit status 0.
+    command = [*BLENDER_COMMAND[:3], "-S", "NoSuchScene", *BLENDER_COMMAND[3:]]
+    spec = blender_spec(tmp_path, demo_project, command=command, frames=[1])
+
+    result = run_cli(spec)
+
+    staged = tmp_path / "node" / "project" / "demo.blend"
+    line = f"Can't find scene: 'NoSuchScene' in file: '{staged}'"
+    assert (result.exit_code, result.finished["reason"]) == (4, line)
+    assert [(e["frame"], e["reason"]) for e in result.of("frame_failed")] == [(1, line)]
+    assert not list((tmp_path / "published").glob("*")), "the default scene is not published"
