@@ -7,17 +7,42 @@ bucket); keys are ``/``-separated paths relative to it and never escape it.
 
 from __future__ import annotations
 
+import mimetypes
 import posixpath
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
+from urllib.parse import quote
 
 # progress(bytes_done, bytes_total) for uploads and downloads.
 ProgressCallback = Callable[[int, int | None], None]
 
 MAX_KEY_LENGTH = 1023  # OSS's own limit on object names, in UTF-8 bytes
+
+
+# Raster images a browser shows itself; signed links to these open inline instead of
+# downloading. Never SVG or HTML: those run script in the page that opens them.
+INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/avif"})
+
+
+def inline_type(name: str) -> str | None:
+    """The content type to show ``name`` inline with, or None when it is to be downloaded."""
+    kind = mimetypes.guess_type(name, strict=False)[0]
+    return kind if kind in INLINE_TYPES else None
+
+
+def link_params(name: str) -> dict[str, str]:
+    """The response-* parameters of a signed OSS link: inline for images, else a download."""
+    kind = inline_type(name)
+    disposition = "inline" if kind else "attachment"
+    params = {
+        "response-content-disposition": f"{disposition}; filename*=UTF-8''{quote(name, safe='')}"
+    }
+    if kind:
+        params["response-content-type"] = kind  # objects are often stored as octet-stream
+    return params
 
 
 class StorageError(Exception):

@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
-from urllib.parse import quote
 
 import oss2
 import oss2.exceptions as oss_errors
@@ -37,6 +36,7 @@ from .base import (
     ProgressCallback,
     StorageError,
     TransientError,
+    link_params,
     normalize_key,
 )
 
@@ -489,12 +489,6 @@ class OSSStorage:
         if int(expires) < 1:
             raise ValueError("expires must be at least one second")
         full = self._full(key)
-        name = posixpath.basename(full)
-        disposition = f"attachment; filename*=UTF-8''{quote(name, safe='')}"
         return self.bucket.sign_url(
-            "GET",
-            full,
-            int(expires),
-            slash_safe=True,
-            params={"response-content-disposition": disposition},
+            "GET", full, int(expires), slash_safe=True, params=link_params(posixpath.basename(full))
         )

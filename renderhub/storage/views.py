@@ -16,7 +16,7 @@ from django.http.response import HttpResponseBase
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from .base import InvalidKey, NotFound
+from .base import InvalidKey, NotFound, inline_type
 from .local import SIGNED_URL_SALT, LocalStorage
 
 DENIED = "This link is invalid or has expired."
@@ -49,4 +49,12 @@ def signed_download(request: HttpRequest, token: str, filename: str) -> HttpResp
     except (NotFound, InvalidKey):
         raise Http404("No such file.") from None
     assert path is not None  # LocalStorage always has local paths
-    return FileResponse(open(path, "rb"), as_attachment=True, filename=posixpath.basename(key))
+    name = posixpath.basename(key)
+    # Images open in the browser tab; anything else downloads (never rendered as a page).
+    kind = inline_type(name)
+    return FileResponse(
+        open(path, "rb"),
+        as_attachment=kind is None,
+        filename=name,
+        content_type=kind,  # None: guessed from the name, as before
+    )
