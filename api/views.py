@@ -151,7 +151,7 @@ class RenderJobViewSet(
 
     def get_queryset(self) -> QuerySet[RenderJob]:
         return visible_jobs(self.request).select_related(
-            "project", "software", "cluster", "submitted_by"
+            "project", "software__image", "cluster", "submitted_by"
         )
 
     def filter_queryset(self, queryset: QuerySet[RenderJob, _Row]) -> QuerySet[RenderJob, _Row]:

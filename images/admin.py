@@ -1,22 +1,20 @@
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
 
+from django.contrib import admin
+from django.http import HttpRequest
+
+from . import catalogue
+from .forms import SOFTWARE_FIELDS, SoftwareForm
 from .models import ComputeImage, Software
 
 
 class SoftwareInline(admin.StackedInline):
     model = Software
+    form = SoftwareForm
     extra = 0
-    fields = (
-        "name",
-        "version",
-        "scene_suffixes",
-        "command_template",
-        "parameters",
-        "progress_parser",
-        "network",
-    )
+    fields = SOFTWARE_FIELDS
 
 
 @admin.register(ComputeImage)
@@ -31,34 +29,32 @@ class ComputeImageAdmin(admin.ModelAdmin):
 
     @admin.display(description="Software")
     def software_list(self, obj: ComputeImage) -> str:
-        return ", ".join(str(s) for s in obj.software.all()) or "-"
+        return ", ".join(f"{s.name} {s.version}".strip() for s in obj.software.all()) or "-"
 
 
 @admin.register(Software)
 class SoftwareAdmin(admin.ModelAdmin):
+    form = SoftwareForm
     list_display = ("name", "version", "image", "scene_suffixes", "progress_parser")
     list_filter = ("image", "progress_parser")
     list_select_related = ("image",)
     search_fields = ("name", "version")
-    readonly_fields = ("template_help",)
-    fields = (
-        "image",
-        "name",
-        "version",
-        "scene_suffixes",
-        "command_template",
-        "template_help",
-        "parameters",
-        "progress_parser",
-        "network",
-    )
+    fields = ("image", *SOFTWARE_FIELDS)
 
-    @admin.display(description="Template variables")
-    def template_help(self, obj: Software | None) -> str:
-        from django.utils.html import format_html_join
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        """?template=<key> prefills the add form from the catalogue."""
+        initial = super().get_changeform_initial_data(request)
+        initial.pop("template", None)
+        if template := catalogue.get(request.GET.get("template")):
+            initial.update(template.initial())
+        return initial
 
-        from renderhub.agent.template import TEMPLATE_VARIABLES
-
-        return format_html_join(
-            "", "<div><code>{{{}}}</code> {}</div>", sorted(TEMPLATE_VARIABLES.items())
-        )
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> Any:
+        extra = {
+            "catalogue": catalogue.CATALOGUE,
+            "chosen_template": catalogue.get(request.GET.get("template")),
+            **(extra_context or {}),
+        }
+        return super().add_view(request, form_url, extra)

@@ -6,7 +6,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from renderhub.agent.template import validate_template
+from renderhub.agent.template import valid_custom_name, validate_template
 
 from . import parameters
 from .choices import Platform, ProgressParser
@@ -66,15 +66,14 @@ class Software(models.Model):
     )
     command_template = models.JSONField(
         default=_default_command,
-        help_text='Argument list, e.g. ["blender", "-b", "{scene}", "-f", "{frame_list}"].',
+        help_text="The program and its arguments, one per row, never run through a shell. "
+        "An argument may hold {variables}: the built-in ones and this software's parameters.",
     )
     parameters = models.JSONField(
         default=_default_parameters,
         blank=True,
-        help_text=(
-            "Custom parameters asked at submission: a list of "
-            '{"name", "type", "default", "help", "required", "choices"}.'
-        ),
+        help_text="Asked at every submit; each becomes a {variable} of the command, "
+        "named like the parameter.",
     )
     progress_parser = models.CharField(
         max_length=20, choices=ProgressParser.choices, default=ProgressParser.BLENDER
@@ -96,7 +95,12 @@ class Software(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.name} {self.version}".strip()
+        # The image tells two "blender 3.4" apart: names are unique per image only.
+        label = f"{self.name} {self.version}".strip()
+        try:
+            return f"{label} ({self.image.name})"
+        except ComputeImage.DoesNotExist:  # not on an image yet (an unsaved form)
+            return label
 
     @property
     def suffixes(self) -> list[str]:
@@ -123,9 +127,28 @@ class Software(models.Model):
             and all(isinstance(arg, str) for arg in template)
         ):
             errors["command_template"] = "The command must be a non-empty JSON list of strings."
-        else:
-            names = {p["name"] for p in self.parameters} if "parameters" not in errors else set()
-            if problems := validate_template(template, names):
-                errors["command_template"] = problems
+        elif problems := _command_problems(template, self.parameters, "parameters" in errors):
+            errors["command_template"] = problems
         if errors:
             raise ValidationError(errors)
+
+
+def _command_problems(
+    template: list[str], definitions: Any, definitions_invalid: bool
+) -> list[str]:
+    """The command's problems. While the parameters are invalid, their names still count as
+    variables: a bad parameter is reported once, on the parameters, not again here."""
+    if not definitions_invalid:
+        return validate_template(template, {d["name"] for d in definitions})
+    names = (
+        {d["name"] for d in definitions if isinstance(d, dict) and isinstance(d.get("name"), str)}
+        if isinstance(definitions, list)
+        else set()
+    )
+    usable = {n for n in names if valid_custom_name(n) is None}
+    knock_on = {f"unknown variable {{{n}}}" for n in names}
+    return [
+        problem
+        for problem in validate_template(template, usable)
+        if problem.split(";")[0] not in knock_on
+    ]

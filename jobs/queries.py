@@ -57,7 +57,7 @@ STATE_LETTER: dict[str, str] = {
 
 def visible_jobs(user: User) -> QuerySet[RenderJob]:
     return RenderJob.objects.visible_to(user).select_related(
-        "project", "cluster", "software", "submitted_by"
+        "project", "cluster", "software__image", "submitted_by"
     )
 
 

@@ -17,5 +17,6 @@ urlpatterns = [
     path("clusters/", include("clusters.urls")),
     path("projects/", include("projects.pages")),  # New project
     path("projects/", include("projects.urls")),
+    path("software/", include("images.urls")),
     path("", include("jobs.urls")),
 ]

@@ -25,7 +25,7 @@ def test_it_shows_the_job_its_tasks_and_failed_frames(
     assert f"job:      #{job.pk} shot_a\n" in out
     assert "project:  shots\n" in out
     assert f"scene:    {scene_url}\n" in out
-    assert "software: blender 3.4\n" in out
+    assert "software: blender 3.4 (local-linux)\n" in out
     assert f"cluster:  {job.cluster.name}\n" in out
     assert "state:    running\n" in out
     assert "frames:   1-48: 18 done, 14 failed, 48 total\n" in out
