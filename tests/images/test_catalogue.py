@@ -197,3 +197,15 @@ def test_a_job_of_software_made_from_the_blender_template_renders(
     assert key.endswith("ball_0002.jpg")
     with Image.open(backend.local_path(key)) as img:
         assert img.size == (64, 48)
+
+
+def test_the_readme_documents_every_template_and_built_in_variable() -> None:
+    from renderhub.agent.template import TEMPLATE_VARIABLES
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("## Software templates", 1)[1].split("\n## ", 1)[0]
+    assert "each parameter is also a template variable of the same name" in section
+    for key in KEYS:
+        assert f"(`{key}`)" in section
+    for name, help_text in TEMPLATE_VARIABLES.items():
+        assert f"| `{{{name}}}` | {help_text} |" in section
