@@ -217,6 +217,10 @@ class SubmitRenderSerializer(serializers.Serializer):
     priority = serializers.IntegerField(min_value=-100, max_value=100, default=0)
     test_frame_first = serializers.BooleanField(default=False)
     name = serializers.CharField(max_length=150, required=False, default="", allow_blank=True)
+    force = serializers.BooleanField(
+        default=False,
+        help_text="Render frames outside the scene's frame range anyway (refused without it).",
+    )
 
     def validate_parameters(self, value: dict[str, Any]) -> dict[str, Any]:
         bad = [k for k, v in value.items() if not isinstance(v, str | int | float | bool | None)]
@@ -230,6 +234,11 @@ class SubmitRenderSerializer(serializers.Serializer):
 class SubmissionSerializer(serializers.Serializer):
     submission = serializers.UUIDField()
     jobs = RenderJobSerializer(many=True)
+    warnings = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="What the scene files' facts say may go wrong (e.g. denoising on a Blender "
+        "without OpenImageDenoise); the jobs were submitted.",
+    )
 
 
 class JobFilterSerializer(serializers.Serializer):

@@ -218,6 +218,7 @@ class RenderJobViewSet(
             priority=data["priority"],
             test_frame_first=data["test_frame_first"],
             name=data.get("name", ""),
+            force=data["force"],
         )
         try:
             jobs = job_services.submit_render(render, user=request_user(request))
@@ -228,6 +229,7 @@ class RenderJobViewSet(
             "jobs": serializers.RenderJobSerializer(
                 jobs, many=True, context=self.get_serializer_context()
             ).data,
+            "warnings": jobs.warnings,
         }
         headers = {"Location": body["jobs"][0]["links"]["detail"]}
         return Response(body, status=status.HTTP_201_CREATED, headers=headers)

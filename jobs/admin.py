@@ -118,6 +118,8 @@ class RenderJobAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid() and (jobs := form.submit()):
             ids = ", ".join(f"#{j.pk}" for j in jobs)
             self.message_user(request, f"Submitted {ids}.", messages.SUCCESS)
+            for warning in form.warnings:
+                self.message_user(request, warning, messages.WARNING)
             return redirect(reverse("admin:jobs_renderjob_changelist"))
         context = {
             **self.admin_site.each_context(request),

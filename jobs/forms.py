@@ -12,6 +12,7 @@ from renderhub.cli import parse_id
 
 from . import services
 from .models import RenderJob
+from .submission import OUTSIDE_RANGE
 
 
 def parse_param_lines(text: str) -> dict[str, str]:
@@ -49,10 +50,17 @@ class SubmitRenderForm(forms.Form):
         required=False, help_text="Render the first frame alone; queue the rest if it succeeds."
     )
     name = forms.CharField(required=False, max_length=150)
+    force = forms.BooleanField(
+        required=False,
+        label="Render frames outside the scene's range",
+        help_text="Blender renders them from the animation as it stands at those frames.",
+    )
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.user = user
+        self.warnings: list[str] = []  # what the scene facts say, once submitted
+        self.outside_range = False  # refused for frames outside the scene's range
         self.fields["project"].queryset = Project.objects.visible_to(user)  # type: ignore[attr-defined]
 
     def clean_scenes(self) -> list[str]:
@@ -75,14 +83,23 @@ class SubmitRenderForm(forms.Form):
             priority=data.get("priority") or 0,
             test_frame_first=data.get("test_frame_first", False),
             name=data.get("name", ""),
+            force=data.get("force", False),
         )
         try:
-            return services.submit_render(request, user=self.user)
+            jobs = services.submit_render(request, user=self.user)
         except services.SubmissionError as exc:
-            for field, messages in exc.message_dict.items():
-                for message in messages:
-                    self.add_error(field if field in self.fields else None, message)
+            for field, errors in exc.error_dict.items():
+                for error in errors:
+                    self.outside_range |= error.code == OUTSIDE_RANGE
+                    self.add_error(field if field in self.fields else None, error)
             return []
+        self.warnings = jobs.warnings
+        return jobs
+
+    @property
+    def offer_force(self) -> bool:
+        """Show the "render anyway" box: after that refusal, or once it was ticked."""
+        return self.outside_range or bool(self.data.get("force"))
 
 
 class SceneListField(forms.Field):
@@ -126,6 +143,17 @@ def parameter_field(definition: dict[str, Any]) -> forms.Field:
     return forms.CharField(max_length=500, **options)
 
 
+def preselected_cluster(clusters: Any) -> int | None:
+    """The cluster to offer first: the only active one, else an active one named ``local``
+    (as ``submit_render`` on the command line picks it)."""
+    from clusters.choices import ClusterState
+
+    active = list(clusters.filter(state=ClusterState.ACTIVE).values_list("pk", "name")[:50])
+    if len(active) == 1:
+        return int(active[0][0])
+    return next((int(pk) for pk, name in active if name == "local"), None)
+
+
 class SubmitRenderPageForm(SubmitRenderForm):
     """The staff page's form: one project, scenes from the storage browser, typed parameters.
 
@@ -153,9 +181,11 @@ class SubmitRenderPageForm(SubmitRenderForm):
         self.fields["project"].initial = project.pk
         software_qs = Software.objects.filter(image_id=project.image_id)
         self.fields["software"].queryset = software_qs  # type: ignore[attr-defined]
-        self.fields["cluster"].queryset = Cluster.objects.filter(  # type: ignore[attr-defined]
-            image_id=project.image_id
-        ).exclude(state=ClusterState.DELETED)
+        clusters = Cluster.objects.filter(image_id=project.image_id).exclude(
+            state=ClusterState.DELETED
+        )
+        self.fields["cluster"].queryset = clusters  # type: ignore[attr-defined]
+        self.fields["cluster"].initial = preselected_cluster(clusters)
         del self.fields["parameters"]
         self.fields["name"].widget.attrs["placeholder"] = "Default: the scene's file name"
         self.chosen_software = self._chosen_software(software_qs, software)

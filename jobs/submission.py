@@ -25,6 +25,8 @@ from .choices import TaskState
 from .dispatch import enqueue_dispatch
 from .framespec import FrameSpecError, parse_frame_spec, split_by_size, split_even
 from .models import Frame, RenderJob, Task
+from .scene_checks import OUTSIDE_RANGE as OUTSIDE_RANGE
+from .scene_checks import check_scenes
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -49,15 +51,33 @@ class RenderRequest:
     priority: int = 0
     test_frame_first: bool = False
     name: str = ""
+    force: bool = False  # render frames outside the scene's frame range anyway
+
+
+@dataclass
+class Validated:
+    frames: list[int]
+    values: dict[str, Any]  # the software's parameters, coerced
+    warnings: list[str]  # what the scene facts say may go wrong, shown to the submitter
+
+
+class Submitted(list[RenderJob]):
+    """The jobs submit_render created (one per scene), with the warnings about them."""
+
+    def __init__(self, jobs: list[RenderJob], warnings: list[str]) -> None:
+        super().__init__(jobs)
+        self.warnings = warnings
 
 
 def _check(errors: dict[str, list[str]], key: str, message: str) -> None:
     errors.setdefault(key, []).append(message)
 
 
-def validate_render(request: RenderRequest, user: User | None) -> tuple[list[int], dict[str, Any]]:
-    """Everything that can be wrong with a submission, all at once, before anything is queued."""
-    errors: dict[str, list[str]] = {}
+def validate_render(request: RenderRequest, user: User | None) -> Validated:
+    """Everything that can be wrong with a submission, all at once, before anything is queued;
+    the scene files' facts are checked too (``scene_checks``)."""
+    errors: dict[str, list[Any]] = {}
+    readable: list[str] = []  # scenes that exist where they should: their facts are read
     project, software, cluster = request.project, request.software, request.cluster
     if user is not None and not Project.objects.visible_to(user).filter(pk=project.pk).exists():
         raise SubmissionError({"project": ["You are not a member of this project."]})
@@ -92,6 +112,7 @@ def validate_render(request: RenderRequest, user: User | None) -> tuple[list[int
             continue
         try:
             backend.stat(key)
+            readable.append(url)
         except storage.NotFound:
             _check(errors, "scenes", f"{url} does not exist.")
         except storage.StorageError as exc:
@@ -126,9 +147,15 @@ def validate_render(request: RenderRequest, user: User | None) -> tuple[list[int
         values = software_parameters.coerce_values(software.parameters, request.parameters)
     except ValidationError as exc:
         errors.setdefault("parameters", []).extend(exc.messages)
+    warnings: list[str] = []
+    if frames and "parameters" not in errors:
+        scenes = check_scenes(readable, software, cluster, frames, values, force=request.force)
+        for key, problems in scenes.errors.items():
+            errors.setdefault(key, []).extend(problems)
+        warnings = scenes.warnings
     if errors:
         raise SubmissionError(errors)
-    return frames, values
+    return Validated(frames, values, warnings)
 
 
 def _chunks(request: RenderRequest, frames: list[int]) -> list[list[int]]:
@@ -137,9 +164,12 @@ def _chunks(request: RenderRequest, frames: list[int]) -> list[list[int]]:
     return split_even(frames, request.nodes or request.cluster.desired_nodes or 1)
 
 
-def submit_render(request: RenderRequest, user: User | None = None) -> list[RenderJob]:
-    """Validate, then create a RenderJob per scene with its Tasks and Frames; dispatch on commit."""
-    frames, values = validate_render(request, user)
+def submit_render(request: RenderRequest, user: User | None = None) -> Submitted:
+    """Validate, then create a RenderJob per scene with its Tasks and Frames; dispatch on commit.
+
+    Returns the jobs, a list that also carries the submission's ``warnings``."""
+    checked = validate_render(request, user)
+    frames, values = checked.frames, checked.values
     jobs: list[RenderJob] = []
     with transaction.atomic():
         first = None
@@ -170,7 +200,9 @@ def submit_render(request: RenderRequest, user: User | None = None) -> list[Rend
             jobs.append(job)
             transaction.on_commit(functools.partial(enqueue_dispatch, job.pk))
     log.info("submitted jobs %s (%d frames each)", [j.pk for j in jobs], len(frames))
-    return jobs
+    for warning in checked.warnings:
+        log.info("submission warning for jobs %s: %s", [j.pk for j in jobs], warning)
+    return Submitted(jobs, checked.warnings)
 
 
 def _create_tasks(job: RenderJob, request: RenderRequest, frames: list[int]) -> None:

@@ -86,6 +86,8 @@ def submit(request: HttpRequest) -> HttpResponse:
     )
     if request.method == "POST" and form.is_valid() and (jobs := form.submit()):
         messages.success(request, f"Submitted {', '.join(f'#{j.pk}' for j in jobs)}.")
+        for warning in form.warnings:  # shown on the page the submitter lands on
+            messages.warning(request, warning)
         if len(jobs) == 1:
             return redirect(_job_url(jobs[0].pk))
         return redirect(f"{reverse('jobs:running')}?project={project.pk}")

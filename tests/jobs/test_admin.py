@@ -151,7 +151,13 @@ def test_submitting_creates_a_job_and_redirects(
     )
     assert job.parameters == {"engine": "CYCLES", "format": "JPEG"}
     assert job.tasks.count() == 3
-    assert [str(m) for m in get_messages(response.wsgi_request)] == [f"Submitted #{job.pk}."]
+    shown = [str(m) for m in get_messages(response.wsgi_request)]
+    assert shown[0] == f"Submitted #{job.pk}."
+    # The stand-in scene is no .blend: the submitter is told its facts went unchecked.
+    assert shown[1:] == [
+        "shot_a.blend: its scene facts could not be read (29 bytes is too small for a saved "
+        ".blend file); its frame range and scenes were not checked."
+    ]
 
 
 def test_submitting_several_scenes_makes_one_job_each(

@@ -7,16 +7,20 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from clusters.choices import ClusterState
 from clusters.models import Cluster
 from images.models import Software
+from images.parameters import coerce_values
 from jobs import services
 from jobs.choices import TERMINAL_JOB_STATES, JobState
 from jobs.forms import parse_param_lines
+from jobs.framespec import FrameSpecError, parse_frame_spec
 from jobs.models import RenderJob
+from jobs.scene_checks import OUTSIDE_RANGE, check_scenes
 from projects.cli import get_project
 from projects.models import Project
 from renderhub import cli, storage
@@ -63,6 +67,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--name", default="", help="Job name (default: the scene's name).")
         parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Render frames outside the scene's frame range anyway (refused without it).",
+        )
+        parser.add_argument(
             "--wait", action="store_true", help="Show progress until every job has ended."
         )
         cli.add_as_user_argument(parser)
@@ -82,6 +91,7 @@ class Command(BaseCommand):
             priority=options["priority"],
             test_frame_first=options["test_frame"],
             name=options["name"],
+            force=options["force"],
         )
         urls = [s for s in options["scene"] if "://" in s]
         local = [Path(s).expanduser() for s in options["scene"] if "://" not in s]
@@ -94,6 +104,8 @@ class Command(BaseCommand):
             jobs = services.submit_render(request, user)
         except services.SubmissionError as exc:
             raise CommandError(_refusal(exc)) from None
+        for warning in jobs.warnings:
+            self.stderr.write(f"warning: {warning}", style_func=self.style.WARNING)
         for job in jobs:
             chunks = cli.plural(job.tasks.count(), "chunk")
             self.stdout.write(
@@ -161,7 +173,7 @@ class Command(BaseCommand):
         local: list[Path],
         user: User | None,
     ) -> None:
-        errors: dict[str, list[str]] = {}
+        errors: dict[str, list[Any]] = {}
         for path in local:
             if not path.is_file():
                 errors.setdefault("scenes", []).append(f"{path} is not a file.")
@@ -170,6 +182,11 @@ class Command(BaseCommand):
                     f"{path.name} is not a {request.software.name} scene "
                     f"(expected {', '.join(request.software.suffixes)})."
                 )
+        if not errors:
+            # The local scenes' facts, before a possibly long upload (warnings come after it).
+            checked = self.check_local_scenes(request, local)
+            for key, messages in checked.items():
+                errors.setdefault(key, []).extend(messages)
         if not request.project.mappings.exists():
             errors.setdefault("scenes", []).append(
                 f"Project {request.project} has no storage mapping to upload {local[0].name} to."
@@ -177,12 +194,23 @@ class Command(BaseCommand):
         try:
             services.validate_render(dataclasses.replace(request, scenes=urls), user)
         except services.SubmissionError as exc:
-            for key, messages in exc.message_dict.items():
+            for key, problems in exc.error_dict.items():
                 # Without URL scenes the only scene error is "choose at least one": ignore it.
                 if key != "scenes" or urls:
-                    errors.setdefault(key, []).extend(messages)
+                    errors.setdefault(key, []).extend(problems)
         if errors:
             raise CommandError(_refusal(services.SubmissionError(errors)))
+
+    def check_local_scenes(
+        self, request: services.RenderRequest, local: list[Path]
+    ) -> dict[str, list[Any]]:
+        try:
+            frames = parse_frame_spec(request.frames, max_frames=settings.RENDER_MAX_FRAMES_PER_JOB)
+            values = coerce_values(request.software.parameters, request.parameters)
+        except (FrameSpecError, ValidationError):
+            return {}  # validate_render says what is wrong with them
+        software, cluster = request.software, request.cluster
+        return check_scenes(local, software, cluster, frames, values, force=request.force).errors
 
     def upload_scene(self, project: Project, scene: Path, uploaded: dict[Path, str]) -> str:
         """Copy the scene's folder into the project's storage; return the scene's URL."""
@@ -258,4 +286,6 @@ def _refusal(exc: services.SubmissionError) -> str:
         for key, messages in exc.message_dict.items()
         for message in messages
     ]
+    if any(e.code == OUTSIDE_RANGE for errors in exc.error_dict.values() for e in errors):
+        lines.append("  (--force renders frames outside the scene's range anyway.)")
     return "The submission was refused:\n" + "\n".join(lines)
