@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from xml.etree import ElementTree
 
 from .oss_buckets import bucket_op
+from .oss_post import cors_headers, is_post_object, post_object, preflight
 from .oss_store import (
     HOST_ID,
     MIN_PART_SIZE,
@@ -73,6 +74,9 @@ class _Handler(FakeHandler):
     def do_HEAD(self) -> None:
         self._dispatch()
 
+    def do_OPTIONS(self) -> None:  # CORS preflights of browser uploads
+        self._dispatch()
+
     def new_request_id(self) -> str:
         return uuid.uuid4().hex[:24].upper()
 
@@ -85,6 +89,9 @@ class _Handler(FakeHandler):
         if body and "Content-Type" not in headers:
             headers["Content-Type"] = "application/xml"
         headers["x-oss-request-id"] = request_id
+        fake = self.server.fake
+        assert isinstance(fake, FakeOSS)
+        headers.update(cors_headers(fake, {k.lower(): v for k, v in self.headers.items()}))
         for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
@@ -127,6 +134,8 @@ class FakeOSS(FakeServer):
         self.requests: list[FakeRequest] = []
         #: The server's clock, for presigned-URL expiry; tests may replace it.
         self.clock: Callable[[], float] = time.time
+        #: Origins the buckets' CORS rules allow ("*": any); none, as OSS without rules.
+        self.cors_origins: list[str] = []
 
     # --- state and test hooks --------------------------------------------------------
 
@@ -142,6 +151,7 @@ class FakeOSS(FakeServer):
             self._faults.clear()
             self.internal_errors.clear()
             self.clock = time.time
+            self.cors_origins = []
 
     def fail_next(
         self,
@@ -217,6 +227,13 @@ class FakeOSS(FakeServer):
 
         self._inject_fault(method, params, lambda f: OSSError(f.status, f.code, f.message))
 
+        if method == "OPTIONS":
+            return preflight(self, headers)
+        if is_post_object(method, key, headers):  # the form carries its own signature
+            with self._lock:
+                if (target := self.buckets.get(bucket_name)) is None:
+                    raise OSSError(404, "NoSuchBucket", "The specified bucket does not exist.")
+                return post_object(self, target, headers, body)
         self._authenticate(method, bucket_name, key, params, headers, body)
         params = {k: v for k, v in params.items() if k not in SIGNING_PARAMS}
         if not bucket_name:
