@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from tests.projects.upload_helpers import make_oss_project
+
 from .conftest import screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -123,3 +125,54 @@ def test_the_browser_keeps_its_folder_when_the_submit_is_refused(
     assert page.inner_text("#browser [aria-current=location]") == "seq"
     page.reload()
     assert page.inner_text("#browser [aria-current=location]") == "seq"
+
+
+def test_upload_to_oss_goes_from_the_page_straight_to_the_bucket(
+    open_page: Any,
+    live: Any,
+    bob: Any,
+    image: Any,
+    cloud_oss: Any,
+    bucket: str,
+    settings: Any,
+    tmp_path: Path,
+) -> None:
+    """The page's XHR POSTs the signed form cross-origin (a CORS preflight first, which the
+    bucket's rules must allow); RenderHub never sees the bytes."""
+    project = make_oss_project(image, bob, cloud_oss, bucket, settings)
+    files = _scene_folder(tmp_path)
+    page = open_page(bob)
+    source = project.mappings.get().source
+    page.goto(f"/projects/{project.pk}/browse/?path={source}")
+    cloud_oss.cors_origins = [live.url.replace("localhost", "127.0.0.1"), live.url]
+    before = cloud_oss.count("POST", bucket=bucket)
+    try:
+        page.set_input_files("#browser input[webkitdirectory]", str(tmp_path / "robot"))
+        page.wait_for_selector("#browser .upload-list .summary:has-text('4 of 4 files uploaded.')")
+    finally:
+        cloud_oss.cors_origins = []
+    for path, data in files.items():
+        assert cloud_oss.get(bucket, f"scenes/robot/{path}").data == data
+    assert cloud_oss.count("POST", bucket=bucket) - before == 4
+    assert cloud_oss.count("OPTIONS", bucket=bucket) >= 1  # the browser asked first
+    page.wait_for_selector("#browser a:has-text('robot/')")
+
+
+def test_without_cors_rules_the_page_says_so(
+    open_page: Any,
+    bob: Any,
+    image: Any,
+    cloud_oss: Any,
+    bucket: str,
+    settings: Any,
+    tmp_path: Path,
+) -> None:
+    project = make_oss_project(image, bob, cloud_oss, bucket, settings)
+    (tmp_path / "a.blend").write_bytes(b"x")
+    page = open_page(bob)
+    page.goto(f"/projects/{project.pk}/browse/?path={project.mappings.get().source}")
+    page.set_input_files(
+        "#browser input[type=file]:not([webkitdirectory])", str(tmp_path / "a.blend")
+    )
+    page.wait_for_selector("#browser .upload-list .failed:has-text('CORS')")
+    assert cloud_oss.keys(bucket) == []
