@@ -34,7 +34,13 @@ from django.core.exceptions import ValidationError
 from clusters.choices import Backend
 from renderhub import storage
 from renderhub.blend.blender import blender_build
-from renderhub.blend.facts import BlendFacts, FactsError, SceneFacts, read_scene_facts
+from renderhub.blend.facts import (
+    BlendFacts,
+    FactsError,
+    SceneFacts,
+    read_scene_facts,
+    size_text,
+)
 
 from .framespec import format_frames
 
@@ -217,7 +223,7 @@ def _local_copy(url: str | Path) -> Iterator[Path]:
     limit = settings.SCENE_FACTS_MAX_DOWNLOAD
     if size > limit:
         raise FactsError(
-            f"it is {size >> 20} MiB, over SCENE_FACTS_MAX_DOWNLOAD ({limit >> 20} MiB) "
+            f"it is {size_text(size)}, over SCENE_FACTS_MAX_DOWNLOAD ({size_text(limit)}) "
             "to fetch from storage"
         )
     with tempfile.TemporaryDirectory(prefix="renderhub-scene-") as tmp:

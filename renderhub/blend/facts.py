@@ -93,7 +93,8 @@ def read_scene_facts(
     if size == 0:
         raise FactsError("the file is empty")
     if size > max_bytes:
-        raise FactsError(f"it is {_mib(size)}, over the {_mib(max_bytes)} the reader reads")
+        limit = size_text(max_bytes)
+        raise FactsError(f"it is {size_text(size)}, over the {limit} the reader reads")
     with tempfile.TemporaryDirectory(prefix="renderhub-facts-") as scratch:
         # The scratch dir receives the decompressed copy of a compressed file.
         argv = [sys.executable, "-I", __file__, str(path.resolve()), str(max_bytes)]
@@ -135,7 +136,8 @@ def _parse_answer(code: int, stdout: bytes) -> BlendFacts:
     )
 
 
-def _mib(size: int) -> str:
+def size_text(size: int) -> str:
+    """A size for messages: MiB from one MiB up, else bytes."""
     return f"{size / (1 << 20):.0f} MiB" if size >= 1 << 20 else f"{size} bytes"
 
 
@@ -159,7 +161,7 @@ def _child(argv: list[str]) -> int:
         answer = {"error": "reading it needed more memory than the reader may use"}
     except OSError as exc:
         if exc.errno == 27:  # EFBIG
-            answer = {"error": f"it unpacks to more than {_mib(max_bytes)}"}
+            answer = {"error": f"it unpacks to more than {size_text(max_bytes)}"}
         else:
             answer = {"error": f"cannot read it: {exc.strerror or exc}"}
     except Exception as exc:  # any parse failure of a malformed file
