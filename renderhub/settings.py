@@ -337,7 +337,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # oss2 logs every non-2xx answer (an expected 404 of an exists() included) at INFO;
+        # renderhub.storage reports the failures that matter itself.
+        "oss2": {"level": "WARNING"},
+    },
 }
 
 # --- REST API (api app); webhooks and e-mail notifications (notifications app) -----------
