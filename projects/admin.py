@@ -11,9 +11,15 @@ from django.http import HttpRequest
 
 from . import services
 from .models import Project, StorageMapping
+from .storage_help import URL_ATTRS, roots_help
 
-# The admin builds form classes per request; ``user`` is set on them for the services'
-# rules (who may choose storage, who may change members).
+
+def storage_field(formfield: Any, user: Any) -> Any:
+    """A storage URL field that is wide enough for URLs and says which roots ``user`` may use."""
+    if formfield is not None:
+        formfield.widget.attrs.update({**URL_ATTRS, "class": "vTextField storage-url"})
+        formfield.help_text = roots_help(user, formfield.help_text)
+    return formfield
 
 
 class StorageMappingFormSet(BaseInlineFormSet):
@@ -42,6 +48,10 @@ class StorageMappingInline(admin.TabularInline):
     def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
         formset = super().get_formset(request, obj, **kwargs)
         return type(formset.__name__, (formset,), {"user": request.user})
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
+        return storage_field(formfield, request.user) if db_field.name == "source" else formfield
 
 
 class ProjectAdminForm(forms.ModelForm):
@@ -81,6 +91,15 @@ class ProjectAdmin(admin.ModelAdmin):
     search_fields = ("name", "description", "output_prefix")
     filter_horizontal = ("members",)
     inlines = [StorageMappingInline]
+
+    class Media:
+        css = {"all": ("css/admin-storage.css",)}
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "output_prefix":
+            return storage_field(formfield, request.user)
+        return formfield
 
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any

@@ -11,6 +11,8 @@ the ``projects.manage_members`` permission.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -91,3 +93,43 @@ def check_member(user: User, project: Project | None) -> None:
     """Only a project's members (and superusers) tie a token or a webhook to it."""
     if project is not None and not project.is_member(user):
         raise ValidationError({"project": f"{user} is not a member of project {project}."})
+
+
+@dataclass(frozen=True)
+class StorageRoot:
+    url: str
+    note: str
+
+
+def storage_roots(user: User) -> list[StorageRoot]:
+    """The storage folders ``user`` may point a project at, to show beside the fields where
+    storage URLs are typed. Paths on this machine are installation detail: superusers see the
+    local root and OSS; other staff the prefixes opened to them; everyone else nothing."""
+    if user.is_superuser:
+        roots = [
+            StorageRoot(
+                Path(settings.LOCAL_STORAGE_ROOT).as_uri() + "/",
+                "local disk (LOCAL_STORAGE_ROOT): any folder below it",
+            )
+        ]
+        if settings.OSS_ENDPOINT:
+            roots.append(
+                StorageRoot(
+                    "oss://<bucket>/",
+                    f"any bucket the OSS AccessKey reaches on {settings.OSS_ENDPOINT}",
+                )
+            )
+        return roots
+    if not user.is_staff:
+        return []
+    return [
+        StorageRoot(prefix, "open to staff (STORAGE_ALLOWED_PREFIXES)")
+        for prefix in settings.STORAGE_ALLOWED_PREFIXES
+    ]
+
+
+def project_storage(user: User) -> list[tuple[str, list[str]]]:
+    """``(project name, [output prefix, mapping sources…])`` of the projects ``user`` sees:
+    what a member may type where a project's storage is asked for (workflow folders)."""
+    projects = Project.objects.visible_to(user).prefetch_related("mappings")
+    return [(p.name, [p.output_prefix, *(m.source for m in p.mappings.all())]) for p in projects]

@@ -7,6 +7,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from projects.models import Project
+from projects.storage_help import URL_ATTRS, project_storage_help
 
 from . import services
 from .choices import Engine
@@ -56,6 +57,10 @@ class SubmitWorkflowForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.user = user
         self.fields["project"].queryset = Project.objects.visible_to(user)  # type: ignore[attr-defined]
+        for name in ("wdl_url", "dependencies_url", "working_dir", "outputs_dir"):
+            field = self.fields[name]
+            field.widget.attrs.update(URL_ATTRS)
+            field.help_text = project_storage_help(user, field.help_text)
 
     def clean_wdl_file(self) -> str:
         upload = self.cleaned_data.get("wdl_file")
