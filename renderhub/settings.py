@@ -326,6 +326,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": BATCHCOMPUTE_POLL_SECONDS,
     },
     "sync-batchcompute-clusters": {"task": "clusters.tasks.sync_clusters", "schedule": 60.0},
+    "clean-stale-uploads": {"task": "projects.tasks.clean_stale_uploads", "schedule": 3600.0},
 }
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -205,3 +205,19 @@ def test_the_link_of_an_upload_expires(
     response = put(as_bob, project, token, 0, b"abc")
     assert response.status_code == 404
     assert "start it again" in response.json()["error"]
+
+
+def test_beat_cleans_stale_uploads_hourly(
+    as_bob: Client, project: Any, scenes: str, storage_root: Path, settings: Any
+) -> None:
+    from projects.tasks import clean_stale_uploads
+    from renderhub.celery import app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["clean-stale-uploads"]
+    assert entry["task"] in app.tasks and entry["schedule"] == 3600.0
+    token = start(as_bob, project, scenes, "left.blend", 6).json()["upload"]
+    put(as_bob, project, token, 0, b"abc")
+    [partial] = (storage_root / "scenes").glob(".renderhub-tmp-upload-*")
+    settings.UPLOAD_STALE_SECONDS = 0
+    assert clean_stale_uploads() == 1  # called as beat calls it, in-process
+    assert not partial.exists()
