@@ -163,7 +163,9 @@
     event.preventDefault();
     const row = button.closest("[data-row]");
     if (button.hasAttribute("data-row-add")) {
-      const added = newRow(editor);
+      const rows = liveRows(editor);
+      const last = rows[rows.length - 1];
+      const added = last && isBlank(last) ? last : newRow(editor);  // fill a blank row first
       const first = added.querySelector("input");
       if (first) first.focus();
     } else if (button.hasAttribute("data-row-remove")) {
@@ -187,9 +189,23 @@
     if (event.target.matches("[data-use-json]")) toggleJson(event.target);
   });
 
+  function isBlank(row) {
+    return Array.from(row.querySelectorAll("input[type=text]")).every(function (input) {
+      return input.value.trim() === "";
+    });
+  }
+
   function enhance(root) {
     root.querySelectorAll("[data-editor] [data-js-only]").forEach(function (el) {
       if (!el.closest("[data-prototype]")) el.hidden = false;
+    });
+    // The spare blank rows are for pages without JavaScript; here "Add" makes rows, so new
+    // ones come right after the last filled one.
+    root.querySelectorAll("[data-editor]").forEach(function (editor) {
+      const rows = liveRows(editor);
+      for (let i = rows.length - 1; i >= 0 && isBlank(rows[i]); i--) rows[i].remove();
+      if (editor.dataset.editor === "command" && !liveRows(editor).length) newRow(editor);
+      renumber(editor);
     });
     root.querySelectorAll("[data-use-json]:checked").forEach(function (box) {
       box.closest("[data-editor]").querySelector("[data-rows]").classList.add("sw-disabled");

@@ -68,7 +68,7 @@ def test_log_in_browse_submit_and_watch_the_grid_fill(
         page.locator("#browser").get_by_label("shot_a.blend", exact=True)
     ).to_be_checked()  # kept across folders
 
-    page.select_option("#id_software", label="fakerender")
+    page.select_option("#id_software", label="fakerender (local-linux)")
     page.wait_for_selector("#id_param_mode")  # the software's parameters, as typed fields
     page.select_option("#id_param_mode", "ok")
     page.select_option("#id_cluster", str(cluster.pk))
@@ -95,10 +95,11 @@ def test_log_in_browse_submit_and_watch_the_grid_fill(
     page.click("#frame-grid i[data-n='3']")
     page.wait_for_function(IMAGE_LOADED, arg="#frame-dialog .preview")
     assert "Frame 3" in page.inner_text("#frame-dialog h2")
+    assert "Frame 3: done" in page.inner_text("#grid-status")  # the frame shown, not frame 1
     page.click("#frame-dialog button:has-text('Close')")
 
     page.focus("#frame-grid")  # the grid works from the keyboard too
-    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowLeft")  # on from the clicked frame
     assert "Frame 2: done" in page.inner_text("#grid-status")
     page.keyboard.press("Enter")
     page.wait_for_selector("#frame-dialog[open] h2:has-text('Frame 2')")
