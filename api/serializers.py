@@ -11,6 +11,7 @@ from rest_framework import serializers
 
 from clusters.models import Cluster, ClusterNode
 from images.models import ComputeImage, Software
+from jobs import timing
 from jobs.choices import FrameState, JobState
 from jobs.models import Frame, RenderJob, Task
 from jobs.outputs import signed_link
@@ -121,6 +122,15 @@ class ResizeSerializer(serializers.Serializer):
 # --- Render jobs ------------------------------------------------------------------------
 
 
+class RenderJobListSerializer(serializers.ListSerializer[RenderJob]):
+    """Jobs in a list: their ETAs in one batch of queries, not a few per job."""
+
+    def to_representation(self, data: Any) -> list[Any]:
+        jobs = list(data.all() if hasattr(data, "all") else data)
+        self.context["etas"] = timing.etas(jobs)
+        return super().to_representation(jobs)
+
+
 class RenderJobSerializer(serializers.ModelSerializer):
     project: serializers.SlugRelatedField[Project] = serializers.SlugRelatedField(
         slug_field="name", read_only=True
@@ -137,10 +147,12 @@ class RenderJobSerializer(serializers.ModelSerializer):
     )
     progress = serializers.FloatField(read_only=True)
     duration = serializers.FloatField(read_only=True, allow_null=True)
+    eta_seconds = serializers.SerializerMethodField()
     links = serializers.SerializerMethodField()
 
     class Meta:
         model = RenderJob
+        list_serializer_class = RenderJobListSerializer
         fields = (
             "id",
             "name",
@@ -171,8 +183,22 @@ class RenderJobSerializer(serializers.ModelSerializer):
             "started_at",
             "finished_at",
             "duration",
+            "eta_seconds",
             "links",
         )
+
+    @extend_schema_field(
+        {
+            "type": "number",
+            "nullable": True,
+            "description": "Seconds to go for an active job, from its measured speed and the "
+            "slots that may run it; null when it ended or nothing is measured yet.",
+        }
+    )
+    def get_eta_seconds(self, job: RenderJob) -> float | None:
+        etas = self.context.get("etas")
+        found = etas.get(job.pk) if etas is not None else timing.eta(job)
+        return round(found.seconds, 1) if found and found.seconds is not None else None
 
     @extend_schema_field(
         {"type": "object", "additionalProperties": {"type": "string", "format": "uri"}}

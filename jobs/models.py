@@ -173,6 +173,63 @@ class Frame(models.Model):
         return f"job {self.job_id} frame {self.number}"
 
 
+class AttemptState(models.TextChoices):
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    REQUEUED = "requeued", "Requeued"
+
+
+class TaskAttempt(models.Model):
+    """One run of a chunk on one node, kept after the chunk is retried: a retried chunk
+    still shows attempt 1's renderer error and logs next to attempt 2's.
+
+    Created when the attempt starts, closed (outcome, exit code, reason, log tails and
+    the storage folder of its logs) when it ends. ``number`` counts on across a job's
+    retries (Task.attempts restarts at 0 then), so it also names the attempt's log folder.
+    """
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="history")
+    # The job too: the node page lists a node's attempts of visible jobs without a join.
+    job = models.ForeignKey(RenderJob, on_delete=models.CASCADE, related_name="chunk_attempts")
+    number = models.PositiveIntegerField()
+    node = models.CharField(max_length=200, blank=True)
+    state = models.CharField(
+        max_length=20, choices=AttemptState.choices, default=AttemptState.RUNNING
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    failure_reason = models.TextField(blank=True)
+    log_url = models.CharField(max_length=1024, blank=True)
+    agent_log_tail = models.TextField(blank=True)
+    stdout_tail = models.TextField(blank=True)
+    stderr_tail = models.TextField(blank=True)
+    cloud_job = models.ForeignKey(
+        "CloudJob", on_delete=models.SET_NULL, null=True, blank=True, related_name="attempts"
+    )
+    cloud_instance = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["task", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "number"], name="attempt_unique_number")
+        ]
+        indexes = [models.Index(fields=["node", "-started_at"], name="attempt_node_started")]
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} task {self.task_id} attempt {self.number}"
+
+    @property
+    def duration(self) -> float | None:
+        if not self.started_at:
+            return None
+        from django.utils import timezone
+
+        return ((self.finished_at or timezone.now()) - self.started_at).total_seconds()
+
+
 class NodeBlock(models.Model):
     """A node that kept failing a job's chunks; it takes no more chunks of that job.
 

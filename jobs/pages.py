@@ -21,7 +21,7 @@ from django.utils import timezone
 from renderhub import storage
 
 from .choices import TaskState
-from .models import Frame, RenderJob, Task
+from .models import AttemptState, Frame, RenderJob, Task, TaskAttempt
 from .outputs import list_outputs
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,44 @@ CHUNK_BYTES = 1024 * 1024
 # Outputs a browser can show as they are; anything else (EXR, TIFF) previews as its thumbnail.
 BROWSER_IMAGES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 MAX_PREVIEW_BYTES = 20 * 1024 * 1024
+
+
+# Where a log is read from: the task row (live tails, or a chunk from before attempts were
+# recorded) or one attempt's row; both carry log_url and the three tails.
+LogSource = Task | TaskAttempt
+
+
+@dataclass(frozen=True)
+class LogChoice:
+    """The attempt a logs page shows, the attempts to pick from, and whether it is live."""
+
+    source: LogSource
+    attempt: TaskAttempt | None
+    attempts: list[TaskAttempt]
+    live: bool
+
+
+def choose_log(task: Task, number: int | None) -> LogChoice | None:
+    """Attempt ``number`` of the chunk (default: the latest); None if it has no such attempt.
+
+    The running attempt reads the task row, which its worker refreshes every heartbeat.
+    """
+    attempts = list(task.history.order_by("number"))
+    if not attempts:  # a chunk from before attempts were recorded, or not started yet
+        return (
+            None
+            if number not in (None, task.attempts)
+            else LogChoice(task, None, [], log_is_live(task))
+        )
+    chosen = (
+        attempts[-1] if number is None else next((a for a in attempts if a.number == number), None)
+    )
+    if chosen is None:
+        return None
+    if chosen is attempts[-1] and chosen.state == AttemptState.RUNNING:
+        # Still open: the task row has its latest tails (and, once ended, its logs' folder).
+        return LogChoice(task, chosen, attempts, log_is_live(task))
+    return LogChoice(chosen, chosen, attempts, False)
 
 
 @dataclass(frozen=True)
@@ -47,10 +85,13 @@ def log_is_live(task: Task) -> bool:
     return task.state in (TaskState.QUEUED, TaskState.RUNNING, TaskState.HELD) or not task.log_url
 
 
-def read_log(task: Task, which: str) -> LogText:
-    """The end of one of a chunk's logs: DB tail while live, the stored file afterwards."""
+def read_log(task: LogSource, which: str, live: bool | None = None) -> LogText:
+    """The end of one of a chunk's (or an attempt's) logs: the DB tail while live, the stored
+    file afterwards."""
     tail = getattr(task, LOG_TAIL_COLUMNS[which])
-    if log_is_live(task):
+    if live is None:
+        live = isinstance(task, Task) and log_is_live(task)
+    if live or not task.log_url:
         return LogText(tail, "database", False)
     try:
         backend, prefix = storage.resolve(task.log_url)
@@ -74,12 +115,19 @@ def _chunks(backend: storage.Storage, key: str, size: int | None) -> Iterator[by
         yield backend.read(key, start=start, end=min(size, start + CHUNK_BYTES) - 1)
 
 
-def log_download(task: Task, which: str) -> HttpResponseBase:
+def log_download(task: Task, which: str, choice: LogChoice | None = None) -> HttpResponseBase:
     """The whole log file from storage, or the DB tail when it was never published."""
     filename = f"job{task.job_id}-chunk{task.index}-{LOGS[which]}"
-    if not log_is_live(task):
+    source: LogSource = task
+    live = log_is_live(task)
+    if choice is not None:
+        source, live = choice.source, choice.live
+        if choice.attempt is not None:
+            number = choice.attempt.number
+            filename = f"job{task.job_id}-chunk{task.index}-attempt{number}-{LOGS[which]}"
+    if not live and source.log_url:
         try:
-            backend, prefix = storage.resolve(task.log_url)
+            backend, prefix = storage.resolve(source.log_url)
             key = prefix + LOGS[which]
             entry = backend.stat(key)
             if (path := backend.local_path(key)) is not None:
@@ -92,7 +140,7 @@ def log_download(task: Task, which: str) -> HttpResponseBase:
         except storage.StorageError as exc:
             log.info("log %s of %s not in storage (%s); sending the tail", which, task, exc)
     response = HttpResponse(
-        getattr(task, LOG_TAIL_COLUMNS[which]), content_type="text/plain; charset=utf-8"
+        getattr(source, LOG_TAIL_COLUMNS[which]), content_type="text/plain; charset=utf-8"
     )
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

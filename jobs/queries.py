@@ -8,22 +8,23 @@ engine, so a 10,000-frame job costs one query and a string join.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.contrib.auth import get_user_model
 from django.core.paginator import Page, Paginator
-from django.db.models import Case, IntegerField, Q, QuerySet, Sum, Value, When
+from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.http import QueryDict
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
 
-from clusters.models import Cluster
+from clusters.models import Cluster, ClusterNode
 from clusters.queries import clusters_with_nodes
 from projects.models import Project
 from renderhub.cli import parse_id
 
+from . import timing
 from .choices import ACTIVE_JOB_STATES, TERMINAL_JOB_STATES, FrameState, JobState, TaskState
 from .models import Frame, RenderJob, Task
 
@@ -148,12 +149,9 @@ def job_list(user: User, query: QueryDict, *, finished: bool) -> dict[str, Any]:
 
 
 def eta_seconds(job: RenderJob) -> float | None:
-    """Seconds to go at the job's wall-clock rate so far (None before a frame is done)."""
-    if not job.is_active or not job.frames_done or not job.started_at:
-        return None
-    remaining = job.frame_count - job.frames_done - job.frames_failed
-    elapsed = (timezone.now() - job.started_at).total_seconds()
-    return max(0.0, elapsed / job.frames_done * remaining)
+    """Seconds to go (None when ended or not measurable yet); see ``jobs.timing``."""
+    found = timing.eta(job)
+    return found.seconds if found else None
 
 
 FrameRow = tuple[int, str, int]  # number, state, task id
@@ -214,7 +212,21 @@ def node_rows(job: RenderJob, per_task: TaskCounts) -> list[dict[str, Any]]:
             row["failed"] += 1
         row["done"] += per_task[(pk, FrameState.DONE)]
         row["failed_frames"] += per_task[(pk, FrameState.FAILED)]
+    links = node_links(job.cluster_id)
+    for row in rows.values():
+        row["page"] = links.get(row["node"], "")  # the node page's name, if the node is known
     return [rows[node] for node in sorted(rows)]
+
+
+def node_links(cluster_id: int) -> dict[str, str]:
+    """Task.node value -> the name in its node page's URL (a cloud chunk records the VM's IP)."""
+    links: dict[str, str] = {}
+    rows = ClusterNode.objects.filter(cluster_id=cluster_id).values_list("name", "ip_address")
+    for name, ip in rows:
+        links[name] = name
+        if ip:
+            links.setdefault(ip, name)
+    return links
 
 
 def task_page(
@@ -256,15 +268,12 @@ def gallery_page(job: RenderJob, page_number: str | None) -> Page[Frame]:
 # --- submission estimate --------------------------------------------------------------------
 
 
-def seconds_per_frame(project: Project, software_id: int | None = None) -> float | None:
-    """Measured render seconds per frame over the project's earlier jobs (one aggregate)."""
-    jobs = RenderJob.objects.filter(project=project, frames_done__gt=0)
-    if software_id:
-        jobs = jobs.filter(software_id=software_id)
-    totals = jobs.aggregate(seconds=Sum("render_seconds"), frames=Sum("frames_done"))
-    if not totals["frames"] or not totals["seconds"]:
-        return None
-    return float(totals["seconds"]) / int(totals["frames"])
+def seconds_per_frame(
+    project: Project, software_id: int | None = None, scene_url: str = ""
+) -> float | None:
+    """Measured render seconds per frame for a scene about to be submitted (see timing)."""
+    [speed] = timing.submit_speeds(project.pk, software_id, [scene_url] if scene_url else [])
+    return speed.seconds_per_frame if speed else None
 
 
 # --- dashboard ---------------------------------------------------------------------------
@@ -272,8 +281,12 @@ def seconds_per_frame(project: Project, software_id: int | None = None) -> float
 
 def dashboard(user: User) -> dict[str, Any]:
     jobs = visible_jobs(user)
+    running = list(jobs.filter(state__in=ACTIVE_JOB_STATES).order_by("-created_at")[:20])
+    etas = timing.etas(running)
+    for job in running:
+        job.eta = etas.get(job.pk)  # type: ignore[attr-defined]
     return {
-        "running": list(jobs.filter(state__in=ACTIVE_JOB_STATES).order_by("-created_at")[:20]),
+        "running": running,
         "failures": list(jobs.filter(state=JobState.FAILED).order_by("-finished_at")[:10]),
         "clusters": clusters_with_nodes(),
     }
@@ -289,7 +302,7 @@ def job_detail(job: RenderJob, chunk_page: str | None) -> dict[str, Any]:
         "frames": frames,
         "counts": {state: counts[state] for state in STATE_LETTER},
         "states": state_string(frames),
-        "eta": eta_seconds(job),
+        "eta": timing.eta(job),
         "seconds_per_frame": job.render_seconds / job.frames_done if job.frames_done else None,
         "nodes": node_rows(job, per_task),
         "tasks": task_page(job, chunk_page, per_task),
@@ -305,6 +318,7 @@ class Estimate:
     wall_seconds: float | None
     node_hours: float | None
     cost: Decimal | None
+    basis: str = ""  # what the speed was measured on, as the page says it
 
 
 def estimate(
@@ -312,29 +326,51 @@ def estimate(
     software_id: int | None,
     cluster: Cluster | None,
     frames: int,
-    scenes: int,
+    scenes: int | Sequence[str],
     nodes: int | None,
     chunk_size: int | None,
 ) -> Estimate:
-    """Time (and, for clusters with an hourly price, cost) from the project's measured speed.
+    """Time (and, for clusters with an hourly price, cost) from measured speed: each scene's
+    own earlier frames with this software first, then the software's, then the project's.
 
     Chunks run in parallel on up to ``nodes`` nodes (or, with a chunk size, on the
     cluster's nodes); scenes are separate jobs that share those nodes.
     """
-    total = frames * max(1, scenes)
+    urls = [] if isinstance(scenes, int) else list(scenes)
+    count = max(1, scenes if isinstance(scenes, int) else len(urls))
+    total = frames * count
     if chunk_size:
-        chunks = -(-frames // chunk_size) * max(1, scenes)
+        chunks = -(-frames // chunk_size) * count
         parallel = min(chunks, (cluster.desired_nodes if cluster else 1) or 1)
     else:
         parallel = min(nodes or (cluster.desired_nodes if cluster else 1) or 1, frames)
     parallel = max(1, parallel)
-    spf = seconds_per_frame(project, software_id)
-    if spf is None or not total:
-        return Estimate(total, spf, parallel, None, None, None)
-    wall = total * spf / parallel
-    node_hours = wall * parallel / 3600
-    price = getattr(cluster, "hourly_price", None)  # set once BatchCompute pricing exists
+    speeds = timing.submit_speeds(project.pk, software_id, urls)
+    if not total or not all(speeds):
+        return Estimate(total, None, parallel, None, None, None, _basis(speeds))
+    per_scene = [speed.seconds_per_frame for speed in speeds if speed]
+    # Scenes given by count only (no URLs) all take the one fallback speed.
+    work = frames * (sum(per_scene) if urls else per_scene[0] * count)
+    spf = work / total
+    wall = work / parallel
+    node_hours = work / 3600
+    price = getattr(cluster, "hourly_price", None)
     cost = None
     if price:
         cost = (Decimal(str(price)) * Decimal(str(node_hours))).quantize(Decimal("0.01"))
-    return Estimate(total, spf, parallel, wall, node_hours, cost)
+    return Estimate(total, spf, parallel, wall, node_hours, cost, _basis(speeds))
+
+
+def _basis(speeds: list[timing.Speed | None]) -> str:
+    """ "from 12 frames of this scene", or how many scenes had which basis."""
+    known = [s for s in speeds if s]
+    if not known:
+        return ""
+    if len(speeds) == 1:
+        return speeds[0].label if speeds[0] else ""
+    labels = Counter(
+        "its own earlier frames" if s.basis == "scene" else s.label.removeprefix("from ")
+        for s in known
+    )
+    parts = [f"{n} scene{'' if n == 1 else 's'} from {label}" for label, n in labels.items()]
+    return "; ".join(parts)

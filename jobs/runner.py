@@ -34,7 +34,7 @@ from renderhub import sandbox_paths, storage
 
 from . import services, thumbnails
 from .choices import ACTIVE_JOB_STATES, FrameState, TaskState
-from .models import RenderJob, Task
+from .models import RenderJob, Task, TaskAttempt
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,9 @@ AGENT_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
 RETRYABLE_STATUSES = {"renderer_failed", "timeout", "crashed", "error"}
 
 
-def claim(task_id: int, node: str) -> Task | None:
-    """Take the chunk if it is still queued; a duplicate or stale delivery gets None."""
+def claim(task_id: int, node: str) -> tuple[Task, TaskAttempt] | None:
+    """Take the chunk if it is still queued, with the attempt it starts; a duplicate or
+    stale delivery gets None."""
     now = timezone.now()
     claimed = Task.objects.filter(
         pk=task_id, state=TaskState.QUEUED, job__state__in=ACTIVE_JOB_STATES
@@ -68,8 +69,7 @@ def claim(task_id: int, node: str) -> Task | None:
     task = Task.objects.select_related("job__project", "job__software", "job__cluster").get(
         pk=task_id
     )
-    services.task_started(task)
-    return task
+    return task, services.task_started(task)
 
 
 def cpus_for_chunk(concurrency: int) -> int:
@@ -102,11 +102,12 @@ def run_chunk(task_id: int, node: str, concurrency: int = 1) -> str:
     """Claim and render one chunk; returns the task's state afterwards ('skipped' if not ours)."""
     if (outcome := pass_on_if_blocked(task_id, node)) is not None:
         return outcome
-    task = claim(task_id, node)
-    if task is None:
+    claimed = claim(task_id, node)
+    if claimed is None:
         log.info("task %s is not queued any more; skipping this delivery", task_id)
         return "skipped"
-    run = ChunkRun(task, node, cpus_for_chunk(concurrency))
+    task, attempt = claimed
+    run = ChunkRun(task, node, cpus_for_chunk(concurrency), attempt)
     try:
         return run.execute()
     finally:
@@ -152,6 +153,7 @@ class ChunkRun:
     task: Task
     node: str
     cpus: int
+    attempt: TaskAttempt | None = None
     work_dir: Path = field(init=False)
     output_dir: Path = field(init=False)
     process: subprocess.Popen[bytes] | None = None
@@ -162,7 +164,10 @@ class ChunkRun:
 
     def __post_init__(self) -> None:
         job = self.task.job
-        attempt = f"task-{self.task.index}-attempt-{self.task.attempts}"
+        # The attempt's own number names its folder: Task.attempts restarts when a job is
+        # retried, and the earlier attempts' logs must not be overwritten.
+        number = self.attempt.number if self.attempt else self.task.attempts
+        attempt = f"task-{self.task.index}-attempt-{number}"
         self.work_dir = settings.RENDER_WORK_DIR / f"job-{job.pk}" / attempt
         self.output_dir = Path(job.project.node_output_dir) / f"job-{job.pk}" / attempt
         self.log_url = storage.join(job.output_url, "_logs", attempt + "/")
@@ -374,9 +379,12 @@ class ChunkRun:
             for name in LOG_FILES:
                 if (path := self.work_dir / name).exists():
                     backend.upload_file(path, prefix + name)
+            tails = self.tails()
             Task.objects.filter(pk=self.task.pk, attempts=self.task.attempts).update(
-                log_url=self.log_url, **self.tails()
+                log_url=self.log_url, **tails
             )
+            if self.attempt is not None:  # even when cancelled: these are its logs
+                TaskAttempt.objects.filter(pk=self.attempt.pk).update(log_url=self.log_url, **tails)
         except Exception:  # logs are a convenience; never fail a render over them
             log.exception("could not publish the logs of %s", self.task)
 

@@ -26,7 +26,7 @@ from .choices import OPEN_TASK_STATES, FrameState, JobState, TaskState
 from .dispatch import dispatch as dispatch
 from .dispatch import dispatch_pending as dispatch_pending
 from .dispatch import enqueue_dispatch
-from .models import Frame, NodeBlock, RenderJob, Task
+from .models import AttemptState, Frame, NodeBlock, RenderJob, Task, TaskAttempt
 from .signals import frame_failed, job_state_changed
 from .submission import RenderRequest as RenderRequest
 from .submission import SubmissionError as SubmissionError
@@ -64,6 +64,7 @@ def cancel_job(job: RenderJob) -> Outcome:
         Task.objects.filter(pk__in=[t.pk for t in open_tasks]).update(
             state=TaskState.CANCELLED, finished_at=timezone.now()
         )
+        _close_attempts([t.pk for t in open_tasks], AttemptState.CANCELLED, "cancelled")
         locked.frame_set.filter(state__in=(FrameState.QUEUED, FrameState.RUNNING)).update(
             state=FrameState.CANCELLED
         )
@@ -138,6 +139,7 @@ def requeue_task(task: Task, reason: str = "requeued by a user") -> bool:
             pk=task.pk, state__in=(TaskState.QUEUED, TaskState.RUNNING)
         ).update(state=TaskState.QUEUED, queued_at=None, node="", pid=None, heartbeat_at=None)
         if updated:
+            _close_attempts([task.pk], AttemptState.REQUEUED, reason)
             task.frame_set.filter(state=FrameState.RUNNING).update(state=FrameState.QUEUED)
             log.info("requeued %s: %s", task, reason)
             transaction.on_commit(lambda: enqueue_dispatch(task.job_id))
@@ -189,12 +191,74 @@ def frame_done(
     return bool(updated)
 
 
-def task_started(task: Task) -> None:
+def task_started(task: Task) -> TaskAttempt:
+    """A chunk's attempt began (the task row is already RUNNING on its node): start the job
+    if it was queued, and record the attempt."""
     now = timezone.now()
     if RenderJob.objects.filter(pk=task.job_id, state=JobState.QUEUED).update(
         state=JobState.RUNNING, started_at=now
     ):
         _announce(task.job_id, JobState.QUEUED, JobState.RUNNING)
+    return start_attempt(task.pk)
+
+
+def start_attempt(task_id: int) -> TaskAttempt:
+    """A new attempt row from the task row as claimed (node, start, cloud instance).
+
+    An attempt still open here was never closed (its worker vanished without a reaper
+    seeing it): it ends as requeued, so one chunk never shows two running attempts.
+    """
+    with transaction.atomic():
+        row = Task.objects.select_for_update().get(pk=task_id)
+        _close_attempts([task_id], AttemptState.REQUEUED, "superseded by a new attempt")
+        last = row.history.order_by("-number").values_list("number", flat=True).first()
+        return TaskAttempt.objects.create(
+            task=row,
+            job_id=row.job_id,
+            number=(last or 0) + 1,
+            node=row.node,
+            started_at=row.started_at or timezone.now(),
+            cloud_job_id=row.cloud_job_id,
+            cloud_instance=row.cloud_instance,
+        )
+
+
+def _close_attempts(task_ids: list[int], state: str, reason: str) -> None:
+    TaskAttempt.objects.filter(task_id__in=task_ids, state=AttemptState.RUNNING).update(
+        state=state, finished_at=timezone.now(), failure_reason=reason[:2000]
+    )
+
+
+def _end_attempt(task: Task, *, ok: bool, reason: str, exit_code: int | None) -> None:
+    """Close the task's open attempt with what the task row holds now: the logs' folder and
+    tails the worker or poller wrote just before, the node, the outcome."""
+    now = timezone.now()
+    values = {
+        "state": AttemptState.DONE if ok else AttemptState.FAILED,
+        "finished_at": now,
+        "exit_code": exit_code,
+        "failure_reason": reason,
+        "node": task.node,
+        "log_url": task.log_url,
+        "agent_log_tail": task.agent_log_tail,
+        "stdout_tail": task.stdout_tail,
+        "stderr_tail": task.stderr_tail,
+        "cloud_job_id": task.cloud_job_id,
+        "cloud_instance": task.cloud_instance,
+    }
+    open_attempt = task.history.filter(state=AttemptState.RUNNING).order_by("-number").first()
+    if open_attempt is not None:
+        TaskAttempt.objects.filter(pk=open_attempt.pk).update(**values)
+        return
+    # Started before attempts were recorded, or retried by BatchCompute itself.
+    last = task.history.order_by("-number").values_list("number", flat=True).first()
+    TaskAttempt.objects.create(
+        task=task,
+        job_id=task.job_id,
+        number=(last or 0) + 1,
+        started_at=task.started_at,
+        **values,
+    )
 
 
 def task_finished(
@@ -221,6 +285,7 @@ def task_finished(
             current_frame=None,
             pid=None,
         )
+        _end_attempt(current, ok=ok, reason=reason, exit_code=exit_code)
         if not ok and current.node:
             _count_node_failure(current.job_id, current.node, reason)
         if new_state == TaskState.QUEUED:

@@ -26,4 +26,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("jobs/<int:pk>/frames/<int:number>/preview/", views.frame_preview, name="preview"),
     path("jobs/<int:pk>/outputs/", views.outputs, name="outputs"),
     path("jobs/<int:pk>/outputs.zip", views.outputs_zip, name="outputs-zip"),
+    # Under the cluster's address, here because the page is mostly chunks (jobs sit above
+    # clusters): /clusters/<id>/nodes/<name or id>/.
+    path("clusters/<int:pk>/nodes/<path:node>/", views.node_detail, name="node"),
 ]

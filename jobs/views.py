@@ -29,9 +29,10 @@ from renderhub.cli import parse_id
 from renderhub.htmx import is_htmx
 from renderhub.outcome import add_messages
 
-from . import pages, queries, services
+from . import nodes, pages, queries, services
 from .forms import SubmitRenderPageForm
 from .framespec import FrameSpecError, parse_frame_spec
+from .models import Task
 from .outputs import signed_link
 
 
@@ -138,7 +139,8 @@ def _estimate(
         software.pk if software else None,
         cluster,
         frames,
-        len(data.getlist("scenes")),
+        # Each scene's own history comes first; only this project's jobs are looked at.
+        [url[:1024] for url in data.getlist("scenes")[:200]],
         _number(request, "nodes"),
         _number(request, "chunk_size"),
     )
@@ -157,6 +159,14 @@ def submit_estimate(request: HttpRequest) -> HttpResponse:
 
 
 # --- one job -----------------------------------------------------------------------------------
+
+
+@require_safe
+def node_detail(request: HttpRequest, pk: int, node: str) -> HttpResponse:
+    """A cluster's node: who may see the cluster sees the node; its chunks are filtered."""
+    found = nodes.get_node(pk, node)
+    context = nodes.node_page(request.user, found, request.GET.get("page"))
+    return render(request, "clusters/node.html", context)
 
 
 @require_safe
@@ -252,19 +262,34 @@ def _which_log(request: HttpRequest) -> str | None:
     return which if which in pages.LOGS else None
 
 
+def _log_choice(request: HttpRequest, task: Task) -> pages.LogChoice:
+    """The attempt named by ?attempt=N (the latest without it); 404 for one it never had."""
+    raw = request.GET.get("attempt")
+    number = parse_id(raw) if raw else None
+    if raw and number is None:
+        raise Http404("Attempts are numbered 1, 2, …")
+    choice = pages.choose_log(task, number)
+    if choice is None:
+        raise Http404(f"Chunk {task.index} has no attempt {raw}.")
+    return choice
+
+
 @require_safe
 def task_logs(request: HttpRequest, pk: int, index: int) -> HttpResponse:
     task = queries.get_task(request.user, pk, index)
     which = _which_log(request)
     if which is None:
         return HttpResponseBadRequest("Unknown log; choose agent, stdout or stderr.")
+    choice = _log_choice(request, task)
     context = {
         "task": task,
         "job": task.job,
         "which": which,
         "logs": list(pages.LOGS),
-        "log": pages.read_log(task, which),
-        "live": pages.log_is_live(task),
+        "choice": choice,
+        "attempt": choice.attempt,
+        "log": pages.read_log(choice.source, which, choice.live),
+        "live": choice.live,
     }
     template = "jobs/_log.html" if is_htmx(request) else "jobs/logs.html"
     return render(request, template, context)
@@ -275,7 +300,7 @@ def task_log_download(request: HttpRequest, pk: int, index: int, which: str) -> 
     task = queries.get_task(request.user, pk, index)
     if which not in pages.LOGS:
         raise Http404
-    return pages.log_download(task, which)
+    return pages.log_download(task, which, _log_choice(request, task))
 
 
 @require_safe

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from jobs import outputs, thumbnails
 from jobs.choices import FrameState
-from jobs.models import CloudJob, CloudJobState, Frame, Task
+from jobs.models import CloudJob, CloudJobState, Frame, Task, TaskAttempt
 from renderhub import batchcompute as bc
 from renderhub import storage
 from renderhub.cloud import get_client
@@ -101,8 +101,9 @@ def release_due() -> int:
     return released
 
 
-def instance_logs(task: Task) -> dict[str, str]:
-    """Where BatchCompute put the logs of the chunk's instance: its stdout and stderr
+def instance_logs(task: Task | TaskAttempt) -> dict[str, str]:
+    """Where BatchCompute put the logs of the chunk's instance (or of one attempt's: each
+    attempt RenderHub starts is a cloud job of its own): its stdout and stderr
     (``stdout.<jobId>.render.<instance>``) and the agent log (LogMapping), as OSS URLs.
     The renderer's own output is in ``task.log_url`` (agent.log, stdout.log, stderr.log)."""
     cloud_job = task.cloud_job

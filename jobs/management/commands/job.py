@@ -12,6 +12,7 @@ from jobs.choices import FrameState, TaskState
 from jobs.cli import get_job, job_id
 from jobs.framespec import format_frames
 from jobs.models import RenderJob, Task
+from jobs.timing import eta
 from renderhub import cli
 
 
@@ -48,6 +49,7 @@ class Command(BaseCommand):
             ("started", cli.format_time(job.started_at)),
             ("finished", cli.format_time(job.finished_at)),
             ("duration", cli.format_duration(job.duration)),
+            *_eta_field(job),
             ("output", job.output_url),
         ]
         if job.downloaded_to:
@@ -69,6 +71,16 @@ class Command(BaseCommand):
         self.stdout.write("Failed frames:")
         for reason, numbers in by_reason.items():
             self.stdout.write(f"  {format_frames(numbers)}: {cli.first_line(reason, 200) or '-'}")
+
+
+def _eta_field(job: RenderJob) -> list[tuple[str, str]]:
+    """The ETA line of an active job: the time and what it is based on, or why there is none."""
+    found = eta(job)
+    if found is None:
+        return []
+    if found.seconds is None:
+        return [("eta", found.why_none)]
+    return [("eta", f"{cli.format_duration(found.seconds)} ({found.label})")]
 
 
 def _task_row(task: Task) -> list[object]:
