@@ -156,10 +156,13 @@ def test_it_lists_render_workers_with_their_load(client: Any, alice: Any, cluste
     client.force_login(alice)
     html = rows(client.get(STATUS_URL).content.decode(), "Render workers")
     assert "No render worker has reported yet" not in html
-    box1 = re.search(r"<tr><td>render@box-1</td>.*?</tr>", html, re.S)
+    # Each name links to the node's page.
+    box1 = re.search(
+        r'<tr><td><a href="[^"]*/nodes/render@box-1/">render@box-1</a></td>.*?</tr>', html, re.S
+    )
     assert box1 is not None
     assert all(text in box1.group(0) for text in (cluster.name, "Busy", "87.5", "41.0", "3"))
-    box2 = re.search(r"<tr><td>render@box-2</td>.*?</tr>", html, re.S)
+    box2 = re.search(r"<tr><td><a [^>]*>render@box-2</a></td>.*?</tr>", html, re.S)
     assert box2 is not None
     assert "never" in box2.group(0)  # not " ago" with an empty time
     # The one seen most recently comes first, one never seen last.
