@@ -11,7 +11,12 @@
 
   // --- frame preview dialog (grid cells, failed-frame links, gallery tiles) ---------------
 
+  // The grid's "select this frame" (set up with the grid): whatever opens a frame's preview
+  // makes that frame the grid's active one, so the status line names the frame shown.
+  let selectInGrid = null;
+
   function openFrame(number) {
+    if (selectInGrid) selectInGrid(number);
     const dialog = document.getElementById("frame-dialog");
     const source = document.querySelector("[data-frame-url]");
     if (!dialog || !source) return;
@@ -68,16 +73,26 @@
       tip.hidden = true;
     }
 
-    function activate(index) {
+    function announce() {
+      if (active >= 0) status.textContent = describe(cells[active]) + ". Press Enter for a preview.";
+    }
+
+    function activate(index, tip = true) {
       if (index < 0 || index >= cells.length) return;
       if (active >= 0 && cells[active]) cells[active].classList.remove("active");
       active = index;
       const cell = cells[index];
       cell.classList.add("active");
       cell.scrollIntoView({ block: "nearest" });
-      status.textContent = describe(cell) + ". Press Enter for a preview.";
-      showTip(cell);
+      announce();
+      if (tip) showTip(cell);
     }
+
+    // Frame numbers need not be contiguous (1-10,20): find the cell by its number.
+    selectInGrid = (number) => {
+      const index = Array.prototype.findIndex.call(cells, (c) => c.dataset.n === String(number));
+      if (index >= 0 && index !== active) activate(index, false);
+    };
 
     function columns() {
       if (cells.length < 2) return 1;
@@ -91,6 +106,11 @@
       if (event.target.parentNode === grid) showTip(event.target);
     });
     grid.addEventListener("mouseleave", hideTip);
+    // A press on a cell selects it before the grid takes focus: focusing by mouse must not
+    // select frame 1 (or the last keyboard frame) while the preview shows the clicked one.
+    grid.addEventListener("mousedown", (event) => {
+      if (event.target.parentNode === grid) activate(Array.prototype.indexOf.call(cells, event.target));
+    });
     grid.addEventListener("click", (event) => {
       if (event.target.parentNode === grid) openFrame(event.target.dataset.n);
     });
@@ -120,6 +140,7 @@
         const cell = cells[i];
         if (cell.className.charAt(0) !== want) {
           cell.className = want + (i === active ? " active" : "");
+          if (i === active) announce(); // the status names the frame's state as it is now
         }
       }
     });
