@@ -221,3 +221,14 @@ def test_beat_cleans_stale_uploads_hourly(
     settings.UPLOAD_STALE_SECONDS = 0
     assert clean_stale_uploads() == 1  # called as beat calls it, in-process
     assert not partial.exists()
+
+
+def test_a_piece_bigger_than_djangos_in_memory_limit_streams_to_disk(
+    as_bob: Client, project: Any, scenes: str, storage_root: Path, settings: Any
+) -> None:
+    """Pieces are streamed from the request, not read into request.body (which Django caps
+    at DATA_UPLOAD_MAX_MEMORY_SIZE, 2.5 MB)."""
+    data = os.urandom(settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1024 * 1024)
+    assert len(data) <= settings.UPLOAD_CHUNK_BYTES  # one piece
+    assert upload(as_bob, project, scenes, "big piece.blend", data).status_code == 200
+    assert (storage_root / "scenes" / "big piece.blend").read_bytes() == data
