@@ -8,7 +8,6 @@ rather than guess from its version or distribution.
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 import shutil
@@ -33,14 +32,21 @@ class BlenderBuild:
     openimagedenoise: bool | None  # None: this Blender does not say
 
 
+_builds: dict[str, BlenderBuild] = {}
+
+
 def blender_build(executable: str = "blender") -> BlenderBuild | None:
     """The build of ``executable`` (a name on PATH or a path); None when it is not here or
-    does not answer. Cached per executable for the life of the process."""
+    does not answer. An answer is kept for the life of the process; a failure (a machine
+    too busy to start Blender in time) is asked again next time."""
     path = shutil.which(executable)
-    return _probe(path) if path else None
+    if path is None:
+        return None
+    if path not in _builds and (build := _probe(path)) is not None:
+        _builds[path] = build
+    return _builds.get(path)
 
 
-@functools.cache
 def _probe(path: str) -> BlenderBuild | None:
     argv = [path, "-b", "--factory-startup", "-noaudio", "--python-expr", _PROBE]
     try:
