@@ -47,6 +47,7 @@ class Folder:
     error: str = ""
     writable: bool = False  # the folder's mapping is writable: members may upload here
     in_submit: bool = False  # shown on the submit page (links keep the user there)
+    open_to_uploads: set[str] = field(default_factory=set)  # writable mapped folders
 
 
 def mapping_holding(mappings: list[StorageMapping], url: str) -> StorageMapping:
@@ -81,6 +82,7 @@ def browse(
             "",
             crumbs=[("Mapped folders", "")],
             folders=[(m.source, m.source) for m in mappings],
+            open_to_uploads={m.source for m in mappings if m.writable},
         )
     if not url.endswith("/"):
         url += "/"

@@ -102,3 +102,16 @@ def test_the_submit_page_opens_at_the_folder_in_its_address(
     assert response.context["folder"].url == source + "seq/"
     html = response.content.decode()
     assert 'hx-push-url="/submit/?project=' in html  # the embedded pane links stay there
+
+
+def test_the_mapped_folders_say_which_take_uploads(
+    as_bob: Client, project: Any, storage_url: str
+) -> None:
+    from projects.models import StorageMapping
+
+    StorageMapping.objects.create(
+        project=project, source=storage_url + "uploads/", destination="/mnt/u/", writable=True
+    )
+    html = pane(as_bob, project, "")
+    scenes_row, uploads_row = html.split('<li class="entry dir">')[1:3]
+    assert "read-only" in scenes_row and "uploads allowed" in uploads_row
