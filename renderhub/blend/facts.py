@@ -7,7 +7,7 @@ gzip (Blender 2.x) and zstd (Blender 3.0+) compressed files.
 
 Scene files come from project members, so a hostile file must not hang the submit page or
 eat the machine: the reader runs in a child Python process (this file, run by path with
-``-I``: standard library and blender-asset-tracer only) that caps its own memory and the
+``-I -P``: standard library and blender-asset-tracer only) that caps its own memory and the
 size of what it may decompress, under a wall-clock timeout. Every failure, whatever its
 cause, becomes a :class:`FactsError` whose message says why, never a crash.
 
@@ -97,7 +97,8 @@ def read_scene_facts(
         raise FactsError(f"it is {size_text(size)}, over the {limit} the reader reads")
     with tempfile.TemporaryDirectory(prefix="renderhub-facts-") as scratch:
         # The scratch dir receives the decompressed copy of a compressed file.
-        argv = [sys.executable, "-I", __file__, str(path.resolve()), str(max_bytes)]
+        # -I: no environment, no user site; -P: not this folder on sys.path either.
+        argv = [sys.executable, "-I", "-P", __file__, str(path.resolve()), str(max_bytes)]
         argv.append(str(max_memory))
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TMPDIR": scratch}
         try:
