@@ -31,6 +31,8 @@ class CallStatus(models.TextChoices):
     DONE = "Done", "Done"
     BYPASSED = "Bypassed", "Bypassed"
     ABORTED = "Aborted", "Aborted"
+    # Not Cromwell's: miniwdl stops the calls still running when another one fails.
+    STOPPED = "Stopped", "Stopped (another call failed)"
     UNSTARTABLE = "Unstartable", "Unstartable"
 
 
@@ -40,6 +42,7 @@ TERMINAL_CALL_STATUSES = (
     CallStatus.DONE,
     CallStatus.FAILED,
     CallStatus.ABORTED,
+    CallStatus.STOPPED,
     CallStatus.BYPASSED,
     CallStatus.UNSTARTABLE,
     CallStatus.RETRYABLE_FAILURE,

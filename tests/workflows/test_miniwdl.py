@@ -117,7 +117,9 @@ task step {
     assert services.start_run(run.pk, "here") == RunState.FAILED
 
     run.refresh_from_db()
-    assert run.failure_message.startswith("broken.step[1] failed: exit status 3:")
+    assert run.failure_message.startswith(
+        "broken.step[1] failed (attempt 1, task step at main WDL line 7): exit status 3:"
+    )
     assert "failed to read header from 'input.bam'" in run.failure_message
     failed = run.calls.get(shard=1)
     assert failed.status == CallStatus.FAILED and failed.return_code == 3

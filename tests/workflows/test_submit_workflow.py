@@ -86,7 +86,9 @@ def test_wait_exits_non_zero_with_the_failure(
         call("submit_workflow", str(wdl), "--project", "shots", "--wait")
 
     assert "bad failed after" in str(failed.value)
-    assert "bad.t failed: exit status 2: bwa: index file missing" in str(failed.value)
+    assert "bad.t failed (attempt 1, task t at main WDL line 3): exit status 2: bwa: index" in str(
+        failed.value
+    )
 
 
 def test_a_refused_submission_lists_every_problem(

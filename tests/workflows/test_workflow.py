@@ -43,7 +43,9 @@ def test_it_shows_the_failure(call: Any, submit: Any) -> None:
 
     out = call("workflow", f"#{run.pk}").out
 
-    assert "failure:     w.t failed: exit status 1: no" in out
+    assert (
+        "failure:     w.t failed (attempt 1, task t at main WDL line 3): exit status 1: no" in out
+    )
     assert "exit status 1: no" in out.split("\n\n", 1)[1]
 
 

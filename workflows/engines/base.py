@@ -47,6 +47,10 @@ class CallInfo:
     cache_hit: bool = False
     failure_message: str = ""
 
+    @property
+    def label(self) -> str:
+        return f"{self.name}[{self.shard}]" if self.shard >= 0 else self.name
+
 
 @dataclass
 class RunStatus:

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -220,7 +221,7 @@ class MiniwdlRun:
         assert self.process is not None
         while self.process.poll() is None:
             self.note_descendants()
-            status = RunStatus(RunState.RUNNING, "running", calls=self.reader.calls())
+            status = RunStatus(RunState.RUNNING, "running", calls=self.calls())
             self.publish_finished_call_logs(status.calls or [])
             if not self.report(status) and self.abort_sent_at is None:
                 log.info("aborting the miniwdl run of %s", self.run)
@@ -231,6 +232,20 @@ class MiniwdlRun:
                 self.kill_everything()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(READ_SECONDS)
+
+    def calls(self) -> list[CallInfo]:
+        """The calls now; those miniwdl stopped because another failed are not *aborted*."""
+        calls = self.reader.calls()
+        if self.abort_sent_at is not None:
+            return calls
+        failed = next((c for c in calls if c.status == CallStatus.FAILED), None)
+        reason = f"stopped when {failed.label} failed" if failed else "stopped by miniwdl"
+        return [
+            replace(c, status=CallStatus.STOPPED, failure_message=reason)
+            if c.status == CallStatus.ABORTED
+            else c
+            for c in calls
+        ]
 
     def note_descendants(self) -> None:
         assert self.process is not None
@@ -265,7 +280,7 @@ class MiniwdlRun:
 
     def finish(self) -> RunStatus:
         assert self.process is not None
-        calls = self.reader.calls()
+        calls = self.calls()
         result = read_json(self.root / "result.json") or {}
         aborted = self.abort_sent_at is not None
         try:
@@ -323,7 +338,7 @@ class MiniwdlRun:
 
     def publish_call_logs(self, folder: str) -> None:
         backend, prefix = storage.resolve(storage.join(self.run.working_dir, "calls/"))
-        for path in sorted((self.dir / folder).glob("*")):
+        for path in sorted(self.reader.path(folder).glob("*")):
             if path.is_symlink() or not path.is_file():
                 continue  # only what miniwdl wrote: a link could lead anywhere on the worker
             if path.suffix in LOG_SUFFIXES or path.name == "command":

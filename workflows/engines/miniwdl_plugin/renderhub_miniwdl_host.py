@@ -67,6 +67,7 @@ KILL_GRACE_SECONDS = 5.0
 POLL_SECONDS = 0.25
 SECTION = "renderhub"
 SCRATCH = "sandbox-tmp"  # the call's /tmp, below the call folder, removed after each attempt
+EXIT_EVENT = "renderhub exit"  # read back by workflows.engines.miniwdl_calls
 
 
 class HostProcess(TaskContainer):
@@ -164,6 +165,13 @@ class HostProcess(TaskContainer):
                 _kill_group(proc)
             if terminating():
                 raise Terminated()
+        # For RenderHub's calls table and messages: each attempt's real exit status, and the
+        # codes the task accepts when it says (miniwdl logs neither where RenderHub reads).
+        codes = self.runtime_values.get("returnCodes")
+        extra = {} if codes is None else {"return_codes": codes}
+        logger.notice(  # type: ignore[attr-defined]
+            _(EXIT_EVENT, exit_status=exit_code, attempt=self.try_counter, **extra)
+        )
         return exit_code
 
     def _sandbox(self) -> Sandbox:

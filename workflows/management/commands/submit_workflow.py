@@ -121,7 +121,7 @@ class Command(BaseCommand):
                 statuses = list(run.calls.values_list("status", flat=True))
                 done = sum(1 for s in statuses if s == CallStatus.DONE)
                 ended = run.state in TERMINAL_RUN_STATES
-                if statuses or ended:  # an empty bar would read as complete
+                if statuses:  # an empty bar ("0/0 calls") would read as complete
                     bar.update(done, total=len(statuses), note=run.state)
                 if ended:
                     break
