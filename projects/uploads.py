@@ -166,7 +166,7 @@ def _start_local(
     if shutil.disk_usage(existing).free < size:
         raise UploadRefused(f"There is not enough free disk space for {size} bytes.", 507)
     upload_id = uuid.uuid4().hex
-    chunked.partial_for(target.backend, target.key, upload_id, _registry())
+    chunked.partial_for(target.backend, target.key, upload_id, _registry(), new=True)
     token = signing.TimestampSigner(salt=TOKEN_SALT).sign_object(
         {"i": upload_id, "u": user.pk, "p": project.pk, "url": target.url, "s": size}
     )
@@ -229,6 +229,9 @@ def receive(
             413,
         )
     upload = _upload(user, project, token)
+    if not chunked.is_open(_registry(), upload.upload_id):
+        # Completed, cancelled or cleaned away: a piece now would start an unnoted partial.
+        raise UploadRefused("This upload is over; start it again to send the file anew.", 404)
     try:
         return chunked.append(upload.partial, at, stream, length, upload.size)
     except chunked.OffsetMismatch as exc:
@@ -242,6 +245,8 @@ def complete(user: User | AnonymousUser, project: Project, token: str) -> str:
     upload = _upload(user, project, token)
     assert isinstance(upload.target.backend, LocalStorage)
     dest = upload.target.backend.target_path(upload.target.key)
+    if chunked.finished(upload.partial, dest, upload.size, _registry(), upload.upload_id):
+        return upload.target.url
     try:
         chunked.finish(upload.partial, dest, upload.size, _registry(), upload.upload_id)
     except storage.StorageError as exc:

@@ -28,6 +28,8 @@ __all__ = [
     "append",
     "clean_stale",
     "finish",
+    "finished",
+    "is_open",
     "offset",
     "partial_for",
 ]
@@ -51,16 +53,33 @@ class OffsetMismatch(StorageError):
         self.expected = expected
 
 
-def partial_for(store: LocalStorage, key: str, upload_id: str, registry: Path) -> Path:
-    """The partial file of upload ``upload_id`` to ``key``, noted in ``registry``."""
+def partial_for(
+    store: LocalStorage, key: str, upload_id: str, registry: Path, *, new: bool = False
+) -> Path:
+    """The partial file of upload ``upload_id`` to ``key``; ``new`` notes it in ``registry``
+    (an upload is noted once, when it starts, and forgotten when it ends)."""
     if not UPLOAD_ID_RE.match(upload_id):
         raise StorageError("malformed upload id")
     partial = store.target_path(key).parent / f"{PARTIAL_PREFIX}{upload_id}"
-    registry.mkdir(parents=True, exist_ok=True)
-    note = registry / upload_id
-    if not note.exists():
-        note.write_text(str(partial), encoding="utf-8")
+    if new:
+        registry.mkdir(parents=True, exist_ok=True)
+        (registry / upload_id).write_text(str(partial), encoding="utf-8")
     return partial
+
+
+def is_open(registry: Path, upload_id: str) -> bool:
+    """Whether the upload was started and is not yet completed, cancelled or cleaned away."""
+    return bool(UPLOAD_ID_RE.match(upload_id)) and (registry / upload_id).exists()
+
+
+def finished(partial: Path, dest: Path, size: int, registry: Path, upload_id: str) -> bool:
+    """Whether the upload was completed already (a repeated completion whose answer was lost)."""
+    if partial.exists() or (registry / upload_id).exists():
+        return False
+    try:
+        return dest.is_file() and dest.stat().st_size == size
+    except OSError:
+        return False
 
 
 def offset(partial: Path) -> int:

@@ -69,10 +69,18 @@
         }
       }
     }
-    const done = await call(base + "complete/", { method: "POST" });
-    const reply = await json(done);
-    if (!done.ok) throw new Refused(reply.error || "The upload could not be completed.");
-    return reply.file;
+    // Completing twice is harmless (the server answers the same), so a lost answer is retried.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const done = await call(base + "complete/", { method: "POST" });
+        const reply = await json(done);
+        if (!done.ok) throw new Refused(reply.error || "The upload could not be completed.");
+        return reply.file;
+      } catch (error) {
+        if (error instanceof Refused || attempt > RETRIES) throw error;
+        await sleep(500 * 2 ** attempt);
+      }
+    }
   }
 
   function sendOSS(answer, file, progress) {

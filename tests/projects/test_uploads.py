@@ -232,3 +232,22 @@ def test_a_piece_bigger_than_djangos_in_memory_limit_streams_to_disk(
     assert len(data) <= settings.UPLOAD_CHUNK_BYTES  # one piece
     assert upload(as_bob, project, scenes, "big piece.blend", data).status_code == 200
     assert (storage_root / "scenes" / "big piece.blend").read_bytes() == data
+
+
+def test_completing_twice_answers_the_same(
+    as_bob: Client, project: Any, scenes: str, storage_root: Path
+) -> None:
+    """The answer to the completion was lost and the browser asks again: same file, no error."""
+    token = start(as_bob, project, scenes, "twice.blend", 3).json()["upload"]
+    put(as_bob, project, token, 0, b"abc")
+    first = complete(as_bob, project, token)
+    again = complete(as_bob, project, token)
+    assert first.status_code == again.status_code == 200
+    assert first.json() == again.json()
+    assert (storage_root / "scenes" / "twice.blend").read_bytes() == b"abc"
+    # But no more bytes go in after it, not even from the start.
+    for offset, data in ((3, b"d"), (0, b"xyz")):
+        response = put(as_bob, project, token, offset, data)
+        assert response.status_code == 404 and "start it again" in response.json()["error"]
+    assert (storage_root / "scenes" / "twice.blend").read_bytes() == b"abc"
+    assert not list((storage_root / "scenes").glob(".renderhub-tmp-*"))
