@@ -284,6 +284,12 @@ WORKFLOW_WORK_DIR = Path(env.str("WORKFLOW_WORK_DIR", default=str(VAR_DIR / "wor
 # renderers; tasks get no network unless WORKFLOW_TASK_NETWORK is set.
 WORKFLOW_SANDBOX = env.str("WORKFLOW_SANDBOX", default=RENDER_SANDBOX)
 WORKFLOW_TASK_NETWORK = env.bool("WORKFLOW_TASK_NETWORK", default=False)
+# Hosts whose https:// WDL imports the manager fetches at submission (e.g.
+# raw.githubusercontent.com); empty: URL imports are refused. "http://host:port" allows
+# plain http to that host. Each import is bounded in size (bytes) and time (seconds).
+WORKFLOW_IMPORT_HOSTS = env.list("WORKFLOW_IMPORT_HOSTS", default=[])
+WORKFLOW_IMPORT_MAX_BYTES = env.int("WORKFLOW_IMPORT_MAX_BYTES", default=1024 * 1024)
+WORKFLOW_IMPORT_TIMEOUT = env.float("WORKFLOW_IMPORT_TIMEOUT", default=10.0)
 
 # --- Celery ---------------------------------------------------------------------------
 BROKER_DIR = VAR_DIR / "broker"
