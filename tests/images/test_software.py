@@ -334,3 +334,36 @@ def test_the_admin_saves_a_valid_software(admin_client: Any, image: ComputeImage
     assert response.status_code == 302
     maya = Software.objects.get(name="maya")
     assert maya.parameters[0]["required"] is False  # stored normalised
+
+
+# --- a bad parameter is reported once ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "definition",
+    [
+        {"name": "engine", "type": "choice"},  # no choices
+        {"name": "engine", "type": "int", "default": "fast"},
+        {"name": "engine", "type": "integer"},
+        {"name": "engine", "type": "string", "required": "no"},
+    ],
+)
+def test_a_bad_parameter_is_not_also_an_unknown_variable(definition: dict[str, Any]) -> None:
+    errors = errors_of(
+        software(command_template=["blender", "-E", "{engine}"], parameters=[definition])
+    )
+    assert errors["parameters"]
+    assert "command_template" not in errors
+
+
+def test_with_bad_parameters_the_command_still_reports_its_own_problems() -> None:
+    errors = errors_of(
+        software(
+            command_template=["blender", "{engine}", "{samples}", "{scene!r}"],
+            parameters=[{"name": "engine", "type": "choice"}, {"name": "Bad Name"}],
+        )
+    )
+    problems = errors["command_template"]
+    assert any(p.startswith("unknown variable {samples}") for p in problems)
+    assert any("conversion !r" in p for p in problems)
+    assert not any("{engine}" in p for p in problems)
