@@ -92,6 +92,9 @@ def clean_path(path: str) -> str:
         raise UploadRefused(f"{path!r}: each name may have at most {MAX_NAME_BYTES} bytes.")
     if sum(len(part) + 1 for part in encoded) > MAX_PATH_BYTES:
         raise UploadRefused(f"{path!r}: the path may have at most {MAX_PATH_BYTES} bytes.")
+    if "${filename}" in path.lower():
+        # OSS's PostObject replaces it with whatever file name the form sends.
+        raise UploadRefused(f"{path!r}: '${{filename}}' cannot be part of a name.")
     if any(part.startswith(TMP_PREFIX) for part in parts):
         raise UploadRefused(f"{path!r}: names starting with {TMP_PREFIX} are reserved.")
     return path

@@ -48,7 +48,16 @@ def test_a_read_only_mapping_gets_no_form(oss_project: Project, bob: Any) -> Non
     assert response.status_code == 403 and "read-only" in response.json()["error"]
 
 
-@pytest.mark.parametrize("path", ["../output/evil.blend", "/evil.blend", "a/../../evil.blend"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "../output/evil.blend",
+        "/evil.blend",
+        "a/../../evil.blend",
+        "${filename}",  # OSS would put the form's file name there, after signing
+        "a/${FileName}.blend",
+    ],
+)
 def test_paths_out_of_the_mapping_get_no_form(oss_project: Project, bob: Any, path: str) -> None:
     source = oss_project.mappings.get().source
     assert start(_client(bob), oss_project, source, path, 3).status_code == 400
