@@ -116,6 +116,7 @@ class FakeBatchCompute(Runner):
             self._faults.clear()
             self.internal_errors.clear()
             self.run_commands = False
+            self.documented_readings()
 
     # --- faults and introspection --------------------------------------------------------
 
@@ -250,7 +251,7 @@ class FakeBatchCompute(Runner):
             "GET /clusters/{id}/groups/{group}/instances": lambda: self._list_vms(segments, params),
             "GET /quotas": lambda: (200, QUOTAS),
             "GET /available": lambda: (200, AVAILABLE),
-            "GET /images": lambda: self._list(IMAGES, params, lambda i: i, "Id"),
+            "GET /images": lambda: self._list(self._images(params), params, lambda i: i, "Id"),
         }
         handler = handlers.get(route)
         if handler is None:
@@ -258,6 +259,13 @@ class FakeBatchCompute(Runner):
                 raise BCError(400, "InvalidUrlPattern", "Specified url pattern is not valid.")
             raise BCError(400, "MethodNotAllowed", "The request http method is not supported.")
         return handler()
+
+    def _images(self, params: dict[str, str]) -> list[dict[str, Any]]:
+        if params.get("Type"):
+            return [i for i in IMAGES if i["Type"] == params["Type"]]
+        if self.images_need_type:
+            return [i for i in IMAGES if i["Type"] != "System"]
+        return list(IMAGES)
 
     def internal_error(self, exc: Exception) -> FakeError:
         return BCError(500, "InternalError", "The request processing has been failed (fake error).")

@@ -123,7 +123,7 @@ class Clusters(BatchComputeBase):
         desired: dict[str, int] = {}
         for name, group in groups.items():
             count = group.get("DesiredVMCount")
-            if not isinstance(count, int) or count < 0:
+            if not isinstance(count, int) or count < self.min_desired_vm_count:
                 raise BCError(400, f"InvalidGroups.{name}", "DesiredVMCount is not valid.")
             if not (group.get("InstanceType") or body.get("InstanceType")):
                 raise BCError(400, f"InvalidGroups.{name}", "InstanceType is mandatory.")
@@ -145,8 +145,13 @@ class Clusters(BatchComputeBase):
                 raise BCError(400, f"InvalidGroups.{name}", f"Group {name} does not exist.")
             if "DesiredVMCount" in change:
                 count = change["DesiredVMCount"]
-                if not isinstance(count, int) or count < 0:
-                    raise BCError(400, "InvalidDesiredVMCount", "DesiredVMCount is not valid.")
+                if not isinstance(count, int) or count < self.min_desired_vm_count:
+                    raise BCError(
+                        400,
+                        "InvalidDesiredVMCount",
+                        "Specified parameter DesiredVMCount is not valid. "
+                        "It should be in range [1, 65536].",
+                    )
                 cluster.desired[name] = count
                 cluster.log(name, f"Changing desired VM count to {count} successfully")
         return 200, None

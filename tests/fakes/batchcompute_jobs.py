@@ -217,10 +217,14 @@ class Jobs(Clusters):
             return
         else:
             inst.state = "Failed"
+        fail_job = job.desc.get("JobFailOnInstanceFail", True)
+        failed_for_good = any(i.state == "Failed" for i in task.instances)
+        if failed_for_good and not fail_job and self.failed_instance_keeps_job_running:
+            return  # the other reading: task and job stay Running
         if all(i.state in TERMINAL for i in task.instances):
             failed = any(i.state == "Failed" for i in task.instances)
             task.state, task.ended = ("Failed" if failed else "Finished"), now()
-        if inst.state == "Failed" and job.desc.get("JobFailOnInstanceFail", True):
+        if inst.state == "Failed" and fail_job:
             for _t, other in job.instances():
                 if other.state not in TERMINAL:
                     self._kill(other)

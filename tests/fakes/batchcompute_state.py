@@ -285,6 +285,26 @@ class BatchComputeBase(FakeServer):
         self.work_root = Path(tempfile.mkdtemp(prefix="fake-batchcompute-"))
         self._tokens: dict[tuple[str, str], tuple[str, str]] = {}
         self._running: set[tuple[str, str, int]] = set()
+        self.documented_readings()
+
+    def documented_readings(self) -> None:
+        """Where the documentation allows two readings, the fake takes the first; a test
+        switches to the other to show RenderHub does not depend on either.
+
+        * ``failed_instance_keeps_job_running``: with ``JobFailOnInstanceFail: false``, an
+          instance failed for good leaves its task and job Running (the docs describe only
+          the ``true`` case) instead of ending them once every instance has ended.
+        * ``images_need_type``: ``GET /images`` without ``Type`` lists the account's own
+          images only; the system images need ``Type=System`` (what the CLI sends).
+        * ``list_order``: ``"asked"`` honours ``OrderBy``/``IsReverse``; ``"oldest_first"``
+          ignores them; ``"shuffled"`` lists in no order at all.
+        * ``min_desired_vm_count``: 1 refuses ``DesiredVMCount: 0`` (the error table says
+          1-65536) where 0 (an SDK example) is otherwise accepted.
+        """
+        self.failed_instance_keeps_job_running = False
+        self.images_need_type = False
+        self.list_order = "asked"
+        self.min_desired_vm_count = 0
 
     def _get_job(self, job_id: str) -> Job:
         if job_id not in self.jobs:
@@ -320,7 +340,10 @@ class BatchComputeBase(FakeServer):
         rows = [render(item) for item in items]
         if params.get("State"):
             rows = [r for r in rows if r.get("State") == params["State"]]
-        if params.get("IsReverse", "").lower() == "true":
+        if self.list_order == "shuffled":
+            # The same order for every page of one listing (markers must stay meaningful).
+            rows.sort(key=lambda r: hashlib.sha256(str(r[key]).encode()).hexdigest())
+        elif self.list_order == "asked" and params.get("IsReverse", "").lower() == "true":
             rows.reverse()
         limit = max(1, min(100, int(params.get("MaxItemCount") or 50)))
         marker = params.get("Marker", "")
