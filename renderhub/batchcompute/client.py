@@ -179,8 +179,13 @@ class BatchCompute:
         return str(self._call("create_job", lambda: self._sdk.create_job(desc, token)).Id)
 
     def find_job(self, name: str, since: datetime, max_pages: int = 20) -> str | None:
-        """The id of the newest job called ``name`` created after ``since``, if any."""
-        marker = ""
+        """The id of the job called ``name``, if any (names are unique per row).
+
+        Newest first is asked for, not relied on: a job older than ``since`` ends the search
+        only while every page so far came newest first (a service that ignores the order, or
+        shuffles, is read to the end, at most ``max_pages`` pages).
+        """
+        marker, last, ordered, descending = "", None, True, False
         for _ in range(max_pages):
             page = self._call(
                 "list_jobs",
@@ -189,11 +194,17 @@ class BatchCompute:
                 ),
             )
             for job in page.Items:
-                if job.get("Name") == name:
-                    return str(job.Id)
                 created = _aware(job.get("CreationTime"))
-                if created is not None and created < since:
-                    return None  # newest first: nothing older can be ours
+                if job.get("Name") == name and (created is None or created >= since):
+                    return str(job.Id)
+            for created in (_aware(job.get("CreationTime")) for job in page.Items):
+                if created is None:
+                    ordered = False  # cannot tell
+                elif last is not None:
+                    ordered, descending = ordered and created <= last, descending or created < last
+                last = created or last
+            if ordered and descending and last is not None and last < since:
+                return None  # newest first, as asked: nothing older can be ours
             marker = page.NextMarker
             if not marker:
                 return None
@@ -313,11 +324,16 @@ class BatchCompute:
             str(i.get("InstanceType")) for i in available.get("AvailableSpotInstanceType") or ()
         ]
         disks = [str(d) for d in available.get("AvailableSystemDiskType") or []]
-        images = [
-            (_text(image, "Id"), _text(image, "Name"))
-            for image in self._pages("list_images", self._sdk.list_images, "")
-        ]
-        return Resources(types, spot, disks, images)
+        # Without Type the service may list only the account's own images (the CLI always
+        # sends Type=System): ask both ways, each image once.
+        images: dict[str, str] = {}
+        for fetch in (
+            self._sdk.list_images,
+            lambda marker, limit: self._sdk.list_images(marker, limit, type_="System"),
+        ):
+            for image in self._pages("list_images", fetch, ""):
+                images.setdefault(_text(image, "Id"), _text(image, "Name"))
+        return Resources(types, spot, disks, list(images.items()))
 
     def _pages(self, what: str, fetch: Callable[[Any, int], Any], first: Any) -> Iterator[Any]:
         marker = first
