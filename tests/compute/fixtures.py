@@ -230,14 +230,33 @@ def submit_cloud(
 
 
 def write_events(
-    oss: FakeOSS, cloud_job: Any, instance: int, events: list[dict[str, Any]], run: int = 1
+    oss: FakeOSS,
+    cloud_job: Any,
+    instance: int,
+    events: list[dict[str, Any]],
+    run: int = 1,
+    *,
+    uploaded: bool = True,
 ) -> None:
-    """Append agent events to an instance's events file in OSS, as the node entry does."""
+    """Append agent events to an instance's events file in OSS, as the node entry does;
+    with ``uploaded`` the files its frame_done events name are put in the job's output
+    folder too, as OutputMapping does when the instance ends (the tests end it later)."""
     bucket, _, prefix = cloud_job.log_url.removeprefix("oss://").partition("/")
     key = f"{prefix}events/{instance}.{run}.jsonl"
     old = oss.get(bucket, key)
     lines = b"".join(json.dumps({"time": time.time(), **e}).encode() + b"\n" for e in events)
     oss.put(bucket, key, (old.data if old else b"") + lines)
+    output_prefix = cloud_job.job.output_url.removeprefix(f"oss://{bucket}/")
+    for event in events if uploaded else ():
+        for path in event.get("outputs") or () if event.get("event") == "frame_done" else ():
+            oss.put(bucket, output_prefix + path.rsplit("/", 1)[-1], TINY_PNG)
+
+
+TINY_PNG = (  # a 1x1 PNG
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00"
+    b"\x00\x90wS\xde\x00\x00\x00\x0cIDATx\x9cc\xf8\xcf\xc0\x00\x00\x03\x01\x01\x00\xc9\xfe\x92"
+    b"\xef\x00\x00\x00\x00IEND\xaeB`\x82"
+)
 
 
 def cloud_job_of(job: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -33,7 +34,11 @@ def test_a_job_becomes_one_cloud_job_with_an_instance_per_chunk(
 ) -> None:
     cj = cloud_job_of(submitted)
     assert cj.state == CloudJobState.ACTIVE
-    assert cj.name == f"rhtest-r{submitted.pk}-c{cj.pk}"
+    assert re.fullmatch(rf"rhtest-r{submitted.pk}-c{cj.pk}-[0-9a-f]{{12}}", cj.name)
+    folder = f"cloud-{cj.name.removeprefix(f'rhtest-r{submitted.pk}-')}"
+    assert cj.log_url == f"{submitted.output_url}_logs/{folder}/"
+    [post] = [r for r in fake_bc.requests if r.route == "POST /jobs"]
+    assert post.body["Name"] == post.params["IdempotentToken"] == cj.name
     job = fake_bc.jobs[cj.cloud_id]
     assert job.name == cj.name
     desc = job.desc
@@ -47,7 +52,7 @@ def test_a_job_becomes_one_cloud_job_with_an_instance_per_chunk(
     command = task["Parameters"]["Command"]
     assert command["CommandLine"].endswith("renderhub_node.py")
     assert command["PackagePath"].startswith(f"oss://{bucket}/renderhub-rhtest/packages/")
-    assert command["EnvVars"]["RENDERHUB_SPECS"] == f"/renderhub/control/cloud-{cj.pk}/spec.json"
+    assert command["EnvVars"]["RENDERHUB_SPECS"] == f"/renderhub/control/{folder}/spec.json"
     assert task["Parameters"]["StdoutRedirectPath"] == cj.log_url
     entries = {e["Destination"]: e for e in task["Mounts"]["Entries"]}
     assert entries["/mnt/scenes/"] == {
@@ -80,7 +85,8 @@ def test_the_specs_of_every_chunk_are_uploaded(
     assert common["scene"] == "/mnt/scenes/shot_a.blend"
     assert common["publish_dir"] == "/renderhub/publish"
     assert common["output_name"] == "shot_a_####"
-    assert specs["events_dir"] == f"/renderhub/control/cloud-{cj.pk}/events/"
+    folder = cj.log_url.rstrip("/").rsplit("/", 1)[1]
+    assert specs["events_dir"] == f"/renderhub/control/{folder}/events/"
 
 
 def test_the_package_is_uploaded_once_under_its_content_hash(
@@ -248,7 +254,7 @@ def test_a_transient_failure_leaves_the_submission_for_the_poller(
 # --- polling ------------------------------------------------------------------------------
 
 
-def test_running_instances_make_running_chunks_and_events_make_done_frames(
+def test_running_instances_make_running_chunks_and_stored_files_make_done_frames(
     submitted: RenderJob, fake_bc: FakeBatchCompute, cloud_oss: FakeOSS
 ) -> None:
     cj = cloud_job_of(submitted)
@@ -264,16 +270,23 @@ def test_running_instances_make_running_chunks_and_events_make_done_frames(
 
     write_events(cloud_oss, cj, 0, [*render_events([1]), {"event": "frame_started", "frame": 2}])
     cloud_poll.poll_all()
+    # Rendered on the node is not done: the file reaches storage when the instance ends.
     frames = dict(submitted.frame_set.values_list("number", "state"))
-    assert frames[1] == FrameState.DONE and frames[2] == FrameState.RUNNING
+    assert frames[1] == frames[2] == FrameState.RUNNING
+    submitted.refresh_from_db()
+    assert submitted.frames_done == 0
+    write_events(cloud_oss, cj, 0, [*render_events([2])[1:], FINISHED_OK])
+    fake_bc.finish_instance(cj.cloud_id, 0)
+    cloud_poll.poll_all()
     frame = submitted.frame_set.get(number=1)
+    assert frame.state == FrameState.DONE
     assert frame.output_url == f"{submitted.output_url}shot_a_0001.png"
     assert frame.seconds == 1.5
     submitted.refresh_from_db()
-    assert submitted.frames_done == 1
-    cloud_poll.poll_all()  # nothing read twice
+    assert submitted.frames_done == 2
+    cloud_poll.poll_all()  # nothing counted twice
     submitted.refresh_from_db()
-    assert submitted.frames_done == 1
+    assert submitted.frames_done == 2
 
 
 def test_finished_instances_finish_the_job(

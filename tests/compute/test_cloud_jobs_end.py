@@ -163,14 +163,15 @@ def test_events_files_are_read_in_turns_beyond_the_per_job_cap(
     fake_bc.start_instances(cj.cloud_id)
     for i, frame in enumerate((1, 3, 5)):
         write_events(cloud_oss, cj, i, render_events([frame]))
-    done = []
+    seen = []
     for _ in range(3):
         cloud_poll.poll_all()
-        done.append(submitted.frame_set.filter(state=FrameState.DONE).count())
-    assert done == [1, 2, 3]
+        seen.append(submitted.frame_set.filter(state=FrameState.RUNNING).count())
+    assert seen == [1, 2, 3]
     write_events(cloud_oss, cj, 2, [*render_events([6])[1:], FINISHED_OK])
     write_events(cloud_oss, cj, 1, render_events([4])[1:])
     fake_bc.finish_instance(cj.cloud_id, 2)
     cloud_poll.poll_all()  # the ended instance's file is read whatever the cap
     assert submitted.tasks.get(index=2).state == TaskState.DONE
+    assert submitted.frame_set.get(number=5).state == FrameState.DONE
     assert submitted.frame_set.get(number=6).state == FrameState.DONE

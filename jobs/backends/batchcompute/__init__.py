@@ -7,9 +7,10 @@ VMs (or over VMs it creates for the job, AutoCluster). The node runs the agent p
 (:mod:`.package`) with these node paths:
 
     /renderhub/control/   the job's ``_logs/`` folder in OSS, mounted writable:
-        cloud-<n>/spec.json              every chunk's spec (RENDERHUB_SPECS)
-        cloud-<n>/events/<i>.<ns>.jsonl  the agent's JSON events, one file per attempt
-        cloud-<n>/stdout.<jobId>.render.<i>, stderr.…, agent.log.…   BatchCompute's logs
+        cloud-<c>/spec.json              every chunk's spec (RENDERHUB_SPECS)
+        cloud-<c>/events/<i>.<ns>.jsonl  the agent's JSON events, one file per attempt
+        cloud-<c>/stdout.<jobId>.render.<i>, stderr.…, agent.log.…   BatchCompute's logs
+        (<c> is the row's id and random part, as in its name ``<tag>-r<job>-<c>``)
         task-<index>/agent.log, stdout.log, stderr.log   (Task.log_url, as on own machines)
     /renderhub/publish/   finished frames, uploaded to the job's output folder (OutputMapping)
     project mappings      mounted at their destinations (read-only unless writable)

@@ -104,6 +104,7 @@ class _Poll:
         self.results: dict[str, Any] = dict(cloud_job.agent_results)
         self.events_after: str | None = None  # where the next cycle's event reads resume
         self._frames: dict[int, set[int]] = {}  # task pk -> its frame numbers
+        self._stored: dict[int, dict[str, str]] | None = None  # frame -> {file name: URL}
 
     def run(self) -> None:
         cj, now = self.cj, timezone.now()
@@ -152,6 +153,8 @@ class _Poll:
         )
         if terminal and complete:
             self.end(status.state, status.message)
+        elif not (terminal or cj.stop_requested) and not self.open_chunks():
+            self.stop_leftover(status)
 
     def scan(self) -> tuple[list[bc.InstanceStatus], bool]:
         """Instances from the lowest open one, at most BATCHCOMPUTE_POLL_PAGES pages."""
@@ -255,28 +258,27 @@ class _Poll:
         if kind == "frame_started":
             services.frame_started(task, int(event["frame"]))
         elif kind == "frame_done":
-            # The event file sits on storage the node writes: a name is trusted only if it
+            # Not done yet: the file reaches storage (OutputMapping) when the instance ends,
+            # and only then is the frame done (finish_instance). A name is kept only if it
             # is a frame file name of this job (never "..", never another folder).
             pattern = frame_pattern(self.job)
             names = [PurePosixPath(str(p)).name for p in event.get("outputs") or []]
             names = [n for n in names if pattern.match(n)]
-            services.frame_done(
-                task,
-                int(event["frame"]),
-                seconds=_seconds(event.get("seconds")),
-                output_url=storage.join(self.job.output_url, names[0]) if names else "",
-                thumbnail_url="",  # made by finish() once OutputMapping uploaded the file
-            )
+            rendered = self.results.setdefault(str(index), {}).setdefault("rendered", {})
+            rendered[str(frame)] = {
+                "name": names[0] if names else "",
+                "seconds": _seconds(event.get("seconds")),
+            }
         elif kind == "frame_failed":
             Frame.objects.filter(job_id=task.job_id, number=int(event["frame"])).update(
                 failure_reason=str(event.get("reason", ""))[:2000]
             )
         elif kind == "finished":
-            self.results[str(index)] = {
-                "status": event.get("status"),
-                "reason": str(event.get("reason") or ""),
-                "exit_code": event.get("exit_code"),
-            }
+            self.results.setdefault(str(index), {}).update(
+                status=event.get("status"),
+                reason=str(event.get("reason") or ""),
+                exit_code=event.get("exit_code"),
+            )
 
     def frames_of(self, task: Task) -> set[int]:
         if task.pk not in self._frames:
@@ -291,17 +293,24 @@ class _Poll:
         Task.objects.filter(pk=task.pk).update(**self.tails(task))
         agent = self.results.get(str(inst.index)) or {}
         reason = "" if ok else self.reason(inst, agent, status)
-        # A frame is done when the agent found its file; an instance that ended without
-        # saying so for a frame did not render it, whatever its exit state.
-        unreported = list(
-            task.frame_set.exclude(state=FrameState.DONE).values_list("number", flat=True)
-        )
+        unreported, missing = self.done_frames(task, agent.get("rendered") or {})
+        # Exit code 0 is not a frame: a frame the agent did not find on the node, or whose
+        # file did not reach storage, was not rendered, whatever the instance's state.
         if ok and unreported:
             ok = False
             reason = (
                 f"instance {inst.index} ended without reporting frame(s) "
-                f"{', '.join(map(str, unreported[:20]))}: no output file was found for them"
+                f"{_numbers(unreported)}: no output file was found for them"
             )
+        if ok and missing:
+            ok = False
+            reason = (
+                f"instance {inst.index} reported frame(s) {_numbers(missing)} rendered, but "
+                f"no file of theirs is in {self.job.output_url}: the upload (OutputMapping) "
+                "did not happen or failed"
+            )
+        if reason and (unreported or missing) and not ok:
+            log.warning("cloud job %s instance %s: %s", self.cj.pk, inst.index, reason)
         services.task_finished(
             task,
             ok=ok,
@@ -309,6 +318,50 @@ class _Poll:
             exit_code=0 if ok else inst.exit_code,
             retryable=False,  # BatchCompute retried it already (MaxRetryCount)
         )
+
+    def done_frames(self, task: Task, rendered: dict[str, Any]) -> tuple[list[int], list[int]]:
+        """Mark done the chunk's frames that the agent reported and whose file is in
+        storage; returns the frames never reported and those reported without a file."""
+        unreported: list[int] = []
+        missing: list[int] = []
+        open_frames = task.frame_set.exclude(state=FrameState.DONE)
+        for number in open_frames.values_list("number", flat=True):
+            entry = rendered.get(str(number))
+            if not isinstance(entry, dict):
+                unreported.append(number)
+                continue
+            files = self.stored().get(number, {})
+            url = files.get(str(entry.get("name") or "")) or next(iter(files.values()), "")
+            if not url:
+                missing.append(number)
+                continue
+            services.frame_done(
+                task,
+                number,
+                seconds=_seconds(entry.get("seconds")),
+                output_url=url,
+                thumbnail_url="",  # made by finish(), which runs once the job has ended
+            )
+        return unreported, missing
+
+    def stored(self) -> dict[int, dict[str, str]]:
+        """The job's non-empty frame files in its output folder, by frame number (one
+        listing per cycle, and only in a cycle where an instance ended)."""
+        if self._stored is None:
+            backend, prefix = storage.resolve(self.job.output_url)
+            pattern, found = frame_pattern(self.job), dict[int, dict[str, str]]()
+            marker: str | None = None
+            while True:
+                page = backend.list(prefix, delimiter="/", marker=marker)
+                for entry in page.entries:
+                    match = pattern.match(entry.name)
+                    if match and not entry.is_dir and entry.size:
+                        files = found.setdefault(int(match.group(1)), {})
+                        files[entry.name] = backend.url_for(entry.key)
+                if not (marker := page.next_marker):
+                    break
+            self._stored = found
+        return self._stored
 
     def reason(self, inst: bc.InstanceStatus, agent: dict[str, Any], status: bc.JobStatus) -> str:
         parts = []
@@ -355,6 +408,19 @@ class _Poll:
         except storage.StorageError:
             return ""
 
+    def open_chunks(self) -> bool:
+        return Task.objects.filter(cloud_job=self.cj, state__in=OPEN).exists()
+
+    def stop_leftover(self, status: bc.JobStatus) -> None:
+        """Every chunk has ended but the cloud job has not: with JobFailOnInstanceFail false
+        the service may keep it Running after an instance failed for good, and on an
+        AutoCluster its VMs are paid for. Stop it and close it (released per policy)."""
+        if not self.client.stop_job(self.cj.cloud_id):
+            return  # it ended meanwhile: the next cycle reads how
+        message = f"stopped by RenderHub: every chunk had ended, the job was still {status.state}"
+        log.info("cloud job %s: %s", self.cj.cloud_id, message)
+        close(self.cj, bc.State.STOPPED, message)
+
     def end(self, state: str, message: str) -> None:
         """The cloud job is over: chunks it left open fail with its message."""
         reason = f"the BatchCompute job {state.lower()}" + (f": {message}" if message else "")
@@ -366,6 +432,10 @@ class _Poll:
                     task, ok=False, reason=reason, exit_code=None, retryable=False
                 )
         close(self.cj, state, message)
+
+
+def _numbers(numbers: list[int]) -> str:
+    return ", ".join(map(str, numbers[:20])) + (", …" if len(numbers) > 20 else "")
 
 
 def _read_tail(backend: storage.Storage, key: str, size: int | None) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import posixpath
+import secrets
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -86,7 +87,12 @@ def _room(job: RenderJob) -> int:
 
 
 def _claim(job: RenderJob, tasks: list[Task]) -> CloudJob | None:
-    """The row first, under its tagged name; a chunk another dispatch took is left out."""
+    """The row first, under its tagged name; a chunk another dispatch took is left out.
+
+    The name (also the idempotent token) and the log folder end in a random part stored
+    with the row: a RenderHub reinstalled or restored under the same deployment tag counts
+    rows from 1 again, and must neither get nor overwrite the old install's cloud jobs.
+    """
     with transaction.atomic():
         cloud_job = CloudJob.objects.create(job=job, name=f"claiming-{uuid.uuid4().hex}")
         now, claimed = timezone.now(), 0
@@ -97,9 +103,10 @@ def _claim(job: RenderJob, tasks: list[Task]) -> CloudJob | None:
         if not claimed:
             cloud_job.delete()
             return None
-        cloud_job.name = tagged(f"r{job.pk}-c{cloud_job.pk}")
+        unique = f"c{cloud_job.pk}-{secrets.token_hex(6)}"
+        cloud_job.name = tagged(f"r{job.pk}-{unique}")
         cloud_job.instance_count = claimed
-        cloud_job.log_url = storage.join(job.output_url, "_logs", f"cloud-{cloud_job.pk}/")
+        cloud_job.log_url = storage.join(job.output_url, "_logs", f"cloud-{unique}/")
         cloud_job.save(update_fields=["name", "instance_count", "log_url"])
     return cloud_job
 
@@ -126,8 +133,6 @@ def launch(cloud_job: CloudJob) -> str:
         if cloud_id is None:
             cloud_id = client.create_job(_plan(cloud_job))
         _record_submitted(cloud_job, cloud_id)
-        if cloud_job.stop_requested:
-            client.stop_job(cloud_id)
     except (bc.BatchComputeError, storage.StorageError) as exc:
         if isinstance(exc, bc.BatchComputeError) and not exc.transient:
             _give_up(cloud_job, f"BatchCompute refused the job: {exc}")
@@ -143,6 +148,11 @@ def launch(cloud_job: CloudJob) -> str:
     except ComputeError as exc:  # not configured, or a plan we cannot build
         _give_up(cloud_job, str(exc))
         return CloudJobState.ENDED
+    if CloudJob.objects.filter(pk=cloud_job.pk, stop_requested=True).exists():
+        try:  # cancelled while it was being created; the poller retries a failed stop
+            client.stop_job(cloud_id)
+        except bc.BatchComputeError as exc:
+            log.warning("stopping %s failed, the poller retries: %s", cloud_job.name, exc)
     return CloudJobState.ACTIVE
 
 
@@ -174,7 +184,7 @@ def _plan(cloud_job: CloudJob) -> bc.JobPlan:
     )
     tasks = list(cloud_job.tasks.order_by("cloud_instance"))
     mappings = list(job.project.mappings.all())
-    control = f"{CONTROL_DIR}cloud-{cloud_job.pk}/"
+    control = f"{CONTROL_DIR}{posixpath.basename(cloud_job.log_url.rstrip('/'))}/"
     specs = {
         "common": _common_spec(job),
         "instances": [{"task": t.index, "frames": f} for t, f in _frames(tasks)],
