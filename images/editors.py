@@ -61,6 +61,7 @@ class RowsWidget(forms.Widget):
 
     template_name = ""
     blank_row: Any = ""
+    error_rows: frozenset[int] = frozenset()  # row numbers an error is about (set by the form)
 
     class Media:
         css = {"all": ["css/software-editor.css"]}
@@ -91,6 +92,7 @@ class RowsWidget(forms.Widget):
             {
                 # Numbered as posted: the no-JavaScript "remove" boxes name rows by number.
                 "items": list(enumerate([*(rows or []), *[self.blank_row] * EXTRA_ROWS], start=1)),
+                "error_rows": self.error_rows,
                 "use_json": rows is None,
                 "json_text": bad_text or _as_json_text(parsed if parsed is not None else []),
                 "marker": name + ROWS,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import forms
@@ -21,6 +22,11 @@ SOFTWARE_FIELDS = (
 )
 
 EDITORS = ("command_template", "parameters")
+# How the model's messages name a row (renderhub.agent.template, images.parameters).
+ARGUMENT = re.compile(r"argument (\d+) ")
+PARAMETER_NUMBER = re.compile(r"Parameter (\d+)\b")
+PARAMETER_NAME = re.compile(r"Parameter '([^']*)'")
+UNKNOWN = re.compile(r"unknown variable \{(\w+)\}")
 
 
 class SoftwareForm(forms.ModelForm):
@@ -45,6 +51,33 @@ class SoftwareForm(forms.ModelForm):
             definitions if isinstance(definitions, list) else []
         )
 
+    def full_clean(self) -> None:
+        super().full_clean()
+        if self.is_bound:
+            self._mark_error_rows()
+
+    def _mark_error_rows(self) -> None:
+        """Tell the editors which rows the errors are about (numbered as the messages are)."""
+        args = self._bound_value("command_template")
+        args = args if isinstance(args, list) else []
+        marked: set[int] = set()
+        for message in self.errors.get("command_template", []):
+            if match := ARGUMENT.match(str(message)):
+                marked.add(int(match[1]))
+            elif match := UNKNOWN.match(str(message)):
+                field = "{" + match[1] + "}"
+                marked.update(i for i, arg in enumerate(args, 1) if field in str(arg))
+        self.fields["command_template"].widget.error_rows = frozenset(marked)
+        definitions = self._parameters_value()
+        names = [d.get("name") if isinstance(d, dict) else None for d in definitions or []]
+        rows: set[int] = set()
+        for message in self.errors.get("parameters", []):
+            if match := PARAMETER_NUMBER.match(str(message)):
+                rows.add(int(match[1]))
+            elif match := PARAMETER_NAME.match(str(message)):
+                rows.update(i for i, name in enumerate(names, start=1) if name == match[1])
+        self.fields["parameters"].widget.error_rows = frozenset(rows)
+
     def add_error(self, field: str | None, error: Any) -> None:
         if field is None and isinstance(error, ValidationError) and hasattr(error, "error_dict"):
             error = ValidationError(self._without_repeats(error.error_dict))
@@ -66,13 +99,15 @@ class SoftwareForm(forms.ModelForm):
         return kept
 
     def _parameters_value(self) -> Any:
-        field = self.fields["parameters"]
         if self.is_bound:
-            raw = field.widget.value_from_datadict(
-                self.data, self.files, self.add_prefix("parameters")
-            )
-            try:
-                return field.to_python(raw)
-            except ValidationError:
-                return []
-        return self.get_initial_for_field(field, "parameters")
+            return self._bound_value("parameters")
+        return self.get_initial_for_field(self.fields["parameters"], "parameters")
+
+    def _bound_value(self, name: str) -> Any:
+        """What the editor ``name`` posted, as a Python value ([] when unreadable)."""
+        field = self.fields[name]
+        raw = field.widget.value_from_datadict(self.data, self.files, self.add_prefix(name))
+        try:
+            return field.to_python(raw)
+        except ValidationError:
+            return []

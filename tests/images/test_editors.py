@@ -195,3 +195,26 @@ def test_the_variables_list_names_the_softwares_own_parameters(image: ComputeIma
     # A posted form lists the parameters as posted (a new row's name included).
     posted = SoftwareForm(rows_post(image, ["r"], [{"name": "quality", "type": "int"}]))
     assert "<code>{quality}</code>" in str(posted["command_template"])
+
+
+def test_the_rows_an_error_is_about_are_marked(image: ComputeImage) -> None:
+    params = [
+        {"name": "ok", "type": "string"},
+        {"name": "engine", "type": "choice"},  # no choices
+        {"name": "Bad", "type": "string"},  # a bad name: reported by number
+    ]
+    command = ["blender", "{ok}", "{scene!r}", "-x", "{samples}", "{samples}-2"]
+    form = SoftwareForm(rows_post(image, command, params))
+    assert not form.is_valid()
+    html = str(form["command_template"])
+    marked = [
+        n
+        for n, arg in enumerate(command, 1)
+        if f'value="{arg}" aria-label="Argument {n}" aria-invalid' in html
+    ]
+    assert marked == [3, 5, 6]  # the bad field, and both uses of the unknown variable
+    html = str(form["parameters"])
+    assert html.count('<tr class="sw-row sw-error"') == 2
+    assert 'value="engine" size="14" aria-label="Name" aria-invalid="true"' in html
+    assert 'value="Bad" size="14" aria-label="Name" aria-invalid="true"' in html
+    assert 'value="ok" size="14" aria-label="Name" aria-invalid' not in html
