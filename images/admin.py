@@ -46,7 +46,7 @@ class SoftwareAdmin(admin.ModelAdmin):
         initial = super().get_changeform_initial_data(request)
         initial.pop("template", None)
         if template := catalogue.get(request.GET.get("template")):
-            initial.update(template.initial())
+            initial.update(template.initial(set(Software.objects.values_list("name", flat=True))))
         return initial
 
     def add_view(

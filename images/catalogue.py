@@ -22,6 +22,7 @@ Facts the commands rely on (checked with Blender 3.4 and ffmpeg 5.1 on Debian):
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,10 +82,15 @@ class SoftwareTemplate:
     progress_parser: str = ProgressParser.NONE
     network: bool = False
 
-    def initial(self) -> dict[str, Any]:
-        """Form initial data (fresh lists: a form may change them)."""
+    def initial(self, taken: Collection[str] = ()) -> dict[str, Any]:
+        """Form initial data (fresh lists: a form may change them), named apart from the
+        ``taken`` names (the built-in image already has a "blender")."""
+        name, number = self.name, 1
+        while name in taken:
+            number += 1
+            name = f"{self.name}-{number}"
         return {
-            "name": self.name,
+            "name": name,
             "version": self.version,
             "scene_suffixes": self.scene_suffixes,
             "command_template": list(self.command),

@@ -102,6 +102,15 @@ class Software(models.Model):
         except ComputeImage.DoesNotExist:  # not on an image yet (an unsaved form)
             return label
 
+    def unique_error_message(self, model_class: Any, unique_check: Any) -> ValidationError:
+        if tuple(unique_check) == ("image", "name"):
+            return ValidationError(
+                f"The image {self.image.name} already has a software named {self.name!r}: "
+                "give this one another name, or edit that one.",
+                code="unique_together",
+            )
+        return super().unique_error_message(model_class, unique_check)
+
     @property
     def suffixes(self) -> list[str]:
         return [s.strip().lower() for s in self.scene_suffixes.split(",") if s.strip()]

@@ -37,7 +37,8 @@ def software_list(request: HttpRequest) -> HttpResponse:
 @permission_required(ADD, raise_exception=True)
 def software_new(request: HttpRequest) -> HttpResponse:
     template = catalogue.get(request.GET.get("template"))
-    initial = template.initial() if template else {}
+    taken = set(Software.objects.values_list("name", flat=True))
+    initial = template.initial(taken) if template else {}
     if image_id := parse_id(request.GET.get("image")):
         initial["image"] = image_id
     form = SoftwareForm(request.POST or None, initial=initial)

@@ -65,6 +65,13 @@ def test_a_template_hands_out_fresh_lists() -> None:
     assert again["parameters"][0]["default"] == "CYCLES"
 
 
+def test_a_template_is_named_apart_from_taken_names() -> None:
+    blender = catalogue.get("blender")
+    assert blender is not None
+    assert blender.initial()["name"] == "blender"
+    assert blender.initial({"blender", "blender-2", "maya"})["name"] == "blender-3"
+
+
 def test_the_blender_template_keeps_the_built_in_blender_command(
     blender_software: Software,
 ) -> None:

@@ -94,6 +94,7 @@ def test_the_list_offers_only_what_the_user_may_do(
 def test_a_lead_creates_software_from_the_blender_template(lead: Any, image: ComputeImage) -> None:
     page = lead.get(f"{NEW}?template=blender").content.decode()
     assert "New software from “Blender”" in page
+    assert 'name="name" value="blender-2"' in page  # local-linux has a "blender" already
     assert 'name="command_template" value="--cycles-device"' in page
     assert 'name="parameters__name" value="device"' in page
     for name in TEMPLATE_VARIABLES:
@@ -119,6 +120,15 @@ def test_the_form_shows_its_errors_and_keeps_the_rows(lead: Any, image: ComputeI
     assert "unknown variable {engine}" not in page
     assert 'name="command_template" value="{scene!r}"' in page
     assert not Software.objects.filter(name="blender-x").exists()
+
+
+def test_a_name_taken_on_the_image_says_what_to_do(lead: Any, image: ComputeImage) -> None:
+    response = lead.post(NEW, multi(rows_post(image, BLENDER.command, [], name="blender")))
+    assert response.status_code == 200
+    assert (
+        "The image local-linux already has a software named &#x27;blender&#x27;: give this one "
+        "another name, or edit that one." in response.content.decode()
+    )
 
 
 def test_a_lead_edits_software(lead: Any, blender_software: Software) -> None:
