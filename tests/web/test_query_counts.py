@@ -63,9 +63,11 @@ def test_job_lists_cost_the_same_for_5_or_200_jobs(
 ) -> None:
     bulk_jobs(project, fake_software, cluster, count)
     for url in ("/jobs/", "/jobs/finished/", "/", f"/jobs/?project={project.pk}&q=bulk"):
-        # The dashboard adds its running jobs' ETAs: at most six queries for all of them
+        # Seven, plus two for the nav's Software permission check (a non-superuser's user
+        # and group permissions, read once a request); the dashboard adds the user's
+        # projects (one) and its running jobs' ETAs: at most six queries for all of them
         # (speed history, running chunks, waiting work, online nodes, node blocks).
-        with django_assert_max_num_queries(7 + (6 if url == "/" else 0)):
+        with django_assert_max_num_queries(7 + 2 + (1 + 6 if url == "/" else 0)):
             assert as_bob.get(url).status_code == 200
 
 
@@ -80,11 +82,12 @@ def test_job_detail_costs_the_same_for_50_or_5000_frames(
     chunks: int,
 ) -> None:
     job = big_job(project, fake_software, cluster, frames, chunks)
-    # Ten, plus the ETA's six at most (see above) and the nodes' page links' one.
+    # Ten (the nav's permission check included), plus the ETA's six at most (see above)
+    # and one for the links to the nodes' pages.
     with django_assert_max_num_queries(17):
         page = as_bob.get(f"/jobs/{job.pk}/")
     assert page.content.decode().count("<i class=") == frames + 5  # the grid plus the legend
     with django_assert_max_num_queries(17):
         assert as_bob.get(f"/jobs/{job.pk}/", HTTP_HX_REQUEST="true").status_code == 200
-    with django_assert_max_num_queries(5):
+    with django_assert_max_num_queries(5 + 2):  # and the nav's permission check
         assert as_bob.get(f"/jobs/{job.pk}/outputs/").status_code == 200
