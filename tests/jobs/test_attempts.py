@@ -226,3 +226,48 @@ def test_the_migration_keeps_each_started_chunks_last_attempt(retried: RenderJob
     [row] = TaskAttempt.objects.filter(job=retried)
     assert (row.number, row.node, row.state) == (2, "render@node-b", AttemptState.FAILED)
     assert row.log_url.endswith("attempt-2/") and row.stderr_tail == "all good"
+
+
+@pytest.mark.django_db
+def test_cloud_chunks_keep_each_attempts_instance_and_reason(
+    submitted: RenderJob,
+    fake_bc: Any,
+    cloud_oss: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from jobs.backends.batchcompute import poll as cloud_poll
+    from jobs.backends.batchcompute.finish import instance_logs
+    from tests.compute.fixtures import FINISHED_OK, cloud_job_of, render_events, write_events
+
+    first_cloud_job = cloud_job_of(submitted)
+    cloud_id = first_cloud_job.cloud_id
+    fake_bc.start_instances(cloud_id)
+    failed = {"event": "finished", "status": "renderer_failed", "exit_code": 4}
+    write_events(cloud_oss, first_cloud_job, 1, [{**failed, "reason": f"3: {RENDERER_ERROR}"}])
+    for _ in range(3):  # BatchCompute's own retries: one attempt of RenderHub's
+        fake_bc.finish_instance(cloud_id, 1, exit_code=4)
+    for i, frames in ((0, [1, 2]), (2, [5, 6])):
+        write_events(cloud_oss, first_cloud_job, i, [*render_events(frames), FINISHED_OK])
+        fake_bc.finish_instance(cloud_id, i)
+    cloud_poll.poll_all()
+    [first] = TaskAttempt.objects.filter(job=submitted, task__index=1)
+    assert first.state == AttemptState.FAILED and RENDERER_ERROR in first.failure_reason
+    assert (first.cloud_job_id, first.cloud_instance) == (first_cloud_job.pk, 1)
+    assert instance_logs(first)["stderr"].endswith(f"{cloud_id}.render.1")
+    assert TaskAttempt.objects.filter(job=submitted, state=AttemptState.DONE).count() == 2
+
+    submitted.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.retry_job(submitted) == 1  # a new cloud job for the failed chunk
+    cloud_poll.poll_all()
+    second_cloud_job = submitted.cloud_jobs.exclude(pk=first_cloud_job.pk).get()
+    fake_bc.start_instances(second_cloud_job.cloud_id)
+    write_events(cloud_oss, second_cloud_job, 0, [*render_events([3, 4]), FINISHED_OK])
+    fake_bc.finish_instance(second_cloud_job.cloud_id, 0)
+    cloud_poll.poll_all()
+    attempts = list(TaskAttempt.objects.filter(job=submitted, task__index=1).order_by("number"))
+    assert [(a.number, a.state, a.cloud_job_id) for a in attempts] == [
+        (1, AttemptState.FAILED, first_cloud_job.pk),
+        (2, AttemptState.DONE, second_cloud_job.pk),
+    ]
+    assert RENDERER_ERROR in attempts[0].failure_reason  # still there after the retry
