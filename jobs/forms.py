@@ -179,7 +179,7 @@ class SubmitRenderPageForm(SubmitRenderForm):
         self.page_project = project
         self.fields["project"].widget = forms.HiddenInput()
         self.fields["project"].initial = project.pk
-        software_qs = Software.objects.filter(image_id=project.image_id)
+        software_qs = Software.objects.filter(image_id=project.image_id).select_related("image")
         self.fields["software"].queryset = software_qs  # type: ignore[attr-defined]
         clusters = Cluster.objects.filter(image_id=project.image_id).exclude(
             state=ClusterState.DELETED
