@@ -38,6 +38,9 @@ class Cluster(models.Model):
         max_length=20, choices=ClusterState.choices, default=ClusterState.ACTIVE
     )
     cloud_cluster_id = models.CharField(max_length=100, blank=True)
+    # The BatchCompute cluster's name, also its idempotent token: tag, name and a random
+    # part, so another install under the same tag never gets (or finds) this cluster.
+    cloud_name = models.CharField(max_length=128, blank=True, editable=False)
     hourly_price = models.DecimalField(
         max_digits=10,
         decimal_places=4,

@@ -1,23 +1,24 @@
 """Cluster operations: create, resize, delete and sync. Admin, CLI and beat call these.
 
 A BatchCompute cluster (``backend=batchcompute``, not ``auto_cluster``) is also a cluster
-in the cloud, named ``<deployment tag>-<name>``; RenderHub only ever touches the cloud
-cluster whose id it recorded. Creating writes the row first (state creating), so a
-process that dies before saving the cloud id is resumed by :func:`sync`, which finds the
-cluster by its tagged name instead of creating (and paying for) a second one. An
-AutoCluster cluster has nothing in the cloud between jobs: each job gets its own VMs.
+in the cloud, named ``<deployment tag>-<name>-<random>`` (``cloud_name``, also the create's
+idempotent token: a reinstall under the same tag never gets the old install's cluster);
+RenderHub only ever touches the cloud cluster whose id it recorded. Creating writes the row
+first (state creating), so a process that dies before saving the cloud id is resumed by
+:func:`sync`, which finds the cluster by that name instead of creating (and paying for) a
+second one. An AutoCluster cluster has nothing in the cloud between jobs: each job gets
+its own VMs. A cluster whose cloud jobs have not ended is not deleted unless forced.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+import secrets
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -28,6 +29,7 @@ from renderhub.cloud import get_client, tagged
 from renderhub.compute import ComputeError
 
 from .choices import Backend, ClusterState, NodeState
+from .cloud_choices import CloudChoices, cloud_choices, validate_cloud  # noqa: F401 (re-exported)
 from .models import Cluster, ClusterNode, ClusterOperation, UnassignedWorker
 
 if TYPE_CHECKING:
@@ -35,8 +37,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHOICES_TTL = 600  # seconds the account's instance types, disks and images are cached
 RESUME_CREATE_AFTER = timedelta(seconds=60)
+UNFINISHED_CLOUD_JOBS = ("submitting", "active")  # jobs.CloudJobState: not ended yet
+NO_EMPTY_CLUSTERS = (
+    "this region takes no cluster of 0 VMs (its documentation gives 1-65536): create it "
+    "with 1 or more, or make it an AutoCluster cluster, which has VMs only while jobs run"
+)
 VM_STATES: dict[str, NodeState] = {  # a VM's state as the API reports it (a str)
     bc.VMState.PENDING: NodeState.STARTING,
     bc.VMState.STARTING: NodeState.STARTING,
@@ -72,65 +78,6 @@ def record(
     )
 
 
-# --- what the account may use ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CloudChoices:
-    instance_types: list[tuple[str, str]]  # (value, label)
-    spot_instance_types: list[str]
-    disk_types: list[str]
-    images: list[tuple[str, str]]
-
-
-def cloud_choices(refresh: bool = False) -> CloudChoices:
-    """Instance types, disk types and images from BatchCompute (cached CHOICES_TTL)."""
-    key = f"renderhub:batchcompute:choices:{settings.BATCHCOMPUTE_REGION}"
-    if not refresh and (cached := cache.get(key)) is not None:
-        return CloudChoices(**cached)
-    resources = get_client().resources()
-    choices = CloudChoices(
-        instance_types=[
-            (t.name, f"{t.name} ({t.cpus} CPU, {t.memory_gb:g} GB)")
-            for t in resources.instance_types
-        ],
-        spot_instance_types=resources.spot_instance_types,
-        disk_types=resources.disk_types,
-        images=resources.images,
-    )
-    cache.set(key, choices.__dict__, CHOICES_TTL)
-    return choices
-
-
-def validate_cloud(cluster: Cluster) -> None:
-    """Field errors for what BatchCompute would refuse, before anything is created."""
-    if cluster.backend != Backend.BATCHCOMPUTE:
-        return
-    try:
-        choices = cloud_choices()
-    except ComputeError as exc:
-        raise ValidationError(f"Cannot check the cluster against BatchCompute: {exc}") from None
-    errors: dict[str, str] = {}
-    types = [value for value, _label in choices.instance_types]
-    if cluster.instance_type not in types:
-        errors["instance_type"] = f"Choose one of {', '.join(types)}."
-    elif cluster.spot and cluster.instance_type not in choices.spot_instance_types:
-        spot = ", ".join(choices.spot_instance_types) or "none"
-        errors["instance_type"] = f"Spot VMs are available as {spot} only."
-    if cluster.disk_type and cluster.disk_type not in choices.disk_types:
-        errors["disk_type"] = f"Choose one of {', '.join(choices.disk_types)}."
-    image_id = cluster.image.image_id
-    if not image_id.startswith("m-") and image_id not in [i for i, _n in choices.images]:
-        errors["image"] = (
-            f"{cluster.image} runs {image_id}, which is not a BatchCompute image of this "
-            f"account; available: {', '.join(i for i, _n in choices.images)} (or an m-… ECS image)."
-        )
-    if not cluster.spot and cluster.spot_price_limit is not None:
-        errors["spot_price_limit"] = "A price limit is for spot VMs only."
-    if errors:
-        raise ValidationError(errors)
-
-
 # --- operations ------------------------------------------------------------------------
 
 
@@ -148,6 +95,7 @@ def create(cluster: Cluster, user: User | None = None) -> Cluster:
         record(cluster, "create", f"created ({cluster.get_backend_display()})", user)
         return cluster
     cluster.state, cluster.cloud_cluster_id = ClusterState.CREATING, ""
+    cluster.cloud_name = tagged(f"{cluster.name}-{secrets.token_hex(6)}")
     cluster.save()
     record(cluster, "create", f"creating {_describe(cluster)}", user)
     _create_in_cloud(cluster, user, look_first=False)
@@ -165,7 +113,7 @@ def _describe(cluster: Cluster) -> str:
 
 def _plan(cluster: Cluster) -> bc.ClusterPlan:
     return bc.ClusterPlan(
-        name=tagged(cluster.name),
+        name=cluster.cloud_name or tagged(cluster.name),
         description=f"RenderHub cluster {cluster.name}",
         machines=bc.Machines(
             image_id=cluster.image.image_id,
@@ -183,25 +131,33 @@ def _plan(cluster: Cluster) -> bc.ClusterPlan:
 
 def _create_in_cloud(cluster: Cluster, user: User | None, look_first: bool) -> None:
     client = get_client()
+    name = cluster.cloud_name or tagged(cluster.name)
     try:
-        cloud_id = client.find_cluster(tagged(cluster.name)) if look_first else None
-        cloud_id = cloud_id or client.create_cluster(_plan(cluster))
+        found = client.find_cluster(name) if look_first else None
+        cloud_id = found or client.create_cluster(_plan(cluster))
     except bc.BatchComputeError as exc:
         if exc.transient:  # sync tries again, looking for it by name first
             Cluster.objects.filter(pk=cluster.pk).update(sync_error=str(exc)[:2000])
             record(cluster, "create", f"not created yet, will retry: {exc}", user)
             raise
+        reason = f"BatchCompute refused the cluster: {exc}"
+        if cluster.desired_nodes == 0 and "DesiredVMCount" in str(exc):
+            reason += f" ({NO_EMPTY_CLUSTERS})"
         cluster.state = ClusterState.ERROR
         Cluster.objects.filter(pk=cluster.pk).update(
-            state=ClusterState.ERROR, sync_error=str(exc)[:2000]
+            state=ClusterState.ERROR, sync_error=reason[:2000]
         )
-        record(cluster, "create", f"BatchCompute refused the cluster: {exc}", user)
-        raise
+        record(cluster, "create", reason, user)
+        raise bc.BatchComputeError(reason, status=exc.status, code=exc.code) from None
     cluster.cloud_cluster_id, cluster.state = cloud_id, ClusterState.ACTIVE
     Cluster.objects.filter(pk=cluster.pk).update(
         cloud_cluster_id=cloud_id, state=ClusterState.ACTIVE, sync_error=""
     )
-    record(cluster, "create", f"BatchCompute cluster {cloud_id} created", user)
+    if found:
+        what = f"BatchCompute cluster {cloud_id} found again as {name} (created, then interrupted)"
+    else:
+        what = f"BatchCompute cluster {cloud_id} created as {name}"
+    record(cluster, "create", what, user)
 
 
 def unassigned_workers() -> dict[str, list[UnassignedWorker]]:
@@ -267,7 +223,20 @@ def resize(cluster: Cluster, nodes: int, user: User | None = None) -> Cluster:
     if is_cloud(cluster):
         if not cluster.cloud_cluster_id:
             raise ComputeError(f"Cluster {cluster} is not created in BatchCompute yet.")
-        get_client().resize_cluster(cluster.cloud_cluster_id, nodes)
+        try:
+            get_client().resize_cluster(cluster.cloud_cluster_id, nodes)
+        except bc.BatchComputeError as exc:
+            if nodes != 0 or exc.transient or exc.status != 400:
+                raise
+            # The docs disagree on whether 0 is allowed; where it is not, say so plainly.
+            refused = (
+                f"BatchCompute refuses 0 VMs for cluster {cluster} ({exc.code}): it keeps its "
+                f"{before} VM(s), and their cost. To stop paying for them, delete the cluster "
+                f"(manage.py cluster_delete {cluster.name}; RenderHub can create it again), "
+                "or resize it to 1."
+            )
+            record(cluster, "resize", refused, user)
+            raise ComputeError(refused) from None
         cluster.state = (
             ClusterState.ACTIVE if cluster.actual_nodes == nodes else ClusterState.RESIZING
         )
@@ -298,8 +267,9 @@ def resize_message(cluster: Cluster) -> str:
     )
 
 
-def delete(cluster: Cluster, user: User | None = None) -> Cluster:
-    """Delete the cluster (in BatchCompute too); it must have no active render jobs."""
+def delete(cluster: Cluster, user: User | None = None, *, force: bool = False) -> Cluster:
+    """Delete the cluster (in BatchCompute too); it must have no active render jobs, and,
+    unless ``force`` (which stops them first), no BatchCompute job that has not ended."""
     if cluster.state == ClusterState.DELETED:
         return cluster
     active = cluster.render_jobs.active().count()  # jobs sits above us: ask its queryset
@@ -307,6 +277,15 @@ def delete(cluster: Cluster, user: User | None = None) -> Cluster:
         raise ComputeError(
             f"Cluster {cluster} has {active} active render job(s); cancel them first."
         )
+    unfinished = unfinished_cloud_jobs(cluster)
+    if unfinished and not force:
+        raise ComputeError(
+            f"Cluster {cluster} still has {len(unfinished)} BatchCompute job(s) that have not "
+            f"ended ({', '.join(unfinished[:5])}); RenderHub stops each at its next poll. "
+            "Delete the cluster once they have ended, or force it (cluster_delete --force), "
+            "which stops them now."
+        )
+    stopped = _stop_cloud_jobs(unfinished)
     if is_cloud(cluster) and cluster.cloud_cluster_id:
         gone = not get_client().delete_cluster(cluster.cloud_cluster_id)
         cluster.state = ClusterState.DELETED if gone else ClusterState.DELETING
@@ -314,9 +293,35 @@ def delete(cluster: Cluster, user: User | None = None) -> Cluster:
     else:
         cluster.state = ClusterState.DELETED
         what = "deleted"
+    if unfinished:
+        what += f" (forced: stopped {stopped} of {len(unfinished)} unfinished BatchCompute jobs)"
     Cluster.objects.filter(pk=cluster.pk).update(state=cluster.state)
     record(cluster, "delete", what, user)
     return cluster
+
+
+def unfinished_cloud_jobs(cluster: Cluster) -> list[str]:
+    """The BatchCompute jobs of the cluster's render jobs that have not ended (their ids, or
+    names while being submitted), however their render jobs ended."""
+    if cluster.backend != Backend.BATCHCOMPUTE:
+        return []
+    rows = cluster.render_jobs.filter(cloud_jobs__state__in=UNFINISHED_CLOUD_JOBS).values_list(
+        "cloud_jobs__cloud_id", "cloud_jobs__name"
+    )
+    return [cloud_id or name for cloud_id, name in rows]
+
+
+def _stop_cloud_jobs(ids: list[str]) -> int:
+    stopped = 0
+    for cloud_id in (i for i in ids if i.startswith("job-")):
+        try:
+            get_client().stop_job(cloud_id)
+            stopped += 1
+        except bc.NotFound:
+            stopped += 1
+        except ComputeError as exc:  # deleting the cluster ends them anyway
+            log.warning("stopping BatchCompute job %s failed: %s", cloud_id, exc)
+    return stopped
 
 
 def sync(cluster: Cluster) -> Cluster:

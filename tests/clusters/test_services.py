@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -42,7 +43,8 @@ def test_create_makes_a_tagged_cloud_cluster(
 ) -> None:
     assert farm.state == ClusterState.ACTIVE
     cloud = fake_bc.clusters[farm.cloud_cluster_id]
-    assert cloud.desc["Name"] == "rhtest-farm"
+    assert re.fullmatch(r"rhtest-farm-[0-9a-f]{12}", cloud.desc["Name"])  # unique per row
+    assert cloud.desc["Name"] == farm.cloud_name
     assert cloud.desc["ImageId"] == "img-blender"
     assert cloud.desc["Groups"]["group"] == {
         "DesiredVMCount": 2,
@@ -51,7 +53,7 @@ def test_create_makes_a_tagged_cloud_cluster(
     }
     assert cloud.desc["Configs"]["Disks"]["SystemDisk"] == {"Type": "cloud_ssd", "Size": 60}
     messages = list(farm.operations.values_list("message", flat=True))
-    assert f"BatchCompute cluster {farm.cloud_cluster_id} created" in messages
+    assert f"BatchCompute cluster {farm.cloud_cluster_id} created as {farm.cloud_name}" in messages
 
 
 def test_spot_clusters_say_so(

@@ -49,7 +49,8 @@ def test_adding_a_batchcompute_cluster_creates_it_in_the_cloud(
     assert response.status_code == 302
     cluster = Cluster.objects.get(name="farm-a")
     assert cluster.state == ClusterState.ACTIVE
-    assert fake_bc.clusters[cluster.cloud_cluster_id].desc["Name"] == "rhtest-farm-a"
+    assert fake_bc.clusters[cluster.cloud_cluster_id].desc["Name"] == cluster.cloud_name
+    assert cluster.cloud_name.startswith("rhtest-farm-a-")
     assert cluster.operations.filter(user=alice, action="create").exists()
 
 
