@@ -5,6 +5,7 @@ Thin callers of workflows.services, scoped like render jobs (api.permissions).
 
 from __future__ import annotations
 
+import base64
 from typing import Any, TypeVar
 
 from django.contrib.auth.models import User
@@ -27,7 +28,7 @@ from workflows import services as workflow_services
 from workflows.choices import CallStatus, Engine, RunState
 from workflows.engines import EngineError
 from workflows.models import Call, WorkflowRun
-from workflows.validation import MAX_WDL_BYTES
+from workflows.validation import MAX_WDL_BYTES, MAX_ZIP_BYTES
 
 from . import pagination
 from .pagination import paginate
@@ -109,6 +110,13 @@ class SubmitWorkflowSerializer(serializers.Serializer):
     wdl_url = serializers.CharField(required=False, default="", allow_blank=True, max_length=1024)
     dependencies_url = serializers.CharField(
         required=False, default="", allow_blank=True, max_length=1024
+    )
+    dependencies_zip_base64 = serializers.CharField(
+        required=False,
+        default="",
+        allow_blank=True,
+        max_length=MAX_ZIP_BYTES * 4 // 3 + 4,
+        help_text="The imported WDL files as a zip (any folder layout), base64-encoded.",
     )
     inputs = serializers.JSONField(required=False, default=dict)
     options = serializers.JSONField(required=False, default=dict)
@@ -267,6 +275,13 @@ class WorkflowRunViewSet(
         params = SubmitWorkflowSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         data = dict(params.validated_data)
+        if encoded := data.pop("dependencies_zip_base64"):
+            try:
+                data["dependencies_zip"] = base64.b64decode(encoded, validate=True)
+            except ValueError:  # binascii.Error is one; so is text that is not ASCII
+                raise exceptions.ValidationError(
+                    {"dependencies_zip_base64": ["This is not base64."]}
+                ) from None
         project = find(visible_projects(request), data.pop("project"))
         if project is None:
             raise exceptions.ValidationError(

@@ -12,7 +12,7 @@ from projects.storage_help import URL_ATTRS, project_storage_help
 from . import services
 from .choices import Engine
 from .models import WorkflowRun
-from .validation import MAX_WDL_BYTES
+from .validation import MAX_WDL_BYTES, MAX_ZIP_BYTES
 
 
 def _json_field(value: str) -> Any:
@@ -49,6 +49,12 @@ class SubmitWorkflowForm(forms.Form):
     dependencies_url = forms.CharField(
         required=False, max_length=1024, help_text="Zip of imported WDL files (storage URL)."
     )
+    dependencies_zip = forms.FileField(
+        required=False,
+        label="or dependencies zip",
+        help_text="Imported WDL files, in any folder layout. Not needed for a WDL URL whose "
+        "imports sit next to it.",
+    )
     name = forms.CharField(required=False, max_length=200)
     working_dir = forms.CharField(required=False, max_length=1024, help_text="Default: derived.")
     outputs_dir = forms.CharField(required=False, max_length=1024, help_text="Default: derived.")
@@ -72,6 +78,14 @@ class SubmitWorkflowForm(forms.Form):
             return str(upload.read().decode())
         except UnicodeDecodeError:
             raise ValidationError("The WDL file is not UTF-8 text.") from None
+
+    def clean_dependencies_zip(self) -> bytes | None:
+        upload = self.cleaned_data.get("dependencies_zip")
+        if not upload:
+            return None
+        if upload.size > MAX_ZIP_BYTES:
+            raise ValidationError(f"The zip is larger than {MAX_ZIP_BYTES} bytes.")
+        return bytes(upload.read())
 
     def clean_inputs(self) -> Any:
         return _json_field(self.cleaned_data["inputs"])
@@ -101,6 +115,7 @@ class SubmitWorkflowForm(forms.Form):
             options=data["options"],
             labels=data["labels"],
             dependencies_url=data["dependencies_url"].strip(),
+            dependencies_zip=data["dependencies_zip"],
             engine=data["engine"],
             name=data["name"],
             working_dir=data["working_dir"].strip(),
@@ -109,7 +124,8 @@ class SubmitWorkflowForm(forms.Form):
         try:
             return services.submit(request, self.user)
         except services.SubmissionError as exc:
-            fields = {"wdl": "wdl_file", "dependencies": "dependencies_url"}
+            zip_field = "dependencies_zip" if data["dependencies_zip"] else "dependencies_url"
+            fields = {"wdl": "wdl_file", "dependencies": zip_field}
             for key, messages in exc.message_dict.items():
                 field = fields.get(key, key)
                 for message in messages:

@@ -25,7 +25,7 @@ from django.utils import timezone
 from projects.models import Project
 from renderhub import storage
 
-from . import access, validation
+from . import access, imports, validation
 from .choices import ACTIVE_RUN_STATES, Engine, RunState
 from .engines import EngineError, LogText, get_engine
 from .models import Call, WorkflowRun
@@ -61,6 +61,10 @@ class WorkflowRequest:
     options: Any = field(default_factory=dict)
     labels: Any = field(default_factory=dict)
     dependencies_url: str = ""
+    # The zip itself (an upload, or the CLI's local file), stored with the run at submission.
+    dependencies_zip: bytes | None = None
+    # Reads files next to a local main WDL (the CLI): its imports when no zip is given.
+    beside: imports.Reader | None = None
     engine: str = Engine.MINIWDL
     name: str = ""
     working_dir: str = ""
@@ -71,6 +75,8 @@ class WorkflowRequest:
 class Validated:
     source: str
     checked: validation.Checked
+    dependencies: bytes | None = None  # the canonical zip of the imports (see .imports)
+    store_dependencies: bool = False  # not the zip at dependencies_url: store it with the run
 
 
 def _add(errors: dict[str, list[str]], key: str, message: str) -> None:
@@ -142,19 +148,33 @@ def validate(request: WorkflowRequest, user: User | None) -> Validated:
     elif not source.strip():
         _add(errors, "wdl", "Give the workflow's WDL.")
     dependencies = None
-    if request.dependencies_url:
+    if request.dependencies_zip is not None:
+        if len(request.dependencies_zip) > validation.MAX_ZIP_BYTES:
+            _add(errors, "dependencies", "The dependencies zip is too large.")
+        dependencies = request.dependencies_zip
+    elif request.dependencies_url:
         dependencies = _read_url(
             project, request.dependencies_url, "dependencies", validation.MAX_ZIP_BYTES, errors
+        )
+    beside, beside_name = request.beside, "next to the WDL"
+    if request.wdl_url and beside is None:
+        beside, beside_name = (
+            imports.storage_beside(project, request.wdl_url),
+            f"next to {request.wdl_url}",
         )
     for url, what in ((request.working_dir, "working_dir"), (request.outputs_dir, "outputs_dir")):
         if url:
             _check_folder(request, url, what, errors)
 
     checked = None
+    canonical = None
     if source.strip() and "wdl" not in errors and "dependencies" not in errors:
         try:
+            canonical = imports.gather(
+                source, dependencies, None if dependencies else beside, beside_name=beside_name
+            )
             checked = validation.check(
-                source, request.inputs, request.options, request.labels, dependencies
+                source, request.inputs, request.options, request.labels, canonical
             )
         except validation.WorkflowInvalid as exc:
             for key, messages in exc.problems.items():
@@ -171,7 +191,7 @@ def validate(request: WorkflowRequest, user: User | None) -> Validated:
             working_dir=request.working_dir or project.output_prefix,
             outputs_dir=request.outputs_dir or project.output_prefix,
             files=checked.files,
-            dependencies=bool(request.dependencies_url),
+            dependencies=canonical is not None,
         ):
             _add(errors, "engine", problem)
         for problem in access.file_input_problems(project, checked.files):  # every engine
@@ -181,7 +201,12 @@ def validate(request: WorkflowRequest, user: User | None) -> Validated:
     if errors:
         raise SubmissionError(errors)
     assert checked is not None
-    return Validated(source=source, checked=checked)
+    return Validated(
+        source=source,
+        checked=checked,
+        dependencies=canonical,
+        store_dependencies=canonical is not None and canonical != dependencies,
+    )
 
 
 def _slug(text: str) -> str:
@@ -198,6 +223,14 @@ def submit(request: WorkflowRequest, user: User | None = None) -> WorkflowRun:
     """Validate, create the run and enqueue its start when the transaction commits."""
     valid = validate(request, user)
     info = valid.checked.info
+    dependencies_url = request.dependencies_url
+    if valid.store_dependencies and valid.dependencies is not None:
+        try:
+            dependencies_url = imports.store(request.project, valid.dependencies, _slug(info.name))
+        except storage.StorageError as exc:
+            raise SubmissionError(
+                {"dependencies": [f"The imports could not be stored with the run: {exc}"]}
+            ) from None
     with transaction.atomic():
         run = WorkflowRun.objects.create(
             project=request.project,
@@ -207,7 +240,7 @@ def submit(request: WorkflowRequest, user: User | None = None) -> WorkflowRun:
             workflow_name=info.name,
             wdl_source=valid.source,
             wdl_url=request.wdl_url,
-            dependencies_url=request.dependencies_url,
+            dependencies_url=dependencies_url,
             inputs=valid.checked.inputs,
             options=request.options,
             labels=request.labels,

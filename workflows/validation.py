@@ -3,8 +3,9 @@
 The WDL is parsed and typechecked with miniwdl's own parser (whatever the engine), so a
 syntax or type error is reported with its line and column, and the inputs JSON is
 checked against the workflow's declared inputs with every problem listed at once.
-Imports resolve only inside the dependencies zip: a WDL can never read other files of
-this machine (or the network) while it is being validated.
+Imports resolve only inside the (canonical, see :mod:`.imports`) dependencies zip, URL
+imports included (fetched before, by :mod:`.imports`): a WDL can never read other files
+of this machine (or the network) while it is being validated.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import WDL
 from WDL import Error as WDLError
@@ -29,6 +31,7 @@ MAX_ZIP_FILES = 1000
 MAX_LABEL_LENGTH = 255
 MAIN_NAME = "workflow.wdl"
 MAX_MESSAGE = 160
+HTTPS_DIR = "_https"  # where URL imports sit in the dependencies zip
 
 
 class WorkflowInvalid(Exception):
@@ -98,6 +101,13 @@ def _wdl_problems(exc: Exception) -> list[str]:
     return [f"{where}: {kind}: {message}" if where else f"{kind}: {message}"]
 
 
+def url_path(url: str) -> str:
+    """Where a URL import sits in the dependencies zip: ``_https/<host>/<path>``."""
+    parts = urlsplit(url)
+    path = posixpath.normpath("/" + parts.path).lstrip("/")
+    return f"{HTTPS_DIR}/{parts.netloc}/{path}"
+
+
 def unpack(dependencies: bytes, root: Path) -> None:
     """Unzip the imports, refusing members that would land outside ``root``."""
     try:
@@ -109,7 +119,7 @@ def unpack(dependencies: bytes, root: Path) -> None:
         raise WorkflowInvalid({"dependencies": ["The dependencies zip is too large."]})
     for member in members:
         target = (root / member.filename).resolve()
-        if not target.is_relative_to(root.resolve()) or target.name == MAIN_NAME:
+        if not target.is_relative_to(root.resolve()) or target == (root / MAIN_NAME).resolve():
             raise WorkflowInvalid(
                 {"dependencies": [f"The zip holds a file named {member.filename!r}; refused."]}
             )
@@ -133,12 +143,13 @@ def load(source: str, dependencies: bytes | None = None) -> WDL.Tree.Document:
         async def read_source(
             uri: str, path: list[str], importer: WDL.Tree.Document | None
         ) -> WDL.ReadSourceResult:
-            if "://" in uri:
-                raise WDLError.InputError(f"imports of URLs are not supported: {uri}")
-            base = Path(importer.pos.abspath).parent if importer else root
-            target = (base / uri).resolve()
+            if uri.startswith(("http://", "https://")):
+                target = (root / url_path(uri)).resolve()
+            else:
+                base = Path(importer.pos.abspath).parent if importer else root
+                target = (base / uri).resolve()
             if not target.is_relative_to(root) or not target.is_file():
-                raise WDLError.InputError(f"{uri} is not in the dependencies zip")
+                raise WDLError.InputError(f"{uri} is not among the imported files")
             return WDL.ReadSourceResult(source_text=target.read_text(), abspath=str(target))
 
         try:

@@ -87,7 +87,9 @@ def test_the_dependencies_zip_is_sent(
 
     services.start_run(run.pk, "worker")
 
-    assert cromwell.only().dependencies == buffer.getvalue()
+    sent = zipfile.ZipFile(io.BytesIO(cromwell.only().dependencies))
+    assert sent.namelist() == ["lib.wdl"]
+    assert sent.read("lib.wdl") == b"version 1.0\ntask t { command <<< true >>> }\n"
 
 
 def test_polling_follows_status_calls_shards_and_attempts(sent: WorkflowRun, cromwell: Any) -> None:

@@ -162,7 +162,7 @@ def test_a_local_dependencies_zip_is_uploaded_to_the_project(
     )
 
     run = WorkflowRun.objects.get()
-    assert run.dependencies_url.startswith(project.output_prefix + "workflows/dependencies/deps-")
+    assert run.dependencies_url.startswith(project.output_prefix + "workflows/dependencies/main-")
 
 
 def test_an_outsider_sees_no_project(call: Any, files: Path, project: Any, charlie: Any) -> None:

@@ -134,7 +134,7 @@ def test_imports_come_from_the_dependencies_zip() -> None:
     assert checked.info.outputs == ["w.t.s"]
     assert problems(source)["wdl"] == [
         "line 2, column 1: Failed to import tasks/t.wdl "
-        "(tasks/t.wdl is not in the dependencies zip)"
+        "(tasks/t.wdl is not among the imported files)"
     ]
 
 

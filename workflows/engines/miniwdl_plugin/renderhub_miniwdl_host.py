@@ -258,10 +258,44 @@ def _die_with_parent() -> None:
         sys.exit(143)
 
 
+HTTPS_DIR = "_https"  # URL imports, fetched at submission (workflows.imports)
+
+
+def _local_url_imports(make_read_source: Callable[..., Any]) -> Callable[..., Any]:
+    """miniwdl's import reader, with ``https://`` imports read from the run's ``_https/``
+    folder next to the main WDL: RenderHub fetched them when the run was submitted, and a
+    worker never goes to the network for a WDL."""
+    from urllib.parse import urlsplit
+
+    from WDL.Tree import ReadSourceResult
+
+    def make(no_outside_imports: bool) -> Callable[..., Any]:
+        read_source = make_read_source(no_outside_imports)
+        top: list[Path] = []
+
+        async def read(uri: str, path: list[str], importer: Any) -> Any:
+            if uri.startswith(("http://", "https://")):
+                parts = urlsplit(uri)
+                name = os.path.normpath("/" + parts.path).lstrip("/")
+                local = top[0] / HTTPS_DIR / parts.netloc / name if top else None
+                if local is None or not local.is_file():
+                    raise FileNotFoundError(f"{uri} was not fetched when the run was submitted")
+                return ReadSourceResult(local.read_text(), str(local))
+            answer = await read_source(uri, path, importer)
+            if not top:  # the main WDL comes first
+                top.append(Path(answer.abspath).parent)
+            return answer
+
+        return read
+
+    return make
+
+
 def main(argv: list[str] | None = None) -> None:
     _die_with_parent()  # before miniwdl starts any thread
     from WDL import CLI
 
+    CLI.make_read_source = _local_url_imports(CLI.make_read_source)
     CLI.main(argv)
 
 

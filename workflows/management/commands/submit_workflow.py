@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -10,10 +9,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from projects.cli import get_project
-from projects.models import Project
 from renderhub import cli as base_cli
-from renderhub import storage
-from workflows import cli, services
+from workflows import cli, imports, services
 from workflows.choices import TERMINAL_RUN_STATES, CallStatus, Engine, RunState
 from workflows.models import WorkflowRun
 
@@ -45,7 +42,10 @@ class Command(BaseCommand):
             "--label", action="append", default=[], metavar="K=V", help="A label; repeatable."
         )
         parser.add_argument(
-            "--dependencies", metavar="ZIP", help="Zip of imported WDL files (local or URL)."
+            "--dependencies",
+            metavar="ZIP",
+            help="Zip of imported WDL files (local or URL); without it, local imports are "
+            "read next to the WDL and zipped with the run.",
         )
         parser.add_argument("--name", default="", help="Run name (default: the workflow's).")
         parser.add_argument("--working-dir", default="", metavar="URL", help="Storage folder.")
@@ -74,8 +74,16 @@ class Command(BaseCommand):
                 request.wdl_source = path.read_text()
             except (OSError, UnicodeDecodeError) as exc:
                 raise CommandError(f"Cannot read the WDL file {path}: {exc}") from None
-        if options["dependencies"]:
-            request.dependencies_url = self.dependencies(project, options["dependencies"])
+            # Its imports are read next to it (and zipped with the run) unless a zip is given.
+            request.beside = imports.local_beside(path.parent)
+        if value := options["dependencies"]:
+            if "://" in value:
+                request.dependencies_url = value
+            else:
+                try:
+                    request.dependencies_zip = Path(value).expanduser().read_bytes()
+                except OSError as exc:
+                    raise CommandError(f"Cannot read {value}: {exc.strerror}.") from None
         try:
             run = services.submit(request, user)
         except services.SubmissionError as exc:
@@ -92,26 +100,6 @@ class Command(BaseCommand):
                 raise CommandError(f"Write labels as --label name=value (not {label!r}).")
             parsed[key.strip()] = value.strip()
         return parsed
-
-    def dependencies(self, project: Project, value: str) -> str:
-        """A storage URL for the zip: as given, or the local file uploaded to the project."""
-        if "://" in value:
-            return value
-        path = Path(value).expanduser()
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise CommandError(f"Cannot read {path}: {exc.strerror}.") from None
-        digest = hashlib.sha256(data).hexdigest()[:12]
-        url = storage.join(
-            project.output_prefix, "workflows", "dependencies", f"{path.stem}-{digest}.zip"
-        )
-        try:
-            backend, key = storage.resolve(url)
-            backend.write(key, data, content_type="application/zip")
-        except storage.StorageError as exc:
-            raise CommandError(f"Could not upload {path}: {exc}") from None
-        return url
 
     def wait(self, run: WorkflowRun) -> None:
         bar = base_cli.ProgressBar(self.stdout, 0, unit="calls")
