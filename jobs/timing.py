@@ -182,7 +182,7 @@ def etas(jobs: Sequence[RenderJob], now: datetime | None = None) -> dict[int, Et
     now = now or timezone.now()
     ids = [job.pk for job in active]
     speeds = _speeds(active)
-    running: dict[int, list[tuple[str, int, datetime | None]]] = defaultdict(list)
+    running: dict[int, list[tuple[int, datetime | None]]] = defaultdict(list)
     rows = (
         Task.objects.filter(job_id__in=ids, state=TaskState.RUNNING)
         .order_by()
@@ -192,10 +192,10 @@ def etas(jobs: Sequence[RenderJob], now: datetime | None = None) -> dict[int, Et
                 "frame_set__started_at", filter=Q(frame_set__state=FrameState.RUNNING)
             ),
         )
-        .values_list("job_id", "node", "left", "current_since")
+        .values_list("job_id", "left", "current_since")
     )
-    for job_id, node, left, since in rows:
-        running[job_id].append((node, left, since))
+    for job_id, left, since in rows:
+        running[job_id].append((left, since))
     waiting = {
         row["job_id"]: (row["frames"], row["chunks"])
         for row in Frame.objects.filter(
@@ -213,7 +213,7 @@ def etas(jobs: Sequence[RenderJob], now: datetime | None = None) -> dict[int, Et
             result[job.pk] = Eta(None, 0, None, NO_ESTIMATE)
             continue
         spf = speed.seconds_per_frame
-        work = _Work([_chunk_left(left, since, spf, now) for _, left, since in running[job.pk]])
+        work = _Work([_chunk_left(left, since, spf, now) for left, since in running[job.pk]])
         work.waiting_frames, work.waiting_chunks = waiting.get(job.pk, (0, 0))
         slots = max(len(work.running), capacity.get(job.pk, 0))
         if slots == 0:
