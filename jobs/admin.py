@@ -11,7 +11,7 @@ from renderhub.outcome import add_messages
 
 from . import services
 from .forms import SubmitRenderForm
-from .models import Frame, NodeBlock, RenderJob, Task
+from .models import CloudJob, Frame, NodeBlock, RenderJob, Task
 
 
 class TaskInline(admin.TabularInline):
@@ -32,6 +32,37 @@ class TaskInline(admin.TabularInline):
     )
     readonly_fields = fields
     show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+CLOUD_JOB_FIELDS = (
+    "cloud_id",
+    "name",
+    "state",
+    "cloud_state",
+    "message",
+    "error",
+    "instance_count",
+    "stop_requested",
+    "submitted_at",
+    "polled_at",
+    "ended_at",
+    "released_at",
+    "log_url",
+)
+
+
+class CloudJobInline(admin.TabularInline):
+    """The job's BatchCompute jobs: what the service said last and the last failed call."""
+
+    model = CloudJob
+    extra = 0
+    can_delete = False
+    fields = CLOUD_JOB_FIELDS
+    readonly_fields = fields
+    verbose_name = "BatchCompute job"
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -71,7 +102,7 @@ class RenderJobAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     show_full_result_count = False
     actions = ["cancel_jobs", "retry_jobs", "requeue_jobs"]
-    inlines = [TaskInline, NodeBlockInline]
+    inlines = [TaskInline, CloudJobInline, NodeBlockInline]
     readonly_fields = (
         "project",
         "software",
@@ -203,3 +234,26 @@ class FrameAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+
+@admin.register(CloudJob)
+class CloudJobAdmin(admin.ModelAdmin):
+    """BatchCompute jobs, read-only: RenderHub creates, stops and releases them itself."""
+
+    list_display = ("__str__", "job", "state", "cloud_state", "polled_at", "ended_at", "error")
+    list_filter = ("state", "cloud_state")
+    list_select_related = ("job",)
+    search_fields = ("=job__id", "cloud_id", "name")
+    show_full_result_count = False
+    fields = ("job", *CLOUD_JOB_FIELDS, "created_at", "finished_at")
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[CloudJob]:
+        visible = RenderJob.objects.visible_to(request.user)
+        return super().get_queryset(request).filter(job__in=visible)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: CloudJob | None = None) -> bool:
+        return False  # a row deleted here would leave its cloud job unwatched

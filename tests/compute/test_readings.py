@@ -282,3 +282,35 @@ def test_system_and_own_images_are_offered_however_the_listing_reads(
     assert images == {"img-ubuntu": "Ubuntu 16.04", "img-blender": "Blender 3.4"}
     system = [r for r in fake_bc.requests if r.route == "GET /images" and r.params.get("Type")]
     assert [r.params["Type"] for r in system] == ["System"]
+
+
+# --- 5. what a user can see -------------------------------------------------------------------
+
+
+def test_the_render_jobs_admin_page_shows_its_cloud_job(
+    submitted: RenderJob, fake_bc: FakeBatchCompute, client: Any, alice: Any
+) -> None:
+    cj = cloud_job_of(submitted)
+    fake_bc.fail_next(5, status=503, route="GET /jobs/{id}")
+    cloud_poll.poll_all()
+    cj.refresh_from_db()
+    client.force_login(alice)
+    page = client.get(f"/admin/jobs/renderjob/{submitted.pk}/change/").content.decode()
+    assert "BatchCompute job" in page
+    for shown in (cj.cloud_id, cj.name, "Waiting", "ServiceUnavailable", cj.log_url):
+        assert shown in page, shown
+
+
+def test_oss2_does_not_log_an_expected_404(
+    bc_settings: Any, bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """oss2 logs every non-2xx answer at INFO ("Exception: {'status': 404 …}"); a missing
+    object RenderHub only asked about is no news on a CLI's stderr."""
+    from renderhub import storage
+
+    backend, key = storage.resolve(f"oss://{bucket}/output/nothing-here.png")
+    with caplog.at_level(logging.INFO):
+        assert not backend.exists(key)
+        with pytest.raises(storage.NotFound):
+            backend.read(key)
+    assert not [r for r in caplog.records if r.name.startswith("oss2")]
