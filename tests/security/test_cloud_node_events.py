@@ -38,7 +38,7 @@ def capture(django_capture_on_commit_callbacks: Any) -> Any:
 
 
 def test_a_malformed_event_line_does_not_stop_other_jobs_polling(
-    submit: Any, cloud_oss: Any
+    submit: Any, cloud_oss: Any, fake_bc: Any
 ) -> None:
     victim, victim_cj = submit()
     _attacker, attacker_cj = submit()
@@ -58,13 +58,16 @@ def test_a_malformed_event_line_does_not_stop_other_jobs_polling(
             {"event": "frame_done", "frame": 1, "outputs": ["shot_a_0001.png"], "seconds": 1.5},
         ],
     )
+    fake_bc.finish_instance(victim_cj.cloud_id, 0)  # a frame is done once its file is stored
     report = cloud_poll.poll_all()
     assert report.failed == 0
     frame = victim.frame_set.get(number=1)
     assert frame.state == FrameState.DONE and frame.seconds == 1.5
 
 
-def test_an_instance_cannot_finish_other_chunks_frames(submit: Any, cloud_oss: Any) -> None:
+def test_an_instance_cannot_finish_other_chunks_frames(
+    submit: Any, cloud_oss: Any, fake_bc: Any
+) -> None:
     """Instance 0 renders frames 1-2: its claims about 3-6 (and absurd times) are ignored."""
     job, cloud_job = submit()
     cloud_poll.poll_all()
@@ -73,6 +76,7 @@ def test_an_instance_cannot_finish_other_chunks_frames(submit: Any, cloud_oss: A
         for n in range(1, 7)
     ]
     write_events(cloud_oss, cloud_job, 0, forged)
+    fake_bc.finish_instance(cloud_job.cloud_id, 0)
     cloud_poll.poll_all()
     job.refresh_from_db()
     done = sorted(job.frame_set.filter(state=FrameState.DONE).values_list("number", flat=True))
@@ -81,7 +85,9 @@ def test_an_instance_cannot_finish_other_chunks_frames(submit: Any, cloud_oss: A
     assert job.render_seconds == 0.0  # 1e300 is not a render time
 
 
-def test_output_names_from_events_stay_in_the_jobs_folder(submit: Any, cloud_oss: Any) -> None:
+def test_output_names_from_events_stay_in_the_jobs_folder(
+    submit: Any, cloud_oss: Any, fake_bc: Any
+) -> None:
     job, cloud_job = submit()
     cloud_poll.poll_all()
     events = [
@@ -89,7 +95,9 @@ def test_output_names_from_events_stay_in_the_jobs_folder(submit: Any, cloud_oss
         {"event": "frame_done", "frame": 2, "outputs": ["/x/shot_a_0002.png"]},
     ]
     write_events(cloud_oss, cloud_job, 0, events)
+    fake_bc.finish_instance(cloud_job.cloud_id, 0)
     cloud_poll.poll_all()
     one, two = job.frame_set.get(number=1), job.frame_set.get(number=2)
-    assert one.output_url == ""  # ".." is not a frame name: no link
+    assert one.output_url == ""  # ".." is not a frame name: no link, and no frame file
+    assert one.state == FrameState.FAILED
     assert two.output_url == job.output_url + "shot_a_0002.png"  # the name only
