@@ -268,8 +268,10 @@ class CloudJob(models.Model):
     """One BatchCompute job: some chunks of a RenderJob, one instance each.
 
     The row is written before the cloud job is created, under the deployment-tagged
-    ``name``: a submission interrupted before ``cloud_id`` was saved is found again by
-    name instead of being created (and paid for) twice.
+    ``name`` (also the idempotent token) ending in a random part, unique for the life of
+    the account: a submission interrupted before ``cloud_id`` was saved is found again by
+    name instead of being created (and paid for) twice, and a reinstall counting rows from
+    1 again never gets the old install's jobs.
     """
 
     job = models.ForeignKey(RenderJob, on_delete=models.CASCADE, related_name="cloud_jobs")

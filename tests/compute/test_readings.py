@@ -314,3 +314,40 @@ def test_oss2_does_not_log_an_expected_404(
         with pytest.raises(storage.NotFound):
             backend.read(key)
     assert not [r for r in caplog.records if r.name.startswith("oss2")]
+
+
+def test_manage_py_job_shows_its_cloud_jobs(
+    submitted: RenderJob, fake_bc: FakeBatchCompute
+) -> None:
+    import io
+
+    from django.core.management import call_command
+
+    cj = cloud_job_of(submitted)
+    fake_bc.fail_next(5, status=503, route="GET /jobs/{id}")
+    cloud_poll.poll_all()
+    out = io.StringIO()
+    call_command("job", str(submitted.pk), stdout=out)
+    text = out.getvalue()
+    assert "BatchCompute jobs:" in text
+    assert f"{cj.cloud_id} (active, BatchCompute: Waiting; 3 chunks)" in text
+    assert "last error: BatchCompute get_job failed: HTTP 503 ServiceUnavailable" in text
+
+
+def test_manage_py_logs_reaches_the_nodes_own_output(
+    submitted: RenderJob, fake_bc: FakeBatchCompute, cloud_oss: FakeOSS, bucket: str
+) -> None:
+    import io
+
+    from django.core.management import call_command
+
+    cj = cloud_job_of(submitted)
+    fake_bc.start_instances(cj.cloud_id)
+    cloud_poll.poll_all()
+    key = cj.log_url.removeprefix(f"oss://{bucket}/") + f"stdout.{cj.cloud_id}.render.1"
+    cloud_oss.put(bucket, key, "python3: renderhub_node.py: Permission denied ✗\n".encode())
+    out, err = io.StringIO(), io.StringIO()
+    call_command("logs", str(submitted.pk), "--task", "1", "--node-stdout", stdout=out)
+    assert out.getvalue() == "python3: renderhub_node.py: Permission denied ✗\n"
+    call_command("logs", str(submitted.pk), "--task", "1", "--log-stdout", stdout=out, stderr=err)
+    assert "--node-stdout and --node-stderr show the BatchCompute instance's" in err.getvalue()

@@ -33,6 +33,7 @@ class Command(BaseCommand):
             (_task_row(task) for task in job.tasks.all()),
             right=(0,),
         )
+        self.cloud_jobs(job)
         self.failed_frames(job)
 
     def header(self, job: RenderJob) -> None:
@@ -59,6 +60,20 @@ class Command(BaseCommand):
         width = max(len(label) for label, _ in fields) + 1
         for label, value in fields:
             self.stdout.write(f"{label + ':':<{width}} {value}")
+
+    def cloud_jobs(self, job: RenderJob) -> None:
+        """Its BatchCompute jobs: what the service said last, and the last failed call."""
+        rows = list(job.cloud_jobs.order_by("pk"))
+        if not rows:
+            return
+        self.stdout.write("")
+        self.stdout.write("BatchCompute jobs:")
+        for cj in rows:
+            said = f"{cj.state}, BatchCompute: {cj.cloud_state or '-'}"
+            self.stdout.write(f"  {cj.cloud_id or cj.name} ({said}; {cj.instance_count} chunks)")
+            for label, value in (("message", cj.message), ("last error", cj.error)):
+                if value:
+                    self.stdout.write(f"    {label}: {cli.first_line(value, 300)}")
 
     def failed_frames(self, job: RenderJob) -> None:
         by_reason: dict[str, list[int]] = defaultdict(list)

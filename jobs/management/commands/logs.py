@@ -163,6 +163,8 @@ class Command(BaseCommand):
         self.stderr.write(
             f"({_describe(task)}: {why}; showing the last lines kept in the database)"
         )
+        if task.cloud_job_id:
+            self.stderr.write("(--node-stdout and --node-stderr show the BatchCompute instance's)")
         self.write_text(getattr(task, column) or "(empty)")
 
     def write_text(self, text: str) -> None:
