@@ -97,7 +97,7 @@ def check_scenes(
         if not label.lower().endswith(".blend"):
             continue
         try:
-            with _local_copy(scene_ref) as path:
+            with local_copy(scene_ref) as path:
                 facts = _facts(path)
         except FactsError as exc:
             check.warnings.append(
@@ -205,7 +205,7 @@ def _facts(path: Path) -> BlendFacts:
 
 
 @contextmanager
-def _local_copy(url: str | Path) -> Iterator[Path]:
+def local_copy(url: str | Path) -> Iterator[Path]:
     """The scene as a local file: itself (a local path, or on local storage), else a
     temporary copy of at most SCENE_FACTS_MAX_DOWNLOAD bytes."""
     if isinstance(url, Path):

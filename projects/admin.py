@@ -43,7 +43,7 @@ class StorageMappingInline(admin.TabularInline):
     model = StorageMapping
     formset = StorageMappingFormSet
     extra = 1
-    fields = ("source", "destination", "writable", "lockable")
+    fields = ("source", "destination", "artist_paths", "writable", "lockable")
 
     def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
         formset = super().get_formset(request, obj, **kwargs)

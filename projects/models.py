@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 # \Z, not $: "$" also matches before a trailing newline.
 WINDOWS_DRIVE_RE = re.compile(r"^[A-Za-z]:(\\[^\\/:*?\"<>|\x00-\x1f]+)*\\?\Z")
 LINUX_PATH_RE = re.compile(r"^/[^\x00-\x1f]*\Z")
+# A folder on an artist's machine: a drive, a UNC share, or an absolute POSIX path.
+ARTIST_PATH_RE = re.compile(r"^([A-Za-z]:[\\/]|\\\\[^\\/]+[\\/]|/[^/])[^\x00-\x1f]*\Z")
 
 
 def validate_node_path(path: str, platform: str, what: str) -> None:
@@ -119,6 +121,15 @@ class StorageMapping(models.Model):
     )
     writable = models.BooleanField(default=False)
     lockable = models.BooleanField(default=False, help_text="Support file locks on the mount.")
+    artist_paths = models.TextField(
+        "paths on artists' machines",
+        blank=True,
+        help_text=(
+            "What this folder is on artists' machines, one per line, e.g. P:\\projects\\ "
+            "or /Volumes/projects/: absolute paths under them in scenes are rewritten to the "
+            "node's path when a scene is staged."
+        ),
+    )
 
     class Meta:
         ordering = ["source"]
@@ -148,5 +159,16 @@ class StorageMapping(models.Model):
                 validate_node_path(self.destination, project.image.platform, "The destination")
             except ValidationError as exc:
                 errors["destination"] = exc.messages[0]
+        for path in self.artist_path_list():
+            if not ARTIST_PATH_RE.match(path) or ".." in re.split(r"[\\/]", path):
+                errors["artist_paths"] = (
+                    f"{path!r} is not an absolute folder path: write a drive or share path "
+                    "(P:\\projects\\, \\\\server\\share\\) or a path from / (/Volumes/projects/)."
+                )
+                break
         if errors:
             raise ValidationError(errors)
+
+    def artist_path_list(self) -> list[str]:
+        """The folder's paths on artists' machines, one per non-blank line."""
+        return [line.strip() for line in self.artist_paths.splitlines() if line.strip()]

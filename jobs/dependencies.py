@@ -1,0 +1,296 @@
+"""What a scene needs, found and classified before it renders: ``analyse_scene``.
+
+Blender renders a missing texture magenta and says nothing, so a scene's references
+(``renderhub.blend.deps``: images, sequences, UDIM sets, libraries followed recursively,
+sounds, clips, fonts, volumes, caches) are each given a state:
+
+- **in storage**: a relative path that lands inside one of the project's mappings, there;
+- **translated**: an absolute path a mapping stands for (its node path, or a path it has on
+  artists' machines, like ``P:\\projects\\``), there in storage;
+- **missing**: where it should be, nothing is;
+- **outside**: a relative path that lands outside every mapping of the project (another
+  project's folder, or above the storage root): never staged;
+- **untranslated**: an absolute path no mapping stands for (``C:\\Users\\…``, ``/etc/passwd``).
+
+The last three are problems: the submission is refused, naming them, unless the user
+accepts rendering without them. A local scene (the CLI, before uploading) is analysed on
+its own disk: a relative path is **found** there or missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from django.conf import settings
+
+from renderhub import storage
+from renderhub.blend import deps
+from renderhub.blend.facts import FactsError
+
+if TYPE_CHECKING:
+    from projects.models import Project, StorageMapping
+
+log = logging.getLogger(__name__)
+
+IN_STORAGE, TRANSLATED, FOUND = "in storage", "translated", "found"
+MISSING, OUTSIDE, UNTRANSLATED = "missing", "outside", "untranslated"
+PROBLEMS = (MISSING, OUTSIDE, UNTRANSLATED)
+STATE_TEXT = {
+    IN_STORAGE: "in storage",
+    TRANSLATED: "absolute path translated by a mapping",
+    FOUND: "found on this disk",
+    MISSING: "missing",
+    OUTSIDE: "outside the project's mappings",
+    UNTRANSLATED: "absolute path nothing translates",
+}
+MAX_BLEND_FILES = 200  # the scene and the libraries it links, followed recursively
+MAX_SEQUENCE_FILES = 100_000
+
+
+@dataclass
+class Dependency:
+    kind: str  # renderhub.blend.deps' kinds: image, library, UDIM set…
+    path: str  # as Blender wrote it
+    used_by: str  # the .blend that references it (a URL or a local path)
+    owner: str  # the data-block using it
+    state: str
+    location: str = ""  # where it is (or would be): a storage URL or a local path
+    files: list[str] = field(default_factory=list)  # every file it stands for, found
+
+    @property
+    def problem(self) -> bool:
+        return self.state in PROBLEMS
+
+    @property
+    def state_text(self) -> str:
+        return STATE_TEXT[self.state]
+
+    def describe(self) -> str:
+        where = f" ({self.location})" if self.location and self.location != self.path else ""
+        return f"{self.path}{where}: {self.kind}, {self.state_text}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "path": self.path,
+            "used_by": self.used_by,
+            "owner": self.owner,
+            "state": self.state,
+            "state_text": self.state_text,
+            "location": self.location,
+            "files": len(self.files),
+        }
+
+
+@dataclass
+class DependencyReport:
+    scene: str
+    dependencies: list[Dependency] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # files whose references went unread
+
+    @property
+    def problems(self) -> list[Dependency]:
+        return [d for d in self.dependencies if d.problem]
+
+    def files(self) -> list[str]:
+        """The scene and every file it needs that is there, each once, in order."""
+        seen = dict.fromkeys([self.scene])
+        for dep in self.dependencies:
+            if not dep.problem:
+                seen.update(dict.fromkeys(dep.files))
+        return list(seen)
+
+    def problem_text(self, limit: int = 20) -> str:
+        lines = [d.describe() for d in self.problems[:limit]]
+        if len(self.problems) > limit:
+            lines.append(f"and {len(self.problems) - limit} more")
+        return "; ".join(lines)
+
+
+class _Place(Protocol):
+    def folder(self, location: str) -> str: ...
+    def name(self, location: str) -> str: ...
+    def below(self, folder: str, relative: str) -> str | None: ...
+    def contains(self, location: str) -> bool: ...
+    def exists(self, location: str) -> bool: ...
+    def names(self, folder: str) -> list[str]: ...
+    def join(self, folder: str, name: str) -> str: ...
+    def local(self, location: str) -> AbstractContextManager[Path]: ...
+
+
+class StoragePlace:
+    """Locations are storage URLs; only the project's mappings count as inside."""
+
+    def __init__(self, mappings: list[StorageMapping]) -> None:
+        self.sources = [m.source for m in mappings]
+
+    def folder(self, location: str) -> str:
+        return location.rsplit("/", 1)[0] + "/"
+
+    def name(self, location: str) -> str:
+        return posixpath.basename(storage.resolve(location)[1])
+
+    def below(self, folder: str, relative: str) -> str | None:
+        backend, key = storage.resolve(folder)
+        target = posixpath.normpath(posixpath.join(key, relative))
+        if target == ".." or target.startswith(("../", "/")):
+            return None  # above the storage root
+        try:
+            return backend.url_for(storage.normalize_key(target))
+        except storage.StorageError:
+            return None  # above the storage root, or not a key storage takes
+
+    def contains(self, location: str) -> bool:
+        return any(storage.is_prefix_of(source, location) for source in self.sources)
+
+    def exists(self, location: str) -> bool:
+        backend, key = storage.resolve(location)
+        return backend.exists(key)
+
+    def names(self, folder: str) -> list[str]:
+        backend, key = storage.resolve(folder)
+        names: list[str] = []
+        marker = None
+        while len(names) < MAX_SEQUENCE_FILES:
+            page = backend.list(key, marker=marker)
+            names += [e.name for e in page.entries if not e.is_dir]
+            if (marker := page.next_marker) is None:
+                break
+        return names
+
+    def join(self, folder: str, name: str) -> str:
+        return storage.join(folder, name)
+
+    def local(self, location: str) -> AbstractContextManager[Path]:
+        from .scene_checks import local_copy
+
+        return local_copy(location)
+
+
+class DiskPlace:
+    """Locations are absolute paths on this machine (a scene not uploaded yet)."""
+
+    def folder(self, location: str) -> str:
+        return str(Path(location).parent)
+
+    def name(self, location: str) -> str:
+        return Path(location).name
+
+    def below(self, folder: str, relative: str) -> str | None:
+        return os.path.normpath(Path(folder) / relative)
+
+    def contains(self, location: str) -> bool:
+        return True  # the user's own files: uploading them is theirs to do
+
+    def exists(self, location: str) -> bool:
+        return Path(location).is_file()
+
+    def names(self, folder: str) -> list[str]:
+        try:
+            return sorted(e.name for e in os.scandir(folder) if e.is_file())[:MAX_SEQUENCE_FILES]
+        except OSError:
+            return []
+
+    def join(self, folder: str, name: str) -> str:
+        return str(Path(folder) / name)
+
+    @contextmanager
+    def local(self, location: str) -> Iterator[Path]:
+        yield Path(location)
+
+
+def analyse_scene(project: Project, scene: str | Path) -> DependencyReport:
+    """Every file the scene (a storage URL, or a local path) needs, with its state."""
+    mappings = list(project.mappings.all())
+    stored = StoragePlace(mappings)
+    place: _Place = DiskPlace() if isinstance(scene, Path) else stored
+    start = str(scene.resolve()) if isinstance(scene, Path) else scene
+    report = DependencyReport(scene=start)
+    prefixes = _prefixes(mappings)
+    todo: list[tuple[str, _Place]] = [(start, place)]
+    read: set[str] = set()
+    while todo and len(read) < MAX_BLEND_FILES:
+        blend, where = todo.pop(0)
+        if blend in read:
+            continue
+        read.add(blend)
+        try:
+            with where.local(blend) as path:
+                references = deps.read_references(
+                    path,
+                    timeout=settings.SCENE_FACTS_TIMEOUT,
+                    max_bytes=settings.SCENE_FACTS_MAX_BYTES,
+                    max_memory=settings.SCENE_FACTS_MAX_MEMORY,
+                )
+        except (FactsError, storage.StorageError) as exc:
+            report.warnings.append(f"{blend}: its references could not be read ({exc}).")
+            continue
+        for ref in references:
+            dep, dep_place = _classify(ref, blend, where, stored, prefixes)
+            report.dependencies.append(dep)
+            if ref.kind == deps.LIBRARY and not dep.problem:
+                todo.append((dep.location, dep_place))
+    if todo:
+        report.warnings.append(f"Only the first {MAX_BLEND_FILES} .blend files were read.")
+    return report
+
+
+def _prefixes(mappings: list[StorageMapping]) -> list[tuple[str, str]]:
+    """(path, storage folder) pairs: each mapping's node path and its artists' paths,
+    longest first so the most specific wins."""
+    pairs = [(m.destination, m.source) for m in mappings if m.destination]
+    for mapping in mappings:
+        pairs += [(p, mapping.source) for p in mapping.artist_path_list()]
+    return sorted(pairs, key=lambda pair: len(pair[0]), reverse=True)
+
+
+def _classify(
+    ref: deps.Reference,
+    blend: str,
+    where: _Place,
+    stored: StoragePlace,
+    prefixes: list[tuple[str, str]],
+) -> tuple[Dependency, _Place]:
+    dep = Dependency(ref.kind, ref.path, blend, ref.owner[2:] or ref.owner, UNTRANSLATED)
+    place: _Place = where
+    if deps.is_relative(ref.path):
+        location = where.below(where.folder(blend), deps.relative_part(ref.path))
+        if location is None or not where.contains(location):
+            dep.state, dep.location = OUTSIDE, location or ""
+            return dep, place
+        found_state = FOUND if isinstance(where, DiskPlace) else IN_STORAGE
+    else:
+        translated = deps.translate(ref.path, prefixes)
+        if translated is None:
+            return dep, place
+        source, rest = translated
+        try:
+            location = storage.join(source, rest)
+        except storage.StorageError:
+            dep.state = OUTSIDE  # '..' out of the mapping
+            return dep, place
+        place, found_state = stored, TRANSLATED
+    dep.location = location
+    try:
+        dep.files = _files(ref, location, place)
+    except storage.StorageError as exc:
+        log.warning("could not check %s: %s", location, exc)
+        dep.files = []
+    dep.state = found_state if dep.files else MISSING
+    return dep, place
+
+
+def _files(ref: deps.Reference, location: str, place: _Place) -> list[str]:
+    name = place.name(location)
+    pattern = deps.sequence_pattern(name) if ref.sequence else None
+    if pattern is None:
+        return [location] if place.exists(location) else []
+    folder = place.folder(location)
+    return [place.join(folder, n) for n in place.names(folder) if pattern.match(n)]

@@ -1,0 +1,213 @@
+"""The files a .blend file references, read without Blender: ``read_references(path)``.
+
+Every image (single, sequence, UDIM set, movie), linked library, sound, movie clip, font,
+volume, cache (Alembic/USD cache files, point caches, fluid caches), external mesh data,
+light profile and sequencer strip, as blender-asset-tracer finds them, with the path as
+Blender wrote it (``//`` relative to the file, or absolute on whatever machine saved it).
+Packed files are not references. Libraries are not opened here: the caller resolves each
+library's path in its own terms (storage or disk) and reads it in turn.
+
+Like :mod:`.facts`, the reader runs in a child Python process (this file by path, with
+``-I -P``) that caps its memory and what it may decompress, under a timeout: a hostile
+file becomes a :class:`FactsError`, never a hang. The pure helpers below
+(:func:`is_relative`, :func:`sequence_pattern`, :func:`translate`) say how Blender reads a path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+try:  # the child process runs this file alone, without the renderhub package
+    from .facts import DEFAULT_MAX_BYTES, DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT, FactsError, size_text
+except ImportError:  # pragma: no cover - the child
+    DEFAULT_MAX_BYTES, DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT = 4 << 30, 2 << 30, 20.0
+
+MAX_REFERENCES = 20_000  # a file with more is read up to here
+
+# Kinds, as users name them.
+IMAGE, SEQUENCE, UDIM, MOVIE = "image", "image sequence", "UDIM set", "movie"
+LIBRARY, SOUND, CLIP, FONT = "library", "sound", "movie clip", "font"
+VOLUME, CACHE, MESH, LIGHT, STRIP = "volume", "cache", "mesh data", "light profile", "strip"
+_IMAGE_SOURCES = {1: IMAGE, 2: SEQUENCE, 3: MOVIE, 6: UDIM}
+_KINDS = {b"LI": LIBRARY, b"SO": SOUND, b"MC": CLIP, b"VF": FONT, b"VO": VOLUME}
+_KINDS |= {b"CF": CACHE, b"ME": MESH, b"OB": CACHE, b"LA": LIGHT, b"SC": STRIP}
+_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
+_TILE_TOKENS = {"<UDIM>": r"\d{4}", "<UVTILE>": r"u\d+_v\d+"}
+
+
+@dataclass(frozen=True)
+class Reference:
+    kind: str
+    path: str  # as Blender wrote it: //relative or absolute on the machine that saved it
+    sequence: bool  # several files: a numbered sequence, UDIM tiles, or a folder
+    owner: str  # the data-block that uses it (IMchecker, LIlib.blend, OBfluid.modifiers[0])
+
+
+def read_references(
+    path: Path | str,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_memory: int = DEFAULT_MAX_MEMORY,
+) -> list[Reference]:
+    """The references of the .blend file at ``path``; raises :class:`FactsError`."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise FactsError(f"cannot open it: {exc.strerror or exc}") from None
+    if size == 0:
+        raise FactsError("the file is empty")
+    if size > max_bytes:
+        raise FactsError(f"it is {size_text(size)}, over the {size_text(max_bytes)} it reads")
+    with tempfile.TemporaryDirectory(prefix="renderhub-deps-") as scratch:
+        argv = [sys.executable, "-I", "-P", __file__, str(path.resolve()), str(max_bytes)]
+        argv.append(str(max_memory))
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TMPDIR": scratch}
+        try:
+            proc = subprocess.run(
+                argv,
+                cwd=scratch,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise FactsError(f"reading it took longer than {timeout:g} s") from None
+        except OSError as exc:
+            raise FactsError(f"the reader could not start: {exc}") from None
+    try:
+        answer = json.loads(proc.stdout.decode("utf-8") or "null")
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        answer = None
+    if isinstance(answer, dict) and "error" in answer:
+        raise FactsError(str(answer["error"]))
+    if proc.returncode != 0 or not isinstance(answer, dict):
+        why = "out of memory or killed" if proc.returncode else "no answer"
+        raise FactsError(f"the reader stopped ({why}, exit status {proc.returncode})")
+    return [Reference(**ref) for ref in answer["references"]]
+
+
+# --- how Blender reads a path -------------------------------------------------------------
+
+
+def is_relative(path: str) -> bool:
+    """Blender's relative paths start with ``//`` (the folder of the file that holds them)."""
+    return path.startswith("//")
+
+
+def relative_part(path: str) -> str:
+    """A ``//`` path's part after the ``//``, with Windows separators made ``/``."""
+    return path[2:].replace("\\", "/")
+
+
+def is_windows_path(path: str) -> bool:
+    return bool(_DRIVE.match(path)) or path.startswith("\\\\")
+
+
+def translate(path: str, prefixes: list[tuple[str, str]]) -> tuple[str, str] | None:
+    """``(target, rest)`` for the first ``(prefix, target)`` whose prefix ``path`` starts
+    with; ``rest`` is the part after it, with ``/`` separators. A Windows prefix
+    (``P:\\projects\\``) matches whatever the case and separators, as Windows does."""
+    for head, target in prefixes:
+        windows = is_windows_path(head)
+        text = path.replace("\\", "/") if windows else path
+        head = head.replace("\\", "/").rstrip("/") + "/"
+        matched = text.lower().startswith(head.lower()) if windows else text.startswith(head)
+        if matched:
+            return target, text[len(head) :]
+    return None
+
+
+def sequence_pattern(name: str) -> re.Pattern[str] | None:
+    """The file names a sequence's or UDIM set's name stands for: ``tile.<UDIM>.png`` is
+    ``tile.1001.png``…; ``frame_0001.png`` is every ``frame_<digits>.png``. None for a name
+    with neither (Blender then reads that one file)."""
+    for token, digits in _TILE_TOKENS.items():
+        if token in name:
+            before, _, after = name.partition(token)
+            return re.compile(re.escape(before) + digits + re.escape(after) + r"\Z")
+    stem, dot, suffix = name.rpartition(".")
+    if not dot:
+        stem, suffix = name, ""
+    match = re.search(r"\d+\Z", stem)
+    if match is None:
+        return None
+    tail = re.escape("." + suffix) if dot else ""
+    return re.compile(re.escape(stem[: match.start()]) + r"\d+" + tail + r"\Z")
+
+
+# --- the child process: standard library and blender-asset-tracer only ------------------
+
+
+def _child(argv: list[str]) -> int:
+    import resource
+    import signal
+
+    path, max_bytes, max_memory = Path(argv[0]), int(argv[1]), int(argv[2])
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a decompression bomb: EFBIG, not death
+    resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
+    if max_memory > 0:
+        resource.setrlimit(resource.RLIMIT_AS, (max_memory, max_memory))
+    try:
+        answer: dict[str, Any] = {"references": [asdict(r) for r in _read(path)]}
+    except MemoryError:
+        answer = {"error": "reading it needed more memory than the reader may use"}
+    except OSError as exc:
+        if exc.errno == 27:  # EFBIG
+            answer = {"error": f"it unpacks to more than {max_bytes} bytes"}
+        else:
+            answer = {"error": f"cannot read it: {exc.strerror or exc}"}
+    except Exception as exc:  # any parse failure of a malformed file
+        text = (str(exc) or type(exc).__name__)[:200]
+        answer = {"error": f"it is not a .blend file this reader understands ({text})"}
+    sys.stdout.write(json.dumps(answer))
+    return 0
+
+
+def _read(path: Path) -> list[Reference]:
+    import logging
+
+    from blender_asset_tracer import blendfile, trace
+    from blender_asset_tracer.trace import blocks2assets
+
+    logging.disable(logging.CRITICAL)  # BAT warns on stderr about every missing file
+    blendfile.set_strict_pointer_mode(False)
+    found: dict[tuple[str, str], Reference] = {}
+    with blendfile.BlendFile(path) as bfile:
+        # ID blocks are what this file links from libraries: the library reads those.
+        blocks = (b for b in bfile.blocks if b.code not in (b"DATA", b"ID"))
+        for block in trace.asset_holding_blocks(blocks):
+            for usage in blocks2assets.iter_assets(block):
+                ref = _reference(block, usage)
+                if ref is not None:
+                    found.setdefault((ref.kind, ref.path), ref)
+                if len(found) >= MAX_REFERENCES:
+                    return list(found.values())
+    return list(found.values())
+
+
+def _reference(block: Any, usage: Any) -> Reference | None:
+    path = bytes(usage.asset_path).decode("utf-8", errors="replace")
+    if not path or path == "<builtin>":
+        return None
+    kind = _KINDS.get(block.code, IMAGE)
+    if block.code == b"IM":
+        kind = _IMAGE_SOURCES.get(block.get(b"source", default=1), IMAGE)
+    owner = usage.block_name
+    owner = owner.decode("utf-8", errors="replace") if isinstance(owner, bytes) else str(owner)
+    return Reference(kind=kind, path=path, sequence=usage.is_sequence, owner=owner)
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1:]))
