@@ -1,8 +1,7 @@
-"""Cluster pages: nodes and their heartbeats, and a resize form when a resize service exists."""
+"""Cluster pages: nodes and their heartbeats, and a resize form for who may change clusters."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -16,7 +15,7 @@ from django.views.decorators.http import require_POST, require_safe
 from renderhub.compute import ComputeError
 from renderhub.htmx import is_htmx
 
-from . import queries
+from . import queries, services
 from .models import Cluster
 
 
@@ -24,18 +23,9 @@ class ResizeForm(forms.Form):
     count = forms.IntegerField(label="Nodes", min_value=0, max_value=1000)
 
 
-def resize_service() -> Callable[..., Any] | None:
-    """``clusters.services.resize`` once the BatchCompute work ships it; None hides the form."""
-    try:
-        from clusters import services
-    except ImportError:
-        return None
-    return getattr(services, "resize", None)
-
-
 def can_resize(request: HttpRequest) -> bool:
     # Clusters are shared by every project, so resizing is for who may change clusters.
-    return resize_service() is not None and request.user.has_perm("clusters.change_cluster")
+    return request.user.has_perm("clusters.change_cluster")
 
 
 @require_safe
@@ -58,18 +48,17 @@ def cluster_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def resize(request: HttpRequest, pk: int) -> HttpResponse:
     cluster = queries.get_cluster(pk)
-    service = resize_service()
-    if service is None or not can_resize(request):
+    if not can_resize(request):
         return HttpResponseForbidden("You may not resize clusters here.")
     form = ResizeForm(request.POST)
     if form.is_valid():
         try:
-            service(cluster, form.cleaned_data["count"], user=request.user)
+            services.resize(cluster, form.cleaned_data["count"], user=request.user)  # type: ignore[arg-type]
         except (ValidationError, ComputeError) as exc:
             errors = exc.messages if isinstance(exc, ValidationError) else [str(exc)]
             form.add_error("count", errors)
         else:
-            messages.success(request, f"Resizing {cluster} to {form.cleaned_data['count']} nodes.")
+            messages.success(request, services.resize_message(cluster))
             return redirect(reverse("clusters:detail", args=[cluster.pk]))
     return render(
         request, "clusters/detail.html", _detail_context(request, cluster, form), status=400

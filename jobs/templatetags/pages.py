@@ -37,3 +37,11 @@ def percent(part: int | float | None, whole: int | float | None) -> str:
 @register.filter
 def get(mapping: dict[str, Any], key: str) -> Any:
     return mapping.get(key)
+
+
+@register.filter
+def opens_inline(url: str | None) -> bool:
+    """Whether a signed link to this file shows in the browser (images) or downloads."""
+    from renderhub.storage.base import inline_type
+
+    return bool(url) and inline_type(str(url).rsplit("/", 1)[-1]) is not None

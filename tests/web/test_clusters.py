@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from clusters import views
+from clusters import services
 from clusters.choices import NodeState
 from clusters.models import ClusterNode
 
@@ -57,13 +57,13 @@ def test_members_without_cluster_permission_cannot_resize(as_bob: Any, cluster: 
 
 
 def test_superusers_resize_through_the_service(as_alice: Any, alice: Any, cluster: Any) -> None:
-    if views.resize_service() is None:
-        pytest.skip("clusters.services.resize is not there yet")
     assert as_alice.get(f"/clusters/{cluster.pk}/").context["form"] is not None
-    response = as_alice.post(f"/clusters/{cluster.pk}/resize/", {"count": 3})
-    assert response.status_code == 302
+    response = as_alice.post(f"/clusters/{cluster.pk}/resize/", {"count": 3}, follow=True)
+    assert response.status_code == 200
     cluster.refresh_from_db()
     assert cluster.desired_nodes == 3
+    # Own machines: it says that only the default split changed.
+    assert "split over 3 nodes by default" in response.content.decode()
     bad = as_alice.post(f"/clusters/{cluster.pk}/resize/", {"count": -1})
     assert bad.status_code == 400 and "count" in bad.context["form"].errors
 
@@ -74,15 +74,7 @@ def test_service_errors_show_on_the_form(as_alice: Any, cluster: Any, monkeypatc
     def refuse(cluster: Any, count: int, user: Any = None) -> None:
         raise ValidationError({"desired_nodes": "BatchCompute quota exceeded."})
 
-    monkeypatch.setattr(views, "resize_service", lambda: refuse)
+    monkeypatch.setattr(services, "resize", refuse)
     response = as_alice.post(f"/clusters/{cluster.pk}/resize/", {"count": 9})
     assert response.status_code == 400
     assert "BatchCompute quota exceeded." in response.content.decode()
-
-
-def test_the_form_is_hidden_without_a_resize_service(
-    as_alice: Any, cluster: Any, monkeypatch: Any
-) -> None:
-    monkeypatch.setattr(views, "resize_service", lambda: None)
-    assert as_alice.get(f"/clusters/{cluster.pk}/").context["form"] is None
-    assert as_alice.post(f"/clusters/{cluster.pk}/resize/", {"count": 1}).status_code == 403

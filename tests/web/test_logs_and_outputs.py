@@ -43,6 +43,18 @@ def test_the_gallery_shows_finished_frames_with_signed_links(as_bob: Any, job: R
     _, link = response.context["frames"][0]
     assert link.startswith("/storage/signed/")
     assert as_bob.get(link).status_code == 200
+    # PNG frames open in the browser, so their links say so.
+    assert 'aria-label="Open frame 1">Open</a>' in text and "Download frame 1" not in text
+
+
+def test_members_without_staff_rights_see_no_admin_links(
+    client: Any, django_user_model: Any, job: RenderJob
+) -> None:
+    artist = django_user_model.objects.create_user("ines", password="pw-ines-1")
+    job.project.members.add(artist)
+    client.force_login(artist)
+    for url in (f"/jobs/{job.pk}/", f"/clusters/{job.cluster_id}/", "/clusters/"):
+        assert 'href="/admin/' not in client.get(url).content.decode(), url
 
 
 def test_download_all_streams_a_zip_of_the_outputs(as_alice: Any, job: RenderJob) -> None:
