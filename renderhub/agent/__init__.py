@@ -42,6 +42,7 @@ frames (``none``). After ``started``, each frame gets exactly one ``frame_done``
 ``frame_failed``.
 
 Exit codes (= ``finished.exit_code``): 0 success, 1 error (the agent itself failed),
-2 bad_spec, 3 input_missing, 4 renderer_failed, 5 cancelled (SIGTERM/SIGINT), 6 timeout
+2 bad_spec, 3 input_missing (a file, or a scene or camera the renderer says is not there;
+never retried), 4 renderer_failed, 5 cancelled (SIGTERM/SIGINT), 6 timeout
 (hard or stall).
 """

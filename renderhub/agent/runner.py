@@ -293,11 +293,12 @@ class Run:
 
     def renderer_missing(self, line: str) -> None:
         """Blender cannot find the scene or camera it was asked for, yet carries on (the
-        default scene, or nothing, exit status 0): stop it; its own line is the reason."""
+        default scene, or nothing, exit status 0): stop it; its own line is the reason.
+        Like a missing input it fails the same way on every node, so it is not retried."""
         self.log(f"the renderer says: {line}", "error")
         if self.stop is None:
             self.missing = True
-            self.stop = (EXIT_RENDERER_FAILED, line)
+            self.stop = (EXIT_INPUT_MISSING, line)
 
     def frame_done(self, frame: int, claimed: list[str], seconds: float | None) -> bool:
         """The renderer says ``frame`` is saved: done if its files are in the output folder.

@@ -50,9 +50,9 @@ def test_blender_rendering_the_default_scene_is_stopped_and_every_frame_fails(
 
     result = run_agent(spec)
 
-    assert result.exit_code == 4
+    assert result.exit_code == 3  # like a missing input: every node would fail it alike
     finished = result.finished
-    assert (finished["status"], finished["reason"]) == ("renderer_failed", CANT_FIND)
+    assert (finished["status"], finished["reason"]) == ("input_missing", CANT_FIND)
     assert finished["renderer_exit_code"] == -15, "stopped with SIGTERM, not left to finish"
     assert result.frames("frame_failed") == [1, 2, 3]
     assert {e["reason"] for e in result.of("frame_failed")} == {CANT_FIND}
@@ -67,6 +67,6 @@ def test_a_missing_camera_with_exit_status_0_fails_with_blenders_line(
 
     result = run_agent(spec)
 
-    assert (result.exit_code, result.finished["reason"]) == (4, NO_CAMERA)
+    assert (result.exit_code, result.finished["reason"]) == (3, NO_CAMERA)
     assert result.frames("frame_failed") == [1, 2, 3]
     assert not list((tmp_path / "out").glob("shot_*.png"))

@@ -30,7 +30,6 @@ pytestmark = [
 def test_blenders_cant_find_scene_line_fails_the_job(
     project: Any, cluster: Any, storage_root: Path, storage_url: str, render_worker: Any, settings
 ) -> None:
-    settings.RENDER_TASK_MAX_ATTEMPTS = 1
     software = Software.objects.create(
         image=project.image,
         name="blender-shot01",
@@ -61,3 +60,5 @@ def test_blenders_cant_find_scene_line_fails_the_job(
     assert task.failure_reason.endswith("ball.blend'")
     assert "Can't find scene: 'Shot01'" in job.failure_reason
     assert job.frame_set.get().state == FrameState.FAILED
+    # The same line would come back on every attempt and every node: not retried.
+    assert (task.attempts, task.max_attempts) == (1, 3)
