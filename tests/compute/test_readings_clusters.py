@@ -184,3 +184,25 @@ def test_creating_an_empty_cluster_either_works_or_says_what_to_do(
     cluster.refresh_from_db()
     assert cluster.state == ClusterState.ERROR and "0 VMs" in cluster.sync_error
     assert fake_bc.clusters == {}
+
+
+def test_clusters_from_before_keep_the_name_they_were_created_under(
+    cloud_image: Any, settings: Any
+) -> None:
+    """The upgrade names existing cloud clusters as they were created (``<tag>-<name>``),
+    so a creation interrupted before the upgrade is still found; new ones get a random part."""
+    import importlib
+
+    from django.apps import apps
+
+    settings.RENDERHUB_DEPLOYMENT_TAG = "studio"
+    old = Cluster.objects.create(
+        name="farm-old", backend=Backend.BATCHCOMPUTE, image=cloud_image, instance_type="x"
+    )
+    auto = Cluster.objects.create(
+        name="auto-old", backend=Backend.BATCHCOMPUTE, image=cloud_image, auto_cluster=True
+    )
+    importlib.import_module("clusters.migrations.0006_cloud_name").name_existing(apps, None)
+    old.refresh_from_db()
+    auto.refresh_from_db()
+    assert (old.cloud_name, auto.cloud_name) == ("studio-farm-old", "")
