@@ -98,6 +98,7 @@ def test_a_render_runs_on_the_fake_cloud_from_submit_to_thumbnails(
     assert "Saved: '" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("keeps_running", [False, True], ids=["job-ends", "job-stays-running"])
 def test_a_failing_render_fails_with_the_renderers_words_after_the_retries(
     cloud_project: Any,
     cloud_software: Any,
@@ -105,8 +106,11 @@ def test_a_failing_render_fails_with_the_renderers_words_after_the_retries(
     django_capture_on_commit_callbacks: Any,
     fake_bc: FakeBatchCompute,
     settings: Any,
+    keeps_running: bool,
 ) -> None:
+    """Either way BatchCompute reads an instance failed for good, nothing runs on after."""
     settings.RENDER_TASK_MAX_ATTEMPTS = 2
+    fake_bc.failed_instance_keeps_job_running = keeps_running
     fake_bc.run_commands = True
     job = submit_cloud(
         cloud_project,
@@ -123,6 +127,8 @@ def test_a_failing_render_fails_with_the_renderers_words_after_the_retries(
     assert task.attempts == 2
     assert "License server unreachable" in task.failure_reason
     assert "License server unreachable" in task.stderr_tail
+    cloud_id = CloudJob.objects.get(job=job).cloud_id
+    assert fake_bc.jobs[cloud_id].state == ("Stopped" if keeps_running else "Finished")
 
 
 def test_a_lost_vm_is_retried_and_the_chunk_still_renders(
