@@ -157,6 +157,7 @@ class CallSerializer(serializers.ModelSerializer):
             "duration",
             "return_code",
             "cache_hit",
+            "cached_from",
             "failure_message",
             "stdout",
             "stderr",

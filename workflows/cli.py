@@ -71,8 +71,20 @@ def refusal(exc: services.SubmissionError) -> str:
     return "The workflow was refused:\n" + "\n".join(lines)
 
 
+def cache_note(calls: list[Call]) -> str:
+    """``3 calls from cache (runs #12, #14)``, or nothing when no call came from it."""
+    cached = [c for c in calls if c.cache_hit]
+    if not cached:
+        return ""
+    sources = sorted({c.cached_from for c in cached if c.cached_from})
+    runs = f" (run{'s' if len(sources) > 1 else ''} {', '.join(f'#{s}' for s in sources)})"
+    count = f"{len(cached)} call{'s' if len(cached) > 1 else ''}"
+    return f"{count} from cache" + (runs if sources else "")
+
+
 def call_row(call: Call) -> list[object]:
-    note = cli.first_line(call.failure_message, 60) or ("cached" if call.cache_hit else "")
+    cached = f"cached from #{call.cached_from}" if call.cached_from else "cached"
+    note = cli.first_line(call.failure_message, 60) or (cached if call.cache_hit else "")
     return [
         call.name,
         call.shard if call.shard >= 0 else "-",

@@ -55,6 +55,11 @@ class SubmitWorkflowForm(forms.Form):
         help_text="Imported WDL files, in any folder layout. Not needed for a WDL URL whose "
         "imports sit next to it.",
     )
+    no_cache = forms.BooleanField(
+        required=False,
+        label="Run every call again",
+        help_text="Take nothing from the project's call cache (results still go into it).",
+    )
     name = forms.CharField(required=False, max_length=200)
     working_dir = forms.CharField(required=False, max_length=1024, help_text="Default: derived.")
     outputs_dir = forms.CharField(required=False, max_length=1024, help_text="Default: derived.")
@@ -107,6 +112,8 @@ class SubmitWorkflowForm(forms.Form):
     def submit(self) -> WorkflowRun | None:
         """The new run, or None with the services' refusal put on the fields."""
         data = self.cleaned_data
+        if data["no_cache"] and isinstance(data["options"], dict):
+            data["options"] = {**data["options"], "read_from_cache": False}
         request = services.WorkflowRequest(
             project=data["project"],
             wdl_source=data["wdl_file"],

@@ -124,6 +124,10 @@ class Call(models.Model):
     stderr = models.CharField(max_length=1024, blank=True)
     backend_job_id = models.CharField(max_length=200, blank=True)
     cache_hit = models.BooleanField(default=False)
+    # Not a foreign key: the run may be gone; the cache is per project, so it is this one's.
+    cached_from = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The run whose call made this cached call's outputs."
+    )
     failure_message = models.TextField(blank=True)
 
     class Meta:

@@ -88,6 +88,7 @@ CALL_FIELDS = [
     "stderr",
     "backend_job_id",
     "cache_hit",
+    "cached_from",
     "failure_message",
 ]
 

@@ -82,7 +82,14 @@ def timeline(run: WorkflowRun, calls: list[Call]) -> list[Bar]:
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = _get_run(request, pk)
     calls = list(run.calls.all())
-    context = {"run": run, "calls": calls, "bars": timeline(run, calls)}
+    cached = [c for c in calls if c.cache_hit]
+    context = {
+        "run": run,
+        "calls": calls,
+        "bars": timeline(run, calls),
+        "cached": cached,
+        "cache_sources": sorted({c.cached_from for c in cached if c.cached_from}),
+    }
     return render(request, "workflows/detail.html", context)
 
 

@@ -45,6 +45,7 @@ class CallInfo:
     stderr: str = ""
     backend_job_id: str = ""
     cache_hit: bool = False
+    cached_from: int | None = None  # the RenderHub run whose call made a cached call's outputs
     failure_message: str = ""
 
     @property

@@ -159,7 +159,7 @@ class MiniwdlRun:
         inputs = self.root / "inputs.json"
         inputs.write_text(json.dumps(self.stage_inputs(dependencies), indent=1))
         cfg = self.root / "miniwdl.cfg"
-        cfg.write_text(miniwdl_config(self.run.options, self.local_inputs))
+        cfg.write_text(miniwdl_config(self.run.options, self.local_inputs, self.run.project_id))
         return [
             sys.executable,
             "-m",

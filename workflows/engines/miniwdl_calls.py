@@ -124,7 +124,9 @@ class RunDirReader:
         if attempts == 0:
             if (ended := self._ended(base, path)) is not None:
                 cached = any(e.get("message") == CACHED_EVENT for e in events)
-                return [_with(ended, cache_hit=cached and ended.status == CallStatus.DONE)]
+                hit = cached and ended.status == CallStatus.DONE
+                source = _cached_from(path) if hit else None
+                return [_with(ended, cache_hit=hit, cached_from=source)]
             return [_with(base, status=CallStatus.STARTING, started_at=_mtime(path))]
         rows = []
         for attempt in range(1, attempts + 1):
@@ -211,6 +213,16 @@ def _with(info: CallInfo, **changes: Any) -> CallInfo:
 
 def _is_start(event: dict[str, Any]) -> bool:
     return event.get("message") == "host process"
+
+
+def _cached_from(path: Path) -> int | None:
+    """The run whose call made a cached call's outputs (the plugin notes its folder)."""
+    try:
+        source = (path / "cached_from").read_text()
+    except OSError:
+        return None
+    match = re.search(r"/run-(\d+)/miniwdl(/|$)", source.strip())
+    return int(match[1]) if match else None
 
 
 def _exit_status(exits: list[dict[str, Any]], attempt: int) -> int | None:

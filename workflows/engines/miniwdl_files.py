@@ -28,13 +28,19 @@ log = logging.getLogger(__name__)
 BACKEND = "renderhub_host"
 
 
-def miniwdl_config(options: dict[str, Any], input_roots: list[str] | None = None) -> str:
+def cache_dir(project_id: int | None) -> Path:
+    """A project's call cache: runs reuse calls of their own project's runs only."""
+    return Path(settings.WORKFLOW_WORK_DIR) / "call_cache" / f"project-{project_id or 0}"
+
+
+def miniwdl_config(
+    options: dict[str, Any], input_roots: list[str] | None = None, project_id: int | None = None
+) -> str:
     """miniwdl's configuration for a run; Cromwell-style options mapped where they apply.
 
     ``input_roots``: where task inputs may come from besides the workflow folders (the
     run's staged inputs that are files in local storage); the plugin refuses others.
     """
-    cache_dir = Path(settings.WORKFLOW_WORK_DIR) / "call_cache"
     defaults = {"docker": "ubuntu:22.04"}  # ignored by the host backend, but miniwdl wants it
     runtime = options.get("default_runtime_attributes")
     if isinstance(runtime, dict):
@@ -51,7 +57,7 @@ def miniwdl_config(options: dict[str, Any], input_roots: list[str] | None = None
         "[call_cache]",
         f"get = {'false' if options.get('read_from_cache') is False else 'true'}",
         f"put = {'false' if options.get('write_to_cache') is False else 'true'}",
-        f"dir = {cache_dir}",
+        f"dir = {cache_dir(project_id)}",
         "",
         "[task_runtime]",
         f"defaults = {json.dumps(defaults)}",

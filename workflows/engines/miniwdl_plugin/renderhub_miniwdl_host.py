@@ -293,9 +293,13 @@ def _local_url_imports(make_read_source: Callable[..., Any]) -> Callable[..., An
 
 def main(argv: list[str] | None = None) -> None:
     _die_with_parent()  # before miniwdl starts any thread
+    import importlib
+
     from WDL import CLI
 
     CLI.make_read_source = _local_url_imports(CLI.make_read_source)
+    # Next to this module, in the same folder on PYTHONPATH.
+    importlib.import_module("renderhub_miniwdl_cache").install()
     CLI.main(argv)
 
 

@@ -50,6 +50,12 @@ class Command(BaseCommand):
         parser.add_argument("--name", default="", help="Run name (default: the workflow's).")
         parser.add_argument("--working-dir", default="", metavar="URL", help="Storage folder.")
         parser.add_argument("--outputs-dir", default="", metavar="URL", help="Storage folder.")
+        parser.add_argument(
+            "--no-cache",
+            action="store_true",
+            help="Run every call again, none from the project's call cache (options: "
+            "read_from_cache false); the results still go into the cache.",
+        )
         parser.add_argument("--wait", action="store_true", help="Show progress until the run ends.")
         base_cli.add_as_user_argument(parser)
 
@@ -66,6 +72,10 @@ class Command(BaseCommand):
             working_dir=options["working_dir"],
             outputs_dir=options["outputs_dir"],
         )
+        if options["no_cache"]:
+            if not isinstance(request.options, dict):
+                raise CommandError("The options file must hold a JSON object.")
+            request.options = {**request.options, "read_from_cache": False}
         if "://" in options["wdl"]:
             request.wdl_url = options["wdl"]
         else:
@@ -124,6 +134,8 @@ class Command(BaseCommand):
         duration = base_cli.format_duration(run.duration)
         if run.state == RunState.SUCCEEDED:
             self.stdout.write(f"#{run.pk} {run.name} succeeded in {duration}")
+            if note := cli.cache_note(list(run.calls.all())):
+                self.stdout.write(note.capitalize())
             self.stdout.write(f"Outputs: {run.outputs_dir}")
             return
         reason = f":\n{run.failure_message}" if run.failure_message else ""

@@ -19,15 +19,15 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         run = cli.get_run(options["id"], base_cli.resolve_user(options["as_user"]))
-        self.header(run)
         calls = list(run.calls.all())
+        self.header(run, cli.cache_note(calls))
         self.stdout.write("")
         if not calls:
             self.stdout.write("No calls yet.")
             return
         base_cli.print_table(self.stdout, cli.CALL_HEADERS, (cli.call_row(c) for c in calls))
 
-    def header(self, run: WorkflowRun) -> None:
+    def header(self, run: WorkflowRun, cache_note: str) -> None:
         fields = [
             ("run", f"#{run.pk} {run.name}"),
             ("workflow", run.workflow_name),
@@ -41,6 +41,8 @@ class Command(BaseCommand):
             ("working dir", run.working_dir),
             ("outputs dir", run.outputs_dir),
         ]
+        if cache_note:
+            fields.append(("call cache", cache_note))
         if run.labels:
             fields.append(("labels", ", ".join(f"{k}={v}" for k, v in run.labels.items())))
         if run.resubmitted_from_id:
