@@ -254,6 +254,21 @@ def test_a_frame_reported_but_not_uploaded_is_not_done(
     assert_nothing_left_running(fake_bc)
 
 
+def test_a_reported_frame_whose_file_is_from_an_older_run_is_not_done(
+    submitted: RenderJob, fake_bc: FakeBatchCompute, cloud_oss: FakeOSS, bucket: str
+) -> None:
+    """Another install's (or an older run's) file in the same folder is not this frame."""
+    cj = cloud_job_of(submitted)
+    write_events(cloud_oss, cj, 0, [*render_events([1, 2]), FINISHED_OK])
+    prefix = submitted.output_url.removeprefix(f"oss://{bucket}/")
+    cloud_oss.get(bucket, f"{prefix}shot_a_0002.png").mtime -= 86400  # written yesterday
+    fake_bc.finish_instance(cj.cloud_id, 0)
+    cloud_poll.poll_all()
+    states = dict(submitted.frame_set.filter(task__index=0).values_list("number", "state"))
+    assert states == {1: FrameState.DONE, 2: FrameState.FAILED}
+    assert "reported frame(s) 2 rendered" in submitted.tasks.get(index=0).failure_reason
+
+
 def test_an_instance_that_finished_without_any_event_does_no_frame(
     submitted: RenderJob, fake_bc: FakeBatchCompute, cloud_oss: FakeOSS, bucket: str
 ) -> None:

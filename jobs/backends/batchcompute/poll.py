@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -34,6 +35,7 @@ from .submit import launch
 log = logging.getLogger(__name__)
 
 TAIL_BYTES = 4000
+CLOCK_SKEW = timedelta(minutes=10)  # between this manager's clock and the storage's
 EVENT_READS_PER_JOB = 50  # events files read per job and cycle, besides those of ended instances
 TASK_FIELDS = ("job_id", "index", "state", "attempts", "node", "cloud_job_id", "cloud_instance")
 
@@ -345,17 +347,19 @@ class _Poll:
         return unreported, missing
 
     def stored(self) -> dict[int, dict[str, str]]:
-        """The job's non-empty frame files in its output folder, by frame number (one
-        listing per cycle, and only in a cycle where an instance ended)."""
+        """The job's non-empty frame files in its output folder written since this cloud
+        job was created (an older one is another run's), by frame number: one listing per
+        cycle, and only in a cycle where an instance ended."""
         if self._stored is None:
             backend, prefix = storage.resolve(self.job.output_url)
             pattern, found = frame_pattern(self.job), dict[int, dict[str, str]]()
-            marker: str | None = None
+            since, marker = self.cj.created_at - CLOCK_SKEW, None
             while True:
                 page = backend.list(prefix, delimiter="/", marker=marker)
                 for entry in page.entries:
                     match = pattern.match(entry.name)
-                    if match and not entry.is_dir and entry.size:
+                    fresh = entry.modified is None or entry.modified >= since
+                    if match and not entry.is_dir and entry.size and fresh:
                         files = found.setdefault(int(match.group(1)), {})
                         files[entry.name] = backend.url_for(entry.key)
                 if not (marker := page.next_marker):
