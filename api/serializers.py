@@ -247,6 +247,13 @@ class SubmitRenderSerializer(serializers.Serializer):
         default=False,
         help_text="Render frames outside the scene's frame range anyway (refused without it).",
     )
+    allow_missing = serializers.BooleanField(
+        default=False,
+        help_text=(
+            "Render although files the scenes need are missing or unreachable (refused "
+            "without it, naming them)."
+        ),
+    )
 
     def validate_parameters(self, value: dict[str, Any]) -> dict[str, Any]:
         bad = [k for k, v in value.items() if not isinstance(v, str | int | float | bool | None)]

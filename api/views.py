@@ -219,6 +219,7 @@ class RenderJobViewSet(
             test_frame_first=data["test_frame_first"],
             name=data.get("name", ""),
             force=data["force"],
+            allow_missing=data["allow_missing"],
         )
         try:
             jobs = job_services.submit_render(render, user=request_user(request))

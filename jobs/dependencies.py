@@ -93,7 +93,8 @@ class Dependency:
 class DependencyReport:
     scene: str
     dependencies: list[Dependency] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)  # files whose references went unread
+    warnings: list[str] = field(default_factory=list)  # libraries whose references went unread
+    unreadable: str = ""  # why the scene's own references could not be read
 
     @property
     def problems(self) -> list[Dependency]:
@@ -230,7 +231,10 @@ def analyse_scene(project: Project, scene: str | Path) -> DependencyReport:
                     max_memory=settings.SCENE_FACTS_MAX_MEMORY,
                 )
         except (FactsError, storage.StorageError) as exc:
-            report.warnings.append(f"{blend}: its references could not be read ({exc}).")
+            if blend == start:  # the scene facts' check says so already at submit
+                report.unreadable = str(exc)
+            else:
+                report.warnings.append(f"{blend}: its references could not be read ({exc}).")
             continue
         for ref in references:
             dep, dep_place = _classify(ref, blend, where, stored, prefixes)

@@ -12,7 +12,7 @@ from renderhub.cli import parse_id
 
 from . import services
 from .models import RenderJob
-from .submission import OUTSIDE_RANGE
+from .submission import MISSING_FILES, OUTSIDE_RANGE
 
 
 def parse_param_lines(text: str) -> dict[str, str]:
@@ -55,12 +55,18 @@ class SubmitRenderForm(forms.Form):
         label="Render frames outside the scene's range",
         help_text="Blender renders them from the animation as it stands at those frames.",
     )
+    allow_missing = forms.BooleanField(
+        required=False,
+        label="Render without the missing files",
+        help_text="Blender paints a missing texture magenta and renders without the rest.",
+    )
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.user = user
         self.warnings: list[str] = []  # what the scene facts say, once submitted
         self.outside_range = False  # refused for frames outside the scene's range
+        self.missing_files = False  # refused for files the scenes need that are not there
         self.fields["project"].queryset = Project.objects.visible_to(user)  # type: ignore[attr-defined]
 
     def clean_scenes(self) -> list[str]:
@@ -84,6 +90,7 @@ class SubmitRenderForm(forms.Form):
             test_frame_first=data.get("test_frame_first", False),
             name=data.get("name", ""),
             force=data.get("force", False),
+            allow_missing=data.get("allow_missing", False),
         )
         try:
             jobs = services.submit_render(request, user=self.user)
@@ -91,6 +98,7 @@ class SubmitRenderForm(forms.Form):
             for field, errors in exc.error_dict.items():
                 for error in errors:
                     self.outside_range |= error.code == OUTSIDE_RANGE
+                    self.missing_files |= error.code == MISSING_FILES
                     self.add_error(field if field in self.fields else None, error)
             return []
         self.warnings = jobs.warnings
@@ -100,6 +108,11 @@ class SubmitRenderForm(forms.Form):
     def offer_force(self) -> bool:
         """Show the "render anyway" box: after that refusal, or once it was ticked."""
         return self.outside_range or bool(self.data.get("force"))
+
+    @property
+    def offer_allow_missing(self) -> bool:
+        """Show the "render without them" box: after that refusal, or once it was ticked."""
+        return self.missing_files or bool(self.data.get("allow_missing"))
 
 
 class SceneListField(forms.Field):

@@ -22,6 +22,7 @@ from projects.models import Project
 from renderhub import storage
 
 from .choices import TaskState
+from .dependencies import DependencyReport, analyse_scene
 from .dispatch import enqueue_dispatch
 from .framespec import FrameSpecError, parse_frame_spec, split_by_size, split_even
 from .models import Frame, RenderJob, Task
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 log = logging.getLogger(__name__)
+
+MISSING_FILES = "missing_files"  # the error code callers offer "allow missing files" for
 
 
 class SubmissionError(ValidationError):
@@ -52,6 +55,7 @@ class RenderRequest:
     test_frame_first: bool = False
     name: str = ""
     force: bool = False  # render frames outside the scene's frame range anyway
+    allow_missing: bool = False  # render although files the scenes need are not there
 
 
 @dataclass
@@ -59,6 +63,7 @@ class Validated:
     frames: list[int]
     values: dict[str, Any]  # the software's parameters, coerced
     warnings: list[str]  # what the scene facts say may go wrong, shown to the submitter
+    dependencies: dict[str, DependencyReport] = field(default_factory=dict)  # per .blend scene
 
 
 class Submitted(list[RenderJob]):
@@ -153,9 +158,40 @@ def validate_render(request: RenderRequest, user: User | None) -> Validated:
         for key, problems in scenes.errors.items():
             errors.setdefault(key, []).extend(problems)
         warnings = scenes.warnings
+    reports = check_dependencies(request, readable, errors, warnings)
     if errors:
         raise SubmissionError(errors)
-    return Validated(frames, values, warnings)
+    return Validated(frames, values, warnings, reports)
+
+
+def check_dependencies(
+    request: RenderRequest,
+    scenes: list[str],
+    errors: dict[str, list[Any]],
+    warnings: list[str],
+) -> dict[str, DependencyReport]:
+    """Each .blend scene's files: missing or unreachable ones refuse the submission, naming
+    them, unless the request accepts rendering without them (then they are warnings)."""
+    reports: dict[str, DependencyReport] = {}
+    for url in scenes:
+        if not url.lower().endswith(".blend"):
+            continue
+        report = reports[url] = analyse_scene(request.project, url)
+        warnings.extend(report.warnings)
+        if not report.problems:
+            continue
+        label = posixpath.basename(storage.resolve(url)[1])
+        text = f"{label} needs files that are not where it looks: {report.problem_text()}"
+        if request.allow_missing:
+            warnings.append(f"{text}. Rendering without them, as asked.")
+            continue
+        message = (
+            f"{text}. Put them in the project's storage keeping the scene's folder layout (or "
+            "name the artists' paths on a mapping), or accept rendering without them (Blender "
+            "paints a missing texture magenta)."
+        )
+        errors.setdefault("scenes", []).append(ValidationError(message, code=MISSING_FILES))
+    return reports
 
 
 def _chunks(request: RenderRequest, frames: list[int]) -> list[list[int]]:

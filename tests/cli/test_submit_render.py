@@ -115,7 +115,7 @@ def test_it_refuses_a_param_without_equals(run: Any, scene_url: str) -> None:
         run(*submit_args(scene_url, "--param", "engine"))
 
 
-def test_it_uploads_a_local_scene_with_its_folder(
+def test_it_uploads_the_folder_of_a_scene_whose_references_cannot_be_read(
     run: Any, project: Any, storage_root: Path, tmp_path: Path
 ) -> None:
     folder = tmp_path / "shot 7"
@@ -125,14 +125,16 @@ def test_it_uploads_a_local_scene_with_its_folder(
 
     result = run(*submit_args(str(folder / "scene.blend")))
 
-    uploaded = storage_root / "scenes/uploads/shot 7"
+    [uploaded] = (storage_root / "scenes/uploads").glob("*/shot 7")
     assert (uploaded / "scene.blend").read_bytes() == b"scene"
     assert (uploaded / "textures/wood.png").read_bytes() == b"x" * 5000
     job = RenderJob.objects.get()
     assert job.scene_url == storage.join(
-        project.mappings.get().source, "uploads/shot 7/scene.blend"
+        project.mappings.get().source,
+        f"uploads/{uploaded.parent.name}/shot 7/scene.blend",
     )
-    assert "Uploading" in result.out and "(2 files)" in result.out
+    assert "Uploading 2 files" in result.out
+    assert "its references could not be read" in result.err
     assert "4.9 KB/4.9 KB" in result.out  # the final progress line
     assert f"#{job.pk} scene  48 frames" in result.out
 

@@ -99,5 +99,7 @@ def test_a_local_scene_is_checked_before_it_is_uploaded(
     assert not (storage_root / "scenes" / "uploads").exists(), "refused before uploading"
 
     result = run(*args(str(folder / "two scenes.blend"), "100-101"))
-    assert (storage_root / "scenes" / "uploads" / "shot ünï 9" / "two scenes.blend").is_file()
+    # Uploaded into a folder of its own (uploads/<time>-<random>/<the scene's folder>/).
+    [folder] = (storage_root / "scenes" / "uploads").glob("*/shot ünï 9")
+    assert (folder / "two scenes.blend").is_file()
     assert result.err == ""

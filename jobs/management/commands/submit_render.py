@@ -15,12 +15,14 @@ from clusters.choices import ClusterState
 from clusters.models import Cluster
 from images.models import Software
 from images.parameters import coerce_values
-from jobs import services
+from jobs import dependencies, scene_upload, services
 from jobs.choices import TERMINAL_JOB_STATES, JobState
 from jobs.forms import parse_param_lines
 from jobs.framespec import FrameSpecError, parse_frame_spec
 from jobs.models import RenderJob
 from jobs.scene_checks import OUTSIDE_RANGE, check_scenes
+from jobs.scene_upload import ScenePackage
+from jobs.submission import MISSING_FILES
 from projects.cli import get_project
 from projects.models import Project
 from renderhub import cli, storage
@@ -37,9 +39,11 @@ def _pause() -> None:
 
 class Command(BaseCommand):
     help = (
-        "Submit a render job per scene. A local scene path is uploaded first (its whole "
-        "folder, so relative texture paths keep working) to the project's first storage "
-        "mapping under uploads/<folder>/."
+        "Submit a render job per scene. A local scene is uploaded first with exactly the "
+        "files it needs (textures, libraries, sequences…), laid out as below their common "
+        "folder, into a new folder of the project's first storage mapping: "
+        "uploads/<time>-<random>/<folder>/. Files a scene needs that are missing or "
+        "unreachable refuse the submission unless --allow-missing; --check only lists them."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -51,7 +55,7 @@ class Command(BaseCommand):
             metavar="URL_OR_PATH",
             help="Scene URL (file:// or oss://) or a local file; repeat for several scenes.",
         )
-        parser.add_argument("--frames", required=True, metavar="SPEC", help="e.g. 1-48, 1-100x5")
+        parser.add_argument("--frames", metavar="SPEC", help="e.g. 1-48, 1-100x5 (required)")
         parser.add_argument("--software", metavar="NAME", help="Default: the image's only one.")
         parser.add_argument(
             "--cluster", metavar="NAME", help="Default: the only active cluster (or 'local')."
@@ -72,6 +76,17 @@ class Command(BaseCommand):
             help="Render frames outside the scene's frame range anyway (refused without it).",
         )
         parser.add_argument(
+            "--allow-missing",
+            action="store_true",
+            help="Render although files the scenes need are missing or unreachable.",
+        )
+        parser.add_argument(
+            "--check",
+            action="store_true",
+            help="Only list the files each scene needs and their state; exit 1 when any is "
+            "missing or unreachable. Nothing is uploaded or submitted.",
+        )
+        parser.add_argument(
             "--wait", action="store_true", help="Show progress until every job has ended."
         )
         cli.add_as_user_argument(parser)
@@ -79,6 +94,11 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         user = cli.resolve_user(options["as_user"])
         project = get_project(options["project"], user)
+        if options["check"]:
+            self.list_dependencies(project, options["scene"])
+            return
+        if not options["frames"]:
+            raise CommandError("Give the frames to render with --frames, e.g. --frames 1-48.")
         request = services.RenderRequest(
             project=project,
             software=self.pick_software(project, options["software"]),
@@ -92,14 +112,12 @@ class Command(BaseCommand):
             test_frame_first=options["test_frame"],
             name=options["name"],
             force=options["force"],
+            allow_missing=options["allow_missing"],
         )
         urls = [s for s in options["scene"] if "://" in s]
         local = [Path(s).expanduser() for s in options["scene"] if "://" not in s]
-        if local:
-            # Check everything else before a possibly long upload, not after it.
-            self.preflight(request, urls, local, user)
-        uploaded: dict[Path, str] = {}  # folder -> its URL; scenes sharing a folder upload once
-        request.scenes = [*urls, *(self.upload_scene(project, path, uploaded) for path in local)]
+        package = self.preflight(request, urls, local, user) if local else None
+        request.scenes = [*urls, *(self.upload(project, package) if package else [])]
         try:
             jobs = services.submit_render(request, user)
         except services.SubmissionError as exc:
@@ -166,14 +184,42 @@ class Command(BaseCommand):
 
     # --- local scenes -----------------------------------------------------------------
 
+    def list_dependencies(self, project: Project, scenes: list[str]) -> None:
+        """Print each scene's files and their state; CommandError when any is a problem."""
+        problems = 0
+        for scene in scenes:
+            target: str | Path = scene if "://" in scene else Path(scene).expanduser()
+            if isinstance(target, Path) and not target.is_file():
+                raise CommandError(f"{target} is not a file.")
+            report = dependencies.analyse_scene(project, target)
+            self.stdout.write(f"{scene}: {cli.plural(len(report.dependencies), 'file')} it needs")
+            if report.unreadable:
+                self.stdout.write(f"  its references could not be read: {report.unreadable}")
+                problems += 1
+            for dep in report.dependencies:
+                where = f"  -> {dep.location}" if dep.location else ""
+                many = f" ({len(dep.files)} files)" if len(dep.files) > 1 else ""
+                self.stdout.write(f"  {dep.state:<12} {dep.kind:<14} {dep.path}{many}{where}")
+            for warning in report.warnings:
+                self.stderr.write(f"warning: {warning}", style_func=self.style.WARNING)
+            problems += len(report.problems)
+        if problems:
+            raise CommandError(
+                f"{cli.plural(problems, 'file')} the scenes need "
+                f"{'is' if problems == 1 else 'are'} missing or unreachable (see above)."
+            )
+
     def preflight(
         self,
         request: services.RenderRequest,
         urls: list[str],
         local: list[Path],
         user: User | None,
-    ) -> None:
+    ) -> ScenePackage | None:
+        """Everything checked before a possibly long upload: the local scenes, their facts,
+        the files they need (on this disk), and the rest of the request."""
         errors: dict[str, list[Any]] = {}
+        package = None
         for path in local:
             if not path.is_file():
                 errors.setdefault("scenes", []).append(f"{path} is not a file.")
@@ -182,15 +228,32 @@ class Command(BaseCommand):
                     f"{path.name} is not a {request.software.name} scene "
                     f"(expected {', '.join(request.software.suffixes)})."
                 )
+        if not request.project.mappings.exists():
+            errors.setdefault("scenes", []).append(
+                f"Project {request.project} has no storage mapping to upload {local[0].name} to."
+            )
         if not errors:
             # The local scenes' facts, before a possibly long upload (warnings come after it).
             checked = self.check_local_scenes(request, local)
             for key, messages in checked.items():
                 errors.setdefault(key, []).extend(messages)
-        if not request.project.mappings.exists():
-            errors.setdefault("scenes", []).append(
-                f"Project {request.project} has no storage mapping to upload {local[0].name} to."
-            )
+            try:
+                package = scene_upload.package_scenes(request.project, local)
+            except scene_upload.UploadError as exc:
+                errors.setdefault("scenes", []).append(str(exc))
+            for warning in package.warnings if package else []:
+                self.stderr.write(f"warning: {warning}", style_func=self.style.WARNING)
+            if package is not None and package.problems:
+                text = "; ".join(package.problems)
+                if not request.allow_missing:
+                    errors.setdefault("scenes", []).append(
+                        ValidationError(
+                            f"files the scenes need are not where they look: {text}.",
+                            code=MISSING_FILES,
+                        )
+                    )
+                else:
+                    self.stderr.write(f"warning: rendering without: {text}")
         try:
             services.validate_render(dataclasses.replace(request, scenes=urls), user)
         except services.SubmissionError as exc:
@@ -200,6 +263,7 @@ class Command(BaseCommand):
                     errors.setdefault(key, []).extend(problems)
         if errors:
             raise CommandError(_refusal(services.SubmissionError(errors)))
+        return package
 
     def check_local_scenes(
         self, request: services.RenderRequest, local: list[Path]
@@ -212,30 +276,21 @@ class Command(BaseCommand):
         software, cluster = request.software, request.cluster
         return check_scenes(local, software, cluster, frames, values, force=request.force).errors
 
-    def upload_scene(self, project: Project, scene: Path, uploaded: dict[Path, str]) -> str:
-        """Copy the scene's folder into the project's storage; return the scene's URL."""
-        folder = scene.resolve().parent
-        if folder in uploaded:
-            return storage.join(uploaded[folder], scene.resolve().relative_to(folder).as_posix())
-        if folder in (Path(folder.anchor), Path.home()):
-            raise CommandError(
-                f"{scene} is directly in {folder}; put the scene and its textures in a folder "
-                "of their own (the whole folder is uploaded)."
-            )
-        mapping = project.mappings.first()
-        assert mapping is not None  # preflight checked
+    def upload(self, project: Project, package: ScenePackage) -> list[str]:
+        """Upload the scenes and the files they need to a new folder; the scenes' URLs."""
         try:
-            target = storage.join(mapping.source, "uploads", folder.name + "/")
+            target = scene_upload.new_upload_folder(project, package.root.name)
             backend, prefix = storage.resolve(target)
-            files = [(path, prefix + name) for path, name in cli.local_files(folder)]
-            self.stdout.write(f"Uploading {folder} ({len(files)} files) to {target}")
+            files = [(path, prefix + name) for path, name in package.files]
+            self.stdout.write(
+                f"Uploading {cli.plural(len(files), 'file')} from {package.root} to {target}"
+            )
             cli.upload_files(self.stdout, backend, files)
-            uploaded[folder] = target
-            return storage.join(target, scene.resolve().relative_to(folder).as_posix())
-        except storage.StorageError as exc:
-            raise CommandError(f"Could not upload {folder}: {exc}") from None
+        except (scene_upload.UploadError, storage.StorageError) as exc:
+            raise CommandError(f"Could not upload {package.root}: {exc}") from None
         except OSError as exc:
-            raise CommandError(f"Could not read {folder}: {exc}") from None
+            raise CommandError(f"Could not read {package.root}: {exc}") from None
+        return [storage.join(target, name) for name in package.scenes.values()]
 
     # --- waiting ----------------------------------------------------------------------
 
@@ -288,4 +343,6 @@ def _refusal(exc: services.SubmissionError) -> str:
     ]
     if any(e.code == OUTSIDE_RANGE for errors in exc.error_dict.values() for e in errors):
         lines.append("  (--force renders frames outside the scene's range anyway.)")
+    if any(e.code == MISSING_FILES for errors in exc.error_dict.values() for e in errors):
+        lines.append("  (--allow-missing renders without the missing files.)")
     return "The submission was refused:\n" + "\n".join(lines)
