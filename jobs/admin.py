@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -132,6 +134,11 @@ class RenderJobAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[RenderJob]:
         return super().get_queryset(request).visible_to(request.user)  # type: ignore[attr-defined]
+
+    def get_inlines(self, request: HttpRequest, obj: RenderJob | None = None) -> list[Any]:
+        if obj is None or not obj.cloud_jobs.exists():  # own machines: no BatchCompute jobs
+            return [i for i in self.inlines if i is not CloudJobInline]
+        return list(self.inlines)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # submissions go through the Submit render form, which validates
