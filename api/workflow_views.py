@@ -69,6 +69,7 @@ class WorkflowRunSerializer(serializers.ModelSerializer):
             "engine_run_id",
             "engine_status",
             "failure_message",
+            "warnings",
             "submitted_by",
             "resubmitted_from",
             "wdl_url",

@@ -66,6 +66,7 @@ class WorkflowRunAdmin(admin.ModelAdmin):
         "engine_status",
         "engine_run_id",
         "failure_message",
+        "warnings",
         "poll_error",
         "staff_page",
         "wdl_url",
@@ -107,6 +108,8 @@ class WorkflowRunAdmin(admin.ModelAdmin):
         # submit() returns None when the services refused: their messages are on the form.
         if request.method == "POST" and form.is_valid() and (run := form.submit()):
             self.message_user(request, f"Submitted #{run.pk} {run.name}.", messages.SUCCESS)
+            for warning in run.warnings:
+                self.message_user(request, warning, messages.WARNING)
             return redirect(reverse("admin:workflows_workflowrun_changelist"))
         context = {
             **self.admin_site.each_context(request),

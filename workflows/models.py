@@ -63,6 +63,11 @@ class WorkflowRun(models.Model):
         max_length=50, blank=True, help_text="The engine's own word for the state."
     )
     failure_message = models.TextField(blank=True)
+    warnings = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Said at submission: what the engine will ignore or change.",
+    )
     outputs = models.JSONField(default=dict, blank=True)
     worker = models.CharField(max_length=200, blank=True, help_text="Where miniwdl runs it.")
     pid = models.PositiveIntegerField(null=True, blank=True)

@@ -25,7 +25,7 @@ from django.utils import timezone
 from projects.models import Project
 from renderhub import storage
 
-from . import access, imports, validation
+from . import access, imports, options, validation
 from .choices import ACTIVE_RUN_STATES, Engine, RunState
 from .engines import EngineError, LogText, get_engine
 from .models import Call, WorkflowRun
@@ -77,6 +77,7 @@ class Validated:
     checked: validation.Checked
     dependencies: bytes | None = None  # the canonical zip of the imports (see .imports)
     store_dependencies: bool = False  # not the zip at dependencies_url: store it with the run
+    warnings: list[str] = field(default_factory=list)  # accepted, but ignored or changed
 
 
 def _add(errors: dict[str, list[str]], key: str, message: str) -> None:
@@ -206,6 +207,7 @@ def validate(request: WorkflowRequest, user: User | None) -> Validated:
         checked=checked,
         dependencies=canonical,
         store_dependencies=canonical is not None and canonical != dependencies,
+        warnings=options.warnings(request.options, request.engine),
     )
 
 
@@ -244,6 +246,7 @@ def submit(request: WorkflowRequest, user: User | None = None) -> WorkflowRun:
             inputs=valid.checked.inputs,
             options=request.options,
             labels=request.labels,
+            warnings=valid.warnings,
             working_dir=request.working_dir or "",
             outputs_dir=request.outputs_dir or "",
         )

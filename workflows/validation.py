@@ -261,9 +261,9 @@ def _short(value: Any) -> str:
 
 
 def check_options(options: Any) -> list[str]:
-    if not isinstance(options, dict):
-        return ['The options must be a JSON object (e.g. {"read_from_cache": false}).']
-    return []
+    from .options import problems
+
+    return problems(options)
 
 
 def check_labels(labels: Any) -> list[str]:

@@ -34,6 +34,7 @@ from renderhub import storage
 
 from .. import validation
 from ..choices import CallStatus, RunState
+from . import miniwdl_final
 from .base import (
     CallInfo,
     Engine,
@@ -285,18 +286,23 @@ class MiniwdlRun:
         aborted = self.abort_sent_at is not None
         try:
             self.publish_logs()
+            miniwdl_final.copy_logs(self.run, self.reader)  # final_*_log(s)_dir options
         except storage.StorageError as exc:
             log.warning("could not copy the logs of %s: %s", self.run, exc)
         if self.process.returncode == 0 and "outputs" in result:
             try:
                 outputs = self.publish_outputs(result["outputs"])
-            except storage.StorageError as exc:
+                files = list(published_files(self.dir / "out"))
+                miniwdl_final.copy_outputs(self.run, files, self.dir, self.beat)
+            except (storage.StorageError, miniwdl_final.FinalCopyError) as exc:
+                where = self.run.outputs_dir
                 return RunStatus(
                     RunState.FAILED,
                     "failed",
                     calls=calls,
-                    failure_message=f"The workflow succeeded but copying its outputs to "
-                    f"{self.run.outputs_dir} failed: {exc}",
+                    failure_message=str(exc)
+                    if isinstance(exc, miniwdl_final.FinalCopyError)
+                    else f"The workflow succeeded but copying its outputs to {where} failed: {exc}",
                 )
             return RunStatus(RunState.SUCCEEDED, "succeeded", calls=calls, outputs=outputs)
         if aborted:

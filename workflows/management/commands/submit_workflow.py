@@ -99,6 +99,8 @@ class Command(BaseCommand):
         except services.SubmissionError as exc:
             raise CommandError(cli.refusal(exc)) from None
         self.stdout.write(f"#{run.pk} {run.name}  on {run.engine}  -> {run.outputs_dir}")
+        for warning in run.warnings:
+            self.stderr.write(f"warning: {warning}")
         if options["wait"]:
             self.wait(run)
 
