@@ -5,7 +5,7 @@ from django.urls import URLPattern, URLResolver, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from . import views, workflow_views
+from . import scene_views, views, workflow_views
 
 app_name = "api"
 
@@ -32,5 +32,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
         login_required(SpectacularRedocView.as_view(url_name="api:schema")),
         name="redoc",
     ),
+    path("scenes/check/", scene_views.SceneCheckView.as_view(), name="scene-check"),
     *router.urls,
 ]

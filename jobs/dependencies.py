@@ -27,6 +27,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import unquote
 
 from django.conf import settings
 
@@ -99,6 +100,12 @@ class DependencyReport:
     @property
     def problems(self) -> list[Dependency]:
         return [d for d in self.dependencies if d.problem]
+
+    @property
+    def label(self) -> str:
+        """The scene's file name as users know it (a file URL's is percent-encoded)."""
+        name = posixpath.basename(self.scene.replace("\\", "/"))
+        return unquote(name) if self.scene.startswith("file://") else name
 
     def files(self) -> list[str]:
         """The scene and every file it needs that is there, each once, in order."""
@@ -298,3 +305,28 @@ def _files(ref: deps.Reference, location: str, place: _Place) -> list[str]:
         return [location] if place.exists(location) else []
     folder = place.folder(location)
     return [place.join(folder, n) for n in place.names(folder) if pattern.match(n)]
+
+
+def check_scene_files(project: Project, scenes: list[str]) -> list[DependencyReport]:
+    """The files each scene URL needs (the page's panel, the API). Raises ValueError naming
+    a scene that is not a URL inside the project's mappings: nothing else is read."""
+    sources = [m.source for m in project.mappings.all()]
+    for url in scenes:
+        try:
+            inside = any(storage.is_prefix_of(source, url) for source in sources)
+        except storage.StorageError as exc:
+            raise ValueError(f"{url}: {exc}") from None
+        if not inside:
+            raise ValueError(f"{url} is outside this project's storage mappings.")
+    return [analyse_scene(project, url) for url in scenes]
+
+
+def report_dict(report: DependencyReport) -> dict[str, Any]:
+    return {
+        "scene": report.scene,
+        "ok": not report.problems and not report.unreadable,
+        "unreadable": report.unreadable,
+        "dependencies": [d.as_dict() for d in report.dependencies],
+        "problems": len(report.problems),
+        "warnings": report.warnings,
+    }

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
-from . import views
+from . import dependency_views, views
 
 app_name = "jobs"
 urlpatterns: list[URLPattern | URLResolver] = [
     path("submit/", views.submit, name="submit"),
     path("submit/estimate/", views.submit_estimate, name="submit-estimate"),
+    path("submit/files/", dependency_views.submit_dependencies, name="submit-dependencies"),
     path("jobs/", views.running_jobs, name="running"),
     path("jobs/finished/", views.finished_jobs, name="finished"),
     path("jobs/<int:pk>/", views.job_detail, name="detail"),

@@ -198,3 +198,64 @@ def test_a_local_scene_missing_a_file_is_refused_before_uploading(
     assert not (storage_root / "scenes/uploads").exists()
     _, err = run(*args, "--allow-missing", "--scene", str(studio / "shots/gone.blend"))
     assert GONE in err and RenderJob.objects.count() == 1
+
+
+# --- the submit page's panel and the API ---------------------------------------------------
+
+
+def test_the_panel_lists_the_ticked_scenes_files_and_their_states(
+    client: Any, bob: Any, charlie: Any, tree: Path, project: Any, storage_url: str
+) -> None:
+    client.force_login(bob)
+    scenes = [storage_url + "scenes/shots/all.blend", storage_url + "scenes/shots/gone.blend"]
+    page = client.get("/submit/files/", {"project": project.pk, "scenes": scenes})
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "all.blend" in html and "gone.blend" in html
+    assert "//../assets/tex/checker.png" in html and "absolute path translated by a mapping" in html
+    assert "image sequence" in html and "(3 files)" in html
+    assert "1 file it needs is missing or unreachable" in html and GONE in html
+
+    outside = client.get(
+        "/submit/files/", {"project": project.pk, "scenes": ["file:///etc/passwd"]}
+    )
+    assert "outside this project&#x27;s storage mappings" in outside.content.decode()
+
+    client.force_login(charlie)  # not a member: the project is not found
+    assert (
+        client.get("/submit/files/", {"project": project.pk, "scenes": scenes}).status_code == 404
+    )
+
+
+def test_the_api_checks_scenes_for_members_only(
+    bob: Any, charlie: Any, tree: Path, project: Any, storage_url: str
+) -> None:
+    api = APIClient()
+    api.force_authenticate(bob)
+    payload = {"project": "shots", "scenes": [storage_url + "scenes/shots/gone.blend"]}
+    answer = api.post("/api/scenes/check/", payload, format="json")
+    assert answer.status_code == 200, answer.content
+    body = answer.json()
+    assert body["ok"] is False
+    [scene] = body["scenes"]
+    gone = next(d for d in scene["dependencies"] if d["path"] == GONE)
+    assert (gone["state"], gone["location"]) == (
+        "missing",
+        storage_url + "scenes/shots/tex/gone.png",
+    )
+
+    ok = api.post(
+        "/api/scenes/check/",
+        {"project": "shots", "scenes": [storage_url + "scenes/shots/all.blend"]},
+        format="json",
+    )
+    assert ok.json()["ok"] is True
+
+    outside = api.post(
+        "/api/scenes/check/", {"project": "shots", "scenes": ["file:///etc/passwd"]}, format="json"
+    )
+    assert outside.status_code == 400
+    assert "outside this project's storage mappings" in outside.json()["scenes"][0]
+
+    api.force_authenticate(charlie)
+    assert api.post("/api/scenes/check/", payload, format="json").status_code == 404
