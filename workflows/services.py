@@ -25,7 +25,7 @@ from django.utils import timezone
 from projects.models import Project
 from renderhub import storage
 
-from . import access, imports, options, validation
+from . import access, imports, options, runtime_notes, validation
 from .choices import ACTIVE_RUN_STATES, Engine, RunState
 from .engines import EngineError, LogText, get_engine
 from .models import Call, WorkflowRun
@@ -207,7 +207,14 @@ def validate(request: WorkflowRequest, user: User | None) -> Validated:
         checked=checked,
         dependencies=canonical,
         store_dependencies=canonical is not None and canonical != dependencies,
-        warnings=options.warnings(request.options, request.engine),
+        warnings=[
+            *(
+                runtime_notes.miniwdl_notes(checked.doc, request.options)
+                if engine.runs_here
+                else []
+            ),
+            *options.warnings(request.options, request.engine),
+        ],
     )
 
 

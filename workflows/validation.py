@@ -66,6 +66,7 @@ class Checked:
     info: WorkflowInfo
     inputs: dict[str, Any]  # with every key fully qualified (Cromwell wants that)
     files: list[str]  # File/Directory input values, for engines that stage them
+    doc: Any = None  # the typechecked document (WDL.Tree.Document)
 
 
 # --- WDL ----------------------------------------------------------------------------
@@ -299,4 +300,4 @@ def check(
         problems["inputs"] = input_problems
     if problems:
         raise WorkflowInvalid(problems)
-    return Checked(info=info, inputs=normalized, files=files)
+    return Checked(info=info, inputs=normalized, files=files, doc=doc)

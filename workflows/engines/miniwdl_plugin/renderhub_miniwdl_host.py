@@ -14,7 +14,9 @@ with a process in RenderHub's bubblewrap sandbox (``renderhub.agent.sandbox``):
   nothing else of the worker exists in there (its ``var/``, other projects, secrets);
 * the command runs in its own session; on abort the whole process group gets SIGTERM,
   then SIGKILL, and what a finished command left running in its group is killed too;
-* ``runtime.docker`` is ignored: tools come from the host's ``/usr``.
+* ``runtime.docker`` is ignored: tools come from the host's ``/usr``;
+* ``runtime.memory`` is enforced as a limit of each process's address space (``prlimit``,
+  twice the declared size plus 64 MiB: address space is more than memory in use).
 
 The sandbox's settings come from the ``[renderhub]`` section of the configuration
 (written by ``workflows.engines.miniwdl_files``); without it, the strictest sandbox.
@@ -68,6 +70,9 @@ POLL_SECONDS = 0.25
 SECTION = "renderhub"
 SCRATCH = "sandbox-tmp"  # the call's /tmp, below the call folder, removed after each attempt
 EXIT_EVENT = "renderhub exit"  # read back by workflows.engines.miniwdl_calls
+# runtime.memory as an address-space limit: twice the declared size, plus a base.
+MEMORY_HEADROOM = 2
+MEMORY_BASE = 64 << 20
 
 
 class HostProcess(TaskContainer):
@@ -208,10 +213,19 @@ class HostProcess(TaskContainer):
             limits=Limits(
                 file_size=cfg.get_int(SECTION, "max_file_size", 0),
                 processes=cfg.get_int(SECTION, "max_processes", 0),
-                memory=cfg.get_int(SECTION, "max_memory", 0),
+                memory=self._memory_limit(cfg.get_int(SECTION, "max_memory", 0)),
             ),
             gpu=bool(self.runtime_values.get("gpu")),
         )
+
+    def _memory_limit(self, worker_limit: int) -> int:
+        """The task's ``memory`` enforced: its processes' address space, with headroom
+        (address space counts mapped libraries and thread stacks that are not memory in
+        use), never above RENDER_MAX_MEMORY; 0 (none) when neither says."""
+        declared = int(self.runtime_values.get("memory_reservation", 0) or 0)
+        task_limit = declared * MEMORY_HEADROOM + MEMORY_BASE if declared else 0
+        limits = [limit for limit in (task_limit, worker_limit) if limit > 0]
+        return min(limits) if limits else 0
 
     def _wait(
         self, proc: subprocess.Popen[bytes], terminating: Callable[[], bool], poll: Any
