@@ -214,9 +214,10 @@ class DiskPlace:
         yield Path(location)
 
 
-def analyse_scene(project: Project, scene: str | Path) -> DependencyReport:
-    """Every file the scene (a storage URL, or a local path) needs, with its state."""
-    mappings = list(project.mappings.all())
+def analyse_scene(project: Project | None, scene: str | Path) -> DependencyReport:
+    """Every file the scene (a storage URL, or a local path) needs, with its state; without
+    a project, no mapping translates an absolute path."""
+    mappings = list(project.mappings.all()) if project is not None else []
     stored = StoragePlace(mappings)
     place: _Place = DiskPlace() if isinstance(scene, Path) else stored
     start = str(scene.resolve()) if isinstance(scene, Path) else scene

@@ -47,7 +47,7 @@ class ScenePackage:
         ]
 
 
-def package_scenes(project: Project, scenes: list[Path]) -> ScenePackage:
+def package_scenes(project: Project | None, scenes: list[Path]) -> ScenePackage:
     """The scenes and the files on this disk they need, relative to their common folder."""
     reports = {scene.resolve(): analyse_scene(project, scene) for scene in scenes}
     local: dict[Path, None] = {}
@@ -84,6 +84,20 @@ def new_upload_folder(project: Project, name: str) -> str:
         raise UploadError(f"Project {project} has no storage mapping to upload to.")
     stamp = f"{timezone.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
     return storage.join(mapping.source, "uploads", stamp, (name or "scene") + "/")
+
+
+def refuse_overwriting_used_files(files: list[tuple[Path, str]], backend: storage.Storage) -> None:
+    """UploadError when a key of ``files`` holds a file an unfinished job renders from."""
+    existing = [backend.url_for(key) for _, key in files if backend.exists(key)]
+    used = files_in_use(existing) if existing else {}
+    if used:
+        names = "; ".join(
+            f"{url} (job #{job.pk}, {job.state})" for url, job in sorted(used.items())[:10]
+        )
+        raise UploadError(
+            f"{len(used)} of these files would overwrite files unfinished jobs render from: "
+            f"{names}. Upload to a new folder, or wait until those jobs end."
+        )
 
 
 def files_in_use(urls: list[str]) -> dict[str, RenderJob]:

@@ -6,6 +6,9 @@ from typing import Any
 import pytest
 from django.core.management.base import CommandError
 
+# upload reads the project mappings (a scene's artists' paths) and the unfinished jobs' files.
+pytestmark = pytest.mark.django_db
+
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:

@@ -259,3 +259,54 @@ def test_the_api_checks_scenes_for_members_only(
 
     api.force_authenticate(charlie)
     assert api.post("/api/scenes/check/", payload, format="json").status_code == 404
+
+
+# --- manage.py upload ---------------------------------------------------------------------
+
+
+def test_upload_puts_a_scene_up_with_exactly_its_files(
+    tree: Path, project: Any, storage_root: Path, storage_url: str, tmp_path: Path
+) -> None:
+    studio = tmp_path / "studio"
+    shutil.copytree(tree, studio)
+    out, _ = run("upload", str(studio / "shots/all.blend"), storage_url + "scenes/ep 2/")
+    up = storage_root / "scenes/ep 2"
+    names = sorted(p.relative_to(up).as_posix() for p in up.rglob("*") if p.is_file())
+    assert names == [
+        "assets/tex/checker.png",
+        "lib/lib.blend",
+        "lib/tex/lib.png",
+        "shots/all.blend",
+        "shots/seq/frame_0001.png",
+        "shots/seq/frame_0002.png",
+        "shots/seq/frame_0003.png",
+        "shots/tex/a.png",
+    ]
+    assert "Uploaded 8 files" in out
+
+
+def test_upload_never_overwrites_a_file_an_unfinished_job_renders_from(
+    tree: Path,
+    project: Any,
+    blender_software: Any,
+    cluster: Any,
+    storage_root: Path,
+    storage_url: str,
+    tmp_path: Path,
+) -> None:
+    scene = storage_url + "scenes/shots/all.blend"
+    [job] = services.submit_render(request(project, blender_software, cluster, scene))
+    texture = storage_root / "scenes/assets/tex/checker.png"
+    before = texture.read_bytes()
+    changed = tmp_path / "tex"
+    changed.mkdir()
+    (changed / "checker.png").write_bytes(b"new pixels")
+
+    with pytest.raises(CommandError) as exc:
+        run("upload", str(changed), storage_url + "scenes/assets/tex/")
+    assert f"{storage_url}scenes/assets/tex/checker.png (job #{job.pk}, queued)" in str(exc.value)
+    assert texture.read_bytes() == before
+
+    RenderJob.objects.filter(pk=job.pk).update(state="finished")
+    run("upload", str(changed), storage_url + "scenes/assets/tex/")
+    assert texture.read_bytes() == b"new pixels"
