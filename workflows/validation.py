@@ -242,6 +242,7 @@ def check_inputs(
         except Exception as exc:  # miniwdl raises several kinds for bad values
             detail = "" if str(exc).startswith("couldn't construct") else f" ({exc})"
             problems.append(f"{key}: expected {decl.type}, got {_short(value)}{detail}.")
+            given.add(name)  # given, if wrong: not also "missing"
             continue
         given.add(name)
         normalized[prefix + name] = value

@@ -181,3 +181,14 @@ def test_the_generated_gatk_bundle_typechecks() -> None:
     assert checked.info.name == "GatkSingleSample"
     assert all(f.startswith("oss://bucket/gatk/") for f in checked.files)
     assert json.loads(json.dumps(checked.inputs)) == inputs
+
+
+def test_a_wrong_typed_required_input_is_not_also_missing() -> None:
+    source = "version 1.0\nworkflow w {\n  input {\n    Int n\n    File reads\n  }\n}\n"
+
+    found = problems(source, inputs={"w.n": "seven"})
+
+    assert found["inputs"] == [
+        'w.n: expected Int, got "seven".',
+        "w.reads: required input (File) is missing.",
+    ]
