@@ -18,8 +18,9 @@ VMs (or over VMs it creates for the job, AutoCluster). The node runs the agent p
 Polling costs, per active job and cycle, one ``get_job``; a page of ``list_instances`` only
 when the job's instance counts changed (at most BATCHCOMPUTE_POLL_PAGES pages, a longer
 listing continues next cycle); and, while instances run, one OSS listing of the events
-folder plus a ranged read of each file that grew. Everything the poller knows is in the
-database, so a restarted manager carries on where it stopped.
+folder plus a ranged read of each file that grew; and, in a cycle where an instance ended,
+one listing of the output folder (a frame is done when its file is there). Everything the
+poller knows is in the database, so a restarted manager carries on where it stopped.
 
 The modules, in the order a job meets them: :mod:`.submit` (claim chunks, build the plan,
 create the job), :mod:`.poll` (the beat cycle), :mod:`.finish` (thumbnails, release),

@@ -3,8 +3,9 @@
 Polling costs, per active job and cycle, one ``get_job``; a page of ``list_instances`` only
 when the job's instance counts changed (at most BATCHCOMPUTE_POLL_PAGES pages, a longer
 listing continues next cycle); and, while instances run, one OSS listing of the events
-folder plus a ranged read of each file that grew. Everything the poller knows is in the
-database, so a restarted manager carries on where it stopped.
+folder plus a ranged read of each file that grew; and, in a cycle where an instance ended,
+one listing of the output folder (a frame is done when its file is there). Everything the
+poller knows is in the database, so a restarted manager carries on where it stopped.
 """
 
 from __future__ import annotations
