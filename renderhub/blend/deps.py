@@ -60,6 +60,29 @@ def read_references(
 ) -> list[Reference]:
     """The references of the .blend file at ``path``; raises :class:`FactsError`."""
     path = Path(path)
+    answer = _run_child(path, [], "", timeout, max_bytes, max_memory)
+    return [Reference(**ref) for ref in answer["references"]]
+
+
+def rewrite_references(
+    path: Path | str,
+    changes: dict[str, str],
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_memory: int = DEFAULT_MAX_MEMORY,
+) -> int:
+    """Rewrite, in the .blend file at ``path`` itself, each reference whose path (as Blender
+    wrote it) is a key of ``changes`` to its value; the number of fields rewritten. Meant
+    for a copy: never give it a scene's original. Raises :class:`FactsError`."""
+    path = Path(path)
+    answer = _run_child(path, ["rewrite"], json.dumps(changes), timeout, max_bytes, max_memory)
+    return int(answer["rewritten"])
+
+
+def _run_child(
+    path: Path, extra: list[str], stdin: str, timeout: float, max_bytes: int, max_memory: int
+) -> dict[str, Any]:
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -70,14 +93,14 @@ def read_references(
         raise FactsError(f"it is {size_text(size)}, over the {size_text(max_bytes)} it reads")
     with tempfile.TemporaryDirectory(prefix="renderhub-deps-") as scratch:
         argv = [sys.executable, "-I", "-P", __file__, str(path.resolve()), str(max_bytes)]
-        argv.append(str(max_memory))
+        argv += [str(max_memory), *extra]
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TMPDIR": scratch}
         try:
             proc = subprocess.run(
                 argv,
                 cwd=scratch,
                 env=env,
-                stdin=subprocess.DEVNULL,
+                input=stdin.encode(),
                 capture_output=True,
                 timeout=timeout,
                 check=False,
@@ -95,7 +118,7 @@ def read_references(
     if proc.returncode != 0 or not isinstance(answer, dict):
         why = "out of memory or killed" if proc.returncode else "no answer"
         raise FactsError(f"the reader stopped ({why}, exit status {proc.returncode})")
-    return [Reference(**ref) for ref in answer["references"]]
+    return answer
 
 
 # --- how Blender reads a path -------------------------------------------------------------
@@ -160,7 +183,10 @@ def _child(argv: list[str]) -> int:
     if max_memory > 0:
         resource.setrlimit(resource.RLIMIT_AS, (max_memory, max_memory))
     try:
-        answer: dict[str, Any] = {"references": [asdict(r) for r in _read(path)]}
+        if argv[3:4] == ["rewrite"]:
+            answer: dict[str, Any] = {"rewritten": _rewrite(path, json.load(sys.stdin))}
+        else:
+            answer = {"references": [asdict(r) for r in _read(path)]}
     except MemoryError:
         answer = {"error": "reading it needed more memory than the reader may use"}
     except OSError as exc:
@@ -175,26 +201,59 @@ def _child(argv: list[str]) -> int:
     return 0
 
 
-def _read(path: Path) -> list[Reference]:
+def _usages(bfile: Any) -> Any:
+    """(block, usage) for every reference of this file (not of the libraries it links)."""
     import logging
 
-    from blender_asset_tracer import blendfile, trace
+    from blender_asset_tracer import trace
     from blender_asset_tracer.trace import blocks2assets
 
     logging.disable(logging.CRITICAL)  # BAT warns on stderr about every missing file
+    # ID blocks are what this file links from libraries: the library reads those.
+    blocks = [b for b in bfile.blocks if b.code not in (b"DATA", b"ID")]
+    for count, block in enumerate(trace.asset_holding_blocks(blocks)):
+        if count > MAX_REFERENCES * 10:
+            return
+        for usage in blocks2assets.iter_assets(block):
+            yield block, usage
+
+
+def _read(path: Path) -> list[Reference]:
+    from blender_asset_tracer import blendfile
+
     blendfile.set_strict_pointer_mode(False)
     found: dict[tuple[str, str], Reference] = {}
     with blendfile.BlendFile(path) as bfile:
-        # ID blocks are what this file links from libraries: the library reads those.
-        blocks = (b for b in bfile.blocks if b.code not in (b"DATA", b"ID"))
-        for block in trace.asset_holding_blocks(blocks):
-            for usage in blocks2assets.iter_assets(block):
-                ref = _reference(block, usage)
-                if ref is not None:
-                    found.setdefault((ref.kind, ref.path), ref)
-                if len(found) >= MAX_REFERENCES:
-                    return list(found.values())
+        for block, usage in _usages(bfile):
+            ref = _reference(block, usage)
+            if ref is not None:
+                found.setdefault((ref.kind, ref.path), ref)
+            if len(found) >= MAX_REFERENCES:
+                break
     return list(found.values())
+
+
+def _rewrite(path: Path, changes: dict[str, str]) -> int:
+    from blender_asset_tracer import blendfile
+
+    blendfile.set_strict_pointer_mode(False)
+    rewritten = 0
+    with blendfile.BlendFile(path, mode="r+b") as bfile:
+        for _block, usage in list(_usages(bfile)):
+            old = bytes(usage.asset_path).decode("utf-8", errors="replace")
+            new = changes.get(old)
+            if new is None:
+                continue
+            if usage.path_full_field is not None:
+                field, value = usage.path_full_field, new
+            else:  # a sequencer strip: folder and file name apart; only the folder moves
+                field, value = usage.path_dir_field, new.rsplit("/", 1)[0] + "/"
+            data = value.encode("utf-8")
+            if len(data) >= field.name.array_size:
+                raise ValueError(f"the path {value!r} is too long for the field it goes in")
+            usage.block.set(field.name.name_only, data)
+            rewritten += 1
+    return rewritten
 
 
 def _reference(block: Any, usage: Any) -> Reference | None:
