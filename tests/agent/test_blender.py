@@ -129,6 +129,9 @@ def test_a_scene_name_blender_cannot_find_fails_the_chunk_with_its_line(
 
     staged = tmp_path / "node" / "project" / "demo.blend"
     line = f"Can't find scene: 'NoSuchScene' in file: '{staged}'"
-    assert (result.exit_code, result.finished["reason"]) == (4, line)
+    assert (result.exit_code, result.finished["reason"]) == (
+        3,
+        line,
+    )  # a missing input: not retried
     assert [(e["frame"], e["reason"]) for e in result.of("frame_failed")] == [(1, line)]
     assert not list((tmp_path / "published").glob("*")), "the default scene is not published"
