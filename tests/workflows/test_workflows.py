@@ -29,7 +29,7 @@ def test_it_lists_runs_with_their_calls(
         "STARTED",
         "DURATION",
     ]
-    assert out[1].split()[:6] == [str(waiting.pk), "later", "shots", "miniwdl", "submitted", "0/0"]
+    assert out[1].split()[:6] == [str(waiting.pk), "later", "shots", "miniwdl", "submitted", "-"]
     assert out[2].split()[:6] == [
         str(finished_run.pk),
         "tiny",

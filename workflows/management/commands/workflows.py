@@ -61,7 +61,7 @@ def _row(run: WorkflowRun) -> list[object]:
         run.project.name,
         run.engine,
         run.state,
-        f"{run.done}/{run.call_count}",  # type: ignore[attr-defined]
+        f"{run.done}/{run.call_count}" if run.call_count else "-",  # type: ignore[attr-defined]
         base_cli.format_time(run.started_at),
         base_cli.format_duration(run.duration),
     ]
