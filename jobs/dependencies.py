@@ -23,7 +23,7 @@ import logging
 import os
 import posixpath
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -214,9 +214,12 @@ class DiskPlace:
         yield Path(location)
 
 
-def analyse_scene(project: Project | None, scene: str | Path) -> DependencyReport:
+def analyse_scene(
+    project: Project | None, scene: str | Path, *, local: Path | None = None
+) -> DependencyReport:
     """Every file the scene (a storage URL, or a local path) needs, with its state; without
-    a project, no mapping translates an absolute path."""
+    a project, no mapping translates an absolute path. ``local``: a copy of the scene
+    already fetched."""
     mappings = list(project.mappings.all()) if project is not None else []
     stored = StoragePlace(mappings)
     place: _Place = DiskPlace() if isinstance(scene, Path) else stored
@@ -231,7 +234,8 @@ def analyse_scene(project: Project | None, scene: str | Path) -> DependencyRepor
             continue
         read.add(blend)
         try:
-            with where.local(blend) as path:
+            opened = nullcontext(local) if local and blend == start else where.local(blend)
+            with opened as path:
                 references = deps.read_references(
                     path,
                     timeout=settings.SCENE_FACTS_TIMEOUT,

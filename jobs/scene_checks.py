@@ -23,7 +23,7 @@ import posixpath
 import re
 import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -86,8 +86,10 @@ def check_scenes(
     values: dict[str, Any],
     *,
     force: bool = False,
+    copies: dict[str, Path] | None = None,
 ) -> SceneCheck:
-    """Read each .blend scene's facts and check the request against them."""
+    """Read each .blend scene's facts and check the request against them; ``copies`` holds
+    local copies already fetched (by URL), so a scene on OSS is fetched once per submit."""
     check = SceneCheck()
     scene_param = parameter_after(software, SCENE_FLAGS)
     engine_param = parameter_after(software, ENGINE_FLAGS)
@@ -97,7 +99,8 @@ def check_scenes(
         if not label.lower().endswith(".blend"):
             continue
         try:
-            with local_copy(scene_ref) as path:
+            fetched = (copies or {}).get(str(scene_ref))
+            with nullcontext(fetched) if fetched else local_copy(scene_ref) as path:
                 facts = _facts(path)
         except FactsError as exc:
             check.warnings.append(

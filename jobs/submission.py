@@ -3,11 +3,13 @@ created in one transaction, and dispatched when it commits."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import posixpath
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -20,6 +22,7 @@ from images import parameters as software_parameters
 from images.models import Software
 from projects.models import Project
 from renderhub import storage
+from renderhub.blend.facts import FactsError
 
 from .choices import TaskState
 from .dependencies import DependencyReport, analyse_scene
@@ -27,7 +30,7 @@ from .dispatch import enqueue_dispatch
 from .framespec import FrameSpecError, parse_frame_spec, split_by_size, split_even
 from .models import Frame, RenderJob, Task
 from .scene_checks import OUTSIDE_RANGE as OUTSIDE_RANGE
-from .scene_checks import check_scenes
+from .scene_checks import check_scenes, local_copy
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -153,15 +156,32 @@ def validate_render(request: RenderRequest, user: User | None) -> Validated:
     except ValidationError as exc:
         errors.setdefault("parameters", []).extend(exc.messages)
     warnings: list[str] = []
-    if frames and "parameters" not in errors:
-        scenes = check_scenes(readable, software, cluster, frames, values, force=request.force)
-        for key, problems in scenes.errors.items():
-            errors.setdefault(key, []).extend(problems)
-        warnings = scenes.warnings
-    reports = check_dependencies(request, readable, errors, warnings)
+    with contextlib.ExitStack() as stack:
+        copies = _fetch_scenes(stack, readable)  # each scene fetched once for both checks
+        if frames and "parameters" not in errors:
+            scenes = check_scenes(
+                readable, software, cluster, frames, values, force=request.force, copies=copies
+            )
+            for key, problems in scenes.errors.items():
+                errors.setdefault(key, []).extend(problems)
+            warnings = scenes.warnings
+        reports = check_dependencies(request, readable, errors, warnings, copies)
     if errors:
         raise SubmissionError(errors)
     return Validated(frames, values, warnings, reports)
+
+
+def _fetch_scenes(stack: contextlib.ExitStack, scenes: list[str]) -> dict[str, Path]:
+    """Local copies of the .blend scenes (left out: one too big to fetch, or gone: the
+    checks say so themselves)."""
+    copies: dict[str, Path] = {}
+    for url in scenes:
+        if url.lower().endswith(".blend"):
+            try:
+                copies[url] = stack.enter_context(local_copy(url))
+            except FactsError:
+                continue
+    return copies
 
 
 def check_dependencies(
@@ -169,6 +189,7 @@ def check_dependencies(
     scenes: list[str],
     errors: dict[str, list[Any]],
     warnings: list[str],
+    copies: dict[str, Path] | None = None,
 ) -> dict[str, DependencyReport]:
     """Each .blend scene's files: missing or unreachable ones refuse the submission, naming
     them, unless the request accepts rendering without them (then they are warnings)."""
@@ -176,7 +197,8 @@ def check_dependencies(
     for url in scenes:
         if not url.lower().endswith(".blend"):
             continue
-        report = reports[url] = analyse_scene(request.project, url)
+        local = (copies or {}).get(url)
+        report = reports[url] = analyse_scene(request.project, url, local=local)
         warnings.extend(report.warnings)
         if not report.problems:
             continue
