@@ -39,9 +39,16 @@ def absolute_link(request: Any, url: str) -> str | None:
 
 
 class StorageMappingSerializer(serializers.ModelSerializer):
+    artist_paths = serializers.ListField(
+        source="artist_path_list",
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="What the folder is on artists' machines (P:\\projects\\, /Volumes/…/).",
+    )
+
     class Meta:
         model = StorageMapping
-        fields = ("source", "destination", "writable", "lockable")
+        fields = ("source", "destination", "artist_paths", "writable", "lockable")
 
 
 class ProjectSerializer(serializers.ModelSerializer):
