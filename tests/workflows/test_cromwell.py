@@ -142,6 +142,22 @@ def test_cache_hits_are_shown(sent: WorkflowRun, cromwell: Any) -> None:
     run = sync(sent)
 
     assert run.calls.get().cache_hit
+    assert run.calls.get().cached_from is None  # no run of this project is Cromwell's abc
+
+
+def test_a_cache_hit_links_the_run_of_the_project_it_came_from(
+    sent: WorkflowRun, submit: Any, tiny_wdl: str, cromwell: Any
+) -> None:
+    later = submit(tiny_wdl, {"tiny.n": 3}, engine=Engine.CROMWELL)
+    services.start_run(later.pk, "worker")
+    later.refresh_from_db()
+    cromwell.start(later.engine_run_id)
+    hit = {"hit": True, "result": f"Cache Hit: {sent.engine_run_id}:tiny.greet:0"}
+    cromwell.set_call(later.engine_run_id, "tiny.greet", shard=0, status="Done", callCaching=hit)
+
+    run = sync(later)
+
+    assert run.calls.get().cached_from == sent.pk
 
 
 def test_a_failed_workflow_keeps_cromwells_nested_reasons(sent: WorkflowRun, cromwell: Any) -> None:

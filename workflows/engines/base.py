@@ -46,6 +46,7 @@ class CallInfo:
     backend_job_id: str = ""
     cache_hit: bool = False
     cached_from: int | None = None  # the RenderHub run whose call made a cached call's outputs
+    cache_source: str = ""  # the engine's id of that run (Cromwell's), mapped to cached_from
     failure_message: str = ""
 
     @property

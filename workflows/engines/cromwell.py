@@ -228,10 +228,35 @@ def calls_from_metadata(metadata: dict[str, Any]) -> list[CallInfo]:
                     stderr=str(entry.get("stderr") or ""),
                     backend_job_id=str(entry.get("jobId") or entry.get("subWorkflowId") or ""),
                     cache_hit=bool(caching.get("hit")) if isinstance(caching, dict) else False,
+                    cache_source=_cache_source(caching),
                     failure_message=flatten_failures(entry.get("failures")),
                 )
             )
     return calls
+
+
+def _cache_source(caching: Any) -> str:
+    """The workflow id in Cromwell's ``"Cache Hit: <workflow id>:<call>:<shard>"``."""
+    result = caching.get("result") if isinstance(caching, dict) else None
+    if not isinstance(result, str) or not result.startswith("Cache Hit: "):
+        return ""
+    return result.removeprefix("Cache Hit: ").split(":", 1)[0].strip()
+
+
+def link_cache_sources(run: WorkflowRun, calls: list[CallInfo]) -> None:
+    """Cached calls name the RenderHub run of the same project they came from, if any."""
+    from ..models import WorkflowRun
+
+    sources = {c.cache_source for c in calls if c.cache_source}
+    if not sources:
+        return
+    runs = dict(
+        WorkflowRun.objects.filter(
+            project_id=run.project_id, engine=run.engine, engine_run_id__in=sources
+        ).values_list("engine_run_id", "pk")
+    )
+    for call in calls:
+        call.cached_from = runs.get(call.cache_source)
 
 
 def status_from_metadata(metadata: dict[str, Any]) -> RunStatus:
@@ -329,6 +354,7 @@ class CromwellEngine(Engine):
         client = self.client()
         metadata = client.metadata(run.engine_run_id, include=SLIM_KEYS)
         status = status_from_metadata(metadata)
+        link_cache_sources(run, status.calls or [])
         if status.state in (RunState.SUCCEEDED, RunState.FAILED, RunState.ABORTED):
             status.outputs = client.outputs(run.engine_run_id)
         return status
