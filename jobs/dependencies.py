@@ -73,6 +73,12 @@ class Dependency:
     def state_text(self) -> str:
         return STATE_TEXT[self.state]
 
+    @property
+    def used_by_name(self) -> str:
+        """The file name of the .blend that references it (a library's, for its files)."""
+        name = posixpath.basename(self.used_by.replace("\\", "/"))
+        return unquote(name) if self.used_by.startswith("file://") else name
+
     def describe(self) -> str:
         where = f" ({self.location})" if self.location and self.location != self.path else ""
         return f"{self.path}{where}: {self.kind}, {self.state_text}"
