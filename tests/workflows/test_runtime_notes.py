@@ -112,3 +112,19 @@ def test_memory_is_enforced_in_the_sandbox(submit: Any) -> None:
     failed = small.calls.get()
     assert failed.status == CallStatus.FAILED
     assert "MemoryError" in failed.failure_message
+
+
+def test_the_api_response_carries_the_warnings(host_runner: Any, project: Any) -> None:
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(host_runner)
+
+    response = api.post(
+        "/api/workflows/", {"project": "shots", "wdl_source": CLOUDY}, format="json"
+    )
+
+    assert response.status_code == 201, response.content
+    warnings = response.json()["warnings"]
+    assert warnings[0].startswith("Containers are ignored by the miniwdl engine")
+    assert api.get(f"/api/workflows/{response.json()['id']}/").json()["warnings"] == warnings
