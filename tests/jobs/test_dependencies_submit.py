@@ -150,6 +150,8 @@ def test_check_lists_the_files_and_exits_non_zero_when_one_is_missing(
         )
     assert exc.value.returncode == 1
     assert not RenderJob.objects.exists()
+    with pytest.raises(CommandError, match="outside this project's storage mappings"):
+        run("submit_render", "--project", "shots", "--check", "--scene", "file:///etc/x.blend")
 
 
 def test_a_local_scene_goes_up_with_exactly_its_files_into_a_folder_of_its_own(

@@ -188,10 +188,15 @@ class Command(BaseCommand):
         """Print each scene's files and their state; CommandError when any is a problem."""
         problems = 0
         for scene in scenes:
-            target: str | Path = scene if "://" in scene else Path(scene).expanduser()
-            if isinstance(target, Path) and not target.is_file():
-                raise CommandError(f"{target} is not a file.")
-            report = dependencies.analyse_scene(project, target)
+            if "://" in scene:
+                try:  # only scenes inside the project's mappings are read
+                    [report] = dependencies.check_scene_files(project, [scene])
+                except ValueError as exc:
+                    raise CommandError(str(exc)) from None
+            elif not (path := Path(scene).expanduser()).is_file():
+                raise CommandError(f"{path} is not a file.")
+            else:
+                report = dependencies.analyse_scene(project, path)
             self.stdout.write(f"{scene}: {cli.plural(len(report.dependencies), 'file')} it needs")
             if report.unreadable:
                 self.stdout.write(f"  its references could not be read: {report.unreadable}")
