@@ -33,6 +33,8 @@ def record(run_id: int, status: RunStatus) -> bool:
             return False  # ended meanwhile (e.g. given up as lost): stop
         if status.engine_status:
             fields["engine_status"] = status.engine_status[:50]
+        if new := [w for w in status.warnings or [] if w not in run.warnings]:
+            fields["warnings"] = [*run.warnings, *_storable(new)]
         state = status.state
         if run.state == RunState.ABORTING and state in (RunState.SUBMITTED, RunState.RUNNING):
             state = RunState.ABORTING  # until the engine says it stopped

@@ -128,3 +128,28 @@ def test_the_api_response_carries_the_warnings(host_runner: Any, project: Any) -
     warnings = response.json()["warnings"]
     assert warnings[0].startswith("Containers are ignored by the miniwdl engine")
     assert api.get(f"/api/workflows/{response.json()['id']}/").json()["warnings"] == warnings
+
+
+def test_values_only_known_when_a_task_runs_are_added_to_the_warnings_then(
+    submit: Any,
+) -> None:
+    source = """version 1.0
+workflow greedy {
+  input { Int cores = 4096 }
+  call t { input: cores = cores }
+}
+task t {
+  input { Int cores }
+  command <<< true >>>
+  runtime { cpu: cores  memory: "~{cores} TB" }
+}
+"""
+    run = submit(source)
+    assert run.warnings == []  # expressions: not judged at submission
+
+    assert services.start_run(run.pk, "here") == RunState.SUCCEEDED
+
+    run.refresh_from_db()
+    cores = multiprocessing.cpu_count()
+    assert run.warnings[0] == f"greedy.t: cpu 4096 was lowered to this machine's {cores}."
+    assert run.warnings[1].startswith("greedy.t: memory 3814697.3 GiB was lowered to")

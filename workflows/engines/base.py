@@ -65,6 +65,7 @@ class RunStatus:
     outputs: dict[str, Any] | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    warnings: list[str] | None = None  # learnt while running: added to the run's warnings
 
 
 @dataclass

@@ -281,6 +281,12 @@ class MiniwdlRun:
 
     def finish(self) -> RunStatus:
         assert self.process is not None
+        status = self._finish()
+        status.warnings = self.reader.adjustments()
+        return status
+
+    def _finish(self) -> RunStatus:
+        assert self.process is not None
         calls = self.calls()
         result = read_json(self.root / "result.json") or {}
         aborted = self.abort_sent_at is not None

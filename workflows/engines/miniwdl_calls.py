@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 TAIL_LINES = 20
 EXIT_EVENT = "renderhub exit"  # logged by the plugin after each attempt (miniwdl_plugin)
 CACHED_EVENT = "done (cached)"  # logged by miniwdl when a call's outputs come from the cache
+ADJUSTED = {  # miniwdl's warnings when it lowers a task's runtime values to the machine's
+    "runtime.cpu adjusted to host limit": "cpu",
+    "runtime.memory adjusted to host limit": "memory",
+}
 WDL_DIR = "wdl"  # below the run folder: the main WDL and its imports
 MAIN_NAME = "workflow.wdl"  # the main WDL's name in there (validation.MAIN_NAME)
 TAIL_CHARS = 3000
@@ -193,6 +197,24 @@ class RunDirReader:
         path = (self.path(folder) / name).resolve()
         return path if path.is_relative_to(self.dir.resolve()) and path.is_file() else None
 
+    def adjustments(self) -> list[str]:
+        """cpu and memory miniwdl lowered to the machine's when the task ran (values that
+        were expressions: constants were warned about at submission)."""
+        found: list[str] = []
+        for folder in self.call_folders():
+            name, _shard = self.fqn(folder)
+            for event in _events(self.path(folder) / "task.log.json"):
+                what = ADJUSTED.get(str(event.get("message")))
+                if what is None:
+                    continue
+                original, adjusted = event.get("original"), event.get("adjusted")
+                if what == "memory" and isinstance(original, int) and isinstance(adjusted, int):
+                    original, adjusted = _size(original), _size(adjusted)
+                note = f"{name}: {what} {original} was lowered to this machine's {adjusted}."
+                if note not in found:
+                    found.append(note)
+        return found
+
     def task_name(self, folder: str) -> str:
         """The task a call folder ran (a call may be named otherwise: ``call t as x``)."""
         error = read_json(self.path(folder) / "error.json") or {}
@@ -223,6 +245,10 @@ def _cached_from(path: Path) -> int | None:
         return None
     match = re.search(r"/run-(\d+)/miniwdl(/|$)", source.strip())
     return int(match[1]) if match else None
+
+
+def _size(value: int) -> str:
+    return f"{value / (1 << 30):.1f} GiB" if value >= 1 << 30 else f"{value >> 20} MiB"
 
 
 def _exit_status(exits: list[dict[str, Any]], attempt: int) -> int | None:
