@@ -89,9 +89,7 @@ def miniwdl_notes(doc: WDL.Tree.Document, options: Any) -> list[str]:
         for key in CONTAINER_KEYS:
             if key in runtime:
                 image = _constant(runtime[key])
-                images[str(image) if image is not None else f"({key} expression)"].append(
-                    task.name
-                )
+                images[str(image) if image is not None else f"({key} expression)"].append(task.name)
         for key in CLOUD_KEYS:
             if key in runtime:
                 cloud[key].append(task.name)

@@ -4,15 +4,31 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('workflows', '0002_run_on_host_permission'),
+        ("workflows", "0002_run_on_host_permission"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='call',
-            name='status',
-            field=models.CharField(choices=[('NotStarted', 'Not started'), ('QueuedInCromwell', 'Queued'), ('Starting', 'Starting'), ('Running', 'Running'), ('Aborting', 'Aborting'), ('RetryableFailure', 'Failed, retried'), ('Failed', 'Failed'), ('Done', 'Done'), ('Bypassed', 'Bypassed'), ('Aborted', 'Aborted'), ('Stopped', 'Stopped (another call failed)'), ('Unstartable', 'Unstartable')], default='NotStarted', max_length=30),
+            model_name="call",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("NotStarted", "Not started"),
+                    ("QueuedInCromwell", "Queued"),
+                    ("Starting", "Starting"),
+                    ("Running", "Running"),
+                    ("Aborting", "Aborting"),
+                    ("RetryableFailure", "Failed, retried"),
+                    ("Failed", "Failed"),
+                    ("Done", "Done"),
+                    ("Bypassed", "Bypassed"),
+                    ("Aborted", "Aborted"),
+                    ("Stopped", "Stopped (another call failed)"),
+                    ("Unstartable", "Unstartable"),
+                ],
+                default="NotStarted",
+                max_length=30,
+            ),
         ),
     ]
