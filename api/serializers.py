@@ -185,6 +185,7 @@ class RenderJobSerializer(serializers.ModelSerializer):
             "progress",
             "render_seconds",
             "failure_reason",
+            "warnings",
             "output_url",
             "created_at",
             "started_at",

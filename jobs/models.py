@@ -61,6 +61,12 @@ class RenderJob(models.Model):
     )
     state = models.CharField(max_length=20, choices=JobState.choices, default=JobState.QUEUED)
     failure_reason = models.TextField(blank=True)
+    warnings = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="What the checks at submit warned about (scene facts, files accepted "
+        "missing); shown on the job page.",
+    )
     output_url = models.CharField(max_length=1024)
     # Counters kept by the services so lists never count a million frames.
     frames_done = models.PositiveIntegerField(default=0)

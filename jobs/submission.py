@@ -247,6 +247,7 @@ def submit_render(request: RenderRequest, user: User | None = None) -> Submitted
                 parameters=values,
                 priority=request.priority,
                 test_frame_first=request.test_frame_first and len(frames) > 1,
+                warnings=checked.warnings,
                 output_url="",
                 **({"submission": first.submission} if first else {}),
             )

@@ -57,6 +57,7 @@ class Command(BaseCommand):
             fields.append(("downloaded to", job.downloaded_to))
         if job.failure_reason:
             fields.append(("failure", job.failure_reason))
+        fields += [("warning", warning) for warning in job.warnings]
         width = max(len(label) for label, _ in fields) + 1
         for label, value in fields:
             self.stdout.write(f"{label + ':':<{width}} {value}")
