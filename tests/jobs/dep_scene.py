@@ -9,7 +9,8 @@ Each ``--plane`` is a plane filling its part of the camera's view, shaded by emi
 only (so a missing texture renders pure magenta): ``image=BLENDER_PATH@REAL_PATH`` writes a
 checker PNG at REAL_PATH (``-``: none, the texture is missing) and stores BLENDER_PATH in
 the scene as it is, relative or absolute on any platform; ``seq=`` writes three numbered
-frames and reads them as an image sequence; ``lib=LIBRARY_PATH@MATERIAL`` links a material
+frames and reads them as an image sequence; ``udim=…/t.<UDIM>.png@…/t.<UDIM>.png``
+writes tiles 1001 and 1002 of a UDIM set; ``lib=LIBRARY_PATH@MATERIAL`` links a material
 from another .blend built by this script. Colours are never magenta. ``--library-path P``
 then rewrites every library's path to P (as a hostile file would).
 """
@@ -69,6 +70,15 @@ def material_for(index: int, spec: str) -> bpy.types.Material:
         with bpy.data.libraries.load(where, link=True, relative=True) as (_src, dst):
             dst.materials = [real]
         return dst.materials[0]
+    if kind == "udim":  # tiles 1001 and 1002 beside each other; the plane shows 1001
+        first = real.replace("<UDIM>", "1001")
+        write_png(Path(first), 0.2)
+        write_png(Path(real.replace("<UDIM>", "1002")), 0.9)
+        mat = textured(f"Plane{index}", first, "FILE")
+        image = mat.node_tree.nodes["Image Texture"].image
+        image.source = "TILED"
+        image.filepath = where
+        return mat
     if kind == "seq":
         stem = real[: -len("0001.png")]
         for n in (1, 2, 3):

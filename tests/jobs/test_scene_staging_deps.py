@@ -25,6 +25,8 @@ pytestmark = [
 
 EXPECTED = [
     "assets/tex/checker.png",
+    "assets/wood/wood.1001.png",
+    "assets/wood/wood.1002.png",
     "lib/lib.blend",
     "lib/tex/lib.png",
     "shots/all.blend",
