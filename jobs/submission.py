@@ -8,6 +8,7 @@ import functools
 import logging
 import posixpath
 import re
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -253,7 +254,10 @@ def submit_render(request: RenderRequest, user: User | None = None) -> Submitted
             )
             first = first or job
             slug = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-")[:60] or "job"
-            job.output_url = storage.join(request.project.output_prefix, f"{job.pk}-{slug}/")
+            # A random part: a reinstall counting job ids from 1 again must not write into
+            # (and overwrite) an earlier install's folder in the same storage.
+            folder = f"{job.pk}-{slug}-{secrets.token_hex(3)}/"
+            job.output_url = storage.join(request.project.output_prefix, folder)
             job.save(update_fields=["output_url"])
             _create_tasks(job, request, frames)
             jobs.append(job)

@@ -30,7 +30,8 @@ def test_it_submits_a_scene_url_and_prints_the_job(run: Any, scene_url: str, pro
 
     job = RenderJob.objects.get()
     assert result.out == f"#{job.pk} shot_a  48 frames in 2 chunks  -> {job.output_url}\n"
-    assert job.output_url == storage.join(project.output_prefix, f"{job.pk}-shot_a/")
+    prefix = storage.join(project.output_prefix, f"{job.pk}-shot_a-")
+    assert re.fullmatch(re.escape(prefix) + r"[0-9a-f]{6}/", job.output_url)
     assert (job.scene_url, job.frame_count, job.submitted_by) == (scene_url, 48, None)
     assert [t.frames[0] for t in job.tasks.all()] == [1, 25]
 
