@@ -64,6 +64,7 @@ class Dependency:
     state: str
     location: str = ""  # where it is (or would be): a storage URL or a local path
     files: list[str] = field(default_factory=list)  # every file it stands for, found
+    sequence: bool = False  # a numbered sequence or a UDIM set: its name is a pattern
 
     @property
     def problem(self) -> bool:
@@ -281,6 +282,7 @@ def _classify(
     prefixes: list[tuple[str, str]],
 ) -> tuple[Dependency, _Place]:
     dep = Dependency(ref.kind, ref.path, blend, ref.owner[2:] or ref.owner, UNTRANSLATED)
+    dep.sequence = ref.sequence
     place: _Place = where
     if deps.is_relative(ref.path):
         location = where.below(where.folder(blend), deps.relative_part(ref.path))

@@ -159,8 +159,9 @@ def _stage_exact(report: DependencyReport, base: Path, cache: NodeCache) -> str:
         first = dep.files[0] if dep.files else dep.location
         if first not in places:
             continue
-        # A sequence keeps its first file's name: Blender finds the others beside it.
-        target = _inside(base, places[first]).parent / posixpath.basename(dep.location)
+        target = _inside(base, places[first])
+        if dep.sequence:  # a sequence or UDIM set: its name as written, beside its files
+            target = target.parent / posixpath.basename(dep.path.replace("\\", "/"))
         relative = os.path.relpath(target, blend.parent).replace(os.sep, "/")
         changes.setdefault(dep.used_by, {})[dep.path] = "//" + relative
     for used_by, rewrites in changes.items():

@@ -8,7 +8,8 @@ Inside the tree (a project's mapped folder, laid out as artists keep it):
   (absolute, from a Windows machine: the mapping's artists' path ``P:\\projects\\`` stands
   for the tree), a material linked from ``//../lib/lib.blend`` (whose own texture is
   ``lib/tex/lib.png``), the image sequence ``shots/seq/frame_000[1-3].png``, and the
-  UDIM set ``assets/wood/wood.<UDIM>.png`` (tiles 1001 and 1002);
+  UDIM set ``/Volumes/projects/assets/wood/wood.<UDIM>.png`` (absolute, from a Mac;
+  tiles 1001 and 1002);
 - ``shots/gone.blend``: the subfolder texture and ``//tex/gone.png``, which is nowhere;
 - ``shots/notes.txt`` and ``shots/all.blend1``: files no scene uses.
 """
@@ -48,7 +49,7 @@ def build_tree(root: Path) -> Path:
         f"image={WIN_PREFIX}win\\tex\\win.png@{root}/win/tex/win.png",
         "lib=//../lib/lib.blend@Plane0Mat",
         f"seq=//seq/frame_0001.png@{root}/shots/seq/frame_0001.png",
-        f"udim=//../assets/wood/wood.<UDIM>.png@{root}/assets/wood/wood.<UDIM>.png",
+        f"udim={MAC_PREFIX}assets/wood/wood.<UDIM>.png@{root}/assets/wood/wood.<UDIM>.png",
     )
     blender_scene(
         root / "shots" / "gone.blend",

@@ -61,8 +61,8 @@ def test_every_kind_of_reference_is_found_and_classified(
         "frame_0002.png",
         "frame_0003.png",
     ]
-    udim = found["//../assets/wood/wood.<UDIM>.png"]
-    assert (udim.kind, udim.state, len(udim.files)) == (deps.UDIM, IN_STORAGE, 2)
+    udim = found[MAC_PREFIX + "assets/wood/wood.<UDIM>.png"]
+    assert (udim.kind, udim.state, len(udim.files)) == (deps.UDIM, TRANSLATED, 2)
     names = sorted(f.removeprefix(storage_url + "scenes/") for f in report.files())
     assert names == [
         "assets/tex/checker.png",

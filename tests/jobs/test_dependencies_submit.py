@@ -166,8 +166,6 @@ def test_a_local_scene_goes_up_with_exactly_its_files_into_a_folder_of_its_own(
     uploaded = sorted(p.relative_to(first).as_posix() for p in first.rglob("*") if p.is_file())
     assert uploaded == [
         "studio/assets/tex/checker.png",
-        "studio/assets/wood/wood.1001.png",
-        "studio/assets/wood/wood.1002.png",
         "studio/lib/lib.blend",
         "studio/lib/tex/lib.png",
         "studio/shots/all.blend",
@@ -175,7 +173,7 @@ def test_a_local_scene_goes_up_with_exactly_its_files_into_a_folder_of_its_own(
         "studio/shots/seq/frame_0002.png",
         "studio/shots/seq/frame_0003.png",
         "studio/shots/tex/a.png",
-    ]  # not notes.txt, not the .blend1 backup; win.png is in storage already (translated)
+    ]  # not notes.txt nor the .blend1; win.png and the UDIM tiles are in storage (translated)
     job = RenderJob.objects.get()
     assert job.scene_url.endswith(f"/uploads/{first.name}/studio/shots/all.blend")
 
@@ -278,8 +276,6 @@ def test_upload_puts_a_scene_up_with_exactly_its_files(
     names = sorted(p.relative_to(up).as_posix() for p in up.rglob("*") if p.is_file())
     assert names == [
         "assets/tex/checker.png",
-        "assets/wood/wood.1001.png",
-        "assets/wood/wood.1002.png",
         "lib/lib.blend",
         "lib/tex/lib.png",
         "shots/all.blend",
@@ -288,7 +284,7 @@ def test_upload_puts_a_scene_up_with_exactly_its_files(
         "shots/seq/frame_0003.png",
         "shots/tex/a.png",
     ]
-    assert "Uploaded 10 files" in out
+    assert "Uploaded 8 files" in out
 
 
 def test_upload_never_overwrites_a_file_an_unfinished_job_renders_from(

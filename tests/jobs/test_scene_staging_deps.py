@@ -73,7 +73,8 @@ def test_local_storage_stages_exactly_the_scene_and_its_files_and_renders_them_a
     assert staged_files(root) == EXPECTED  # not notes.txt, gone.blend or the .blend1
     # The Windows path is relative in the staged copy; the original is untouched.
     paths = [r.path for r in deps.read_references(scene)]
-    assert "//../win/tex/win.png" in paths and not any(p.startswith("P:") for p in paths)
+    assert "//../win/tex/win.png" in paths and "//../assets/wood/wood.<UDIM>.png" in paths
+    assert not any(p.startswith(("P:", "/Volumes")) for p in paths)
     assert (local_tree / "shots/all.blend").read_bytes() == original
 
     for frame in (1, 3):  # the sequence's first and last file
