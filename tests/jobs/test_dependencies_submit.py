@@ -98,6 +98,9 @@ def test_the_page_refuses_then_offers_to_render_without_them(
     job = RenderJob.objects.get()
     assert done.redirect_chain == [(f"/jobs/{job.pk}/", 302)]
     assert GONE in done.content.decode()
+    # The acceptance is kept with the job, naming the files, and shown on its page later.
+    assert any(GONE in w and "as asked" in w for w in job.warnings)
+    assert GONE in client.get(f"/jobs/{job.pk}/").content.decode()
 
 
 def test_the_api_refuses_then_submits_with_allow_missing(
