@@ -11,11 +11,8 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from images.models import Software
-from tests.web import conftest as web
 
-# The browser tests' fixtures (one headless Chromium, a live server, logged-in tabs).
-browser, live, open_page = web.browser, web.live, web.open_page
-screenshot = web.screenshot
+from .conftest import screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
