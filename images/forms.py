@@ -69,7 +69,8 @@ class SoftwareForm(forms.ModelForm):
                 marked.update(i for i, arg in enumerate(args, 1) if field in str(arg))
         self.fields["command_template"].widget.error_rows = frozenset(marked)
         definitions = self._parameters_value()
-        names = [d.get("name") if isinstance(d, dict) else None for d in definitions or []]
+        listed = definitions if isinstance(definitions, list) else []  # JSON may be any value
+        names = [d.get("name") if isinstance(d, dict) else None for d in listed]
         rows: set[int] = set()
         for message in self.errors.get("parameters", []):
             if match := PARAMETER_NUMBER.match(str(message)):

@@ -218,3 +218,15 @@ def test_the_rows_an_error_is_about_are_marked(image: ComputeImage) -> None:
     assert 'value="engine" size="14" aria-label="Name" aria-invalid="true"' in html
     assert 'value="Bad" size="14" aria-label="Name" aria-invalid="true"' in html
     assert 'value="ok" size="14" aria-label="Name" aria-invalid' not in html
+
+
+@pytest.mark.parametrize("value", ["5", '"text"', "null", '{"name": "x"}', "[1, 2]"])
+def test_json_that_is_no_list_is_refused_not_a_crash(image: ComputeImage, value: str) -> None:
+    data = rows_post(image, ["blender", "{scene}"], [])
+    for editor in ("command_template", "parameters"):
+        data[f"{editor}__use_json"] = "1"
+        data[f"{editor}__json"] = value
+    form = SoftwareForm(data)
+    assert not form.is_valid()
+    assert form.errors["parameters"] and form.errors["command_template"]
+    str(form)  # and the editors render with the errors marked
