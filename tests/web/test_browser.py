@@ -116,9 +116,10 @@ def test_log_in_browse_submit_and_watch_the_grid_fill(
         page.click("a:has-text('Download all')")
     names = zipfile.ZipFile(io.BytesIO(Path(download.value.path()).read_bytes())).namelist()
     assert sorted(names) == [f"shot_a_{n:04d}.png" for n in range(1, 7)]
-    link = page.get_attribute(".tile a:has-text('Download')", "href")
+    link = page.get_attribute(".tile a:has-text('Open')", "href")  # a PNG opens in the tab
     assert link and link.startswith("/storage/signed/")
-    assert page.request.get(link).status == 200
+    opened = page.request.get(link)
+    assert opened.status == 200 and opened.headers["content-disposition"].startswith("inline")
 
 
 def test_watch_a_running_job_read_its_live_log_and_cancel_it(
