@@ -4,26 +4,34 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('clusters', '0004_max_nodes_bounds_the_cluster'),
+        ("clusters", "0004_max_nodes_bounds_the_cluster"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='UnassignedWorker',
+            name="UnassignedWorker",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('cluster_name', models.CharField(max_length=200)),
-                ('hostname', models.CharField(max_length=200)),
-                ('cpu_count', models.PositiveIntegerField(blank=True, null=True)),
-                ('concurrency', models.PositiveIntegerField(blank=True, null=True)),
-                ('ip_address', models.GenericIPAddressField(blank=True, null=True)),
-                ('last_seen', models.DateTimeField()),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("cluster_name", models.CharField(max_length=200)),
+                ("hostname", models.CharField(max_length=200)),
+                ("cpu_count", models.PositiveIntegerField(blank=True, null=True)),
+                ("concurrency", models.PositiveIntegerField(blank=True, null=True)),
+                ("ip_address", models.GenericIPAddressField(blank=True, null=True)),
+                ("last_seen", models.DateTimeField()),
             ],
             options={
-                'ordering': ['cluster_name', 'hostname'],
-                'constraints': [models.UniqueConstraint(fields=('cluster_name', 'hostname'), name='unassigned_worker_unique')],
+                "ordering": ["cluster_name", "hostname"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("cluster_name", "hostname"), name="unassigned_worker_unique"
+                    )
+                ],
             },
         ),
     ]

@@ -4,15 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0004_attempts'),
+        ("jobs", "0004_attempts"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='renderjob',
-            name='warnings',
-            field=models.JSONField(blank=True, default=list, help_text='What the checks at submit warned about (scene facts, files accepted missing); shown on the job page.'),
+            model_name="renderjob",
+            name="warnings",
+            field=models.JSONField(
+                blank=True,
+                default=list,
+                help_text="What the checks at submit warned about (scene facts, files accepted missing); shown on the job page.",
+            ),
         ),
     ]

@@ -32,9 +32,7 @@ def urls() -> list[str]:
 
 
 def test_staff_with_every_permission_do_not_see_the_plumbing(client: Any, bob: Any) -> None:
-    bob.user_permissions.set(
-        Permission.objects.filter(content_type__app_label__in=list(PLUMBING))
-    )
+    bob.user_permissions.set(Permission.objects.filter(content_type__app_label__in=list(PLUMBING)))
     client.force_login(bob)
     index = client.get("/admin/").content.decode()
     for url in urls():

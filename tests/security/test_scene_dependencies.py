@@ -115,7 +115,11 @@ def test_the_scene_check_reads_only_the_members_own_project(
     StorageMapping.objects.create(project=other, source=storage_url + "other/", destination="/o/")
     api = APIClient()
     api.force_authenticate(bob)
-    for scene in (storage_url + "other/secret.blend", "file:///etc/passwd", "oss://bucket-b/x.blend"):
+    for scene in (
+        storage_url + "other/secret.blend",
+        "file:///etc/passwd",
+        "oss://bucket-b/x.blend",
+    ):
         answer = api.post(
             "/api/scenes/check/", {"project": "shots", "scenes": [scene]}, format="json"
         )
