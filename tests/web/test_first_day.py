@@ -98,7 +98,6 @@ def test_first_day(
     assert (scenes / "spinning ball" / "ball.blend").read_bytes() == (
         scene_dir / "ball.blend"
     ).read_bytes()
-    screenshot(page, "first-day-upload")
 
     # A one-frame test: it fails, and the job page says what the sandbox said.
     page.goto(f"/submit/?project={project.pk}&software={software.pk}")

@@ -138,7 +138,6 @@ def test_the_admin_inline_added_in_the_page_gets_working_editors(
 ) -> None:
     page = open_page(alice)
     page.goto(f"/admin/images/computeimage/{blender_software.image_id}/change/")
-    screenshot(page, "admin-image-software", full_page=True)
     page.click("text=Add another Software")
     inline = page.locator("#software-1")
     inline.locator("[data-editor=command] [data-row-add]").click()
