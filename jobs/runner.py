@@ -9,7 +9,6 @@ chunk to someone else, makes it kill the whole process group.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -35,6 +34,7 @@ from renderhub import sandbox_paths, storage
 from . import services, thumbnails
 from .choices import ACTIVE_JOB_STATES, FrameState, TaskState
 from .models import RenderJob, Task, TaskAttempt
+from .scene_staging import stage_scene as stage_scene  # the scene and exactly its files
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ class ChunkRun:
             "sandbox": {
                 "kind": settings.RENDER_SANDBOX,
                 "network": software.network,
-                # The scene's whole mapping: its assets may sit in sibling folders.
+                # The scene and exactly its files (jobs/scene_staging.py), nothing else.
                 "read_only": [str(scene_root), *sandbox_paths.extra_read_paths()],
                 "file_size": settings.RENDER_MAX_FILE_SIZE,
                 "processes": settings.RENDER_MAX_PROCESSES,
@@ -407,50 +407,3 @@ def agent_environment() -> dict[str, str]:
     """The agent's whole environment: no database URL, storage, cloud or Django key."""
     env = {name: os.environ[name] for name in AGENT_ENV if name in os.environ}
     return {**env, "PYTHONPATH": str(settings.BASE_DIR), "PYTHONUNBUFFERED": "1"}
-
-
-def _staged_path(base: Path, relative: str) -> Path | None:
-    """Where a listed object goes under ``base``; None for a key that would land elsewhere
-    (``scenes//etc/cron.d/x`` lists as an absolute path, ``a/../../x`` climbs out)."""
-    try:
-        clean = storage.normalize_key(relative)
-    except storage.InvalidKey:
-        return None
-    target = base / clean
-    if clean != relative or not target.resolve().is_relative_to(base.resolve()):
-        return None
-    return target
-
-
-def stage_scene(job: RenderJob) -> tuple[Path, Path]:
-    """A local path to the job's scene, with its folder's layout intact, and the folder
-    the renderer may read (the scene's mapping, where its assets are).
-
-    Local-disk storage is used in place. Otherwise the scene's folder is downloaded once
-    per job on this machine, under a file lock, keeping paths relative to the mapping.
-    """
-    backend, key = storage.resolve(job.scene_url)
-    mapping = job.project.mapping_for(job.scene_url)
-    if (local := backend.local_path(key)) is not None:
-        if not local.is_file():
-            raise storage.NotFound(f"The scene {job.scene_url} does not exist.")
-        root = backend.local_path(storage.resolve(mapping.source)[1]) if mapping else None
-        return local, root or local.parent
-    _, root_key = storage.resolve(mapping.source) if mapping else (None, "")
-    folder = posixpath.dirname(key) + "/"
-    base = settings.RENDER_WORK_DIR / f"job-{job.pk}" / "scene"
-    base.mkdir(parents=True, exist_ok=True)
-    with open(base.parent / "scene.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        marker = base / ".staged"
-        if not marker.exists():
-            for entry in backend.walk(folder):
-                if (target := _staged_path(base, entry.key.removeprefix(root_key))) is None:
-                    log.warning(
-                        "job %s: not staging %r: not a plain relative key", job.pk, entry.key
-                    )
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                backend.download_file(entry.key, target)
-            marker.touch()
-    return base / key.removeprefix(root_key), base
