@@ -7,4 +7,21 @@ class JobsConfig(AppConfig):
     name = "jobs"
 
     def ready(self) -> None:
+        from projects import uploads
+
         from . import heartbeat  # noqa: F401  (connects the render worker's signals)
+
+        uploads.register_overwrite_check(_used_by_unfinished_job)
+
+
+def _used_by_unfinished_job(url: str) -> str | None:
+    """Why the storage browser must not replace ``url`` (the rule `manage.py upload` keeps)."""
+    from .scene_upload import files_in_use
+
+    job = files_in_use([url]).get(url)
+    if job is None:
+        return None
+    return (
+        f"{url} is a file job #{job.pk} ({job.state}) renders from, so it is not replaced. "
+        "Upload to a new folder, or wait until that job ends."
+    )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +48,7 @@ __all__ = [
     "complete",
     "receive",
     "received",
+    "register_overwrite_check",
     "resolve_target",
     "start",
 ]
@@ -71,6 +73,25 @@ class Target:
 
 def _registry() -> Path:
     return Path(settings.VAR_DIR) / "uploads"
+
+
+# Asked before a file is replaced: a reason it must not be (or None). The jobs app registers
+# "an unfinished job renders from it", which projects, below jobs, cannot know itself.
+_overwrite_checks: list[Callable[[str], str | None]] = []
+
+
+def register_overwrite_check(check: Callable[[str], str | None]) -> None:
+    if check not in _overwrite_checks:
+        _overwrite_checks.append(check)
+
+
+def _refuse_overwriting(target: Target) -> None:
+    """UploadRefused (409) when ``target`` holds a file that must not be replaced now."""
+    if not _overwrite_checks or not target.backend.exists(target.key):
+        return
+    for check in _overwrite_checks:
+        if reason := check(target.url):
+            raise UploadRefused(reason, 409)
 
 
 def clean_path(path: str) -> str:
@@ -146,6 +167,7 @@ def start(
     except storage.StorageError as exc:
         raise UploadRefused(str(exc)) from None
     target = resolve_target(user, project, url)
+    _refuse_overwriting(target)
     if isinstance(target.backend, LocalStorage):
         return _start_local(user, project, target, size)
     from renderhub.storage.oss import OSSStorage
@@ -166,10 +188,24 @@ def _start_local(
     chunked.clean_stale(_registry(), settings.UPLOAD_STALE_SECONDS)
     dest = target.backend.target_path(target.key)
     existing = next(p for p in (dest.parent, *dest.parents) if p.exists())
-    if shutil.disk_usage(existing).free < size:
+    # Open uploads may still write what they announced: those bytes are taken already.
+    uploads = chunked.open_uploads(_registry())
+    owner = str(user.pk)
+    mine = [s for o, s, _ in uploads if o == owner]
+    if len(mine) >= settings.UPLOAD_MAX_OPEN or sum(mine) + size > settings.UPLOAD_MAX_OPEN_BYTES:
+        raise UploadRefused(
+            f"You have {len(mine)} unfinished uploads holding {sum(mine)} bytes; at most "
+            f"{settings.UPLOAD_MAX_OPEN} uploads and {settings.UPLOAD_MAX_OPEN_BYTES} bytes "
+            "(UPLOAD_MAX_OPEN, UPLOAD_MAX_OPEN_BYTES). Finish or cancel some first.",
+            429,
+        )
+    pending = sum(max(0, s - chunked.offset(p)) for _, s, p in uploads)
+    if shutil.disk_usage(existing).free - pending < size:
         raise UploadRefused(f"There is not enough free disk space for {size} bytes.", 507)
     upload_id = uuid.uuid4().hex
-    chunked.partial_for(target.backend, target.key, upload_id, _registry(), new=True)
+    chunked.partial_for(
+        target.backend, target.key, upload_id, _registry(), new=True, size=size, owner=owner
+    )
     token = signing.TimestampSigner(salt=TOKEN_SALT).sign_object(
         {"i": upload_id, "u": user.pk, "p": project.pk, "url": target.url, "s": size}
     )
@@ -250,6 +286,7 @@ def complete(user: User | AnonymousUser, project: Project, token: str) -> str:
     dest = upload.target.backend.target_path(upload.target.key)
     if chunked.finished(upload.partial, dest, upload.size, _registry(), upload.upload_id):
         return upload.target.url
+    _refuse_overwriting(upload.target)  # a job may have started rendering from it since
     try:
         chunked.finish(upload.partial, dest, upload.size, _registry(), upload.upload_id)
     except storage.StorageError as exc:

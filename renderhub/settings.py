@@ -210,6 +210,10 @@ UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=50 * 1024**3)
 UPLOAD_CHUNK_BYTES = env.int("UPLOAD_CHUNK_BYTES", default=8 * 1024**2)
 # A partial upload untouched this long is deleted, and its upload link stops working.
 UPLOAD_STALE_SECONDS = env.int("UPLOAD_STALE_SECONDS", default=24 * 3600)
+# Per user: unfinished local uploads and the bytes they announced (all of them are reserved
+# on disk until they end, so parallel starts cannot promise the same free space twice).
+UPLOAD_MAX_OPEN = env.int("UPLOAD_MAX_OPEN", default=200)
+UPLOAD_MAX_OPEN_BYTES = env.int("UPLOAD_MAX_OPEN_BYTES", default=100 * 1024**3)
 # How long a signed OSS POST form stays valid.
 UPLOAD_POLICY_SECONDS = env.int("UPLOAD_POLICY_SECONDS", default=3600)
 

@@ -31,6 +31,7 @@ __all__ = [
     "finished",
     "is_open",
     "offset",
+    "open_uploads",
     "partial_for",
 ]
 
@@ -54,17 +55,45 @@ class OffsetMismatch(StorageError):
 
 
 def partial_for(
-    store: LocalStorage, key: str, upload_id: str, registry: Path, *, new: bool = False
+    store: LocalStorage,
+    key: str,
+    upload_id: str,
+    registry: Path,
+    *,
+    new: bool = False,
+    size: int = 0,
+    owner: str = "",
 ) -> Path:
     """The partial file of upload ``upload_id`` to ``key``; ``new`` notes it in ``registry``
-    (an upload is noted once, when it starts, and forgotten when it ends)."""
+    with its ``size`` and ``owner`` (an upload is noted once, when it starts, and forgotten
+    when it ends)."""
     if not UPLOAD_ID_RE.match(upload_id):
         raise StorageError("malformed upload id")
     partial = store.target_path(key).parent / f"{PARTIAL_PREFIX}{upload_id}"
     if new:
         registry.mkdir(parents=True, exist_ok=True)
-        (registry / upload_id).write_text(str(partial), encoding="utf-8")
+        (registry / upload_id).write_text(f"{partial}\n{int(size)} {owner}", encoding="utf-8")
     return partial
+
+
+def open_uploads(registry: Path) -> list[tuple[str, int, Path]]:
+    """``(owner, size, partial)`` of every upload started and not yet ended: what they may
+    still write is reserved, so many parallel starts cannot promise the same free bytes."""
+    found = []
+    try:
+        notes = list(registry.iterdir())
+    except FileNotFoundError:
+        return []
+    for note in notes:
+        if not UPLOAD_ID_RE.match(note.name):
+            continue
+        try:
+            path, _, rest = note.read_text(encoding="utf-8").partition("\n")
+            size, _, owner = rest.partition(" ")
+            found.append((owner, int(size or 0), Path(path)))
+        except (FileNotFoundError, UnicodeDecodeError, ValueError):
+            continue
+    return found
 
 
 def is_open(registry: Path, upload_id: str) -> bool:
@@ -162,7 +191,7 @@ def clean_stale(registry: Path, older_than: float, now: float | None = None) -> 
         if not UPLOAD_ID_RE.match(note.name):
             continue
         try:
-            partial = Path(note.read_text(encoding="utf-8"))
+            partial = Path(note.read_text(encoding="utf-8").partition("\n")[0])
             touched = max(note.stat().st_mtime, _mtime(partial))
         except (FileNotFoundError, UnicodeDecodeError):
             continue

@@ -215,6 +215,7 @@ def test_beat_cleans_stale_uploads_hourly(
 
     entry = settings.CELERY_BEAT_SCHEDULE["clean-stale-uploads"]
     assert entry["task"] in app.tasks and entry["schedule"] == 3600.0
+    settings.VAR_DIR = storage_root.parent / "var-own"  # no earlier test's partials in it
     token = start(as_bob, project, scenes, "left.blend", 6).json()["upload"]
     put(as_bob, project, token, 0, b"abc")
     [partial] = (storage_root / "scenes").glob(".renderhub-tmp-upload-*")
