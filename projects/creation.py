@@ -5,7 +5,8 @@ touching storage URLs: it gets ``<PROJECTS_STORAGE_URL><name>/`` with ``scenes/`
 on the nodes at /mnt/scenes/ (writable, so members can upload into it) and ``output/`` as
 its output prefix. The folder passes the same storage rules as the admin's
 (:func:`projects.services.check_storage`): outside ``STORAGE_ALLOWED_PREFIXES`` only a
-superuser may create it, and it may not overlap another project's storage.
+superuser may create it, it may not overlap another project's storage, and it must hold
+no files yet (a deleted project's are not handed on).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def create_project(user: User, name: str, image: ComputeImage, description: str 
         check_storage(user, folder, "The project folder")
     except ValidationError as exc:
         raise ValidationError({"name": exc.messages}) from None
+    _refuse_used_folder(folder)
     project = Project(
         name=name,
         description=description,
@@ -73,3 +75,21 @@ def create_project(user: User, name: str, image: ComputeImage, description: str 
     mapping.save()
     project.members.add(user)
     return project
+
+
+def _refuse_used_folder(folder: str) -> None:
+    """A folder holding files already (a deleted project's scenes and renders, or files an
+    administrator keeps there) is not handed to whoever names a new project after it."""
+    try:
+        backend, key = storage.resolve(folder)
+        held = backend.list(key, delimiter=None, limit=1).entries
+    except storage.StorageError as exc:
+        raise ValidationError({"name": f"The project folder {folder}: {exc}"}) from None
+    if held:
+        raise ValidationError(
+            {
+                "name": f"The folder {folder} holds files already (perhaps a deleted "
+                "project's); choose another name, or ask an administrator to clear it or "
+                "set up a project on it in the admin."
+            }
+        )
