@@ -7,7 +7,8 @@
   this count: an attacker's own account must not wipe it.
 
 The address is REMOTE_ADDR, or behind TRUSTED_PROXY_COUNT reverse proxies the entry of
-X-Forwarded-For that the outermost of them added (see :func:`client_address`).
+X-Forwarded-For that the outermost of them added (see :func:`client_address`); an IPv6
+address counts as its /64 network.
 
 Counting happens in the cache (a file cache shared by all web processes by default), keyed
 by a hash so that user names never land in cache file names.
@@ -58,13 +59,28 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _counted_as(address: str) -> str:
+    """Who failures are counted against: an IPv4 address, or the /64 network of an IPv6
+    one (one subscriber's block: counting each of its 2**64 addresses apart would let
+    them try five passwords per address without end)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 def _pair_key(address: str, username: str | None) -> str:
     name = (username or "").lower()
-    return f"login-failures:{_digest(f'{name}|{address}')}"
+    return f"login-failures:{_digest(f'{name}|{_counted_as(address)}')}"
 
 
 def _address_key(address: str) -> str:
-    return f"login-failures-address:{_digest(address)}"
+    return f"login-failures-address:{_digest(_counted_as(address))}"
 
 
 def is_locked_out(request: HttpRequest | None, username: str | None) -> bool:
