@@ -16,6 +16,7 @@ of the mapping. Then:
 from __future__ import annotations
 
 import shutil
+import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,10 @@ if TYPE_CHECKING:
 TOKEN_SALT = "renderhub.projects.upload"  # noqa: S105 - a signing salt, not a secret
 MAX_NAME_BYTES = 255  # one path segment, as most file systems allow
 MAX_PATH_BYTES = 1023
+# Marks, embeddings, overrides and isolates: what reorders how a name is displayed.
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 
 __all__ = [
     "Target",
@@ -98,8 +103,13 @@ def clean_path(path: str) -> str:
     """``path`` (relative, ``/``-separated) when it is safe to append to a folder."""
     if not isinstance(path, str) or not path.strip():
         raise UploadRefused("The file has no name.")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in path):
+    if any(unicodedata.category(ch) == "Cc" for ch in path):  # C0, DEL and C1 (U+0085…)
         raise UploadRefused(f"{path!r}: file names must not contain control characters.")
+    if any(ch in BIDI_CONTROLS for ch in path):
+        # They make a listing show another name: "x\u202egnp.html" reads as "xlmth.png".
+        raise UploadRefused(
+            f"{path!r}: file names must not contain text-direction control characters."
+        )
     if path.startswith("/") or "\\" in path or (len(path) > 1 and path[1] == ":"):
         raise UploadRefused(f"{path!r}: give a path relative to the folder, with '/' only.")
     parts = path.split("/")
