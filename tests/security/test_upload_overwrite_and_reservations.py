@@ -146,3 +146,28 @@ def test_free_space_is_not_promised_twice(
     # bob's bytes may still arrive, so the disk cannot hold charlie's as well.
     response = start(_client(charlie), project, scenes, "b.exr", share)
     assert response.status_code == 507
+
+
+def test_no_oss_form_for_a_scene_an_unfinished_job_renders(
+    image: Any,
+    bob: Any,
+    charlie: Any,
+    cloud_oss: Any,
+    bucket: str,
+    settings: Any,
+    blender_software: Any,
+    cluster: Any,
+) -> None:
+    from tests.projects.upload_helpers import make_oss_project
+
+    oss_project = make_oss_project(image, bob, cloud_oss, bucket, settings)
+    oss_project.members.add(charlie)
+    source = str(oss_project.mappings.get().source)
+    url = storage.join(source, "shot.blend")
+    backend, key = storage.resolve(url)
+    backend.write(key, b"bob's scene")
+    _job(oss_project, blender_software, cluster, url, JobState.RUNNING)
+    response = start(_client(charlie), oss_project, source, "shot.blend", 3)
+    assert response.status_code == 409 and "renders from" in response.json()["error"]
+    assert "fields" not in response.json()  # no signed form to post around the check
+    assert backend.read(key) == b"bob's scene"
