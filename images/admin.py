@@ -16,6 +16,11 @@ class SoftwareInline(admin.StackedInline):
     extra = 0
     fields = SOFTWARE_FIELDS
 
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        formset = super().get_formset(request, obj, **kwargs)
+        formset.form = type(formset.form.__name__, (formset.form,), {"user": request.user})
+        return formset
+
 
 @admin.register(ComputeImage)
 class ComputeImageAdmin(admin.ModelAdmin):
@@ -35,6 +40,13 @@ class ComputeImageAdmin(admin.ModelAdmin):
 @admin.register(Software)
 class SoftwareAdmin(admin.ModelAdmin):
     form = SoftwareForm
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kw: Any
+    ) -> Any:
+        form = super().get_form(request, obj, change, **kw)
+        return type(form.__name__, (form,), {"user": request.user})
+
     list_display = ("name", "version", "image", "scene_suffixes", "progress_parser")
     list_filter = ("image", "progress_parser")
     list_select_related = ("image",)

@@ -43,6 +43,31 @@ class SoftwareForm(forms.ModelForm):
         model = Software
         fields = ["image", *SOFTWARE_FIELDS]
 
+    # Who saves it (set by the pages and the admin); None: a trusted caller (code, tests).
+    user: Any = None
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        self._check_network_rights(cleaned)
+        return cleaned
+
+    def _check_network_rights(self, cleaned: dict[str, Any]) -> None:
+        """With network the sandboxed program reaches the render machine's own services
+        (127.0.0.1: the broker, the database): giving that to a command, or a new command
+        to software that has it, is for superusers, not for holders of the software rights."""
+        if self.user is None or self.user.is_superuser or not cleaned.get("network"):
+            return
+        had = self.instance.pk is not None and self.instance.network
+        if had and not {"command_template", "image"} & set(self.changed_data):
+            return
+        raise ValidationError(
+            {
+                "network": "Only a superuser can give software network access, or change the "
+                "command or image of software that has it: with network the renderer reaches "
+                "the render machine's own services (127.0.0.1)."
+            }
+        )
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # The command's variables list names this software's own parameters too.

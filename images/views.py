@@ -42,6 +42,7 @@ def software_new(request: HttpRequest) -> HttpResponse:
     if image_id := parse_id(request.GET.get("image")):
         initial["image"] = image_id
     form = SoftwareForm(request.POST or None, initial=initial)
+    form.user = request.user
     if request.method == "POST" and form.is_valid():
         software = form.save()
         messages.success(request, f"Added {software}.")
@@ -55,6 +56,7 @@ def software_new(request: HttpRequest) -> HttpResponse:
 def software_edit(request: HttpRequest, pk: int) -> HttpResponse:
     software = get_object_or_404(Software.objects.select_related("image"), pk=pk)
     form = SoftwareForm(request.POST or None, instance=software)
+    form.user = request.user
     if request.method == "POST" and form.is_valid():
         software = form.save()
         messages.success(request, f"Saved {software}.")
