@@ -156,6 +156,12 @@ def resolve_target(user: User | AnonymousUser, project: Project, url: str) -> Ta
         # project's folder): what counts is where the file really lands.
         if folder is None or not dest.parent.is_relative_to(folder):
             raise UploadRefused(f"{url} leads outside the mapped folder {mapping.source}.", 403)
+        if dest.is_dir():
+            raise UploadRefused(f"{url}: a folder has that name; choose another name.", 409)
+        if blocker := next((p for p in dest.parents if p.exists() and not p.is_dir()), None):
+            raise UploadRefused(
+                f"{url}: {blocker.name} is a file, so it cannot hold a folder's files.", 409
+            )
     return Target(mapping, url, backend, key)
 
 

@@ -115,7 +115,7 @@ def offset(partial: Path) -> int:
     """How many bytes of the upload have arrived."""
     try:
         return partial.lstat().st_size
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return 0
 
 
@@ -125,9 +125,9 @@ def append(partial: Path, at: int, stream: Readable, length: int, size: int) -> 
     a piece cut short is taken back, so the offset stays where it was."""
     if at < 0 or length < 0 or at + length > size:
         raise StorageError(f"bytes {at} to {at + length} do not fit a file of {size} bytes")
-    partial.parent.mkdir(parents=True, exist_ok=True)
     # O_NOFOLLOW: a symlink planted under the partial's name is not written through.
     try:
+        partial.parent.mkdir(parents=True, exist_ok=True)  # fails where a file has the name
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, file_mode())
     except OSError as exc:  # ELOOP: something planted a link there
         raise StorageError(f"cannot write the upload: {exc.strerror}") from exc
@@ -159,8 +159,11 @@ def finish(partial: Path, dest: Path, size: int, registry: Path, upload_id: str)
     if have != size:
         raise StorageError(f"the upload has {have} of {size} bytes; send the rest first")
     if not partial.exists():  # an empty file: nothing was appended
-        partial.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, file_mode()))
+        try:
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, file_mode()))
+        except OSError as exc:
+            raise StorageError(f"cannot write the upload: {exc.strerror}") from exc
     with open(partial, "rb") as fh:
         os.fsync(fh.fileno())
     partial.chmod(file_mode())
@@ -193,13 +196,13 @@ def clean_stale(registry: Path, older_than: float, now: float | None = None) -> 
         try:
             partial = Path(note.read_text(encoding="utf-8").partition("\n")[0])
             touched = max(note.stat().st_mtime, _mtime(partial))
-        except (FileNotFoundError, UnicodeDecodeError):
+        except (OSError, UnicodeDecodeError):
             continue
         if now - touched < older_than:
             continue
         # Only ever a file we named: the registry says where, the prefix says what.
         if partial.name == PARTIAL_PREFIX + note.name:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):  # gone, or its folder became a file
                 partial.unlink()
                 removed += 1
         with contextlib.suppress(FileNotFoundError):
@@ -210,5 +213,5 @@ def clean_stale(registry: Path, older_than: float, now: float | None = None) -> 
 def _mtime(path: Path) -> float:
     try:
         return path.lstat().st_mtime
-    except FileNotFoundError:
+    except OSError:  # gone, or a file took a folder's name on its path: nothing to keep
         return 0.0
