@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from renderhub import storage
 
@@ -64,7 +64,11 @@ def create_project(user: User, name: str, image: ComputeImage, description: str 
         output_prefix=storage.join(folder, "output/"),
     )
     project.full_clean()
-    project.save()
+    try:
+        with transaction.atomic():  # a savepoint: the twin request's insert won the race
+            project.save()
+    except IntegrityError:
+        raise ValidationError({"name": f"A project named {name} exists already."}) from None
     mapping = StorageMapping(
         project=project,
         source=storage.join(folder, "scenes/"),

@@ -47,3 +47,24 @@ def test_an_empty_or_missing_folder_is_fine(
         response = client.post("/projects/new/", {"name": name, "image": image.pk})
         assert response.status_code == 302, response.content.decode()[:500]
     assert set(lead.renderhub_projects.values_list("name", flat=True)) == {"fresh", "brand-new"}
+
+
+def test_two_requests_racing_for_one_name_make_one_project(
+    client: Any, lead: Any, image: Any, monkeypatch: Any
+) -> None:
+    """The twin request inserts after this one's checks and before its insert: a plain
+    refusal, not a server error, and no second project."""
+    real_full_clean = Project.full_clean
+
+    def then_the_twin_inserts(self: Project, *args: Any, **kwargs: Any) -> None:
+        real_full_clean(self, *args, **kwargs)
+        if self.pk is None and not Project.objects.filter(name=self.name).exists():
+            Project.objects.create(name=self.name, image=image, output_prefix="file:///twin/")
+
+    monkeypatch.setattr(Project, "full_clean", then_the_twin_inserts)
+    client.force_login(lead)
+    response = client.post("/projects/new/", {"name": "race", "image": image.pk})
+    assert response.status_code == 400
+    assert "exists already" in response.content.decode()
+    # (The twin's insert shares this test's transaction, so it is rolled back with it.)
+    assert not lead.renderhub_projects.exists()
