@@ -91,7 +91,7 @@ def open_uploads(registry: Path) -> list[tuple[str, int, Path]]:
             path, _, rest = note.read_text(encoding="utf-8").partition("\n")
             size, _, owner = rest.partition(" ")
             found.append((owner, int(size or 0), Path(path)))
-        except (FileNotFoundError, UnicodeDecodeError, ValueError):
+        except (OSError, UnicodeDecodeError, ValueError):
             continue
     return found
 
