@@ -16,17 +16,14 @@ file becomes a :class:`FactsError`, never a hang. The pure helpers below
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 import sys
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 try:  # the child process runs this file alone, without the renderhub package
-    from .facts import DEFAULT_MAX_BYTES, DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT, FactsError, size_text
+    from .facts import DEFAULT_MAX_BYTES, DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT, run_reader
 except ImportError:  # pragma: no cover - the child
     DEFAULT_MAX_BYTES, DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT = 4 << 30, 2 << 30, 20.0
 
@@ -83,42 +80,7 @@ def rewrite_references(
 def _run_child(
     path: Path, extra: list[str], stdin: str, timeout: float, max_bytes: int, max_memory: int
 ) -> dict[str, Any]:
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise FactsError(f"cannot open it: {exc.strerror or exc}") from None
-    if size == 0:
-        raise FactsError("the file is empty")
-    if size > max_bytes:
-        raise FactsError(f"it is {size_text(size)}, over the {size_text(max_bytes)} it reads")
-    with tempfile.TemporaryDirectory(prefix="renderhub-deps-") as scratch:
-        argv = [sys.executable, "-I", "-P", __file__, str(path.resolve()), str(max_bytes)]
-        argv += [str(max_memory), *extra]
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TMPDIR": scratch}
-        try:
-            proc = subprocess.run(
-                argv,
-                cwd=scratch,
-                env=env,
-                input=stdin.encode(),
-                capture_output=True,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise FactsError(f"reading it took longer than {timeout:g} s") from None
-        except OSError as exc:
-            raise FactsError(f"the reader could not start: {exc}") from None
-    try:
-        answer = json.loads(proc.stdout.decode("utf-8") or "null")
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        answer = None
-    if isinstance(answer, dict) and "error" in answer:
-        raise FactsError(str(answer["error"]))
-    if proc.returncode != 0 or not isinstance(answer, dict):
-        why = "out of memory or killed" if proc.returncode else "no answer"
-        raise FactsError(f"the reader stopped ({why}, exit status {proc.returncode})")
-    return answer
+    return run_reader(__file__, path, extra, stdin, timeout, max_bytes, max_memory)
 
 
 # --- how Blender reads a path -------------------------------------------------------------

@@ -85,7 +85,21 @@ def read_scene_facts(
     max_memory: int = DEFAULT_MAX_MEMORY,
 ) -> BlendFacts:
     """The facts of the .blend file at ``path``; raises :class:`FactsError`."""
-    path = Path(path)
+    return _facts(run_reader(__file__, Path(path), [], "", timeout, max_bytes, max_memory))
+
+
+def run_reader(
+    script: str,
+    path: Path,
+    extra: list[str],
+    stdin: str,
+    timeout: float,
+    max_bytes: int,
+    max_memory: int,
+) -> dict[str, Any]:
+    """Run ``script`` (a reader of this package, standard library and BAT only) on the
+    .blend file at ``path`` in a child process capped in time, memory and bytes written;
+    its JSON answer, or :class:`FactsError` saying why there is none."""
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -95,18 +109,18 @@ def read_scene_facts(
     if size > max_bytes:
         limit = size_text(max_bytes)
         raise FactsError(f"it is {size_text(size)}, over the {limit} the reader reads")
-    with tempfile.TemporaryDirectory(prefix="renderhub-facts-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="renderhub-blend-") as scratch:
         # The scratch dir receives the decompressed copy of a compressed file.
         # -I: no environment, no user site; -P: not this folder on sys.path either.
-        argv = [sys.executable, "-I", "-P", __file__, str(path.resolve()), str(max_bytes)]
-        argv.append(str(max_memory))
+        argv = [sys.executable, "-I", "-P", script, str(path.resolve()), str(max_bytes)]
+        argv += [str(max_memory), *extra]
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TMPDIR": scratch}
         try:
             proc = subprocess.run(
                 argv,
                 cwd=scratch,
                 env=env,
-                stdin=subprocess.DEVNULL,
+                input=stdin.encode(),
                 capture_output=True,
                 timeout=timeout,
                 check=False,
@@ -115,19 +129,19 @@ def read_scene_facts(
             raise FactsError(f"reading it took longer than {timeout:g} s") from None
         except OSError as exc:
             raise FactsError(f"the reader could not start: {exc}") from None
-    return _parse_answer(proc.returncode, proc.stdout)
-
-
-def _parse_answer(code: int, stdout: bytes) -> BlendFacts:
     try:
-        answer = json.loads(stdout.decode("utf-8") or "null")
+        answer = json.loads(proc.stdout.decode("utf-8") or "null")
     except (UnicodeDecodeError, json.JSONDecodeError):
         answer = None
     if isinstance(answer, dict) and "error" in answer:
         raise FactsError(str(answer["error"]))
-    if code != 0 or not isinstance(answer, dict):
-        why = "out of memory or killed" if code else "no answer"
-        raise FactsError(f"the reader stopped ({why}, exit status {code})")
+    if proc.returncode != 0 or not isinstance(answer, dict):
+        why = "out of memory or killed" if proc.returncode else "no answer"
+        raise FactsError(f"the reader stopped ({why}, exit status {proc.returncode})")
+    return answer
+
+
+def _facts(answer: dict[str, Any]) -> BlendFacts:
     scenes = tuple(SceneFacts(**scene) for scene in answer["scenes"])
     return BlendFacts(
         version=answer["version"],

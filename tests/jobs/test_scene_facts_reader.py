@@ -127,11 +127,11 @@ def test_a_decompression_bomb_stops_at_the_size_limit(tmp_path: Path) -> None:
     bomb.write_bytes(gzip.compress(b"BLENDER-v304" + b"\0" * (64 << 20)))
     assert bomb.stat().st_size < 100_000
     scratch = Path(tempfile.gettempdir())
-    before = set(scratch.glob("renderhub-facts-*"))
+    before = set(scratch.glob("renderhub-blend-*"))
 
     with pytest.raises(FactsError, match="it unpacks to more than 8 MiB"):
         read_scene_facts(bomb, max_bytes=8 << 20)
-    assert set(scratch.glob("renderhub-facts-*")) <= before, "the partial copy is removed"
+    assert set(scratch.glob("renderhub-blend-*")) <= before, "the partial copy is removed"
 
 
 def hostile_file(path: Path) -> Path:
