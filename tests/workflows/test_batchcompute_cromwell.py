@@ -141,7 +141,8 @@ def test_it_submits_an_app_job_of_the_cromwell_app_like_bcs_asub(
     }
     assert body["App"]["Outputs"] == {"OUTPUTS_DIR": f"oss://{bucket}/runs/outputs/"}
     assert body["App"]["Config"]["InstanceType"] == "bcs.a2.large"
-    assert request.params["IdempotentToken"].startswith(f"renderhub-workflow-{sent.pk}-")
+    token = request.params["IdempotentToken"]
+    assert token == f"renderhub-workflow-{sent.pk}-{sent.created_at:%Y%m%d%H%M%S%f}"
     # The staged files are what Cromwell gets; RenderHub's own option stays behind.
     assert cloud_oss.get(bucket, "runs/worker_dir/renderhub/workflow.wdl").data == tiny_wdl.encode()
     inputs = json.loads(cloud_oss.get(bucket, "runs/worker_dir/renderhub/inputs.json").data)

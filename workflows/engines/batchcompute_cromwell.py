@@ -126,8 +126,10 @@ class BatchComputeCromwellEngine(Engine):
             config={**APP_CONFIG, **(run.options or {}).get(CONFIG_OPTION, {})},
         )
         client = self.client()
-        # The run's id and creation time make the token: a retried create is the same job.
-        token = f"renderhub-workflow-{run.pk}-{int(run.created_at.timestamp())}"
+        # The run's id and creation time to the microsecond, both stored on the row, make
+        # the token: a retried create is the same job, and another install (or a restored
+        # database) reusing the id never matches it.
+        token = f"renderhub-workflow-{run.pk}-{run.created_at:%Y%m%d%H%M%S%f}"
         try:
             job_id = client.create_app_job(plan, token)
         except BatchComputeError as exc:
