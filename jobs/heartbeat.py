@@ -59,26 +59,25 @@ def report(hostname: str, clusters: list[str], state: str | None = None) -> int:
         "last_seen": timezone.now(),
         "ip_address": _ip_address(),
     }
-    count = 0
+    known: set[str] = set()
     for cluster in Cluster.objects.filter(name__in=clusters):
         ClusterNode.objects.update_or_create(cluster=cluster, name=hostname, defaults=values)
-        count += 1
-    _note_unassigned(hostname, clusters, values)
-    return count
+        known.add(cluster.name)
+    _note_unassigned(hostname, set(clusters) - known, values)
+    return len(known)
 
 
-def _note_unassigned(hostname: str, clusters: list[str], values: dict[str, Any]) -> None:
+def _note_unassigned(hostname: str, missing: set[str], values: dict[str, Any]) -> None:
     """A queue with no cluster of its name is remembered, for System status to offer the
     cluster; it is forgotten once the cluster exists or the worker stops."""
-    from clusters.models import Cluster, UnassignedWorker
+    from clusters.models import UnassignedWorker
 
-    known = set(Cluster.objects.filter(name__in=clusters).values_list("name", flat=True))
     mine = UnassignedWorker.objects.filter(hostname=hostname)
     if values["state"] == NodeState.OFFLINE:
         mine.delete()
         return
-    mine.exclude(cluster_name__in=set(clusters) - known).delete()
-    for name in sorted(set(clusters) - known):
+    mine.exclude(cluster_name__in=missing).delete()
+    for name in sorted(missing):
         UnassignedWorker.objects.update_or_create(
             cluster_name=name,
             hostname=hostname,
