@@ -67,6 +67,12 @@ class RenderJob(models.Model):
         help_text="What the checks at submit warned about (scene facts, files accepted "
         "missing); shown on the job page.",
     )
+    scene_files = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="What the scene needs on a node, fixed at submit (jobs.scene_manifest): "
+        "each file's URL and place, paths to rewrite, files accepted missing.",
+    )
     output_url = models.CharField(max_length=1024)
     # Counters kept by the services so lists never count a million frames.
     frames_done = models.PositiveIntegerField(default=0)
