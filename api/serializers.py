@@ -115,6 +115,7 @@ class ClusterSerializer(serializers.ModelSerializer):
             "desired_nodes",
             "max_nodes",
             "state",
+            "suspended_at",
             "queue",
             "nodes",
             "created_at",
@@ -180,6 +181,7 @@ class RenderJobSerializer(serializers.ModelSerializer):
             "parameters",
             "priority",
             "test_frame_first",
+            "paused_at",
             "frames_done",
             "frames_failed",
             "progress",
@@ -214,11 +216,20 @@ class RenderJobSerializer(serializers.ModelSerializer):
     def get_links(self, job: RenderJob) -> dict[str, str]:
         request = self.context.get("request")
         links = {}
-        for name in ("detail", "tasks", "frames", "logs", "outputs", "cancel", "retry"):
+        names = ("detail", "tasks", "frames", "logs", "outputs", "cancel", "retry")
+        for name in (*names, "pause", "resume"):
             view = "api:job-detail" if name == "detail" else f"api:job-{name}"
             path = reverse(view, args=[job.pk])
             links[name] = request.build_absolute_uri(path) if request else path
         return links
+
+
+class PauseSerializer(serializers.Serializer):
+    now = serializers.BooleanField(
+        default=False,
+        help_text="Also stop the running chunks (queued again, finished frames kept); "
+        "without it they finish.",
+    )
 
 
 class SubmitRenderSerializer(serializers.Serializer):

@@ -132,6 +132,44 @@ class ClusterViewSet(viewsets.ReadOnlyModelViewSet):
         cluster.refresh_from_db()
         return Response(self.get_serializer(cluster).data)
 
+    @extend_schema(
+        request=None,
+        responses={
+            200: serializers.ClusterSerializer,
+            403: OpenApiResponse(description="Needs the change-cluster permission."),
+            404: NOT_FOUND,
+            409: CONFLICT,
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def suspend(self, request: Request, pk: str | None = None) -> Response:
+        """Suspend the cluster for maintenance: its nodes take no new chunks."""
+        return self._suspension(request, cluster_services.suspend)
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: serializers.ClusterSerializer,
+            403: OpenApiResponse(description="Needs the change-cluster permission."),
+            404: NOT_FOUND,
+            409: CONFLICT,
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, pk: str | None = None) -> Response:
+        """Resume a suspended cluster: its nodes take chunks again."""
+        return self._suspension(request, cluster_services.resume)
+
+    def _suspension(self, request: Request, operation: Any) -> Response:
+        cluster = self.get_object()
+        if not request.user.has_perm("clusters.change_cluster"):
+            raise exceptions.PermissionDenied("Suspending clusters needs the change-cluster right.")
+        outcome = operation(cluster, user=request_user(request))
+        if not outcome.ok:
+            raise Conflict(outcome.message)
+        cluster.refresh_from_db()
+        return Response(self.get_serializer(cluster).data)
+
 
 # --- Render jobs ------------------------------------------------------------------------
 
@@ -347,6 +385,35 @@ class RenderJobViewSet(
         stopped yet (each poll tries again)."""
         job = self.get_object()
         outcome = job_services.cancel_job(job)
+        if not outcome.ok:
+            raise Conflict(outcome.message)
+        return self._result(job, outcome.message, outcome.count, outcome.warnings)
+
+    @extend_schema(
+        request=serializers.PauseSerializer,
+        responses={200: serializers.ActionResultSerializer, 404: NOT_FOUND, 409: CONFLICT},
+    )
+    @action(detail=True, methods=["post"])
+    def pause(self, request: Request, pk: str | None = None) -> Response:
+        """Start no new chunk of the job; running chunks finish, or with ``now`` stop and
+        are queued again (their finished frames are kept)."""
+        job = self.get_object()
+        params = serializers.PauseSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        outcome = job_services.pause_job(job, now=params.validated_data["now"])
+        if not outcome.ok:
+            raise Conflict(outcome.message)
+        return self._result(job, outcome.message, outcome.count, outcome.warnings)
+
+    @extend_schema(
+        request=None,
+        responses={200: serializers.ActionResultSerializer, 404: NOT_FOUND, 409: CONFLICT},
+    )
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, pk: str | None = None) -> Response:
+        """Let a paused job's chunks start again."""
+        job = self.get_object()
+        outcome = job_services.resume_job(job)
         if not outcome.ok:
             raise Conflict(outcome.message)
         return self._result(job, outcome.message, outcome.count, outcome.warnings)

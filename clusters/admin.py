@@ -12,6 +12,7 @@ from django.utils.html import format_html, format_html_join
 
 from renderhub.admin_actions import ExplainRefusedActionsMixin
 from renderhub.compute import ComputeError
+from renderhub.outcome import add_messages
 
 from . import services
 from .choices import Backend, ClusterState
@@ -67,6 +68,7 @@ class ClusterAdmin(ExplainRefusedActionsMixin, admin.ModelAdmin):
         "backend",
         "image",
         "state",
+        "suspended_at",
         "desired_nodes",
         "actual_nodes",
         "max_nodes",
@@ -86,7 +88,13 @@ class ClusterAdmin(ExplainRefusedActionsMixin, admin.ModelAdmin):
         "updated_at",
     )
     inlines = [ClusterNodeInline]
-    actions = ["sync_clusters", "resize_clusters", "delete_clusters"]
+    actions = [
+        "sync_clusters",
+        "resize_clusters",
+        "suspend_clusters",
+        "resume_clusters",
+        "delete_clusters",
+    ]
 
     class Media:
         js = ["js/cluster-form.js"]  # hides the BatchCompute fields for own machines
@@ -215,6 +223,19 @@ class ClusterAdmin(ExplainRefusedActionsMixin, admin.ModelAdmin):
                 "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             },
         )
+
+    @admin.action(
+        description="Suspend selected clusters (their nodes take no new chunks)",
+        permissions=["change"],
+    )
+    def suspend_clusters(self, request: HttpRequest, queryset: QuerySet[Cluster]) -> None:
+        for cluster in queryset:
+            add_messages(request, services.suspend(cluster, user=request.user))  # type: ignore[arg-type]
+
+    @admin.action(description="Resume selected suspended clusters", permissions=["change"])
+    def resume_clusters(self, request: HttpRequest, queryset: QuerySet[Cluster]) -> None:
+        for cluster in queryset:
+            add_messages(request, services.resume(cluster, user=request.user))  # type: ignore[arg-type]
 
     @admin.action(
         description="Delete selected clusters (in BatchCompute too), keeping records",

@@ -37,6 +37,13 @@ class Cluster(models.Model):
     state = models.CharField(
         max_length=20, choices=ClusterState.choices, default=ClusterState.ACTIVE
     )
+    suspended_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="Set while the cluster is suspended for maintenance: its nodes take no new "
+        "chunks (running ones finish).",
+    )
     cloud_cluster_id = models.CharField(max_length=100, blank=True)
     # The BatchCompute cluster's name, also its idempotent token: tag, name and a random
     # part, so another install under the same tag never gets (or finds) this cluster.

@@ -31,6 +31,8 @@ from renderhub.compute import ComputeError
 from .choices import Backend, ClusterState, NodeState
 from .cloud_choices import CloudChoices, cloud_choices, validate_cloud  # noqa: F401 (re-exported)
 from .models import Cluster, ClusterNode, ClusterOperation, UnassignedWorker
+from .suspension import resume as resume
+from .suspension import suspend as suspend
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from renderhub.compute import ComputeError
 from renderhub.htmx import is_htmx
+from renderhub.outcome import add_messages
 
 from . import queries, services
 from .models import Cluster
@@ -63,6 +64,18 @@ def resize(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request, "clusters/detail.html", _detail_context(request, cluster, form), status=400
     )
+
+
+@require_POST
+def suspend(request: HttpRequest, pk: int) -> HttpResponse:
+    cluster = queries.get_cluster(pk)
+    if not can_resize(request):
+        return HttpResponseForbidden("You may not suspend clusters here.")
+    if request.POST.get("resume"):
+        add_messages(request, services.resume(cluster, user=request.user))  # type: ignore[arg-type]
+    else:
+        add_messages(request, services.suspend(cluster, user=request.user))  # type: ignore[arg-type]
+    return redirect(reverse("clusters:detail", args=[cluster.pk]))
 
 
 def _detail_context(request: HttpRequest, cluster: Cluster, form: ResizeForm) -> dict[str, Any]:

@@ -103,7 +103,14 @@ class RenderJobAdmin(admin.ModelAdmin):
     search_fields = ("name", "scene_url", "=id")
     date_hierarchy = "created_at"
     show_full_result_count = False
-    actions = ["cancel_jobs", "retry_jobs", "requeue_jobs"]
+    actions = [
+        "cancel_jobs",
+        "retry_jobs",
+        "requeue_jobs",
+        "pause_jobs",
+        "pause_jobs_now",
+        "resume_jobs",
+    ]
     inlines = [TaskInline, CloudJobInline, NodeBlockInline]
     readonly_fields = (
         "project",
@@ -120,6 +127,7 @@ class RenderJobAdmin(admin.ModelAdmin):
         "priority",
         "test_frame_first",
         "state",
+        "paused_at",
         "failure_reason",
         "output_url",
         "frames_done",
@@ -196,6 +204,24 @@ class RenderJobAdmin(admin.ModelAdmin):
     def retry_jobs(self, request: HttpRequest, queryset: QuerySet[RenderJob]) -> None:
         chunks = sum(services.retry_job(job) for job in queryset)
         self.message_user(request, f"Queued {chunks} chunk(s) again.", messages.SUCCESS)
+
+    @admin.action(description="Pause selected jobs (running chunks finish)", permissions=["change"])
+    def pause_jobs(self, request: HttpRequest, queryset: QuerySet[RenderJob]) -> None:
+        for job in queryset:
+            add_messages(request, services.pause_job(job))
+
+    @admin.action(
+        description="Pause selected jobs now (running chunks stop and queue again)",
+        permissions=["change"],
+    )
+    def pause_jobs_now(self, request: HttpRequest, queryset: QuerySet[RenderJob]) -> None:
+        for job in queryset:
+            add_messages(request, services.pause_job(job, now=True))
+
+    @admin.action(description="Resume selected paused jobs", permissions=["change"])
+    def resume_jobs(self, request: HttpRequest, queryset: QuerySet[RenderJob]) -> None:
+        for job in queryset:
+            add_messages(request, services.resume_job(job))
 
     @admin.action(description="Requeue running chunks of selected jobs", permissions=["change"])
     def requeue_jobs(self, request: HttpRequest, queryset: QuerySet[RenderJob]) -> None:

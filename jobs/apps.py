@@ -7,9 +7,15 @@ class JobsConfig(AppConfig):
     name = "jobs"
 
     def ready(self) -> None:
+        from clusters.suspension import cluster_resumed
         from projects import uploads
 
-        from . import heartbeat  # noqa: F401  (connects the render worker's signals)
+        from . import (
+            heartbeat,  # noqa: F401  (connects the render worker's signals)
+            scheduling,
+        )
+
+        cluster_resumed.connect(scheduling.cluster_resumed, dispatch_uid="jobs.cluster_resumed")
 
         uploads.register_overwrite_check(_used_by_unfinished_job)
 

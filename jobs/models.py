@@ -60,6 +60,11 @@ class RenderJob(models.Model):
         default=False, help_text="Render one frame first and hold the rest until it succeeds."
     )
     state = models.CharField(max_length=20, choices=JobState.choices, default=JobState.QUEUED)
+    paused_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Set while the job is paused (jobs.scheduling): no new chunk of it starts.",
+    )
     failure_reason = models.TextField(blank=True)
     warnings = models.JSONField(
         default=list,
@@ -98,6 +103,10 @@ class RenderJob(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state in (JobState.QUEUED, JobState.RUNNING)
+
+    @property
+    def is_paused(self) -> bool:
+        return self.paused_at is not None and self.is_active
 
     @property
     def progress(self) -> float:

@@ -53,7 +53,12 @@ def claim(task_id: int, node: str) -> tuple[Task, TaskAttempt] | None:
     stale delivery gets None."""
     now = timezone.now()
     claimed = Task.objects.filter(
-        pk=task_id, state=TaskState.QUEUED, job__state__in=ACTIVE_JOB_STATES
+        pk=task_id,
+        state=TaskState.QUEUED,
+        job__state__in=ACTIVE_JOB_STATES,
+        # Paused jobs and suspended clusters start nothing (jobs.scheduling).
+        job__paused_at__isnull=True,
+        job__cluster__suspended_at__isnull=True,
     ).update(
         state=TaskState.RUNNING,
         node=node,

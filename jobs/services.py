@@ -27,6 +27,8 @@ from .dispatch import dispatch as dispatch
 from .dispatch import dispatch_pending as dispatch_pending
 from .dispatch import enqueue_dispatch
 from .models import AttemptState, Frame, NodeBlock, RenderJob, Task, TaskAttempt
+from .scheduling import pause_job as pause_job
+from .scheduling import resume_job as resume_job
 from .signals import frame_failed, job_state_changed
 from .submission import RenderRequest as RenderRequest
 from .submission import SubmissionError as SubmissionError
@@ -125,6 +127,7 @@ def retry_job(job: RenderJob) -> int:
             state=new_state,
             failure_reason="",
             finished_at=None,
+            paused_at=None,  # a job paused when it ended runs when retried
             frames_failed=F("frames_failed") - failed_count,
         )
         _announce(job.pk, locked.state, new_state)

@@ -198,6 +198,20 @@ def retry(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
+def pause(request: HttpRequest, pk: int) -> HttpResponse:
+    job = queries.get_job(request.user, pk)
+    add_messages(request, services.pause_job(job, now=bool(request.POST.get("now"))))
+    return redirect(_job_url(job.pk))
+
+
+@require_POST
+def resume(request: HttpRequest, pk: int) -> HttpResponse:
+    job = queries.get_job(request.user, pk)
+    add_messages(request, services.resume_job(job))
+    return redirect(_job_url(job.pk))
+
+
+@require_POST
 def requeue(request: HttpRequest, pk: int) -> HttpResponse:
     job = queries.get_job(request.user, pk)
     chunks = services.requeue_job(job)

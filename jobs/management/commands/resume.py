@@ -1,0 +1,23 @@
+"""Resume a paused render job: ``manage.py resume ID [--as-user U]``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from jobs import services
+from jobs.cli import get_job, job_id
+from renderhub import cli, outcome
+
+
+class Command(BaseCommand):
+    help = "Resume a paused job: its chunks may start again."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("id", type=job_id, metavar="ID", help="Job id, e.g. 12 or #12.")
+        cli.add_as_user_argument(parser)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        job = get_job(options["id"], cli.resolve_user(options["as_user"]))
+        outcome.write(self, services.resume_job(job))
