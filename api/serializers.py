@@ -153,6 +153,9 @@ class RenderJobSerializer(serializers.ModelSerializer):
     submitted_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
         slug_field="username", read_only=True
     )
+    after: serializers.PrimaryKeyRelatedField[RenderJob] = serializers.PrimaryKeyRelatedField(
+        many=True, read_only=True, help_text="Ids of the jobs it waits for."
+    )
     progress = serializers.FloatField(read_only=True)
     duration = serializers.FloatField(read_only=True, allow_null=True)
     eta_seconds = serializers.SerializerMethodField()
@@ -182,6 +185,9 @@ class RenderJobSerializer(serializers.ModelSerializer):
             "priority",
             "test_frame_first",
             "paused_at",
+            "after",
+            "waiting",
+            "hold_reason",
             "frames_done",
             "frames_failed",
             "progress",
@@ -222,6 +228,12 @@ class RenderJobSerializer(serializers.ModelSerializer):
             path = reverse(view, args=[job.pk])
             links[name] = request.build_absolute_uri(path) if request else path
         return links
+
+
+class CancelSerializer(serializers.Serializer):
+    cascade = serializers.BooleanField(
+        default=False, help_text="Also cancel the jobs waiting for it (directly or not)."
+    )
 
 
 class PauseSerializer(serializers.Serializer):
@@ -272,6 +284,13 @@ class SubmitRenderSerializer(serializers.Serializer):
             "Render although files the scenes need are missing or unreachable (refused "
             "without it, naming them)."
         ),
+    )
+    after = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        default=list,
+        max_length=50,
+        help_text="Ids of jobs to wait for: the jobs start when these have all finished.",
     )
 
     def validate_parameters(self, value: dict[str, Any]) -> dict[str, Any]:

@@ -188,8 +188,10 @@ class RenderJobViewSet(
     queryset = RenderJob.objects.none()  # for the schema; get_queryset scopes every request
 
     def get_queryset(self) -> QuerySet[RenderJob]:
-        return visible_jobs(self.request).select_related(
-            "project", "software__image", "cluster", "submitted_by"
+        return (
+            visible_jobs(self.request)
+            .select_related("project", "software__image", "cluster", "submitted_by")
+            .prefetch_related("after")  # one query for a page of jobs
         )
 
     def filter_queryset(self, queryset: QuerySet[RenderJob, _Row]) -> QuerySet[RenderJob, _Row]:
@@ -258,6 +260,7 @@ class RenderJobViewSet(
             name=data.get("name", ""),
             force=data["force"],
             allow_missing=data["allow_missing"],
+            after=data["after"],
         )
         try:
             jobs = job_services.submit_render(render, user=request_user(request))
@@ -374,17 +377,20 @@ class RenderJobViewSet(
         )
 
     @extend_schema(
-        request=None,
+        request=serializers.CancelSerializer,
         responses={200: serializers.ActionResultSerializer, 404: NOT_FOUND, 409: CONFLICT},
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         """Cancel a queued or running job; running renderers are stopped by their workers.
+        With ``cascade``, the jobs waiting for it are cancelled too.
 
         ``warnings`` says when the job is cancelled but its BatchCompute job could not be
         stopped yet (each poll tries again)."""
         job = self.get_object()
-        outcome = job_services.cancel_job(job)
+        params = serializers.CancelSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        outcome = job_services.cancel_job(job, cascade=params.validated_data["cascade"])
         if not outcome.ok:
             raise Conflict(outcome.message)
         return self._result(job, outcome.message, outcome.count, outcome.warnings)

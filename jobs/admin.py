@@ -105,6 +105,7 @@ class RenderJobAdmin(admin.ModelAdmin):
     show_full_result_count = False
     actions = [
         "cancel_jobs",
+        "cancel_jobs_cascade",
         "retry_jobs",
         "requeue_jobs",
         "pause_jobs",
@@ -128,6 +129,9 @@ class RenderJobAdmin(admin.ModelAdmin):
         "test_frame_first",
         "state",
         "paused_at",
+        "after",
+        "waiting",
+        "hold_reason",
         "failure_reason",
         "output_url",
         "frames_done",
@@ -199,6 +203,13 @@ class RenderJobAdmin(admin.ModelAdmin):
     def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[RenderJob]) -> None:
         for job in queryset.select_related("cluster"):
             add_messages(request, services.cancel_job(job))
+
+    @admin.action(
+        description="Cancel selected jobs and the jobs waiting for them", permissions=["change"]
+    )
+    def cancel_jobs_cascade(self, request: HttpRequest, queryset: QuerySet[RenderJob]) -> None:
+        for job in queryset.select_related("cluster"):
+            add_messages(request, services.cancel_job(job, cascade=True))
 
     @admin.action(description="Retry failed chunks of selected jobs", permissions=["change"])
     def retry_jobs(self, request: HttpRequest, queryset: QuerySet[RenderJob]) -> None:

@@ -14,8 +14,10 @@ class JobsConfig(AppConfig):
             heartbeat,  # noqa: F401  (connects the render worker's signals)
             scheduling,
         )
+        from .signals import job_state_changed
 
         cluster_resumed.connect(scheduling.cluster_resumed, dispatch_uid="jobs.cluster_resumed")
+        job_state_changed.connect(scheduling.upstream_changed, dispatch_uid="jobs.upstream")
 
         uploads.register_overwrite_check(_used_by_unfinished_job)
 

@@ -29,8 +29,8 @@ def enqueue_dispatch(job_id: int) -> None:
 def dispatch(job_id: int) -> int:
     """Hand the job's queued, not yet dispatched tasks to its cluster's backend."""
     job = RenderJob.objects.select_related("cluster", "project").get(pk=job_id)
-    if not job.is_active or job.paused_at or job.cluster.suspended_at:
-        return 0  # resuming the job or the cluster sends its chunks (jobs.scheduling)
+    if not job.is_active or job.paused_at or job.waiting or job.cluster.suspended_at:
+        return 0  # resuming, or the jobs it runs after finishing, sends them (jobs.scheduling)
     tasks = list(job.tasks.filter(state=TaskState.QUEUED, queued_at__isnull=True))
     if tasks:
         get_backend(job.cluster.backend).dispatch(job, tasks)
@@ -51,6 +51,7 @@ def dispatch_pending() -> int:
         queued_at__lt=now - timedelta(seconds=settings.RENDER_REDISPATCH_AFTER),
         job__state__in=ACTIVE_JOB_STATES,
         job__paused_at__isnull=True,
+        job__waiting=False,
         job__cluster__suspended_at__isnull=True,
         job__cluster__backend=Backend.CELERY,
         job__cluster__in=idle.values("cluster"),

@@ -50,6 +50,12 @@ class SubmitRenderForm(forms.Form):
         required=False, help_text="Render the first frame alone; queue the rest if it succeeds."
     )
     name = forms.CharField(required=False, max_length=150)
+    after = forms.CharField(
+        required=False,
+        max_length=500,
+        label="Run after jobs",
+        help_text="Job ids, e.g. 12, 14: this job starts when they have all finished.",
+    )
     force = forms.BooleanField(
         required=False,
         label="Render frames outside the scene's range",
@@ -75,6 +81,15 @@ class SubmitRenderForm(forms.Form):
     def clean_parameters(self) -> dict[str, str]:
         return parse_param_lines(self.cleaned_data.get("parameters") or "")
 
+    def clean_after(self) -> list[int]:
+        ids = []
+        for word in (self.cleaned_data.get("after") or "").replace(",", " ").split():
+            pk = parse_id(word.removeprefix("#"))
+            if pk is None:
+                raise ValidationError(f"{word!r} is not a job id like 12 or #12.")
+            ids.append(pk)
+        return ids
+
     def submit(self) -> list[RenderJob]:
         data = self.cleaned_data
         request = services.RenderRequest(
@@ -91,6 +106,7 @@ class SubmitRenderForm(forms.Form):
             name=data.get("name", ""),
             force=data.get("force", False),
             allow_missing=data.get("allow_missing", False),
+            after=data.get("after") or [],
         )
         try:
             jobs = services.submit_render(request, user=self.user)

@@ -65,6 +65,20 @@ class RenderJob(models.Model):
         blank=True,
         help_text="Set while the job is paused (jobs.scheduling): no new chunk of it starts.",
     )
+    after = models.ManyToManyField(
+        "self",
+        symmetrical=False,
+        blank=True,
+        related_name="dependents",
+        help_text="Jobs this one waits for: it starts when they have all finished.",
+    )
+    waiting = models.BooleanField(
+        default=False,
+        help_text="Some job it runs after has not finished yet (jobs.scheduling).",
+    )
+    hold_reason = models.TextField(
+        blank=True, help_text="Why it waits although nothing upstream runs (one failed)."
+    )
     failure_reason = models.TextField(blank=True)
     warnings = models.JSONField(
         default=list,
@@ -107,6 +121,11 @@ class RenderJob(models.Model):
     @property
     def is_paused(self) -> bool:
         return self.paused_at is not None and self.is_active
+
+    @property
+    def is_waiting(self) -> bool:
+        """Waits for jobs it runs after (held, with ``hold_reason``, when one of them failed)."""
+        return self.waiting and self.is_active
 
     @property
     def progress(self) -> float:

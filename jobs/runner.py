@@ -58,6 +58,7 @@ def claim(task_id: int, node: str) -> tuple[Task, TaskAttempt] | None:
         job__state__in=ACTIVE_JOB_STATES,
         # Paused jobs and suspended clusters start nothing (jobs.scheduling).
         job__paused_at__isnull=True,
+        job__waiting=False,
         job__cluster__suspended_at__isnull=True,
     ).update(
         state=TaskState.RUNNING,

@@ -1,4 +1,5 @@
-"""Pausing and resuming jobs, and what a cluster's resume means for its chunks.
+"""Pausing and resuming jobs, what a cluster's resume means for its chunks, and jobs that
+run after others.
 
 A paused job keeps its state (queued or running: it has not ended) and gets ``paused_at``;
 the rule is kept where chunks are taken: ``runner.claim`` takes no chunk of a paused job or
@@ -8,11 +9,17 @@ the job paused and is skipped; resuming sends the job's queued chunks again.
 Pausing lets running chunks finish. Pausing *now* also stops them: each running chunk goes
 back to the queue (its node sees that at its next heartbeat and kills the renderer), its
 finished frames stay done, and its attempt is not counted against it.
+
+A job submitted to run after others (``after``) is ``waiting`` until they have all
+finished; claim and dispatch keep to that as to a pause. When an upstream job fails or is
+cancelled, the waiting job is held with a ``hold_reason`` (retrying the upstream job lifts
+the hold); cancelling a job can cascade to the jobs waiting for it (``services.cancel_job``).
 """
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.db.models import F, QuerySet
@@ -21,9 +28,12 @@ from django.utils import timezone
 from clusters.choices import Backend
 from renderhub.outcome import Outcome
 
-from .choices import ACTIVE_JOB_STATES, FrameState, TaskState
+from .choices import ACTIVE_JOB_STATES, FrameState, JobState, TaskState
 from .dispatch import enqueue_dispatch
 from .models import AttemptState, RenderJob, Task, TaskAttempt
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 log = logging.getLogger(__name__)
 
@@ -109,3 +119,105 @@ def cluster_resumed(cluster_id: int, **kwargs: object) -> None:
         _send_again(Task.objects.filter(job_id__in=jobs))
     for pk in jobs:
         enqueue_dispatch(pk)
+
+
+# --- Dependencies: a job that runs after others --------------------------------------------
+
+MAX_AFTER = 50  # upstream jobs one job may wait for
+
+
+def check_after(ids: list[int], user: User | None, errors: dict[str, list[Any]]) -> list[RenderJob]:
+    """The jobs a submission is to run after, as ``user`` may see them; refusals go into
+    ``errors["after"]`` (a job unknown or hidden, or ended without finishing)."""
+    if not ids:
+        return []
+    messages = errors.setdefault("after", [])
+    if len(ids) > MAX_AFTER:
+        messages.append(f"A job may wait for at most {MAX_AFTER} jobs.")
+        return []
+    jobs = RenderJob.objects.all() if user is None else RenderJob.objects.visible_to(user)
+    found = {job.pk: job for job in jobs.filter(pk__in=ids)}
+    for pk in sorted(set(ids)):
+        job = found.get(pk)
+        if job is None:
+            messages.append(f"There is no job #{pk}.")
+        elif job.state in (JobState.FAILED, JobState.CANCELLED):
+            messages.append(
+                f"Job #{pk} is {job.state}: a job after it would never start (retry it first)."
+            )
+    if not messages:
+        del errors["after"]
+    return list(found.values())
+
+
+def wait_after(job: RenderJob, upstream: list[RenderJob]) -> None:
+    """Make a new job (in submit's transaction) wait for ``upstream`` to finish.
+
+    The upstream rows are locked while their states are read: an upstream finishing now
+    either is seen finished here, or commits after this job exists and releases it."""
+    if not upstream:
+        return
+    job.after.set(upstream)
+    states = RenderJob.objects.select_for_update().filter(pk__in=[u.pk for u in upstream])
+    if any(state != JobState.FINISHED for state in states.values_list("state", flat=True)):
+        RenderJob.objects.filter(pk=job.pk).update(waiting=True)
+        job.waiting = True
+
+
+def upstream_changed(job_id: int, **kwargs: object) -> None:
+    """A job changed state (``job_state_changed``, after commit): the jobs waiting for it
+    start, stay held with a reason, or are released from a hold (it was retried)."""
+    try:
+        for pk in (
+            RenderJob.objects.active()
+            .filter(after=job_id, waiting=True)
+            .values_list("pk", flat=True)
+        ):
+            refresh_wait(pk)
+    except Exception:  # the dispatch_pending sweep tries again
+        log.exception("could not update the jobs waiting for job %s", job_id)
+
+
+def refresh_waiting() -> int:
+    """Release every waiting job whose upstream all finished (beat's safety net, for a
+    manager that stopped between a commit and its signal); returns how many started."""
+    waiting = RenderJob.objects.active().filter(waiting=True).values_list("pk", flat=True)
+    return sum(refresh_wait(pk) for pk in list(waiting))
+
+
+def refresh_wait(pk: int) -> bool:
+    """Start the job if everything it runs after finished; else keep it waiting, held with
+    a reason while an upstream job failed or was cancelled. True if it was released."""
+    with transaction.atomic():
+        job = RenderJob.objects.select_for_update().get(pk=pk)
+        if not job.waiting or not job.is_active:
+            return False
+        upstream = list(job.after.order_by("pk").values_list("pk", "name", "state"))
+        if all(state == JobState.FINISHED for _, _, state in upstream):
+            RenderJob.objects.filter(pk=pk).update(waiting=False, hold_reason="")
+            transaction.on_commit(lambda: enqueue_dispatch(pk))
+            log.info("job %s: every job it runs after finished; it starts", pk)
+            return True
+        ended = [
+            f"job #{up} ({name}) {state}"
+            for up, name, state in upstream
+            if state in (JobState.FAILED, JobState.CANCELLED)
+        ]
+        reason = (
+            f"Held: {', '.join(ended)}. Retry it to go on, or cancel this job." if ended else ""
+        )
+        if reason != job.hold_reason:
+            RenderJob.objects.filter(pk=pk).update(hold_reason=reason[:5000])
+    return False
+
+
+def dependents_of(job: RenderJob) -> list[RenderJob]:
+    """Every active job waiting for ``job``, directly or through others (for a cascade)."""
+    found: dict[int, RenderJob] = {}
+    frontier = [job.pk]
+    while frontier:
+        batch = RenderJob.objects.active().filter(after__in=frontier).exclude(pk__in=found)
+        fresh = list(batch.select_related("cluster").distinct())
+        found.update((j.pk, j) for j in fresh)
+        frontier = [j.pk for j in fresh]
+    return sorted(found.values(), key=lambda j: j.pk)

@@ -27,6 +27,7 @@ from .dispatch import dispatch as dispatch
 from .dispatch import dispatch_pending as dispatch_pending
 from .dispatch import enqueue_dispatch
 from .models import AttemptState, Frame, NodeBlock, RenderJob, Task, TaskAttempt
+from .scheduling import dependents_of
 from .scheduling import pause_job as pause_job
 from .scheduling import resume_job as resume_job
 from .signals import frame_failed, job_state_changed
@@ -51,13 +52,32 @@ def _announce(job_id: int, old_state: str, new_state: str) -> None:
 # --- Operations users ask for ---------------------------------------------------------
 
 
-def cancel_job(job: RenderJob) -> Outcome:
+def cancel_job(job: RenderJob, *, cascade: bool = False) -> Outcome:
     """Cancel every open task and frame; running renderers are killed by their workers.
+    With ``cascade``, the jobs waiting for it (directly or not) are cancelled too; without,
+    they stay held, saying why.
 
     The rows are committed before the backend is told to stop: a backend that cannot stop
     its work now (a BatchCompute call failed) leaves the job cancelled, with a warning that
     says so, and its poller keeps stopping it.
     """
+    outcome = _cancel_one(job)
+    if not cascade:
+        return outcome
+    downstream = [(j, _cancel_one(j)) for j in dependents_of(job)]
+    cancelled = [j for j, o in downstream if o.ok]
+    if not cancelled:
+        return outcome
+    ids = ", ".join(f"#{j.pk}" for j in cancelled)
+    return Outcome(
+        True,
+        f"{outcome.message} Also cancelled the jobs waiting for it: {ids}.",
+        outcome.count + sum(o.count for _, o in downstream),
+        outcome.warnings + tuple(w for _, o in downstream for w in o.warnings),
+    )
+
+
+def _cancel_one(job: RenderJob) -> Outcome:
     with transaction.atomic():
         locked = RenderJob.objects.select_for_update().get(pk=job.pk)
         if not locked.is_active:

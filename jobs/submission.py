@@ -25,6 +25,7 @@ from projects.models import Project
 from renderhub import storage
 from renderhub.blend.facts import FactsError
 
+from . import scheduling
 from .choices import TaskState
 from .dependencies import DependencyReport, analyse_scene
 from .dispatch import enqueue_dispatch
@@ -60,6 +61,7 @@ class RenderRequest:
     name: str = ""
     force: bool = False  # render frames outside the scene's frame range anyway
     allow_missing: bool = False  # render although files the scenes need are not there
+    after: list[int] = field(default_factory=list)  # ids of jobs to wait for (scheduling)
 
 
 @dataclass
@@ -68,6 +70,7 @@ class Validated:
     values: dict[str, Any]  # the software's parameters, coerced
     warnings: list[str]  # what the scene facts say may go wrong, shown to the submitter
     dependencies: dict[str, DependencyReport] = field(default_factory=dict)  # per .blend scene
+    after: list[RenderJob] = field(default_factory=list)  # the jobs to wait for
 
 
 class Submitted(list[RenderJob]):
@@ -150,6 +153,7 @@ def validate_render(request: RenderRequest, user: User | None) -> Validated:
         _check(errors, "priority", "Priority must be between -100 and 100.")
     if len(request.name) > 150:
         _check(errors, "name", "The name must be at most 150 characters.")
+    after = scheduling.check_after(request.after, user, errors)
 
     values: dict[str, Any] = {}
     try:
@@ -169,7 +173,7 @@ def validate_render(request: RenderRequest, user: User | None) -> Validated:
         reports = check_dependencies(request, readable, errors, warnings, copies)
     if errors:
         raise SubmissionError(errors)
-    return Validated(frames, values, warnings, reports)
+    return Validated(frames, values, warnings, reports, after)
 
 
 def _fetch_scenes(stack: contextlib.ExitStack, scenes: list[str]) -> dict[str, Path]:
@@ -260,6 +264,7 @@ def submit_render(request: RenderRequest, user: User | None = None) -> Submitted
             job.output_url = storage.join(request.project.output_prefix, folder)
             job.save(update_fields=["output_url"])
             _create_tasks(job, request, frames)
+            scheduling.wait_after(job, checked.after)
             jobs.append(job)
             transaction.on_commit(functools.partial(enqueue_dispatch, job.pk))
     log.info("submitted jobs %s (%d frames each)", [j.pk for j in jobs], len(frames))

@@ -9,11 +9,12 @@ from django.conf import settings
 
 from renderhub.storage import StorageError
 
-from . import outputs, runner, services
+from . import outputs, runner, scheduling, services
 
 
 @shared_task(ignore_result=True)
 def dispatch_pending() -> int:
+    scheduling.refresh_waiting()  # jobs whose upstream finished while no signal was heard
     return services.dispatch_pending()
 
 

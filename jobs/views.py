@@ -182,7 +182,7 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def cancel(request: HttpRequest, pk: int) -> HttpResponse:
     job = queries.get_job(request.user, pk)
-    add_messages(request, services.cancel_job(job))
+    add_messages(request, services.cancel_job(job, cascade=bool(request.POST.get("cascade"))))
     return redirect(_job_url(job.pk))
 
 

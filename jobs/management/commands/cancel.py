@@ -1,4 +1,4 @@
-"""Cancel a render job: ``manage.py cancel ID [--as-user U]``."""
+"""Cancel a render job: ``manage.py cancel ID [--cascade] [--as-user U]``."""
 
 from __future__ import annotations
 
@@ -16,8 +16,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("id", type=job_id, metavar="ID", help="Job id, e.g. 12 or #12.")
+        parser.add_argument(
+            "--cascade", action="store_true", help="Also cancel the jobs waiting for it."
+        )
         cli.add_as_user_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         job = get_job(options["id"], cli.resolve_user(options["as_user"]))
-        outcome.write(self, services.cancel_job(job))
+        outcome.write(self, services.cancel_job(job, cascade=options["cascade"]))

@@ -17,6 +17,7 @@ from images.models import Software
 from images.parameters import coerce_values
 from jobs import dependencies, scene_upload, services
 from jobs.choices import TERMINAL_JOB_STATES, JobState
+from jobs.cli import job_id
 from jobs.forms import parse_param_lines
 from jobs.framespec import FrameSpecError, parse_frame_spec
 from jobs.models import RenderJob
@@ -71,6 +72,14 @@ class Command(BaseCommand):
         )
         parser.add_argument("--name", default="", help="Job name (default: the scene's name).")
         parser.add_argument(
+            "--after",
+            type=job_id,
+            action="append",
+            default=[],
+            metavar="ID",
+            help="Start when job ID has finished (repeat for several).",
+        )
+        parser.add_argument(
             "--force",
             action="store_true",
             help="Render frames outside the scene's frame range anyway (refused without it).",
@@ -113,6 +122,7 @@ class Command(BaseCommand):
             name=options["name"],
             force=options["force"],
             allow_missing=options["allow_missing"],
+            after=options["after"],
         )
         urls = [s for s in options["scene"] if "://" in s]
         local = [Path(s).expanduser() for s in options["scene"] if "://" not in s]
