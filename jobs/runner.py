@@ -34,6 +34,7 @@ from renderhub import sandbox_paths, storage
 from . import services, thumbnails
 from .choices import ACTIVE_JOB_STATES, FrameState, TaskState
 from .models import RenderJob, Task, TaskAttempt
+from .scene_staging import SceneFileGone
 from .scene_staging import stage_scene as stage_scene  # the scene and exactly its files
 
 log = logging.getLogger(__name__)
@@ -189,6 +190,8 @@ class ChunkRun:
             spec = self.build_spec()
             self.start_agent(spec)
             self.pump()
+        except SceneFileGone as exc:  # gone on every node alike: not retried
+            self.outcome = Outcome("input_missing", str(exc))
         except Exception as exc:
             log.exception("chunk %s failed inside RenderHub", self.task)
             self.kill()

@@ -1,23 +1,27 @@
 """Staging a job's scene on a render node: the scene and exactly the files it needs.
 
-``stage_scene(job)`` lays out, under the job's folder on this node, the scene and every file
-``dependencies.analyse_scene`` finds for it (its textures, sequences, libraries and theirs),
-keeping their layout relative to their common folder so relative paths hold; nothing else
-of the mapping is there, so the sandboxed renderer sees nothing else. Absolute paths a
-mapping translates (a scene saved on Windows with ``P:\\projects\\…``) are rewritten to
-relative ones in a private copy of each .blend that has them (blender-asset-tracer's
-path rewriting); the original in storage is never touched.
+``stage_scene(job)`` lays out, under the job's folder on this node, what the job's
+manifest (``RenderJob.scene_files``, fixed at submit by :mod:`.scene_manifest`) lists: the
+scene and every file it needs, in their layout relative to their common folder, with the
+manager's rewritten copy of each .blend whose absolute paths a mapping translates. Nothing
+else of the mapping is there, so the sandboxed renderer sees nothing else, and the node
+reads no scene to learn what to fetch. A listed file that is gone fails the chunk as a
+missing input (:class:`SceneFileGone`), never rendering magenta. A job submitted before
+manifests existed gets one made here, once.
 
 Files come through a per-node content-addressed cache (:class:`NodeCache`): a file is
 fetched once per version (its size, ETag and time), stored under the SHA-256 of its
 bytes and hard-linked into each job's folder, so the many chunks of a job on one node, and
-jobs sharing textures, download each file once.
+jobs sharing textures, download each file once. :func:`prune_node` keeps the cache under
+RENDER_CACHE_MAX_BYTES and removes the staged scenes of jobs this node has not used for
+RENDER_SCENE_KEEP_HOURS.
 
-A scene whose references cannot be read is staged as before: its whole folder.
+A scene whose references could not be read at submit is staged as before: its whole folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import logging
@@ -25,6 +29,7 @@ import os
 import posixpath
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,17 +38,20 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 
 from renderhub import storage
-from renderhub.blend import deps
-from renderhub.blend.facts import FactsError
 
-from .dependencies import TRANSLATED, DependencyReport, analyse_scene
+from . import scene_manifest
 
 if TYPE_CHECKING:
     from .models import RenderJob
 
 log = logging.getLogger(__name__)
 
-MAPPED = "_mapped"  # files in another bucket than the scene's, below this folder
+PRUNE_EVERY = 600.0  # seconds between two prunings on one node
+
+
+class SceneFileGone(storage.StorageError):
+    """A file the job's manifest lists is no longer in storage: the chunk cannot render
+    what was submitted, on any node."""
 
 
 @contextmanager
@@ -70,6 +78,7 @@ class NodeCache:
         index = self.root / "index" / ident[:2] / ident
         with _locked(self.root / "locks" / ident[:2] / ident):
             if index.is_file() and (found := self._object(index.read_text().strip())).is_file():
+                os.utime(found)  # last used: pruning removes the longest unused first
                 return found
             tmp_dir = self.root / "tmp"
             tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -89,6 +98,34 @@ class NodeCache:
     def _object(self, digest: str) -> Path:
         return self.root / "objects" / digest[:2] / digest
 
+    def prune(self, max_bytes: int) -> int:
+        """Remove the longest-unused files no staged scene links to until the cache holds
+        at most ``max_bytes``; the bytes removed. Index entries of removed files go too."""
+        objects: list[tuple[float, int, Path]] = []
+        total = 0
+        for path in (self.root / "objects").glob("*/*"):
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            total += st.st_size
+            # Linked into no job's folder on this node, and not just fetched for one.
+            if st.st_nlink == 1 and time.time() - st.st_mtime > PRUNE_EVERY:
+                objects.append((st.st_mtime, st.st_size, path))
+        removed = 0
+        for _, size, path in sorted(objects):
+            if total - removed <= max_bytes:
+                break
+            with _locked(self.root / "locks" / "prune"):
+                path.unlink(missing_ok=True)
+            removed += size
+        if removed:
+            for index in (self.root / "index").glob("*/*"):
+                with contextlib.suppress(OSError):
+                    if not self._object(index.read_text().strip()).is_file():
+                        index.unlink()
+        return removed
+
 
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
@@ -102,6 +139,32 @@ def node_cache() -> NodeCache:
     return NodeCache(Path(settings.RENDER_WORK_DIR) / "cache")
 
 
+def prune_node(*, force: bool = False) -> None:
+    """At most every PRUNE_EVERY seconds: staged scenes of jobs unused here for
+    RENDER_SCENE_KEEP_HOURS (and running no chunk here) go, then the cache is trimmed."""
+    root = Path(settings.RENDER_WORK_DIR)
+    stamp = root / "cache" / "pruned"
+    now = time.time()
+    if not force and stamp.is_file() and now - stamp.stat().st_mtime < PRUNE_EVERY:
+        return
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.touch()
+    keep = settings.RENDER_SCENE_KEEP_HOURS * 3600
+    for folder in root.glob("job-*"):
+        marker = folder / "scene" / ".staged"
+        attempts = [p for p in folder.iterdir() if p.name.startswith("task-")]
+        try:
+            idle = now - marker.stat().st_mtime > keep
+        except OSError:
+            continue
+        if idle and not attempts:
+            with _locked(folder / "scene.lock"):
+                shutil.rmtree(folder / "scene", ignore_errors=True)
+    removed = node_cache().prune(settings.RENDER_CACHE_MAX_BYTES)
+    if removed:
+        log.info("node cache: removed %d bytes of files no job here uses", removed)
+
+
 def stage_scene(job: RenderJob | Any) -> tuple[Path, Path]:
     """The staged scene's path and the folder holding it and its files (the one folder
     the renderer may read). Staged once per job on this node, under a lock."""
@@ -109,87 +172,31 @@ def stage_scene(job: RenderJob | Any) -> tuple[Path, Path]:
     with _locked(base.parent / "scene.lock"):
         marker = base / ".staged"
         if marker.is_file():
+            marker.touch()  # in use: not pruned
             return base / marker.read_text(), base
-        report = analyse_scene(job.project, job.scene_url)
-        if report.unreadable:
-            log.warning(
-                "job %s: %s unreadable (%s): its folder is staged",
-                job.pk,
-                job.scene_url,
-                report.unreadable,
-            )
+        manifest = scene_manifest.for_job(job)
+        if manifest.get("folder"):
             relative = _stage_folder(job, base)
         else:
-            relative = _stage_exact(report, base, node_cache())
+            relative = _stage_files(manifest, base, node_cache())
         marker.write_text(relative)
+    prune_node()
     return base / relative, base
 
 
-def layout(urls: list[str]) -> dict[str, str]:
-    """Where each URL goes below the staging folder: the scene's bucket relative to the
-    files' common folder there; another bucket's files below ``_mapped/<n>/``."""
-    groups: dict[str, list[tuple[str, str]]] = {}
-    for url in urls:
-        scheme, rest = url.split("://", 1)
-        bucket = f"{scheme}://{rest.split('/', 1)[0]}" if scheme == "oss" else scheme
-        groups.setdefault(bucket, []).append((url, storage.resolve(url)[1]))
-    places: dict[str, str] = {}
-    for number, members in enumerate(groups.values()):
-        folders = [posixpath.dirname(key) for _, key in members]
-        common = posixpath.commonpath(folders) if all(folders) else ""
-        prefix = "" if number == 0 else f"{MAPPED}/{number}/"
-        for url, key in members:
-            rest = key[len(common) :].lstrip("/") if common else key
-            places[url] = prefix + rest
-    return places
-
-
-def _stage_exact(report: DependencyReport, base: Path, cache: NodeCache) -> str:
-    files = report.files()  # the scene first
-    places = layout(files)
-    for url in files:
-        target = _inside(base, places[url])
-        _link(cache.fetch(url), target)
-    # A private copy of each .blend whose absolute paths a mapping translates, rewritten.
-    changes: dict[str, dict[str, str]] = {}
-    for dep in report.dependencies:
-        if dep.state != TRANSLATED or dep.used_by not in places:
-            continue
-        blend = _inside(base, places[dep.used_by])
-        first = dep.files[0] if dep.files else dep.location
-        if first not in places:
-            continue
-        target = _inside(base, places[first])
-        if dep.sequence:  # a sequence or UDIM set: its name as written, beside its files
-            target = target.parent / posixpath.basename(dep.path.replace("\\", "/"))
-        relative = os.path.relpath(target, blend.parent).replace(os.sep, "/")
-        changes.setdefault(dep.used_by, {})[dep.path] = "//" + relative
-    for used_by, rewrites in changes.items():
-        blend = _inside(base, places[used_by])
-        private = blend.with_name(f".{blend.name}.rewrite")
-        shutil.copyfile(blend, private)
+def _stage_files(manifest: dict[str, Any], base: Path, cache: NodeCache) -> str:
+    for entry in manifest["files"]:
+        target = scene_manifest.inside(base, entry["place"])
         try:
-            deps.rewrite_references(
-                private,
-                rewrites,
-                timeout=settings.SCENE_FACTS_TIMEOUT,
-                max_bytes=settings.SCENE_FACTS_MAX_BYTES,
-                max_memory=settings.SCENE_FACTS_MAX_MEMORY,
-            )
-        except FactsError as exc:
-            private.unlink(missing_ok=True)
-            raise storage.StorageError(f"could not rewrite the paths in {used_by}: {exc}") from None
-        private.replace(blend)  # the link to the cached original goes; the cache keeps it
-    return places[report.scene]
-
-
-def _inside(base: Path, relative: str) -> Path:
-    """``base/relative``, refusing anything that would land outside ``base``."""
-    clean = storage.normalize_key(relative)
-    target = base / clean
-    if clean != relative or not target.resolve().is_relative_to(base.resolve()):
-        raise storage.InvalidKey(f"{relative!r} would be staged outside the scene's folder")
-    return target
+            cached = cache.fetch(entry["url"])
+        except storage.NotFound:
+            name = entry.get("source") or entry["url"]
+            raise SceneFileGone(
+                f"{name}, which the scene needs, is no longer in storage (it was there when "
+                "the job was submitted); put it back and retry the job"
+            ) from None
+        _link(cached, target)
+    return str(manifest["scene"])
 
 
 def _link(source: Path, target: Path) -> None:
@@ -211,7 +218,7 @@ def _stage_folder(job: RenderJob | Any, base: Path) -> str:
         raise storage.NotFound(f"The scene {job.scene_url} does not exist.")
     for entry in backend.walk(posixpath.dirname(key) + "/"):
         try:
-            target = _inside(base, entry.key.removeprefix(root_key))
+            target = scene_manifest.inside(base, entry.key.removeprefix(root_key))
         except storage.InvalidKey:
             log.warning("job %s: not staging %r: not a plain relative key", job.pk, entry.key)
             continue

@@ -21,6 +21,7 @@ from django.utils import timezone
 from projects.models import Project
 from renderhub import cli, storage
 
+from . import scene_manifest
 from .choices import TERMINAL_JOB_STATES
 from .dependencies import FOUND, DependencyReport, analyse_scene
 from .models import RenderJob
@@ -101,18 +102,16 @@ def refuse_overwriting_used_files(files: list[tuple[Path, str]], backend: storag
 
 
 def files_in_use(urls: list[str]) -> dict[str, RenderJob]:
-    """Which of ``urls`` an unfinished job renders from (its scene or a file it needs)."""
-    wanted = set(urls)
+    """Which of ``urls`` an unfinished job renders from (its scene or a file it needs, as
+    its manifest lists them), comparing stored files, not spellings of URLs."""
+    wanted = {key: url for url in urls if (key := scene_manifest.canonical(url))}
     used: dict[str, RenderJob] = {}
-    jobs = RenderJob.objects.exclude(state__in=TERMINAL_JOB_STATES).select_related("project")
-    for job in jobs.order_by("pk"):
-        if job.scene_url in wanted:
-            used.setdefault(job.scene_url, job)
-        if not any(
-            storage.is_prefix_of(m.source, u) for m in job.project.mappings.all() for u in wanted
-        ):
-            continue  # none of these files is where this job's could be
-        for url in analyse_scene(job.project, job.scene_url).files():
-            if url in wanted:
-                used.setdefault(url, job)
+    jobs = RenderJob.objects.exclude(state__in=TERMINAL_JOB_STATES)
+    for job in jobs.only("pk", "state", "scene_url", "scene_files", "project").order_by("pk"):
+        files = [job.scene_url, *scene_manifest.originals(job.scene_files)]
+        if job.scene_files is None:  # submitted before manifests: read its scene now
+            files += analyse_scene(job.project, job.scene_url).files()
+        for url in files:
+            if (key := scene_manifest.canonical(url)) in wanted:
+                used.setdefault(wanted[key], job)
     return used

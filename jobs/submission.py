@@ -25,7 +25,7 @@ from projects.models import Project
 from renderhub import storage
 from renderhub.blend.facts import FactsError
 
-from . import scheduling
+from . import scene_manifest, scheduling
 from .choices import TaskState
 from .dependencies import DependencyReport, analyse_scene
 from .dispatch import enqueue_dispatch
@@ -262,7 +262,11 @@ def submit_render(request: RenderRequest, user: User | None = None) -> Submitted
             # (and overwrite) an earlier install's folder in the same storage.
             folder = f"{job.pk}-{slug}-{secrets.token_hex(3)}/"
             job.output_url = storage.join(request.project.output_prefix, folder)
-            job.save(update_fields=["output_url"])
+            try:  # what a node fetches for this scene, fixed now (jobs/scene_manifest.py)
+                job.scene_files = scene_manifest.prepare(job, checked.dependencies.get(scene))
+            except scene_manifest.ManifestError as exc:
+                raise SubmissionError({"scenes": [str(exc)]}) from None
+            job.save(update_fields=["output_url", "scene_files"])
             _create_tasks(job, request, frames)
             scheduling.wait_after(job, checked.after)
             jobs.append(job)

@@ -236,6 +236,10 @@ RENDER_THREADS = env.int("RENDER_THREADS", default=0)
 # is sent again (its message was lost, e.g. by a broker crash).
 RENDER_REDISPATCH_AFTER = env.int("RENDER_REDISPATCH_AFTER", default=300)
 RENDER_WORK_DIR = Path(env.str("RENDER_WORK_DIR", default=str(VAR_DIR / "work"))).resolve()
+# Each node's cache of scene files (RENDER_WORK_DIR/cache) is trimmed to this size, the
+# longest-unused first; a job's staged scene goes once unused here for this many hours.
+RENDER_CACHE_MAX_BYTES = env.int("RENDER_CACHE_MAX_BYTES", default=50 << 30)
+RENDER_SCENE_KEEP_HOURS = env.float("RENDER_SCENE_KEEP_HOURS", default=12.0)
 # Renderers run scenes and parameters that project members chose: in a bubblewrap sandbox
 # (docs/SECURITY.md). "none" runs them unconfined, as the worker's user (trusted input only).
 RENDER_SANDBOX = env.str("RENDER_SANDBOX", default="bwrap")

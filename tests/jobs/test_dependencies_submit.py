@@ -315,3 +315,29 @@ def test_upload_never_overwrites_a_file_an_unfinished_job_renders_from(
     RenderJob.objects.filter(pk=job.pk).update(state="finished")
     run("upload", str(changed), storage_url + "scenes/assets/tex/")
     assert texture.read_bytes() == b"new pixels"
+
+
+@pytest.mark.parametrize("spelling", ["scenes/shots/./all.blend", "scenes//shots/%61ll.blend"])
+def test_upload_knows_a_used_file_however_its_url_was_written(
+    spelling: str,
+    tree: Path,
+    project: Any,
+    blender_software: Any,
+    cluster: Any,
+    storage_root: Path,
+    storage_url: str,
+    tmp_path: Path,
+) -> None:
+    [job] = services.submit_render(
+        request(project, blender_software, cluster, storage_url + spelling)
+    )
+    scene = storage_root / "scenes/shots/all.blend"
+    before = scene.read_bytes()
+    changed = tmp_path / "shots"
+    changed.mkdir()
+    (changed / "all.blend").write_bytes(b"another scene")
+
+    with pytest.raises(CommandError) as exc:
+        run("upload", str(changed), storage_url + "scenes/shots/")
+    assert f"(job #{job.pk}, queued)" in str(exc.value)
+    assert scene.read_bytes() == before

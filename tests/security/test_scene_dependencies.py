@@ -13,13 +13,12 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from rest_framework.test import APIClient
 
-from jobs import scene_staging, services
+from jobs import scene_manifest, scene_staging, services
 from jobs.dependencies import OUTSIDE, UNTRANSLATED, analyse_scene
 from projects.models import Project, StorageMapping
 from renderhub import storage
@@ -86,9 +85,18 @@ def test_references_out_of_the_project_are_classified_never_read_nor_staged(
     assert all(path in message for path in (CLIMB, THROUGH_MAPPING, OTHER, "/etc/passwd"))
 
     # Accepted anyway, the node stages the scene alone: none of those files.
-    scene, root = scene_staging.stage_scene(
-        SimpleNamespace(pk=9, scene_url=hostile, project=project)
+    [job] = services.submit_render(
+        services.RenderRequest(
+            project=project,
+            software=blender_software,
+            cluster=cluster,
+            scenes=[hostile],
+            frames="1",
+            allow_missing=True,
+        )
     )
+    assert [f["place"] for f in job.scene_files["files"]] == ["hostile.blend"]
+    scene, root = scene_staging.stage_scene(job)
     staged = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
     assert staged == [".staged", "hostile.blend"]
     assert scene == root / "hostile.blend"
@@ -105,7 +113,7 @@ def test_the_reader_is_cut_off_on_a_file_made_to_loop(settings: Any, tmp_path: P
 def test_a_staged_path_cannot_leave_the_jobs_folder(tmp_path: Path) -> None:
     for bad in ("../x", "a/../../x", "/etc/x", "a//b"):
         with pytest.raises(storage.StorageError):
-            scene_staging._inside(tmp_path, bad)
+            scene_manifest.inside(tmp_path, bad)
 
 
 def test_the_scene_check_reads_only_the_members_own_project(

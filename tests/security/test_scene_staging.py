@@ -31,8 +31,11 @@ def test_a_planted_key_cannot_escape_the_staging_folder(
     cloud_oss.put(bucket, planted, b"* * * * * root id > /tmp/pwned\n")
     # What the download would fetch for the listed key after normalising it:
     cloud_oss.put(bucket, "scenes/" + str(outside).lstrip("/"), b"* * * * * root id\n")
-    job = SimpleNamespace(
-        pk=4242, scene_url=f"oss://{bucket}/scenes/shot_a.blend", project=cloud_project
+    job = SimpleNamespace(  # from before manifests: its scene is read when staged
+        pk=4242,
+        scene_url=f"oss://{bucket}/scenes/shot_a.blend",
+        project=cloud_project,
+        scene_files=None,
     )
 
     scene, root = stage_scene(job)
@@ -41,4 +44,7 @@ def test_a_planted_key_cannot_escape_the_staging_folder(
     assert scene == root / "shot_a.blend" and scene.read_bytes().startswith(b"BLENDER")
     assert (root / "textures" / "wood.png").read_bytes() == b"texture"  # the rest is staged
     staged = [p for p in (tmp_path / "work").rglob("*") if p.is_file()]
-    assert all(p.is_relative_to(root) or p.name == "scene.lock" for p in staged)
+    cache = tmp_path / "work" / "cache"  # the node's cache of scene files
+    assert all(
+        p.is_relative_to(root) or p.is_relative_to(cache) or p.name == "scene.lock" for p in staged
+    )

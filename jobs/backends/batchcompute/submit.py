@@ -28,6 +28,7 @@ from renderhub.compute import ComputeError
 
 from .common import ACTIVE, OPEN, TASK, close, take_lease
 from .package import node_command, node_package
+from .scene import scene_spec
 
 log = logging.getLogger(__name__)
 
@@ -227,18 +228,14 @@ def _plan(cloud_job: CloudJob) -> bc.JobPlan:
 
 
 def _common_spec(job: RenderJob) -> dict[str, Any]:
-    mapping = job.project.mapping_for(job.scene_url)
-    if mapping is None:
-        raise ComputeError(f"{job.scene_url} is outside the project's storage mappings")
-    source = mapping.source if mapping.source.endswith("/") else mapping.source + "/"
-    scene = _folder(mapping.destination) + job.scene_url.removeprefix(source)
-    stem = posixpath.splitext(posixpath.basename(scene))[0]
+    staged = scene_spec(job, CONTROL_DIR)  # the scene and exactly its files
+    stem = posixpath.splitext(posixpath.basename(staged["scene"]))[0]
     return {
         "version": 1,
         "job": job.pk,
         "command": job.software.command_template,
         "variables": job.parameters,
-        "scene": scene,
+        **staged,
         "cpus": settings.RENDER_THREADS,  # 0: the node uses all its cores
         "work_dir": WORK_DIR,
         "output_dir": OUTPUT_DIR,
