@@ -152,10 +152,10 @@ def prune_node(*, force: bool = False) -> None:
     keep = settings.RENDER_SCENE_KEEP_HOURS * 3600
     for folder in root.glob("job-*"):
         marker = folder / "scene" / ".staged"
-        attempts = [p for p in folder.iterdir() if p.name.startswith("task-")]
         try:
             idle = now - marker.stat().st_mtime > keep
-        except OSError:
+            attempts = [p for p in folder.iterdir() if p.name.startswith("task-")]
+        except OSError:  # nothing staged there, or not a folder
             continue
         if idle and not attempts:
             with _locked(folder / "scene.lock"):
