@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
 from renderhub.compute import ComputeError
-from renderhub.htmx import is_htmx
+from renderhub.htmx import is_htmx, not_modified, tag
 from renderhub.outcome import add_messages
 
 from . import queries, services
@@ -31,19 +31,28 @@ def can_resize(request: HttpRequest) -> bool:
 
 @require_safe
 def cluster_list(request: HttpRequest) -> HttpResponse:
+    if is_htmx(request):  # the list's poll: 304 while no cluster or node has moved
+        etag = queries.clusters_version()
+        if unchanged := not_modified(request, etag):
+            return unchanged
+        context = {"clusters": queries.clusters_with_nodes(), "etag": etag}
+        return tag(render(request, "clusters/_clusters.html", context), etag)
     context = {"clusters": queries.clusters_with_nodes()}
-    template = "clusters/_clusters.html" if is_htmx(request) else "clusters/list.html"
-    return render(request, template, context)
+    return render(request, "clusters/list.html", context)
 
 
 @require_safe
 def cluster_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    etag = queries.clusters_version(pk) if is_htmx(request) else ""
+    if etag and (unchanged := not_modified(request, etag)):
+        return unchanged  # the nodes panel's poll, while the cluster and its nodes hold
     cluster = queries.get_cluster(pk)
     context = _detail_context(
         request, cluster, ResizeForm(initial={"count": cluster.desired_nodes})
     )
-    template = "clusters/_nodes.html" if is_htmx(request) else "clusters/detail.html"
-    return render(request, template, context)
+    if etag:
+        return tag(render(request, "clusters/_nodes.html", context | {"etag": etag}), etag)
+    return render(request, "clusters/detail.html", context)
 
 
 @require_POST

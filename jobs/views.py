@@ -26,10 +26,10 @@ from projects.browser import Folder, OutsideMappings, browse, scene_labels
 from projects.models import Project
 from renderhub import storage
 from renderhub.cli import parse_id
-from renderhub.htmx import is_htmx
+from renderhub.htmx import client_etag, is_htmx, not_modified, tag
 from renderhub.outcome import add_messages
 
-from . import nodes, pages, queries, services
+from . import live, nodes, pages, queries, services
 from .forms import SubmitRenderPageForm
 from .framespec import FrameSpecError, parse_frame_spec
 from .models import Task
@@ -45,9 +45,16 @@ def _job_url(pk: int) -> str:
 
 @require_safe
 def running_jobs(request: HttpRequest) -> HttpResponse:
+    if is_htmx(request):  # the table's poll: 304 while the listed jobs have not moved
+        jobs = queries.list_jobs(request.user, request.GET, finished=False)
+        etag = live.jobs_version(request.user, jobs, "running")
+        if unchanged := not_modified(request, etag):
+            return unchanged
+        context = queries.job_list(request.user, request.GET, finished=False)
+        context["etag"] = etag
+        return tag(render(request, "jobs/_job_table.html", context), etag)
     context = queries.job_list(request.user, request.GET, finished=False)
-    template = "jobs/_job_table.html" if is_htmx(request) else "jobs/job_list.html"
-    return render(request, template, context)
+    return render(request, "jobs/job_list.html", context)
 
 
 @require_safe
@@ -171,11 +178,20 @@ def node_detail(request: HttpRequest, pk: int, node: str) -> HttpResponse:
 
 @require_safe
 def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """The job page; its poll answers 304 while the job's version holds (``jobs.live``)
+    and otherwise carries only the grid cells that changed since the poller's version."""
+    etag = live.job_version(request.user, pk)
+    if etag is None:
+        raise Http404("No such job.")
+    if is_htmx(request) and (unchanged := not_modified(request, etag)):
+        return unchanged
     job = queries.get_job(request.user, pk)
     context = queries.job_detail(job, request.GET.get("chunks"))
+    context["etag"] = etag
     if is_htmx(request):
-        return render(request, "jobs/_job_live.html", context)
-    context["grid"] = queries.grid_html(context["frames"])
+        context["live_grid"] = live.grid_update(job, etag, client_etag(request))
+        return tag(render(request, "jobs/_job_live.html", context), etag)
+    context["grid"] = live.grid_html(job, etag)
     return render(request, "jobs/job_detail.html", context)
 
 
@@ -290,6 +306,9 @@ def _log_choice(request: HttpRequest, task: Task) -> pages.LogChoice:
 
 @require_safe
 def task_logs(request: HttpRequest, pk: int, index: int) -> HttpResponse:
+    etag = live.task_version(request.user, pk, index) if is_htmx(request) else None
+    if etag and (unchanged := not_modified(request, etag)):
+        return unchanged  # the live tail's poll: 304 until the chunk's row moves
     task = queries.get_task(request.user, pk, index)
     which = _which_log(request)
     if which is None:
@@ -304,9 +323,11 @@ def task_logs(request: HttpRequest, pk: int, index: int) -> HttpResponse:
         "attempt": choice.attempt,
         "log": pages.read_log(choice.source, which, choice.live),
         "live": choice.live,
+        "etag": etag,
     }
-    template = "jobs/_log.html" if is_htmx(request) else "jobs/logs.html"
-    return render(request, template, context)
+    if not is_htmx(request):
+        return render(request, "jobs/logs.html", context)
+    return tag(render(request, "jobs/_log.html", context), etag or "")
 
 
 @require_safe

@@ -21,9 +21,10 @@ from django.views.decorators.http import require_POST, require_safe
 from clusters import services as clusters_services
 from clusters.models import Cluster, ClusterNode
 from images.models import ComputeImage
+from jobs import live as jobs_live
 from jobs import queries as jobs_queries
 from projects.models import Project
-from renderhub.htmx import is_htmx
+from renderhub.htmx import is_htmx, not_modified, tag
 from workflows.models import WorkflowRun
 
 from . import status
@@ -112,9 +113,13 @@ def create_cluster_for_workers(request: HttpRequest) -> HttpResponse:
 def dashboard(request: HttpRequest) -> HttpResponse:
     """The site's front page: running render jobs, recent failures, clusters and nodes, and
     recent workflow runs (the live panel alone when htmx polls it)."""
+    if is_htmx(request):  # the running panel's poll: 304 while those jobs have not moved
+        etag = jobs_live.jobs_version(request.user, jobs_queries.active_jobs(request.user), "dash")
+        if unchanged := not_modified(request, etag):
+            return unchanged
+        context = jobs_queries.dashboard(request.user) | {"etag": etag}
+        return tag(render(request, "jobs/_running_panel.html", context), etag)
     context = jobs_queries.dashboard(request.user)
-    if is_htmx(request):
-        return render(request, "jobs/_running_panel.html", context)
     context["projects"] = list(Project.objects.visible_to(request.user)[:20])
     context["workflow_runs"] = list(
         WorkflowRun.objects.visible_to(request.user).select_related("project").order_by("-pk")[:10]

@@ -130,18 +130,25 @@
       }
     });
 
-    // The live partial carries one letter per frame; only changed cells are touched.
-    // htmx:load fires on the swapped-in element (the old one, detached, bubbles nowhere).
+    function paint(i, want) {
+      const cell = cells[i];
+      if (cell && cell.className.charAt(0) !== want) {
+        cell.className = want + (i === active ? " active" : "");
+        if (i === active) announce(); // the status names the frame's state as it is now
+      }
+    }
+
+    // The live partial carries the cells that changed since the version this page holds
+    // (data-changes: "17d 18r"), or, when the server no longer knows that version, one
+    // letter per frame (data-states). htmx:load fires on the swapped-in element.
     document.addEventListener("htmx:load", (event) => {
-      const states = event.target.id === "job-live" ? event.target.dataset.states : "";
-      if (!states || states.length !== cells.length) return;
-      for (let i = 0; i < states.length; i++) {
-        const want = states.charAt(i);
-        const cell = cells[i];
-        if (cell.className.charAt(0) !== want) {
-          cell.className = want + (i === active ? " active" : "");
-          if (i === active) announce(); // the status names the frame's state as it is now
-        }
+      if (event.target.id !== "job-live") return;
+      const changes = event.target.dataset.changes;
+      const states = event.target.dataset.states;
+      if (changes) {
+        for (const word of changes.split(" ")) paint(parseInt(word, 10), word.slice(-1));
+      } else if (states && states.length === cells.length) {
+        for (let i = 0; i < states.length; i++) paint(i, states.charAt(i));
       }
     });
   }
@@ -199,6 +206,21 @@
     document.addEventListener("htmx:load", refresh);
     refresh();
   }
+
+  // --- cheap polls: send back the version a live partial holds --------------------------
+
+  // A polled element with data-etag asks "changed since this?"; the server answers 304
+  // (nothing to swap, the element stays) or the new partial with its new data-etag.
+  document.addEventListener("htmx:configRequest", (event) => {
+    const etag = event.detail.elt.dataset && event.detail.elt.dataset.etag;
+    if (etag) event.detail.headers["If-None-Match"] = etag;
+  });
+  document.addEventListener("htmx:beforeSwap", (event) => {
+    if (event.detail.xhr.status === 304) {
+      event.detail.shouldSwap = false;
+      event.detail.isError = false;
+    }
+  });
 
   // --- small things ----------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ def test_members_see_the_grid_nodes_chunks_and_failure_reasons(
         assert f'<i class="{letter}" data-n="{number}"></i>' in text
     assert "Out of memory while loading textures" in text  # the reason as text, not a colour
     assert "render@node-a" in text and "188%" in text  # node, CPU use
-    assert response.context["states"] == "ddrfqq"
+    assert response.context["frame_total"] == 6
     assert response.context["counts"]["done"] == 2
     assert 'hx-trigger="every 2s"' in text  # polling while active
 

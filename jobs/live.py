@@ -1,0 +1,195 @@
+"""Versions of the live partials: a poll whose state has not moved costs one query.
+
+Each polled partial (the job page, the running list, the dashboard's running panel, a
+chunk's live log) has a version function: ONE indexed query that applies the same
+permission filter as the page and reads the counters and timestamps the page shows. Its
+digest is the partial's ETag; a poll sending it back (``If-None-Match``) gets a bodiless
+304 before any template or frame is read (``renderhub.htmx.not_modified``).
+
+What moves a version (every writer already touches one of these):
+
+- the job row: state, frame counters (``frames_done`` / ``frames_failed``, kept by the
+  services), start and end times, priority;
+- its chunks: how many are in each state, attempts, the current frames (a frame starting),
+  and the latest heartbeat (CPU and log tails are written with it), start, end and queue
+  times;
+- for active jobs, the minute: "elapsed" and the ETA move with the clock.
+
+The job page's frame grid is sent as a delta: the states string of each version is kept in
+the cache for a few minutes (shared by every viewer and every server process), and a poll
+from version A to version B gets only the cells that differ (``grid_update``), or the
+whole string when A is no longer cached.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import Count, Max, Q, QuerySet, Sum
+from django.db.models.expressions import RawSQL
+
+from renderhub.htmx import poll_etag
+
+from .choices import ACTIVE_JOB_STATES, TaskState
+from .models import RenderJob, Task
+
+if TYPE_CHECKING:
+    from .queries import User
+
+# A version's grid states stay this long in the cache: pollers two seconds apart, and a
+# tab in the background that comes back, still get a delta.
+GRID_CACHE_SECONDS = 300
+CLOCK_SECONDS = 60  # active jobs' "elapsed" and ETA: re-sent at least once a minute
+
+_LETTERS = {"queued": "q", "running": "r", "done": "d", "failed": "f", "cancelled": "c"}
+
+
+def _clock(active: bool) -> int:
+    return int(time.time() // CLOCK_SECONDS) if active else 0
+
+
+def _text(expression: str) -> str:
+    return f"COALESCE(CAST({expression} AS TEXT), '-')"
+
+
+# A job's chunks summed up in one correlated subquery, as one text: raw SQL (portable to
+# SQLite) so that a poll does not pay the ORM's compiling of a dozen aggregates.
+_CHUNKS = " || ',' || ".join(
+    [
+        _text("COUNT(*)"),
+        _text("SUM(attempts)"),
+        _text("SUM(current_frame)"),
+        _text("MAX(heartbeat_at)"),
+        _text("MAX(started_at)"),
+        _text("MAX(finished_at)"),
+        _text("MAX(queued_at)"),
+        *(
+            _text(f"SUM(CASE WHEN state = '{state.value}' THEN 1 ELSE 0 END)")
+            for state in TaskState
+        ),
+    ]
+)
+TASK_SUMMARY = f"SELECT {_CHUNKS} FROM jobs_task WHERE jobs_task.job_id = jobs_renderjob.id"  # noqa: S608
+
+
+def job_version(user: User, pk: int) -> str | None:
+    """The job page's ETag; None when ``user`` may not see the job (the page 404s).
+
+    One narrow query: the job through the pages' visibility filter, its chunks summed up.
+    """
+    chunks = RawSQL(TASK_SUMMARY, ())  # noqa: S611  (constant SQL, no parameters)
+    found = list(
+        RenderJob.objects.visible_to(user)
+        .filter(pk=pk)
+        .order_by()
+        .annotate(chunks=chunks)
+        .values_list(
+            "state",
+            "frames_done",
+            "frames_failed",
+            "started_at",
+            "finished_at",
+            "priority",
+            "chunks",
+        )[:1]
+    )
+    if not found:
+        return None
+    row = found[0]
+    return poll_etag("job", pk, row, _clock(row[0] in ACTIVE_JOB_STATES))
+
+
+def jobs_version(user: User, jobs: QuerySet[RenderJob], tag: str) -> str:
+    """A list of active jobs (the running list, the dashboard's panel): one aggregate.
+
+    ``jobs`` is already filtered to the jobs the list shows (and the user may see); which
+    jobs are in it, their states and counters make the version.
+    """
+    summary = jobs.order_by().aggregate(
+        count=Count("id"),
+        last=Max("id"),
+        ids=Sum("id"),
+        running=Count("id", filter=Q(state="running")),
+        done=Sum("frames_done"),
+        failed=Sum("frames_failed"),
+        started=Max("started_at"),
+        priority=Sum("priority"),
+    )
+    active = bool(summary["count"])
+    return poll_etag(tag, user.pk, sorted(summary.items()), _clock(active))
+
+
+def task_version(user: User, job_pk: int, index: int) -> str | None:
+    """A chunk's live log: the task row (its tails are written with each heartbeat, a new
+    attempt moves ``attempts``); None when ``user`` may not see the job."""
+    visible = RenderJob.objects.visible_to(user).filter(pk=job_pk).values("pk")
+    row = list(
+        Task.objects.filter(job_id=job_pk, index=index, job__in=visible)
+        .order_by()
+        .values_list("state", "attempts", "heartbeat_at", "finished_at", "log_url", "node")[:1]
+    )
+    return poll_etag("log", job_pk, index, row[0]) if row else None
+
+
+# --- the frame grid as a delta ----------------------------------------------------------
+
+
+def frame_states(job: RenderJob) -> str:
+    """One letter per frame in frame order, built by the database on PostgreSQL (one row
+    back for 100,000 frames) and from one narrow query elsewhere."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT string_agg(CASE state WHEN 'running' THEN 'r' WHEN 'done' THEN 'd' "
+                "WHEN 'failed' THEN 'f' WHEN 'cancelled' THEN 'c' ELSE 'q' END, '' "
+                "ORDER BY number) FROM jobs_frame WHERE job_id = %s",
+                [job.pk],
+            )
+            return str(cursor.fetchone()[0] or "")
+    rows = job.frame_set.order_by("number").values_list("state", flat=True)
+    return "".join(_LETTERS.get(state, "q") for state in rows)
+
+
+def _grid_key(pk: int, etag: str) -> str:
+    return f"rh:grid:{pk}:{etag.strip(chr(34))}"
+
+
+def grid_states(job: RenderJob, etag: str) -> str:
+    """The grid at version ``etag``: read once per version, whoever polls first."""
+    key = _grid_key(job.pk, etag)
+    states = cache.get(key)
+    if not isinstance(states, str):
+        states = frame_states(job)
+        cache.set(key, states, GRID_CACHE_SECONDS)
+    return states
+
+
+def grid_html(job: RenderJob, etag: str) -> str:
+    """The full page's grid at version ``etag``, built once per version for every viewer
+    (a 100,000-frame grid is 3.5 MB of cells: too much to rebuild per page load)."""
+    from .queries import frame_numbers, grid_cells
+
+    key = f"{_grid_key(job.pk, etag)}:html"
+    html = cache.get(key)
+    if not isinstance(html, str):
+        html = grid_cells(frame_numbers(job), grid_states(job, etag))
+        cache.set(key, html, GRID_CACHE_SECONDS)
+    return html
+
+
+def grid_changes(old: str, new: str) -> str:
+    """The cells that differ, as "index+letter" words: "17d 18r 402f"."""
+    return " ".join(f"{i}{b}" for i, (a, b) in enumerate(zip(old, new, strict=True)) if a != b)
+
+
+def grid_update(job: RenderJob, etag: str, since: str) -> dict[str, str]:
+    """What the live partial carries for the grid: ``changes`` from the version the poller
+    holds when it is still cached (and the grid kept its size), else all ``states``."""
+    states = grid_states(job, etag)
+    old = cache.get(_grid_key(job.pk, since)) if since else None
+    if isinstance(old, str) and len(old) == len(states):
+        return {"states": "", "changes": grid_changes(old, states)}
+    return {"states": states, "changes": ""}

@@ -1,0 +1,124 @@
+"""Live partials answer an unchanged poll with a bodiless 304, and a changed one with what
+changed (issue 19): the job page (its grid as a delta), the running list, the dashboard's
+running panel, a chunk's live log and the cluster pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from clusters.models import ClusterNode
+from jobs import services
+from jobs.models import RenderJob, Task
+
+pytestmark = pytest.mark.django_db
+
+HX = {"HTTP_HX_REQUEST": "true"}
+
+
+def poll(client: Any, url: str, etag: str = "") -> Any:
+    headers = dict(HX)
+    if etag:
+        headers["HTTP_IF_NONE_MATCH"] = etag
+    return client.get(url, **headers)
+
+
+def assert_unchanged(client: Any, url: str, etag: str, assert_queries: Any) -> None:
+    """304, no body, no template, and the session, the user and the version query only."""
+    with assert_queries(3):
+        response = poll(client, url, etag)
+    assert response.status_code == 304, url
+    assert response.content == b""
+    assert not response.templates  # nothing rendered
+    assert response["ETag"] == etag
+
+
+def test_an_unchanged_job_poll_is_a_bodiless_304(
+    as_bob: Any, job: RenderJob, django_assert_max_num_queries: Any
+) -> None:
+    url = f"/jobs/{job.pk}/"
+    first = poll(as_bob, url)
+    assert first.status_code == 200
+    etag = first["ETag"]
+    assert first["Cache-Control"] == "no-store"  # the page's script keeps the version
+    held = f'data-etag="&quot;{etag.strip(chr(34))}&quot;"'  # the version, for the script
+    assert held in first.content.decode()
+    assert_unchanged(as_bob, url, etag, django_assert_max_num_queries)
+    # A full page load carries the same version for the script to send back.
+    assert held in as_bob.get(url).content.decode()
+
+
+def test_a_frame_that_moves_is_sent_as_its_cell_only(as_bob: Any, job: RenderJob) -> None:
+    url = f"/jobs/{job.pk}/"
+    etag = poll(as_bob, url)["ETag"]  # the grid is "ddrfqq"
+    second = Task.objects.get(job=job, index=1)
+    services.frame_started(second, 5)
+    moved = poll(as_bob, url, etag)
+    assert moved.status_code == 200 and moved["ETag"] != etag
+    text = moved.content.decode()
+    assert 'data-changes="4r"' in text and "data-states" not in text
+    services.frame_done(second, 5, seconds=1.5, output_url="", thumbnail_url="")
+    done = poll(as_bob, url, moved["ETag"])
+    assert 'data-changes="4d"' in done.content.decode()
+    assert ">3<" in done.content.decode()  # the Done count in the summary moved too
+
+
+def test_a_poller_whose_version_is_unknown_gets_every_cell(as_bob: Any, job: RenderJob) -> None:
+    response = poll(as_bob, f"/jobs/{job.pk}/", '"not-a-version-we-made"')
+    assert response.status_code == 200
+    assert 'data-states="ddrfqq"' in response.content.decode()
+
+
+def test_a_job_state_change_ends_the_304s(as_bob: Any, job: RenderJob) -> None:
+    url = f"/jobs/{job.pk}/"
+    etag = poll(as_bob, url)["ETag"]
+    services.cancel_job(job)
+    response = poll(as_bob, url, etag)
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "Cancelled" in text and "every 2s" not in text  # ended: no more polling
+
+
+def test_a_heartbeat_moves_the_job_and_its_live_log(as_bob: Any, job: RenderJob) -> None:
+    job_url, log_url = f"/jobs/{job.pk}/", f"/jobs/{job.pk}/chunks/0/logs/?log=stdout"
+    job_etag, log_etag = poll(as_bob, job_url)["ETag"], poll(as_bob, log_url)["ETag"]
+    assert poll(as_bob, log_url, log_etag).status_code == 304
+    # What the render worker's heartbeat writes: the time, CPU use and the log tails.
+    Task.objects.filter(job=job, index=0).update(
+        heartbeat_at=timezone.now(), cpu_percent=99.0, stdout_tail="Fra:3 Sample 9/16\n"
+    )
+    log = poll(as_bob, log_url, log_etag)
+    assert log.status_code == 200 and "Sample 9/16" in log.content.decode()
+    assert poll(as_bob, log_url, log["ETag"]).status_code == 304
+    page = poll(as_bob, job_url, job_etag)
+    assert page.status_code == 200 and "99%" in page.content.decode()
+
+
+def test_the_running_list_and_the_dashboard_panel(
+    as_bob: Any, job: RenderJob, django_assert_max_num_queries: Any
+) -> None:
+    for url in ("/jobs/", "/"):
+        first = poll(as_bob, url)
+        assert first.status_code == 200 and "data-etag=" in first.content.decode()
+        assert_unchanged(as_bob, url, first["ETag"], django_assert_max_num_queries)
+    etags = {url: poll(as_bob, url)["ETag"] for url in ("/jobs/", "/")}
+    services.frame_done(
+        Task.objects.get(job=job, index=0), 3, seconds=2.0, output_url="", thumbnail_url=""
+    )
+    for url, etag in etags.items():
+        response = poll(as_bob, url, etag)
+        assert response.status_code == 200, url
+        assert "3/6" in response.content.decode(), url  # the progress moved
+
+
+def test_the_cluster_pages(as_bob: Any, cluster: Any, django_assert_max_num_queries: Any) -> None:
+    for url in ("/clusters/", f"/clusters/{cluster.pk}/"):
+        etag = poll(as_bob, url)["ETag"]
+        assert_unchanged(as_bob, url, etag, django_assert_max_num_queries)
+        ClusterNode.objects.update_or_create(
+            cluster=cluster, name=f"render@{len(url)}", defaults={"last_seen": timezone.now()}
+        )
+        response = poll(as_bob, url, etag)
+        assert response.status_code == 200 and f"render@{len(url)}" in response.content.decode()
