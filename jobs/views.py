@@ -29,7 +29,7 @@ from renderhub.cli import parse_id
 from renderhub.htmx import client_etag, is_htmx, not_modified, tag
 from renderhub.outcome import add_messages
 
-from . import live, nodes, pages, queries, services
+from . import live, movies, nodes, pages, queries, services
 from .forms import SubmitRenderPageForm
 from .framespec import FrameSpecError, parse_frame_spec
 from .models import Task
@@ -211,6 +211,13 @@ def retry(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.info(request, "Nothing to retry: the job is still running or every chunk is done.")
     return redirect(_job_url(job.pk))
+
+
+@require_safe
+def movie(request: HttpRequest, pk: int) -> HttpResponse:
+    """The job's preview movie, if one was asked for: a player once it is made."""
+    job = queries.get_job(request.user, pk)
+    return render(request, "jobs/_movie.html", {"preview": movies.preview_of(job)})
 
 
 @require_POST

@@ -286,6 +286,11 @@ BATCHCOMPUTE_PACKAGE_URL = env.str("BATCHCOMPUTE_PACKAGE_URL", default="")
 # header value sent with every request (a secret: never shown or logged).
 CROMWELL_URL = env.str("CROMWELL_URL", default="")
 CROMWELL_AUTH_HEADER = env.str("CROMWELL_AUTH_HEADER", default="")
+# Servers of projects' own, {"project name": "http://…"} (JSON): their runs go there and
+# read its call cache. Runs on the shared CROMWELL_URL do not read its cache (another
+# project's results could come back) unless CROMWELL_SHARED_CACHE says projects may share.
+CROMWELL_PROJECT_URLS = env.json("CROMWELL_PROJECT_URLS", default={})
+CROMWELL_SHARED_CACHE = env.bool("CROMWELL_SHARED_CACHE", default=False)
 # miniwdl run directories and its call cache (cache entries point into the run dirs).
 WORKFLOW_WORK_DIR = Path(env.str("WORKFLOW_WORK_DIR", default=str(VAR_DIR / "workflows"))).resolve()
 # WDL task commands on the embedded miniwdl engine run in the same kind of sandbox as

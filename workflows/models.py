@@ -59,6 +59,9 @@ class WorkflowRun(models.Model):
     outputs_dir = models.CharField(max_length=1024, help_text="Storage folder for final outputs.")
     state = models.CharField(max_length=20, choices=RunState.choices, default=RunState.SUBMITTED)
     engine_run_id = models.CharField(max_length=200, blank=True, db_index=True)
+    engine_url = models.CharField(
+        max_length=1024, blank=True, help_text="The Cromwell server the run was sent to."
+    )
     engine_status = models.CharField(
         max_length=50, blank=True, help_text="The engine's own word for the state."
     )

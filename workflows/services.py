@@ -187,6 +187,7 @@ def validate(request: WorkflowRequest, user: User | None) -> Validated:
             _add(errors, "options", problem)
         for problem in validation.check_labels(request.labels):
             _add(errors, "labels", problem)
+    engine_warnings: list[str] = []
     if checked is not None:
         for problem in engine.check_run(
             working_dir=request.working_dir or project.output_prefix,
@@ -197,6 +198,9 @@ def validate(request: WorkflowRequest, user: User | None) -> Validated:
             _add(errors, "engine", problem)
         for problem in access.file_input_problems(project, checked.files):  # every engine
             _add(errors, "inputs", problem)
+        engine_problems, engine_warnings = engine.project_notes(project, checked.doc)
+        for problem in engine_problems:
+            _add(errors, "engine", problem)
     for problem in access.path_option_problems(project, request.options):
         _add(errors, "options", problem)
     if errors:
@@ -214,6 +218,7 @@ def validate(request: WorkflowRequest, user: User | None) -> Validated:
                 else []
             ),
             *options.warnings(request.options, request.engine),
+            *engine_warnings,
         ],
     )
 

@@ -12,6 +12,7 @@ import pytest
 from renderhub import storage
 from workflows import services
 from workflows.choices import Engine, RunState
+from workflows.engines.cromwell_servers import SHARED_CACHE_NOTE
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 
@@ -78,7 +79,7 @@ def test_cromwell_gets_unknown_options_with_a_warning_but_no_miniwdl_note(
 ) -> None:
     run = submit(tiny_wdl, engine=Engine.CROMWELL, options={"workflow_failure_mode": "NoNewCalls"})
 
-    assert run.warnings == []
+    assert run.warnings == [SHARED_CACHE_NOTE]  # only the shared server's, none of miniwdl's
 
 
 def read(url: str) -> bytes:

@@ -10,6 +10,7 @@ import pytest
 
 from workflows import services
 from workflows.choices import CallStatus, Engine, RunState
+from workflows.engines.cromwell_servers import SHARED_CACHE_NOTE
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 
@@ -74,7 +75,8 @@ def test_a_plain_wdl_gets_no_notes_and_cromwell_none_of_miniwdls(
     submit: Any, tiny_wdl: str, cromwell: Any
 ) -> None:
     assert submit(tiny_wdl).warnings == []
-    assert submit(CLOUDY, engine=Engine.CROMWELL).warnings == []
+    # Only the shared server's note (its call cache is not read), none of miniwdl's.
+    assert submit(CLOUDY, engine=Engine.CROMWELL).warnings == [SHARED_CACHE_NOTE]
 
 
 def test_the_default_image_in_the_options_is_named_too(submit: Any, tiny_wdl: str) -> None:

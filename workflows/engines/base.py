@@ -12,6 +12,8 @@ from renderhub import storage
 from ..choices import CallStatus
 
 if TYPE_CHECKING:
+    from projects.models import Project
+
     from ..models import Call, WorkflowRun
 
 
@@ -92,6 +94,10 @@ class Engine(ABC):
     def configuration_problems(self) -> list[str]:
         """Why this engine cannot take runs here (missing settings), or nothing."""
         return []
+
+    def project_notes(self, project: Project, doc: Any) -> tuple[list[str], list[str]]:
+        """(problems, warnings) of running the WDL document ``doc`` for ``project`` here."""
+        return [], []
 
     def check_run(
         self, *, working_dir: str, outputs_dir: str, files: list[str], dependencies: bool

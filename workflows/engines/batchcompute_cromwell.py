@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from renderhub import storage
 from renderhub.batchcompute import AppJobPlan, BatchCompute, BatchComputeError, State
@@ -25,9 +25,11 @@ from renderhub.compute import ComputeError
 
 from ..choices import RunState
 from .base import Engine, EngineError, RunStatus, Submission
-from .cromwell import status_from_metadata
+from .cromwell import status_from_metadata, task_only_problems
 
 if TYPE_CHECKING:
+    from projects.models import Project
+
     from ..models import WorkflowRun
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,9 @@ class BatchComputeCromwellEngine(Engine):
         except EngineError as exc:
             return [f"The BatchCompute Cromwell engine cannot be used: {exc}"]
         return []
+
+    def project_notes(self, project: Project, doc: Any) -> tuple[list[str], list[str]]:
+        return task_only_problems(doc), []
 
     def check_run(
         self, *, working_dir: str, outputs_dir: str, files: list[str], dependencies: bool

@@ -24,9 +24,12 @@ from renderhub import storage
 
 from .. import access, validation
 from ..choices import CallStatus, RunState
+from . import cromwell_servers
 from .base import CallInfo, Engine, EngineError, RunStatus, Submission, read_dependencies
 
 if TYPE_CHECKING:
+    from projects.models import Project
+
     from ..models import WorkflowRun
 
 log = logging.getLogger(__name__)
@@ -278,7 +281,7 @@ def effective_options(run: WorkflowRun) -> dict[str, Any]:
     Folders it names itself were checked to be in its project (workflows.access) and are
     sent like the run's own: file:// URLs as the local paths Cromwell writes to.
     """
-    options = dict(run.options or {})
+    options = cromwell_servers.cache_options(run, dict(run.options or {}))
     for key, value in options.items():
         if key.startswith(access.PATH_OPTION_PREFIX) and isinstance(value, str):
             options[key] = _folder(access.as_url(value))
@@ -314,21 +317,42 @@ def engine_inputs(run: WorkflowRun, dependencies: bytes | None) -> dict[str, Any
     return WDL.values_to_json(values, namespace=exe.name)
 
 
+def task_only_problems(doc: Any) -> list[str]:
+    """Cromwell runs workflows only: a WDL with tasks and no workflow is refused up front."""
+    if doc is None or getattr(doc, "workflow", None) is not None or not doc.tasks:
+        return []
+    names = ", ".join(t.name for t in doc.tasks)
+    return [
+        f"Cromwell runs workflows only, and this WDL has no workflow (its tasks: {names}). "
+        f"Call the task from a workflow (workflow run_{doc.tasks[0].name} "
+        f"{{ call {doc.tasks[0].name} }}), or run it with the miniwdl engine."
+    ]
+
+
 class CromwellEngine(Engine):
     name = "cromwell"
     requested_id = True
 
     def configuration_problems(self) -> list[str]:
-        if not settings.CROMWELL_URL:
+        if not settings.CROMWELL_URL and not cromwell_servers.project_urls():
             return ["The Cromwell engine needs the CROMWELL_URL setting, which is not set."]
         return []
 
-    def client(self) -> CromwellClient:
-        return CromwellClient(settings.CROMWELL_URL, settings.CROMWELL_AUTH_HEADER)
+    def project_notes(self, project: Project, doc: Any) -> tuple[list[str], list[str]]:
+        problems, warnings = cromwell_servers.submission_notes(project)
+        return [*problems, *task_only_problems(doc)], warnings
+
+    def client(self, run: WorkflowRun) -> CromwellClient:
+        return CromwellClient(cromwell_servers.server_of(run), settings.CROMWELL_AUTH_HEADER)
 
     def start(self, run: WorkflowRun) -> Submission:
+        from ..models import WorkflowRun
+
         labels = {**(run.labels or {}), "renderhub-run": str(run.pk)}
-        client = self.client()
+        if not run.engine_url:  # kept: later polls go where the run went
+            run.engine_url = cromwell_servers.server_for(run.project)[0]
+            WorkflowRun.objects.filter(pk=run.pk).update(engine_url=run.engine_url)
+        client = self.client(run)
         dependencies = read_dependencies(run.dependencies_url)
         try:
             answer = client.submit(
@@ -351,7 +375,7 @@ class CromwellEngine(Engine):
         return Submission(str(answer["id"]), str(answer.get("status") or "Submitted"))
 
     def poll(self, run: WorkflowRun) -> RunStatus:
-        client = self.client()
+        client = self.client(run)
         metadata = client.metadata(run.engine_run_id, include=SLIM_KEYS)
         status = status_from_metadata(metadata)
         link_cache_sources(run, status.calls or [])
@@ -361,7 +385,7 @@ class CromwellEngine(Engine):
 
     def abort(self, run: WorkflowRun) -> None:
         try:
-            self.client().abort(run.engine_run_id)
+            self.client(run).abort(run.engine_run_id)
         except EngineError as exc:
             if exc.status != 404:  # 404: it ended already; the next poll records how
                 raise
