@@ -24,20 +24,26 @@ whole string when A is no longer cached.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.db.models.expressions import RawSQL
+from django.http import HttpRequest
+from django.middleware.csrf import get_token
+from django.template.loader import render_to_string
 
-from renderhub.htmx import poll_etag
+from renderhub.htmx import client_etag, poll_etag
 
+from . import timing
 from .choices import ACTIVE_JOB_STATES, TaskState
 from .models import RenderJob, Task
 
 if TYPE_CHECKING:
-    from .queries import User
+    from .queries import TaskCounts, User
+    from .timing import Eta
 
 # A version's grid states stay this long in the cache: pollers two seconds apart, and a
 # tab in the background that comes back, still get a delta.
@@ -167,6 +173,20 @@ def grid_states(job: RenderJob, etag: str) -> str:
     return states
 
 
+def frame_summary(job: RenderJob, etag: str) -> tuple[TaskCounts, Eta | None]:
+    """The job page's parts that read every frame (counts per chunk and state, the ETA),
+    computed once per version for every viewer."""
+    from .queries import frame_counts
+
+    key = f"{_grid_key(job.pk, etag)}:sum"
+    found = cache.get(key)
+    if not isinstance(found, tuple):
+        found = (dict(frame_counts(job)), timing.eta(job))
+        cache.set(key, found, GRID_CACHE_SECONDS)
+    per_task, eta = found
+    return Counter(per_task), eta
+
+
 def grid_html(job: RenderJob, etag: str) -> str:
     """The full page's grid at version ``etag``, built once per version for every viewer
     (a 100,000-frame grid is 3.5 MB of cells: too much to rebuild per page load)."""
@@ -185,11 +205,44 @@ def grid_changes(old: str, new: str) -> str:
     return " ".join(f"{i}{b}" for i, (a, b) in enumerate(zip(old, new, strict=True)) if a != b)
 
 
-def grid_update(job: RenderJob, etag: str, since: str) -> dict[str, str]:
-    """What the live partial carries for the grid: ``changes`` from the version the poller
-    holds when it is still cached (and the grid kept its size), else all ``states``."""
+def grid_update(job: RenderJob, etag: str, since: str) -> str:
+    """The grid's part of the live partial, as attributes: ``data-changes`` from the
+    version the poller holds when it is still cached (and the grid kept its size), else
+    every cell's letter in ``data-states``. Letters, digits and spaces: nothing to escape.
+    """
     states = grid_states(job, etag)
     old = cache.get(_grid_key(job.pk, since)) if since else None
     if isinstance(old, str) and len(old) == len(states):
-        return {"states": "", "changes": grid_changes(old, states)}
-    return {"states": states, "changes": ""}
+        changes = grid_changes(old, states)
+        return f' data-changes="{changes}"' if changes else ""
+    return f' data-states="{states}"'
+
+
+# --- the job page's live partial, rendered once per version ----------------------------
+
+# Placeholders in the cached partial, filled per request: the requester's CSRF token (its
+# forms post cancel, requeue, …) and the grid's changes since the version it holds.
+_CSRF_SLOT = "\ue000csrf\ue000"
+_GRID_SLOT = "\ue000grid\ue000"
+
+
+def job_partial(request: HttpRequest, pk: int, etag: str) -> str:
+    """The job page's live partial at version ``etag``, for a user who may see the job.
+
+    The template is rendered once per version and page of chunks, by the first poller;
+    every other viewer gets that HTML with their own CSRF token and grid delta filled in,
+    so a change to a job many people watch costs one render, not one per viewer.
+    """
+    from .queries import get_job, job_detail
+
+    key = f"{_grid_key(pk, etag)}:partial:{request.get_full_path()}"
+    html = cache.get(key)
+    job: RenderJob | None = None
+    if not isinstance(html, str):
+        job = get_job(request.user, pk)
+        context = job_detail(job, request.GET.get("chunks"), frame_summary(job, etag))
+        context |= {"etag": etag, "live_grid": _GRID_SLOT, "csrf_token": _CSRF_SLOT}
+        html = render_to_string("jobs/_job_live.html", context, request=request)
+        cache.set(key, html, GRID_CACHE_SECONDS)
+    grid = grid_update(job or RenderJob(pk=pk), etag, client_etag(request))
+    return html.replace(_GRID_SLOT, grid).replace(_CSRF_SLOT, get_token(request))

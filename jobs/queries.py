@@ -308,10 +308,17 @@ def frame_counts(job: RenderJob) -> TaskCounts:
     return Counter({(task, state): n for task, state, n in rows})
 
 
-def job_detail(job: RenderJob, chunk_page: str | None) -> dict[str, Any]:
+def job_detail(
+    job: RenderJob,
+    chunk_page: str | None,
+    frames: tuple[TaskCounts, timing.Eta | None] | None = None,
+) -> dict[str, Any]:
     """Everything the detail page and its live partial show but the grid (eight queries,
-    any job size; the grid's states come from ``jobs.live``)."""
-    per_task = frame_counts(job)
+    any job size; the grid's states come from ``jobs.live``).
+
+    ``frames``: the frame counts per chunk and the ETA when the caller has them (the
+    parts that read every frame; ``jobs.live.frame_summary`` keeps them per version)."""
+    per_task, eta = frames if frames is not None else (frame_counts(job), timing.eta(job))
     counts: Counter[str] = Counter()
     for (_, state), n in per_task.items():
         counts[state] += n
@@ -319,7 +326,7 @@ def job_detail(job: RenderJob, chunk_page: str | None) -> dict[str, Any]:
         "job": job,
         "frame_total": sum(counts.values()),
         "counts": {state: counts[state] for state in STATE_LETTER},
-        "eta": timing.eta(job),
+        "eta": eta,
         "seconds_per_frame": job.render_seconds / job.frames_done if job.frames_done else None,
         "nodes": node_rows(job, per_task),
         "tasks": task_page(job, chunk_page, per_task),

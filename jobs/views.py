@@ -26,7 +26,7 @@ from projects.browser import Folder, OutsideMappings, browse, scene_labels
 from projects.models import Project
 from renderhub import storage
 from renderhub.cli import parse_id
-from renderhub.htmx import client_etag, is_htmx, not_modified, tag
+from renderhub.htmx import is_htmx, not_modified, tag
 from renderhub.outcome import add_messages
 
 from . import live, movies, nodes, pages, queries, services
@@ -183,14 +183,12 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     etag = live.job_version(request.user, pk)
     if etag is None:
         raise Http404("No such job.")
-    if is_htmx(request) and (unchanged := not_modified(request, etag)):
-        return unchanged
-    job = queries.get_job(request.user, pk)
-    context = queries.job_detail(job, request.GET.get("chunks"))
-    context["etag"] = etag
     if is_htmx(request):
-        context["live_grid"] = live.grid_update(job, etag, client_etag(request))
-        return tag(render(request, "jobs/_job_live.html", context), etag)
+        unchanged = not_modified(request, etag)
+        return unchanged or tag(HttpResponse(live.job_partial(request, pk, etag)), etag)
+    job = queries.get_job(request.user, pk)
+    context = queries.job_detail(job, request.GET.get("chunks"), live.frame_summary(job, etag))
+    context["etag"] = etag
     context["grid"] = live.grid_html(job, etag)
     return render(request, "jobs/job_detail.html", context)
 

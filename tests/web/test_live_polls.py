@@ -122,3 +122,24 @@ def test_the_cluster_pages(as_bob: Any, cluster: Any, django_assert_max_num_quer
         )
         response = poll(as_bob, url, etag)
         assert response.status_code == 200 and f"render@{len(url)}" in response.content.decode()
+
+
+def test_the_partial_rendered_once_carries_each_viewers_own_csrf_token(
+    alice: Any, bob: Any, job: RenderJob
+) -> None:
+    """Alice's poll renders the partial; Bob gets the same HTML with his own token, and the
+    Cancel form in it posts with CSRF checks on."""
+    from django.test import Client
+
+    first, second = Client(enforce_csrf_checks=True), Client(enforce_csrf_checks=True)
+    first.force_login(alice)
+    second.force_login(bob)
+    url = f"/jobs/{job.pk}/"
+    alices = first.get(url, **HX).content.decode()
+    bobs = second.get(url, **HX).content.decode()
+    token = bobs.split('name="csrfmiddlewaretoken" value="', 1)[1].split('"', 1)[0]
+    assert token and token not in alices and "\ue000" not in bobs
+    response = second.post(f"/jobs/{job.pk}/cancel/", {"csrfmiddlewaretoken": token})
+    assert response.status_code == 302
+    job.refresh_from_db()
+    assert job.state == "cancelled"
