@@ -11,7 +11,7 @@ from rest_framework import serializers
 
 from clusters.models import Cluster, ClusterNode
 from images.models import ComputeImage, Software
-from jobs import timing
+from jobs import movies, timing
 from jobs.choices import FrameState, JobState
 from jobs.models import Frame, RenderJob, Task
 from jobs.outputs import signed_link
@@ -159,6 +159,7 @@ class RenderJobSerializer(serializers.ModelSerializer):
     progress = serializers.FloatField(read_only=True)
     duration = serializers.FloatField(read_only=True, allow_null=True)
     eta_seconds = serializers.SerializerMethodField()
+    movie = serializers.SerializerMethodField()
     links = serializers.SerializerMethodField()
 
     class Meta:
@@ -200,6 +201,7 @@ class RenderJobSerializer(serializers.ModelSerializer):
             "finished_at",
             "duration",
             "eta_seconds",
+            "movie",
             "links",
         )
 
@@ -215,6 +217,29 @@ class RenderJobSerializer(serializers.ModelSerializer):
         etas = self.context.get("etas")
         found = etas.get(job.pk) if etas is not None else timing.eta(job)
         return round(found.seconds, 1) if found and found.seconds is not None else None
+
+    @extend_schema_field(
+        {
+            "type": "object",
+            "nullable": True,
+            "description": "The preview movie asked for at submit: its job, that job's state "
+            "and, once finished, a signed link to the MP4 (null otherwise).",
+            "properties": {
+                "job": {"type": "integer"},
+                "state": {"type": "string"},
+                "url": {"type": "string", "nullable": True},
+            },
+        }
+    )
+    def get_movie(self, job: RenderJob) -> dict[str, Any] | None:
+        preview = movies.preview_of(job)
+        if preview is None:
+            return None
+        url = preview.url
+        request = self.context.get("request")
+        if url and request and url.startswith("/"):
+            url = request.build_absolute_uri(url)
+        return {"job": preview.job.pk, "state": preview.job.state, "url": url or None}
 
     @extend_schema_field(
         {"type": "object", "additionalProperties": {"type": "string", "format": "uri"}}
@@ -284,6 +309,11 @@ class SubmitRenderSerializer(serializers.Serializer):
             "Render although files the scenes need are missing or unreachable (refused "
             "without it, naming them)."
         ),
+    )
+    movie = serializers.BooleanField(
+        default=False,
+        help_text="Also make a preview movie (H.264 MP4 in the job's output folder) of each "
+        "job's frames once it finished: a job after it, shown as the job's 'movie'.",
     )
     after = serializers.ListField(
         child=serializers.IntegerField(min_value=1),

@@ -191,7 +191,7 @@ class RenderJobViewSet(
         return (
             visible_jobs(self.request)
             .select_related("project", "software__image", "cluster", "submitted_by")
-            .prefetch_related("after")  # one query for a page of jobs
+            .prefetch_related("after", "movies")  # one query each for a page of jobs
         )
 
     def filter_queryset(self, queryset: QuerySet[RenderJob, _Row]) -> QuerySet[RenderJob, _Row]:
@@ -261,6 +261,7 @@ class RenderJobViewSet(
             force=data["force"],
             allow_missing=data["allow_missing"],
             after=data["after"],
+            movie=data["movie"],
         )
         try:
             jobs = job_services.submit_render(render, user=request_user(request))

@@ -153,6 +153,42 @@ CATALOGUE: tuple[SoftwareTemplate, ...] = (
         ],
     ),
     SoftwareTemplate(
+        key="ffmpeg-movie",
+        title="ffmpeg: preview movie of finished frames",
+        description='What the built-in ffmpeg runs for "make a preview movie": the frames '
+        "staged as frames/000001.<ext> and on become an H.264 MP4 (one job frame).",
+        name="ffmpeg",
+        version="5.1",
+        scene_suffixes=".png,.jpg,.jpeg,.tif,.tiff,.exr",
+        command=[
+            *["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "warning"],
+            *["-framerate", "{fps}", "-start_number", "1"],
+            *["-i", "{scene_dir}/frames/%06d.{image_ext}"],
+            *["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p"],
+            *["-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", "-threads", "{cpus}"],
+            *["-f", "segment", "-segment_time", "1000000", "-segment_start_number", "{start}"],
+            *["-segment_format_options", "movflags=+faststart", "-reset_timestamps", "1"],
+            "{output_dir}/{scene_name}_%04d.mp4",
+        ],
+        parameters=[
+            {
+                "name": "fps",
+                "type": "int",
+                "default": 24,
+                "help": "Frames per second of the movie.",
+                "required": False,
+            },
+            {
+                "name": "image_ext",
+                "type": "choice",
+                "choices": ["png", "jpg", "jpeg", "tif", "tiff", "exr"],
+                "default": "png",
+                "help": "File type of the staged frames (set from the render job's frames).",
+                "required": False,
+            },
+        ],
+    ),
+    SoftwareTemplate(
         key="generic",
         title="Generic command",
         description="A starting point for any renderer: replace the program and its "

@@ -56,6 +56,11 @@ class SubmitRenderForm(forms.Form):
         label="Run after jobs",
         help_text="Job ids, e.g. 12, 14: this job starts when they have all finished.",
     )
+    movie = forms.BooleanField(
+        required=False,
+        label="Make a preview movie",
+        help_text="When the frames are done, encode them into an H.264 MP4 in the job's folder.",
+    )
     force = forms.BooleanField(
         required=False,
         label="Render frames outside the scene's range",
@@ -107,6 +112,7 @@ class SubmitRenderForm(forms.Form):
             force=data.get("force", False),
             allow_missing=data.get("allow_missing", False),
             after=data.get("after") or [],
+            movie=data.get("movie", False),
         )
         try:
             jobs = services.submit_render(request, user=self.user)

@@ -79,6 +79,14 @@ class RenderJob(models.Model):
     hold_reason = models.TextField(
         blank=True, help_text="Why it waits although nothing upstream runs (one failed)."
     )
+    movie_of = models.ForeignKey(
+        "self",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="movies",
+        help_text="The render job whose finished frames this job encodes into a preview movie.",
+    )
     failure_reason = models.TextField(blank=True)
     warnings = models.JSONField(
         default=list,

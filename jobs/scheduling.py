@@ -28,9 +28,11 @@ from django.utils import timezone
 from clusters.choices import Backend
 from renderhub.outcome import Outcome
 
+from . import movies
 from .choices import ACTIVE_JOB_STATES, FrameState, JobState, TaskState
 from .dispatch import enqueue_dispatch
 from .models import AttemptState, RenderJob, Task, TaskAttempt
+from .signals import job_state_changed
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -194,6 +196,9 @@ def refresh_wait(pk: int) -> bool:
             return False
         upstream = list(job.after.order_by("pk").values_list("pk", "name", "state"))
         if all(state == JobState.FINISHED for _, _, state in upstream):
+            if job.movie_of_id and (why := movies.prepare(job)):
+                _fail_before_start(job, why)
+                return False
             RenderJob.objects.filter(pk=pk).update(waiting=False, hold_reason="")
             transaction.on_commit(lambda: enqueue_dispatch(pk))
             log.info("job %s: every job it runs after finished; it starts", pk)
@@ -209,6 +214,31 @@ def refresh_wait(pk: int) -> bool:
         if reason != job.hold_reason:
             RenderJob.objects.filter(pk=pk).update(hold_reason=reason[:5000])
     return False
+
+
+def _fail_before_start(job: RenderJob, reason: str) -> None:
+    """End a job that cannot start (its preview movie has no frames to encode)."""
+    now = timezone.now()
+    job.tasks.exclude(state=TaskState.DONE).update(
+        state=TaskState.FAILED, failure_reason=reason, finished_at=now
+    )
+    failed = job.frame_set.exclude(state=FrameState.DONE).update(
+        state=FrameState.FAILED, failure_reason=reason
+    )
+    RenderJob.objects.filter(pk=job.pk).update(
+        state=JobState.FAILED,
+        waiting=False,
+        failure_reason=reason,
+        finished_at=now,
+        frames_failed=F("frames_failed") + failed,
+    )
+    old = job.state
+    transaction.on_commit(
+        lambda: job_state_changed.send(
+            sender=RenderJob, job_id=job.pk, old_state=old, new_state=JobState.FAILED
+        )
+    )
+    log.warning("job %s failed before starting: %s", job.pk, reason)
 
 
 def dependents_of(job: RenderJob) -> list[RenderJob]:

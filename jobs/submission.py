@@ -25,7 +25,7 @@ from projects.models import Project
 from renderhub import storage
 from renderhub.blend.facts import FactsError
 
-from . import scene_manifest, scheduling
+from . import movies, scene_manifest, scheduling
 from .choices import TaskState
 from .dependencies import DependencyReport, analyse_scene
 from .dispatch import enqueue_dispatch
@@ -62,6 +62,7 @@ class RenderRequest:
     force: bool = False  # render frames outside the scene's frame range anyway
     allow_missing: bool = False  # render although files the scenes need are not there
     after: list[int] = field(default_factory=list)  # ids of jobs to wait for (scheduling)
+    movie: bool = False  # add a preview movie job after each render job (jobs.movies)
 
 
 @dataclass
@@ -154,6 +155,8 @@ def validate_render(request: RenderRequest, user: User | None) -> Validated:
     if len(request.name) > 150:
         _check(errors, "name", "The name must be at most 150 characters.")
     after = scheduling.check_after(request.after, user, errors)
+    if request.movie:
+        movies.check(project, errors)
 
     values: dict[str, Any] = {}
     try:
@@ -269,6 +272,8 @@ def submit_render(request: RenderRequest, user: User | None = None) -> Submitted
             job.save(update_fields=["output_url", "scene_files"])
             _create_tasks(job, request, frames)
             scheduling.wait_after(job, checked.after)
+            if request.movie:
+                movies.add(job, user)
             jobs.append(job)
             transaction.on_commit(functools.partial(enqueue_dispatch, job.pk))
     log.info("submitted jobs %s (%d frames each)", [j.pk for j in jobs], len(frames))

@@ -16,6 +16,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("jobs/<int:pk>/retry/", views.retry, name="retry"),
     path("jobs/<int:pk>/pause/", views.pause, name="pause"),
     path("jobs/<int:pk>/resume/", views.resume, name="resume"),
+    path("jobs/<int:pk>/movie/", views.movie, name="movie"),
     path("jobs/<int:pk>/requeue/", views.requeue, name="requeue"),
     path("jobs/<int:pk>/chunks/<int:index>/requeue/", views.requeue_chunk, name="requeue-chunk"),
     path("jobs/<int:pk>/chunks/<int:index>/logs/", views.task_logs, name="logs"),

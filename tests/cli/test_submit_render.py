@@ -174,10 +174,12 @@ def test_it_needs_a_storage_mapping_to_upload_to(run: Any, project: Any, tmp_pat
 def test_it_asks_which_software_when_the_image_has_several(
     run: Any, scene_url: str, image: Any
 ) -> None:
-    Software.objects.create(image=image, name="maya", scene_suffixes=".mb", command_template=["x"])
-    with pytest.raises(CommandError, match=r"several software \(blender, maya\); choose one"):
+    Software.objects.create(
+        image=image, name="maya", scene_suffixes=".mb,.blend", command_template=["x"]
+    )
+    with pytest.raises(CommandError, match=r"several software for these scenes \(blender, maya\)"):
         run(*submit_args(scene_url))
-    with pytest.raises(CommandError, match=r"no software named 'max' \(choose from: blender, maya"):
+    with pytest.raises(CommandError, match=r"no software named 'max' \(choose from: blender, ffm"):
         run(*submit_args(scene_url, "--software", "max"))
     run(*submit_args(scene_url, "--software", "blender"))
     assert RenderJob.objects.get().software.name == "blender"

@@ -59,7 +59,7 @@ def test_anonymous_visitors_are_sent_to_log_in(client: Any, blender_software: So
         assert "login" in response["Location"] and "next=" in response["Location"]
     response = client.post(NEW, multi(rows_post(blender_software.image, BLENDER.command, [])))
     assert response.status_code == 302
-    assert Software.objects.count() == 1
+    assert Software.objects.count() == 2  # the built-in blender and ffmpeg only
 
 
 def test_a_member_without_the_permissions_gets_403(member: Any, blender_software: Software) -> None:
@@ -70,7 +70,7 @@ def test_a_member_without_the_permissions_gets_403(member: Any, blender_software
     assert member.post(NEW, multi(rows_post(blender_software.image, ["x"], []))).status_code == 403
     blender_software.refresh_from_db()
     assert blender_software.command_template[0] == "blender"
-    assert Software.objects.count() == 1
+    assert Software.objects.count() == 2  # the built-in blender and ffmpeg only
 
 
 def test_the_list_offers_only_what_the_user_may_do(
@@ -178,7 +178,7 @@ def test_the_admin_add_page_offers_the_templates_and_prefills(
         assert f'href="?template={entry.key}"' in page
     page = admin.get("/admin/images/software/add/?template=ffmpeg-frames").content.decode()
     assert "Prefilled from <strong>ffmpeg: video to image sequence</strong>" in page
-    assert 'name="name" value="ffmpeg"' in page
+    assert 'name="name" value="ffmpeg-2"' in page  # the built-in ffmpeg has the name
     assert 'name="command_template" value="{output_dir}/{scene_name}_%04d.{image_format}"' in page
     assert 'name="parameters__name" value="image_format"' in page
     assert 'name="scene_suffixes" value=".mp4,.mov,.mkv,.avi,.webm,.mxf"' in page
@@ -188,13 +188,13 @@ def test_the_admin_add_page_offers_the_templates_and_prefills(
         image,
         next(e for e in CATALOGUE if e.key == "ffmpeg-frames").command,
         [{"name": "image_format", "type": "choice", "choices": ["png", "jpg"], "default": "png"}],
-        name="ffmpeg",
+        name="ffmpeg-2",
         progress_parser="none",
         scene_suffixes=".mp4",
     )
     response = admin.post("/admin/images/software/add/", multi(data))
     assert response.status_code == 302, response.content.decode()[-3000:]
-    assert Software.objects.get(name="ffmpeg").parameters[0]["choices"] == ["png", "jpg"]
+    assert Software.objects.get(name="ffmpeg-2").parameters[0]["choices"] == ["png", "jpg"]
 
 
 def test_the_image_inline_has_the_editors_and_the_variables(

@@ -80,6 +80,11 @@ class Command(BaseCommand):
             help="Start when job ID has finished (repeat for several).",
         )
         parser.add_argument(
+            "--movie",
+            action="store_true",
+            help="Also make a preview movie (H.264 MP4) of each job's frames when it finishes.",
+        )
+        parser.add_argument(
             "--force",
             action="store_true",
             help="Render frames outside the scene's frame range anyway (refused without it).",
@@ -110,7 +115,7 @@ class Command(BaseCommand):
             raise CommandError("Give the frames to render with --frames, e.g. --frames 1-48.")
         request = services.RenderRequest(
             project=project,
-            software=self.pick_software(project, options["software"]),
+            software=self.pick_software(project, options["software"], options["scene"]),
             cluster=self.pick_cluster(project, options["cluster"]),
             scenes=[],
             frames=options["frames"],
@@ -123,6 +128,7 @@ class Command(BaseCommand):
             force=options["force"],
             allow_missing=options["allow_missing"],
             after=options["after"],
+            movie=options["movie"],
         )
         urls = [s for s in options["scene"] if "://" in s]
         local = [Path(s).expanduser() for s in options["scene"] if "://" not in s]
@@ -140,12 +146,16 @@ class Command(BaseCommand):
                 f"#{job.pk} {job.name}  {cli.plural(job.frame_count, 'frame')} in {chunks}"
                 f"  -> {job.output_url}"
             )
+            for movie in job.movies.all():
+                self.stdout.write(f"#{movie.pk} {movie.name}  after #{job.pk}")
         if options["wait"]:
             self.wait(jobs)
 
     # --- choosing ---------------------------------------------------------------------
 
-    def pick_software(self, project: Project, name: str | None) -> Software:
+    def pick_software(self, project: Project, name: str | None, scenes: list[str]) -> Software:
+        """The software named, else the image's only one that opens the scenes given (the
+        built-in ffmpeg, which makes preview movies, opens no .blend)."""
         available = list(project.image.software.all())
         names = ", ".join(s.name for s in available) or "none"
         if name:
@@ -155,12 +165,16 @@ class Command(BaseCommand):
                     f"Image {project.image} has no software named {name!r} (choose from: {names})."
                 )
             return match
-        if len(available) != 1:
+        fitting = [s for s in available if all(s.accepts_scene(scene) for scene in scenes)]
+        # None opens them all: the one that opens some (the submit check names the others).
+        fitting = fitting or [s for s in available if any(map(s.accepts_scene, scenes))]
+        if len(fitting) != 1:
+            which = ", ".join(s.name for s in fitting) if fitting else names
             raise CommandError(
-                f"Image {project.image} has {'no' if not available else 'several'} software "
-                f"({names}); choose one with --software."
+                f"Image {project.image} has {'several' if fitting else 'no'} software for "
+                f"these scenes ({which}); choose one with --software."
             )
-        return available[0]
+        return fitting[0]
 
     def pick_cluster(self, project: Project, name: str | None) -> Cluster:
         if name:
