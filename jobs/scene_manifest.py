@@ -23,6 +23,7 @@ naming the file: it was there at submit, and rendering without it would paint ma
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import posixpath
 import tempfile
@@ -95,6 +96,11 @@ def prepare(job: RenderJob, report: DependencyReport | None) -> dict[str, Any]:
     if report is None or report.unreadable:
         return {"version": VERSION, "folder": True, "scene": "", "files": [], "missing": []}
     urls = report.files()
+    if stray := strays(urls, allowed_folders(job)):
+        raise ManifestError(
+            f"{', '.join(stray[:10])} lead(s) through a symbolic link out of the project's "
+            "storage mappings; the scene cannot use them"
+        )
     places = layout(urls)
     copies = {
         url: _rewritten_copy(job, url, places[url], changes)
@@ -151,6 +157,39 @@ def _rewritten_copy(job: RenderJob, url: str, place: str, changes: dict[str, str
         name = posixpath.basename(place)
         raise ManifestError(f"could not rewrite the absolute paths in {name}: {exc}") from None
     return target
+
+
+def allowed_folders(job: RenderJob | Any) -> list[Path]:
+    """The real folders on local storage a job's files may be in: its project's mappings
+    and its rewritten copies. A URL inside them by name may still be elsewhere on disk."""
+    sources = [m.source for m in job.project.mappings.all()]
+    if getattr(job, "output_url", ""):
+        sources.append(storage.join(job.output_url, REWRITTEN))
+    if getattr(job, "movie_of_id", None):  # a preview movie encodes its render job's frames,
+        sources.append(job.output_url)  # which are in the output folder the two jobs share
+    folders = []
+    for source in sources:
+        with contextlib.suppress(storage.StorageError):
+            backend, key = storage.resolve(source)
+            if (path := backend.local_path(key)) is not None:
+                folders.append(path)
+    return folders
+
+
+def strays(urls: list[str], folders: list[Path]) -> list[str]:
+    """The URLs of local storage that really are (through a symbolic link) outside
+    ``folders``: another project's files under a name in this one's mapping."""
+    found = []
+    for url in urls:
+        try:
+            backend, key = storage.resolve(url)
+            path = backend.local_path(key)
+        except storage.StorageError:
+            found.append(url)  # a link out of the storage root
+            continue
+        if path is not None and not any(path.is_relative_to(f) for f in folders):
+            found.append(url)
+    return found
 
 
 def originals(manifest: dict[str, Any] | None) -> list[str]:

@@ -178,15 +178,24 @@ def stage_scene(job: RenderJob | Any) -> tuple[Path, Path]:
         if manifest.get("folder"):
             relative = _stage_folder(job, base)
         else:
-            relative = _stage_files(manifest, base, node_cache())
+            relative = _stage_files(job, manifest, base, node_cache())
         marker.write_text(relative)
     prune_node()
     return base / relative, base
 
 
-def _stage_files(manifest: dict[str, Any], base: Path, cache: NodeCache) -> str:
+def _stage_files(
+    job: RenderJob | Any, manifest: dict[str, Any], base: Path, cache: NodeCache
+) -> str:
+    folders = scene_manifest.allowed_folders(job)
     for entry in manifest["files"]:
         target = scene_manifest.inside(base, entry["place"])
+        if scene_manifest.strays([entry["url"]], folders):  # a link made since submit
+            name = entry.get("source") or entry["url"]
+            raise SceneFileGone(
+                f"{name}, which the scene needs, is now a symbolic link out of the project's "
+                "storage mappings; put the file itself back and retry the job"
+            )
         try:
             cached = cache.fetch(entry["url"])
         except storage.NotFound:
@@ -216,11 +225,15 @@ def _stage_folder(job: RenderJob | Any, base: Path) -> str:
     _, root_key = storage.resolve(mapping.source) if mapping else (None, "")
     if not backend.exists(key):
         raise storage.NotFound(f"The scene {job.scene_url} does not exist.")
+    folders = scene_manifest.allowed_folders(job)
     for entry in backend.walk(posixpath.dirname(key) + "/"):
         try:
             target = scene_manifest.inside(base, entry.key.removeprefix(root_key))
         except storage.InvalidKey:
             log.warning("job %s: not staging %r: not a plain relative key", job.pk, entry.key)
+            continue
+        if scene_manifest.strays([backend.url_for(entry.key)], folders):
+            log.warning("job %s: not staging %r: a link out of the project", job.pk, entry.key)
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         backend.download_file(entry.key, target)
