@@ -99,6 +99,9 @@ def job_version(user: User, pk: int) -> str | None:
             "started_at",
             "finished_at",
             "priority",
+            "paused_at",  # pause, resume, waiting for other jobs: the page's buttons change
+            "waiting",
+            "hold_reason",
             "chunks",
         )[:1]
     )
