@@ -1,0 +1,330 @@
+"""Fleet benchmark: N simulated render nodes reporting through the real Redis broker to one
+manager that applies their events to PostgreSQL (issue 15).
+
+Each simulated node runs one chunk of a running job and speaks the node protocol of
+``renderhub.node_events``: a frame every 2 s (``frame_started`` and ``frame_done``), a
+progress tick every 0.5 s and a heartbeat with CPU every 5 s, flushed as one message per
+node every ``--flush`` seconds, on the node's own broker connection. Nodes share
+``--procs`` processes (one loop each, no renderer). The manager is ``jobs.event_drain`` in
+a process of its own, with one database connection.
+
+Reported per N: the database connections in use on the bench database (most seen, this
+script's own sampling connection not counted), event-to-row latency (from the node's
+timestamp to the commit that applied it: median and p95), the manager's CPU (its process'
+CPU seconds per wall second), the broker's memory (Redis ``used_memory``, most seen) and
+lost or doubled events (events sent against events applied; frames reported done against
+frames done in the database: both must be 0).
+
+Usage: ``python bench/fleet.py [--nodes 100,300,1000] [--seconds 30]``
+(PostgreSQL ``--database-url``, default ``renderhub_bench_fleet``; Redis ``--broker``,
+default db 9 on 127.0.0.1, emptied first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the node processes import renderhub.node_events from here
+DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/renderhub_bench_fleet"
+DEFAULT_BROKER = "redis://127.0.0.1:6379/9"
+FRAME_EVERY, PROGRESS_EVERY, HEARTBEAT_EVERY = 2.0, 0.5, 5.0
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
+    parser.add_argument("--broker", default=DEFAULT_BROKER)
+    parser.add_argument("--nodes", default="100,300,1000")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--procs", type=int, default=8, help="processes the nodes share")
+    parser.add_argument("--flush", type=float, default=1.0, help="seconds between a node's sends")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    return parser.parse_args()
+
+
+def ensure_database(url: str) -> None:
+    parts = urlsplit(url)
+    command = ["createdb", "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 5432)]
+    command += ["-U", parts.username or "postgres", parts.path.lstrip("/")]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode and "already exists" not in result.stderr:
+        raise SystemExit(f"createdb failed: {result.stderr.strip()}")
+
+
+def django_setup(database_url: str, broker: str) -> None:
+    os.environ.update(
+        RENDERHUB_VAR_DIR=os.environ.get("RENDERHUB_VAR_DIR")
+        or tempfile.mkdtemp(prefix="renderhub-bench-fleet-"),
+        DATABASE_URL=database_url,
+        CELERY_BROKER_URL=broker,
+        DJANGO_SETTINGS_MODULE="renderhub.settings",
+    )
+    import django
+
+    django.setup()
+
+
+def make_job(nodes: int, frames: int) -> list[int]:
+    """A running job of ``nodes`` chunks of ``frames`` frames, claimed (attempt 1); the
+    chunks' ids."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from clusters.models import Cluster
+    from images.models import ComputeImage, Software
+    from jobs.choices import JobState, TaskState
+    from jobs.models import Frame, RenderJob, Task
+    from projects.models import Project
+
+    image, _ = ComputeImage.objects.get_or_create(name="fleet", defaults={"image_id": "fleet"})
+    software, _ = Software.objects.get_or_create(
+        image=image, name="sim", defaults={"command_template": ["true", "{scene}"]}
+    )
+    cluster, _ = Cluster.objects.get_or_create(name="fleet", defaults={"image": image})
+    project, _ = Project.objects.get_or_create(
+        name="fleet", defaults={"image": image, "output_prefix": "file:///tmp/fleet/"}
+    )
+    now = timezone.now()
+    with transaction.atomic():
+        job = RenderJob.objects.create(
+            project=project,
+            software=software,
+            cluster=cluster,
+            name=f"fleet-{nodes}",
+            scene_url="file:///tmp/fleet/scene.blend",
+            frame_spec=f"1-{nodes * frames}",
+            frame_count=nodes * frames,
+            node_count=nodes,
+            state=JobState.RUNNING,
+            output_url="file:///tmp/fleet/out/",
+            started_at=now,
+        )
+        tasks = Task.objects.bulk_create(
+            Task(
+                job=job,
+                index=i,
+                frames=list(range(i * frames + 1, (i + 1) * frames + 1)),
+                state=TaskState.RUNNING,
+                attempts=1,
+                node=f"sim-{i:04d}",
+                started_at=now,
+                heartbeat_at=now,
+            )
+            for i in range(nodes)
+        )
+        Frame.objects.bulk_create(
+            (Frame(job=job, task=t, number=n) for t in tasks for n in t.frames), batch_size=5000
+        )
+    return [t.pk for t in tasks]
+
+
+# --- the simulated nodes ------------------------------------------------------------------
+
+
+def run_nodes(chunks: list[tuple[int, list[int]]], args: dict[str, Any], report: Any) -> None:
+    """One process of simulated nodes: one connection and one sender per node."""
+    from renderhub.node_events import EventSender, events_connection
+
+    senders = []
+    for task, frames in chunks:
+        connection = events_connection(args["broker"])
+        connection.ensure_connection(max_retries=3)
+        senders.append((EventSender(connection, f"sim-{task}"), connection, task, list(frames)))
+    start = time.monotonic()
+    end = start + args["seconds"]
+    ticks = {"progress": start, "frame": start, "heartbeat": start, "flush": start}
+    counts = {"frames_done": 0}
+    current: list[int | None] = [None for _ in senders]
+    while (now := time.monotonic()) < end:
+        if now >= ticks["frame"]:
+            ticks["frame"] += FRAME_EVERY
+            for i, (sender, _, task, frames) in enumerate(senders):
+                if current[i] is not None:
+                    sender.event(task, 1, "frame_done", frame=current[i], seconds=FRAME_EVERY)
+                    counts["frames_done"] += 1
+                current[i] = frames.pop(0) if frames else None
+                if current[i] is not None:
+                    sender.event(task, 1, "frame_started", frame=current[i])
+        if now >= ticks["progress"]:
+            ticks["progress"] += PROGRESS_EVERY
+            for i, (sender, _, task, _frames) in enumerate(senders):
+                if current[i] is not None:
+                    sender.event(task, 1, "progress", frame=current[i], percent=50.0)
+        if now >= ticks["heartbeat"]:
+            ticks["heartbeat"] += HEARTBEAT_EVERY
+            for sender, _, task, _frames in senders:
+                sender.event(task, 1, "heartbeat", cpu=97.0)
+        if now >= ticks["flush"]:
+            ticks["flush"] += args["flush"]
+            for sender, *_ in senders:
+                sender.flush()
+        time.sleep(max(0.0, min(ticks.values()) - time.monotonic()))
+    for sender, connection, *_ in senders:
+        sender.flush()
+        connection.release()
+    report.put({"sent": sum(s.sent for s, *_ in senders), **counts})
+
+
+# --- the manager --------------------------------------------------------------------------
+
+
+def run_manager(database_url: str, broker: str, stats_path: str) -> None:
+    """The drain in a process of its own; writes its figures when told to stop (SIGTERM)."""
+    django_setup(database_url, broker)
+    import resource
+
+    from jobs.event_drain import drain
+    from renderhub.node_events import events_connection
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    latencies: list[float] = []
+    totals = {"events": 0, "stale": 0, "invalid": 0, "frames_done": 0, "batches": 0}
+
+    def on_batch(applied: Any, messages: int) -> None:
+        latencies.extend(applied.latencies)
+        totals["events"] += applied.events
+        totals["stale"] += applied.stale
+        totals["invalid"] += applied.invalid
+        totals["frames_done"] += applied.frames_done
+        totals["batches"] += 1
+
+    started = time.monotonic()
+    with events_connection(broker) as connection:
+        drain(connection, stop, on_batch=on_batch)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    Path(stats_path).write_text(
+        json.dumps(
+            {
+                **totals,
+                "latencies": latencies,
+                "cpu_seconds": usage.ru_utime + usage.ru_stime,
+                "wall_seconds": time.monotonic() - started,
+            }
+        )
+    )
+
+
+# --- one round ----------------------------------------------------------------------------
+
+
+def one_round(n: int, args: argparse.Namespace) -> dict[str, Any]:
+    import redis
+    from django.db import connection
+
+    frames = int(args.seconds / FRAME_EVERY) + 2
+    task_ids = make_job(n, frames)
+    from jobs.models import Task
+
+    rows = dict(Task.objects.filter(pk__in=task_ids).values_list("pk", "frames"))
+    broker = redis.Redis.from_url(args.broker)
+    broker.flushdb()
+    stats = Path(tempfile.mkstemp(prefix="fleet-manager-", suffix=".json")[1])
+    context = multiprocessing.get_context("spawn")
+    manager = context.Process(target=run_manager, args=(args.database_url, args.broker, str(stats)))
+    manager.start()
+    time.sleep(3.0)  # the manager's Django is up and its consumer listening
+    report = context.Queue()
+    slices = [task_ids[i :: args.procs] for i in range(args.procs)]
+    node_args = {"broker": args.broker, "seconds": args.seconds, "flush": args.flush}
+    nodes = [
+        context.Process(target=run_nodes, args=([(t, rows[t]) for t in part], node_args, report))
+        for part in slices
+        if part
+    ]
+    for process in nodes:
+        process.start()
+    db_name = urlsplit(args.database_url).path.lstrip("/")
+    connections_seen, memory_seen = 0, 0
+    with connection.cursor() as cursor:
+        while any(p.is_alive() for p in nodes):
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> "
+                "pg_backend_pid()",
+                [db_name],
+            )
+            connections_seen = max(connections_seen, cursor.fetchone()[0])
+            memory_seen = max(memory_seen, int(broker.info("memory")["used_memory"]))
+            time.sleep(0.5)
+    nodes_stopped = time.monotonic()
+    sent = [report.get(timeout=30) for _ in nodes]
+    for process in nodes:
+        process.join()
+    total_sent = sum(r["sent"] for r in sent)
+    reported_done = sum(r["frames_done"] for r in sent)
+    from jobs.models import RenderJob
+    from renderhub.node_events import EVENTS_QUEUE, REDIS_OPTIONS
+
+    prefix = str(REDIS_OPTIONS["global_keyprefix"])
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # until the queue is empty and nothing is unacked
+        if not broker.llen(prefix + EVENTS_QUEUE) and not broker.hlen(prefix + "unacked"):
+            break
+        time.sleep(0.2)
+    drained_after = time.monotonic()
+    job = RenderJob.objects.get(tasks__pk=task_ids[0])
+    manager.terminate()
+    manager.join(timeout=30)
+    figures: dict[str, Any] = json.loads(stats.read_text())
+    stats.unlink()
+    latencies = sorted(figures.pop("latencies"))
+    applied = figures["events"] + figures["stale"] + figures["invalid"]
+    return {
+        "nodes": n,
+        "seconds": args.seconds,
+        "events_sent": total_sent,
+        "events_applied": applied,
+        "lost_events": max(0, total_sent - applied),
+        "duplicated_events": max(0, applied - total_sent),
+        "frames_reported_done": reported_done,
+        "frames_done_in_db": job.frames_done,
+        "latency_median_s": round(statistics.median(latencies), 3) if latencies else None,
+        "latency_p95_s": round(latencies[int(0.95 * (len(latencies) - 1))], 3)
+        if latencies
+        else None,
+        "db_connections_max": connections_seen,
+        "manager_cpu_percent": round(
+            100 * figures["cpu_seconds"] / max(figures["wall_seconds"], 1e-9), 1
+        ),
+        "broker_memory_max_mb": round(memory_seen / 2**20, 1),
+        "batches": figures["batches"],
+        "backlog_seconds_after_nodes_stopped": round(drained_after - nodes_stopped, 2),
+    }
+
+
+def main() -> None:
+    args = parse_args()
+    ensure_database(args.database_url)
+    django_setup(args.database_url, args.broker)
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    results = []
+    for n in (int(x) for x in args.nodes.split(",")):
+        result = one_round(n, args)
+        results.append(result)
+        print(json.dumps(result), flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = args.out / f"fleet-{stamp}.json"
+    path.write_text(json.dumps(results, indent=1))
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""What render nodes report, applied to the database in batches: ``apply_events``.
+
+A node reports a chunk's life as events (``renderhub.node_events`` sends them as broker
+messages; a worker of our own hands them over in-process). Each is a dict:
+
+    {"id": "<node>:<task>:<attempt>:<seq>", "task": 12, "attempt": 2, "seq": 7,
+     "kind": "frame_started" | "frame_done" | "frame_failed" | "progress" | "heartbeat"
+             | "log",
+     "at": 1764680000.25,            # when the node saw it (seconds since the epoch)
+     ...the kind's fields: frame, seconds, output_url, thumbnail_url, reason, cpu,
+        tails {"agent_log_tail": …, "stdout_tail": …, "stderr_tail": …}}
+
+A batch costs a bounded number of queries whatever its size: one read of the chunks it
+names, one update per kind and chunk at most, one per job's counters. Events are applied
+in order per chunk (by ``seq``) and only for the chunk's current attempt while it runs.
+Applying a batch twice changes nothing the second time (a broker redelivers after a crash):
+every update is guarded by a state (a frame is started only from queued, done only once,
+counted once) or by time (a heartbeat never moves back). Chunk starts and ends stay with
+the services (``claim`` and ``task_finished``): they decide ownership and retries.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, Q
+
+from .choices import FrameState, TaskState
+from .models import Frame, RenderJob, Task
+
+log = logging.getLogger(__name__)
+
+KINDS = {"frame_started", "frame_done", "frame_failed", "progress", "heartbeat", "log"}
+TAILS = ("agent_log_tail", "stdout_tail", "stderr_tail")
+
+
+@dataclass
+class Applied:
+    events: int = 0  # applied to a running chunk's current attempt
+    stale: int = 0  # for another attempt, or a chunk no longer running: ignored
+    invalid: int = 0  # not an event this module reads
+    frames_done: int = 0  # frames newly done (a repeated report counts 0)
+    latencies: list[float] = field(default_factory=list)  # seconds from "at" to applied
+
+
+def _valid(event: Any) -> bool:
+    return (
+        isinstance(event, dict)
+        and event.get("kind") in KINDS
+        and isinstance(event.get("task"), int)
+        and isinstance(event.get("attempt"), int)
+        and isinstance(event.get("seq"), int)
+    )
+
+
+def _time(value: Any) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(float(value), tz=UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def apply_events(events: Iterable[dict[str, Any]]) -> Applied:
+    """Apply one batch of node events; see the module docstring."""
+    applied = Applied()
+    by_task: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for event in events:
+        if _valid(event):
+            by_task[event["task"]].append(event)
+        else:
+            applied.invalid += 1
+    if not by_task:
+        return applied
+    with transaction.atomic():
+        running = {
+            row["pk"]: row
+            for row in Task.objects.filter(pk__in=by_task, state=TaskState.RUNNING).values(
+                "pk", "job_id", "attempts"
+            )
+        }
+        started: list[Q] = []
+        done: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        failed: list[tuple[int, int, str]] = []
+        task_updates: dict[int, dict[str, Any]] = {}
+        for task_id, chunk_events in by_task.items():
+            row = running.get(task_id)
+            current = [e for e in chunk_events if row and e["attempt"] == row["attempts"]]
+            applied.stale += len(chunk_events) - len(current)
+            if row is None:
+                continue
+            values: dict[str, Any] = {}
+            for event in sorted(current, key=lambda e: e["seq"]):
+                applied.events += 1
+                kind = event["kind"]
+                if kind == "frame_started":
+                    started.append(Q(task_id=task_id, number=int(event["frame"])))
+                    values["current_frame"] = int(event["frame"])
+                elif kind == "frame_done":
+                    done[task_id].append(event)
+                elif kind == "frame_failed":
+                    failed.append((task_id, int(event["frame"]), str(event.get("reason", ""))))
+                elif kind in ("heartbeat", "progress", "log"):
+                    values.update(_beat(event))
+            if values:
+                task_updates[task_id] = values
+        _start_frames(started)
+        applied.frames_done = _finish_frames(done, running)
+        for task_id, number, reason in failed:
+            Frame.objects.filter(task_id=task_id, number=number).update(
+                failure_reason=reason[:2000]
+            )
+        for task_id, values in task_updates.items():
+            query = Task.objects.filter(pk=task_id, state=TaskState.RUNNING)
+            if "heartbeat_at" in values:  # a redelivered heartbeat never moves it back
+                query = query.filter(
+                    Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=values["heartbeat_at"])
+                )
+            query.update(**values)
+    now = datetime.now(tz=UTC).timestamp()
+    applied.latencies = [
+        now - float(e["at"])
+        for chunk_events in by_task.values()
+        for e in chunk_events
+        if isinstance(e.get("at"), int | float)
+    ]
+    return applied
+
+
+def _beat(event: dict[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if event["kind"] == "heartbeat" and (at := _time(event.get("at"))) is not None:
+        values["heartbeat_at"] = at
+        if isinstance(event.get("cpu"), int | float):
+            values["cpu_percent"] = float(event["cpu"])
+    if event["kind"] == "progress" and isinstance(event.get("frame"), int):
+        values["current_frame"] = event["frame"]
+    tails = event.get("tails")
+    if isinstance(tails, dict):
+        values.update({k: str(v)[-8000:] for k, v in tails.items() if k in TAILS})
+    return values
+
+
+def _start_frames(started: list[Q]) -> None:
+    if not started:
+        return
+    query = Q()
+    for condition in started:
+        query |= condition
+    Frame.objects.filter(query, state=FrameState.QUEUED).update(
+        state=FrameState.RUNNING, started_at=datetime.now(tz=UTC)
+    )
+
+
+def _finish_frames(done: dict[int, list[dict[str, Any]]], running: dict[int, Any]) -> int:
+    """Mark frames done once each (one read, one bulk update) and count them per job."""
+    if not done:
+        return 0
+    wanted = Q()
+    for task_id, events in done.items():
+        wanted |= Q(task_id=task_id, number__in=[int(e["frame"]) for e in events])
+    frames = {
+        (f.task_id, f.number): f
+        for f in Frame.objects.select_for_update()
+        .filter(wanted)
+        .exclude(state__in=(FrameState.DONE, FrameState.FAILED, FrameState.CANCELLED))
+    }
+    now = datetime.now(tz=UTC)
+    changed: list[Frame] = []
+    per_job: dict[int, tuple[int, float]] = defaultdict(lambda: (0, 0.0))
+    for task_id, events in done.items():
+        for event in events:
+            frame = frames.pop((task_id, int(event["frame"])), None)
+            if frame is None:
+                continue  # done already (a repeated report), failed or cancelled
+            frame.state = FrameState.DONE
+            frame.finished_at = now
+            frame.seconds = float(event.get("seconds") or 0.0)
+            frame.output_url = str(event.get("output_url") or "")
+            frame.thumbnail_url = str(event.get("thumbnail_url") or "")
+            frame.failure_reason = ""
+            changed.append(frame)
+            count, seconds = per_job[running[task_id]["job_id"]]
+            per_job[running[task_id]["job_id"]] = (count + 1, seconds + frame.seconds)
+    fields = ["state", "finished_at", "seconds", "output_url", "thumbnail_url", "failure_reason"]
+    Frame.objects.bulk_update(changed, fields, batch_size=500)
+    for job_id, (count, seconds) in per_job.items():
+        RenderJob.objects.filter(pk=job_id).update(
+            frames_done=F("frames_done") + count, render_seconds=F("render_seconds") + seconds
+        )
+    return len(changed)

@@ -1,0 +1,34 @@
+"""Apply render nodes' events: ``manage.py node_events`` (runs until stopped)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+from jobs.event_drain import drain
+from renderhub.node_events import events_connection
+
+
+class Command(BaseCommand):
+    help = (
+        "Drain the renderhub.events queue and apply the nodes' events in batches (one "
+        "database connection for every node). Runs until SIGINT or SIGTERM."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--batch", type=int, default=500, help="Most messages applied at once (500)."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        options_ = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
+        with events_connection(settings.CELERY_BROKER_URL, options_) as connection:
+            self.stdout.write("Applying node events; stop with Ctrl-C.")
+            drain(connection, stop, max_messages=options["batch"])

@@ -1,0 +1,139 @@
+"""A render node's reports, sent as broker messages: :class:`EventSender`.
+
+The broker is the one service a node needs to reach. A node numbers the events of each
+chunk attempt (``seq``), names each (``<node>:<task>:<attempt>:<seq>``) and stamps it with
+the time it saw it; every ``flush_every`` seconds it publishes what it gathered as one
+message (a JSON list) to the ``renderhub.events`` queue, which the manager drains in
+batches (``jobs/event_drain.py``, ``manage.py node_events``). Only the latest ``progress``
+and ``log`` of a chunk within one flush are kept: they replace each other anyway, and a
+thousand nodes each sending every progress tick would be the broker's load, not news.
+
+Messages are persistent and published with retries; what cannot be published stays
+queued in the sender (bounded) and goes with the next flush. Standard library and kombu
+(Celery's transport) only: no Django, no database.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kombu import Connection, Exchange, Queue
+
+log = logging.getLogger(__name__)
+
+EVENTS_QUEUE = "renderhub.events"
+EVENTS_EXCHANGE = Exchange(EVENTS_QUEUE, type="direct", durable=True)
+COALESCED = ("progress", "log")  # a later one replaces an earlier one of the same chunk
+MAX_PENDING = 100_000  # events kept while the broker cannot be reached
+
+
+# On Redis, events keep their own keys (their unacked messages among them), so the short
+# time after which an unacked batch is delivered again never touches render messages,
+# whose visibility timeout is hours.
+REDIS_OPTIONS = {"global_keyprefix": "renderhub.events:", "visibility_timeout": 60}
+
+
+def events_queue() -> Queue:
+    return Queue(EVENTS_QUEUE, EVENTS_EXCHANGE, routing_key=EVENTS_QUEUE, durable=True)
+
+
+def events_connection(url: str, transport_options: dict[str, Any] | None = None) -> Connection:
+    """A connection for events to the broker at ``url`` (the filesystem broker keeps the
+    folders its ``transport_options`` name)."""
+    if url.startswith(("redis://", "rediss://")):
+        return Connection(url, transport_options=dict(REDIS_OPTIONS))
+    return Connection(url, transport_options=dict(transport_options or {}))
+
+
+class EventSender:
+    """Gathers a node's events and publishes them in batches on its own connection."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        node: str,
+        *,
+        flush_every: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.connection = connection
+        self.node = node
+        self.flush_every = flush_every
+        self.clock = clock
+        self.sent = 0  # events published
+        self._seq: dict[tuple[int, int], int] = {}
+        self._pending: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._producer = connection.Producer(serializer="json")
+
+    def event(self, task: int, attempt: int, kind: str, **fields: Any) -> dict[str, Any]:
+        """Queue one event of the chunk ``task`` (its attempt ``attempt``) for the next flush."""
+        with self._lock:
+            seq = self._seq[(task, attempt)] = self._seq.get((task, attempt), 0) + 1
+            event = {
+                "id": f"{self.node}:{task}:{attempt}:{seq}",
+                "task": task,
+                "attempt": attempt,
+                "seq": seq,
+                "kind": kind,
+                "at": self.clock(),
+                **fields,
+            }
+            if kind in COALESCED:
+                self._pending = [
+                    e
+                    for e in self._pending
+                    if not (e["kind"] == kind and e["task"] == task and e["attempt"] == attempt)
+                ]
+            self._pending.append(event)
+            if len(self._pending) > MAX_PENDING:
+                dropped = self._pending.pop(0)
+                log.warning("event buffer full: dropped %s", dropped["id"])
+        return event
+
+    def flush(self) -> int:
+        """Publish what is pending as one message; the number of events sent (0 on error,
+        the events then wait for the next flush)."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if not batch:
+            return 0
+        try:
+            self._producer.publish(
+                batch,
+                exchange=EVENTS_EXCHANGE,
+                routing_key=EVENTS_QUEUE,
+                declare=[events_queue()],
+                delivery_mode=2,
+                retry=True,
+                retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
+            )
+        except Exception as exc:  # the broker is away: keep them, in order, for next time
+            log.warning("could not send %d events: %s", len(batch), exc)
+            with self._lock:
+                self._pending = batch + self._pending
+            return 0
+        self.sent += len(batch)
+        return len(batch)
+
+    def start(self) -> None:
+        """Flush every ``flush_every`` seconds in a background thread until :meth:`close`."""
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="node-events")
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.flush_every):
+            self.flush()
+
+    def close(self) -> None:
+        """Stop flushing, send what is left."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.flush()

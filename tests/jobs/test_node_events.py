@@ -1,0 +1,209 @@
+"""Node events as broker messages, applied by the manager in batches (issue 15): the
+frames, counters and heartbeats they carry land once each, in order per chunk, for the
+chunk's current attempt only, at a bounded number of queries per batch; through the real
+broker (EventSender on its own connection per node, the drain) none is lost or doubled;
+``manage.py node_events`` applies them until stopped."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from jobs import services
+from jobs.choices import FrameState, TaskState
+from jobs.event_drain import drain
+from jobs.events import apply_events
+from jobs.models import RenderJob, Task
+from renderhub.node_events import EventSender, events_connection
+from tests.reliability.conftest import process_env
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.embedded  # the filesystem broker as much as Redis
+
+
+def running_job(project: Any, software: Any, cluster: Any, chunks: int, frames: int) -> RenderJob:
+    """A job whose chunks nodes have claimed (attempt 1), as the runner's claim leaves them."""
+    request = services.RenderRequest(
+        project=project,
+        software=software,
+        cluster=cluster,
+        scenes=[project.mappings.get().source + "shot.blend"],
+        frames=f"1-{chunks * frames}",
+        chunk_size=frames,
+    )
+    [job] = services.submit_render(request)
+    job.tasks.update(state=TaskState.RUNNING, attempts=1, node="node-x", started_at=timezone.now())
+    return job
+
+
+@pytest.fixture
+def job(project: Any, fake_software: Any, cluster: Any, storage_root: Path) -> RenderJob:
+    (storage_root / "scenes").mkdir(parents=True, exist_ok=True)
+    (storage_root / "scenes" / "shot.blend").write_bytes(b"BLENDER-v304 a stand-in")
+    return running_job(project, fake_software, cluster, chunks=2, frames=3)
+
+
+def events_for(task: Task, frames: list[int], start: int = 1) -> list[dict[str, Any]]:
+    seq, out = start, []
+    for number in frames:
+        for kind, extra in (
+            ("frame_started", {}),
+            ("frame_done", {"seconds": 2.0, "output_url": f"file:///o/{number}.png"}),
+        ):
+            out.append(
+                {
+                    "task": task.pk,
+                    "attempt": 1,
+                    "seq": seq,
+                    "kind": kind,
+                    "frame": number,
+                    "at": time.time(),
+                    **extra,
+                }
+            )
+            seq += 1
+    return out
+
+
+@pytest.mark.django_db
+def test_a_batch_lands_once_in_order_for_the_current_attempt_only(
+    job: RenderJob, django_assert_max_num_queries: Any
+) -> None:
+    first, second = job.tasks.order_by("index")
+    beat = time.time()
+    batch = [
+        *reversed(events_for(first, first.frames)),  # out of order: applied by seq
+        *events_for(second, second.frames[:1]),
+        {
+            "task": second.pk,
+            "attempt": 1,
+            "seq": 9,
+            "kind": "heartbeat",
+            "at": beat,
+            "cpu": 87.5,
+            "tails": {"stdout_tail": "Fra:4 Mem:12M", "secret_column": "x"},
+        },
+        {"task": second.pk, "attempt": 0, "seq": 1, "kind": "frame_done", "frame": 5},  # stale
+        {"task": second.pk, "kind": "frame_done"},  # not an event
+    ]
+
+    with django_assert_max_num_queries(12):
+        applied = apply_events(batch)
+
+    assert (applied.events, applied.stale, applied.invalid, applied.frames_done) == (9, 1, 1, 4)
+    job.refresh_from_db()
+    assert job.frames_done == 4 and job.render_seconds == 8.0
+    done = job.frame_set.filter(state=FrameState.DONE).order_by("number")
+    assert [f.number for f in done] == [1, 2, 3, 4]
+    assert done[0].output_url == "file:///o/1.png"
+    second.refresh_from_db()
+    assert second.cpu_percent == 87.5 and second.stdout_tail == "Fra:4 Mem:12M"
+    assert second.heartbeat_at is not None
+
+    # Delivered again (a broker after a crash): nothing changes, nothing is counted twice.
+    older = {**batch[-3], "at": beat - 60}  # and an older heartbeat never moves it back
+    again = apply_events([*batch, older])
+    assert again.frames_done == 0
+    job.refresh_from_db()
+    assert job.frames_done == 4
+    assert Task.objects.get(pk=second.pk).heartbeat_at == second.heartbeat_at
+
+
+@pytest.mark.django_db
+def test_the_queries_of_a_batch_do_not_grow_with_it(
+    project: Any,
+    fake_software: Any,
+    cluster: Any,
+    storage_root: Path,
+    django_assert_max_num_queries: Any,
+) -> None:
+    (storage_root / "scenes").mkdir(parents=True, exist_ok=True)
+    (storage_root / "scenes" / "shot.blend").write_bytes(b"BLENDER-v304 a stand-in")
+    big = running_job(project, fake_software, cluster, chunks=20, frames=10)
+    batch = [e for task in big.tasks.all() for e in events_for(task, task.frames)]
+
+    with django_assert_max_num_queries(8 + 20):  # one heartbeat-free update per chunk at most
+        applied = apply_events(batch)
+
+    assert applied.frames_done == 200
+    big.refresh_from_db()
+    assert big.frames_done == 200
+
+
+def test_events_from_many_nodes_through_the_broker_arrive_once_each(
+    job: RenderJob, settings: Any, transactional_db: Any
+) -> None:
+    tasks = list(job.tasks.order_by("index"))
+    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
+    stop, batches = threading.Event(), []
+    manager = events_connection(settings.CELERY_BROKER_URL, options)
+    thread = threading.Thread(
+        target=drain,
+        args=(manager, stop),
+        kwargs={"on_batch": lambda applied, messages: batches.append(applied)},
+    )
+    thread.start()
+    try:
+        senders = []
+        for task in tasks:  # one node per chunk, each on its own connection
+            connection = events_connection(settings.CELERY_BROKER_URL, options)
+            sender = EventSender(connection, f"node-{task.index}", flush_every=0.05)
+            sender.start()
+            senders.append((sender, connection))
+            for number in task.frames:
+                sender.event(task.pk, 1, "frame_started", frame=number)
+                sender.event(task.pk, 1, "progress", frame=number, percent=50)
+                sender.event(task.pk, 1, "frame_done", frame=number, seconds=1.0)
+        for sender, connection in senders:
+            sender.close()
+            connection.release()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            job.refresh_from_db()
+            if job.frames_done == job.frame_count:
+                break
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        thread.join()
+        manager.release()
+
+    assert job.frames_done == job.frame_count == 6
+    assert sum(a.frames_done for a in batches) == 6  # none twice
+    assert sum(a.events + a.stale for a in batches) == sum(s.sent for s, _ in senders)
+
+
+def test_the_command_applies_events_until_stopped(
+    job: RenderJob, settings: Any, transactional_db: Any, tmp_path: Path
+) -> None:
+    env = process_env(settings)
+    out = open(tmp_path / "node_events.log", "wb")  # noqa: SIM115
+    command = subprocess.Popen(
+        [sys.executable, "manage.py", "node_events"], cwd=ROOT, env=env, stdout=out, stderr=out
+    )
+    try:
+        options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
+        with events_connection(settings.CELERY_BROKER_URL, options) as connection:
+            sender = EventSender(connection, "node-a")
+            task = job.tasks.order_by("index").first()
+            assert task is not None
+            for number in task.frames:
+                sender.event(task.pk, 1, "frame_done", frame=number, seconds=1.0)
+            sender.flush()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and job.frames_done < 3:
+            time.sleep(0.2)
+            job.refresh_from_db()
+        assert job.frames_done == 3
+    finally:
+        command.terminate()
+        code = command.wait(timeout=30)
+        out.close()
+    assert code == 0, (tmp_path / "node_events.log").read_text()
