@@ -153,3 +153,16 @@ def test_with_a_real_worker_the_job_after_starts_once_the_first_finished(
     first.refresh_from_db()
     assert first.state == after.state == JobState.FINISHED, after.failure_reason
     assert after.started_at >= first.finished_at
+
+
+def test_beats_sweep_starts_a_job_whose_upstream_finished_unheard(submit: Any) -> None:
+    from jobs import tasks
+
+    first = submit()
+    after = submit(after=[first.pk])
+    # The upstream job finished, but the manager stopped before the signal was sent.
+    RenderJob.objects.filter(pk=first.pk).update(state=JobState.FINISHED)
+    assert after.tasks.get().queued_at is None
+    tasks.dispatch_pending()
+    after.refresh_from_db()
+    assert not after.waiting and sent(after) == 1
