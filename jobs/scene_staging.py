@@ -91,6 +91,8 @@ class NodeCache:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     part.chmod(0o444)  # shared by hard links: never written through one
                     part.replace(target)
+                else:  # another URL's bytes: used now, not pruned before it is linked
+                    os.utime(target)
             index.parent.mkdir(parents=True, exist_ok=True)
             index.write_text(digest)
             return target
@@ -151,18 +153,24 @@ def prune_node(*, force: bool = False) -> None:
     stamp.touch()
     keep = settings.RENDER_SCENE_KEEP_HOURS * 3600
     for folder in root.glob("job-*"):
-        marker = folder / "scene" / ".staged"
-        try:
-            idle = now - marker.stat().st_mtime > keep
-            attempts = [p for p in folder.iterdir() if p.name.startswith("task-")]
-        except OSError:  # nothing staged there, or not a folder
-            continue
-        if idle and not attempts:
+        if _unused(folder, now - keep):
             with _locked(folder / "scene.lock"):
-                shutil.rmtree(folder / "scene", ignore_errors=True)
+                # Again under the lock: a chunk may have taken the scene meanwhile.
+                if _unused(folder, now - keep):
+                    shutil.rmtree(folder / "scene", ignore_errors=True)
     removed = node_cache().prune(settings.RENDER_CACHE_MAX_BYTES)
     if removed:
         log.info("node cache: removed %d bytes of files no job here uses", removed)
+
+
+def _unused(folder: Path, since: float) -> bool:
+    """Whether the job's staged scene here was last used before ``since`` and no chunk of
+    it runs here (its attempt folders are there while it does)."""
+    try:
+        idle = (folder / "scene" / ".staged").stat().st_mtime < since
+        return idle and not any(p.name.startswith("task-") for p in folder.iterdir())
+    except OSError:  # nothing staged there, or not a folder
+        return False
 
 
 def stage_scene(job: RenderJob | Any) -> tuple[Path, Path]:
