@@ -290,7 +290,17 @@ def test_upload_puts_a_scene_up_with_exactly_its_files(
     assert "Uploaded 8 files" in out
 
 
+@pytest.mark.parametrize(
+    ("spelling", "replaced"),
+    [
+        ("scenes/shots/all.blend", "assets/tex/checker.png"),  # a file the scene needs
+        ("scenes/shots/./all.blend", "shots/all.blend"),  # the scene, however its URL was
+        ("scenes//shots/%61ll.blend", "shots/all.blend"),  # written at submit
+    ],
+)
 def test_upload_never_overwrites_a_file_an_unfinished_job_renders_from(
+    spelling: str,
+    replaced: str,
     tree: Path,
     project: Any,
     blender_software: Any,
@@ -299,45 +309,20 @@ def test_upload_never_overwrites_a_file_an_unfinished_job_renders_from(
     storage_url: str,
     tmp_path: Path,
 ) -> None:
-    scene = storage_url + "scenes/shots/all.blend"
+    scene = storage_url + spelling
     [job] = services.submit_render(request(project, blender_software, cluster, scene))
-    texture = storage_root / "scenes/assets/tex/checker.png"
-    before = texture.read_bytes()
-    changed = tmp_path / "tex"
+    target = storage_root / "scenes" / replaced
+    before = target.read_bytes()
+    folder, name = replaced.rsplit("/", 1)
+    changed = tmp_path / "new"
     changed.mkdir()
-    (changed / "checker.png").write_bytes(b"new pixels")
+    (changed / name).write_bytes(b"new bytes")
 
     with pytest.raises(CommandError) as exc:
-        run("upload", str(changed), storage_url + "scenes/assets/tex/")
-    assert f"{storage_url}scenes/assets/tex/checker.png (job #{job.pk}, queued)" in str(exc.value)
-    assert texture.read_bytes() == before
+        run("upload", str(changed), f"{storage_url}scenes/{folder}/")
+    assert f"{storage_url}scenes/{replaced} (job #{job.pk}, queued)" in str(exc.value)
+    assert target.read_bytes() == before
 
     RenderJob.objects.filter(pk=job.pk).update(state="finished")
-    run("upload", str(changed), storage_url + "scenes/assets/tex/")
-    assert texture.read_bytes() == b"new pixels"
-
-
-@pytest.mark.parametrize("spelling", ["scenes/shots/./all.blend", "scenes//shots/%61ll.blend"])
-def test_upload_knows_a_used_file_however_its_url_was_written(
-    spelling: str,
-    tree: Path,
-    project: Any,
-    blender_software: Any,
-    cluster: Any,
-    storage_root: Path,
-    storage_url: str,
-    tmp_path: Path,
-) -> None:
-    [job] = services.submit_render(
-        request(project, blender_software, cluster, storage_url + spelling)
-    )
-    scene = storage_root / "scenes/shots/all.blend"
-    before = scene.read_bytes()
-    changed = tmp_path / "shots"
-    changed.mkdir()
-    (changed / "all.blend").write_bytes(b"another scene")
-
-    with pytest.raises(CommandError) as exc:
-        run("upload", str(changed), storage_url + "scenes/shots/")
-    assert f"(job #{job.pk}, queued)" in str(exc.value)
-    assert scene.read_bytes() == before
+    run("upload", str(changed), f"{storage_url}scenes/{folder}/")
+    assert target.read_bytes() == b"new bytes"

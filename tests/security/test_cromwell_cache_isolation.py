@@ -16,20 +16,15 @@ from rest_framework.test import APIClient
 
 from projects.models import Project, StorageMapping
 from tests.fakes.cromwell import FakeCromwell
-from tests.workflows.conftest import TINY_WDL
+from tests.workflows.conftest import (
+    TINY_WDL,
+    cromwell,  # noqa: F401  (the shared server)
+)
 from workflows import services
 from workflows.choices import RunState
 from workflows.models import WorkflowRun
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def shared(settings: Any) -> Any:
-    with FakeCromwell() as fake:
-        settings.CROMWELL_URL = fake.url
-        settings.CROMWELL_AUTH_HEADER = ""
-        yield fake
 
 
 @pytest.fixture
@@ -61,12 +56,16 @@ def submit_as(user: Any, project: Project, options: dict[str, Any]) -> WorkflowR
 
 
 def test_the_same_workflow_from_another_project_never_reads_the_shared_cache(
-    bob: Any, charlie: Any, project: Any, project_b: Project, shared: FakeCromwell
+    bob: Any,
+    charlie: Any,
+    project: Any,
+    project_b: Project,
+    cromwell: FakeCromwell,  # noqa: F811
 ) -> None:
     submit_as(bob, project, {})
     submit_as(charlie, project_b, {"read_from_cache": True})
 
-    sent = [w.options for w in shared.workflows.values()]
+    sent = [w.options for w in cromwell.workflows.values()]
     assert len(sent) == 2
     assert all(options["read_from_cache"] is False for options in sent)
 
@@ -76,7 +75,7 @@ def test_a_projects_own_server_never_sees_another_projects_runs(
     charlie: Any,
     project: Any,
     project_b: Project,
-    shared: FakeCromwell,
+    cromwell: FakeCromwell,  # noqa: F811
     settings: Any,
 ) -> None:
     with FakeCromwell() as own:
@@ -88,4 +87,4 @@ def test_a_projects_own_server_never_sees_another_projects_runs(
         assert own.only().labels["renderhub-run"] == str(
             WorkflowRun.objects.get(project=project).pk
         )
-        assert shared.only().options["read_from_cache"] is False
+        assert cromwell.only().options["read_from_cache"] is False
