@@ -200,11 +200,13 @@ def originals(manifest: dict[str, Any] | None) -> list[str]:
 
 
 def canonical(url: str) -> str | None:
-    """One spelling per stored file (escapes, ``./`` and doubled slashes undone), to compare
-    URLs written differently; None for a URL storage does not take."""
+    """One spelling per stored file (escapes, ``./`` and doubled slashes undone, and on
+    local disk symbolic links followed: ``current/`` linked to ``v3/``), to compare URLs
+    written differently; None for a URL storage does not take."""
     try:
         backend, key = storage.resolve(url)
-        return backend.url_for(key)
+        path = backend.local_path(key)
+        return path.as_uri() if path is not None else backend.url_for(key)
     except storage.StorageError:
         return None
 
