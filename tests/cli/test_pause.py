@@ -31,3 +31,12 @@ def test_it_hides_other_projects_jobs(run: Any, submit: Any, scene_url: str, cha
     job = submit(scene_url)
     with pytest.raises(CommandError, match=rf"^There is no job #{job.pk}\.$"):
         run("pause", str(job.pk), "--as-user", "charlie")
+
+
+def test_the_job_list_marks_paused_and_waiting_jobs(run: Any, submit: Any, scene_url) -> None:
+    paused = submit(scene_url, "1-2")
+    run("pause", str(paused.pk))
+    waiting = submit(scene_url, "1-2", after=[paused.pk])
+    rows = {line.split()[0]: line for line in run("jobs").out.splitlines()[1:]}
+    assert "queued (paused)" in rows[str(paused.pk)]
+    assert "queued (waiting)" in rows[str(waiting.pk)]

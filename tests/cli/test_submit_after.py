@@ -40,3 +40,22 @@ def test_it_refuses_an_unknown_job_to_run_after(run: Any, scene_url: str, projec
     with pytest.raises(CommandError, match="is not a job id"):
         run(*args, "--after", "x")
     assert not RenderJob.objects.exists()
+
+
+def test_job_shows_what_it_waits_for_its_pause_and_its_movie(
+    run: Any, submit: Any, scene_url: str, image: Any
+) -> None:
+    import importlib
+
+    from django.apps import apps
+
+    from jobs import services
+
+    importlib.import_module("images.migrations.0005_ffmpeg").create(apps, None)
+    first = submit(scene_url, "1-4")
+    after = submit(scene_url, "1-2", after=[first.pk], movie=True)
+    services.pause_job(after)
+    out = run("job", str(after.pk)).out
+    assert "state:     queued (paused)\n" in out
+    assert f"waits for: #{first.pk} (queued)\n" in out
+    assert f"movie:     job #{after.movies.get().pk} (queued)\n" in out

@@ -44,7 +44,8 @@ class Command(BaseCommand):
             ("scene", job.scene_url),
             ("software", str(job.software)),
             ("cluster", job.cluster.name),
-            ("state", job.state),
+            ("state", job.state + (" (paused)" if job.is_paused else "")),
+            *_waits_field(job),
             ("frames", f"{job.frame_spec}: {frames}"),
             ("created", cli.format_time(job.created_at)),
             ("started", cli.format_time(job.started_at)),
@@ -53,6 +54,8 @@ class Command(BaseCommand):
             *_eta_field(job),
             ("output", job.output_url),
         ]
+        for movie in job.movies.all():
+            fields.append(("movie", f"job #{movie.pk} ({movie.state})"))
         if job.downloaded_to:
             fields.append(("downloaded to", job.downloaded_to))
         if job.failure_reason:
@@ -114,3 +117,12 @@ def _task_row(task: Task) -> list[object]:
         cli.format_duration(duration),
         cli.first_line(task.failure_reason) or "-",
     ]
+
+
+def _waits_field(job: RenderJob) -> list[tuple[str, str]]:
+    """What an active job waits for (jobs it runs after), and why it is held."""
+    if not job.is_waiting:
+        return []
+    upstream = ", ".join(f"#{pk} ({state})" for pk, state in job.after.values_list("pk", "state"))
+    held = f"; {job.hold_reason}" if job.hold_reason else ""
+    return [("waits for", upstream + held)]

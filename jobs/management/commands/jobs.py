@@ -54,7 +54,7 @@ def _row(job: RenderJob) -> list[object]:
         job.pk,
         job.name,
         job.project.name,
-        job.state,
+        job.state + (" (paused)" if job.is_paused else " (waiting)" if job.is_waiting else ""),
         frames,
         cli.format_time(job.started_at),
         cli.format_duration(job.duration),
