@@ -5,10 +5,11 @@ messages; a worker of our own hands them over in-process). Each is a dict:
 
     {"id": "<node>:<task>:<attempt>:<seq>", "task": 12, "attempt": 2, "seq": 7,
      "kind": "frame_started" | "frame_done" | "frame_failed" | "progress" | "heartbeat"
-             | "log",
+             | "log" | "finished",
      "at": 1764680000.25,            # when the node saw it (seconds since the epoch)
      ...the kind's fields: frame, seconds, output_url, thumbnail_url, reason, cpu,
-        tails {"agent_log_tail": …, "stdout_tail": …, "stderr_tail": …}}
+        tails {"agent_log_tail": …, "stdout_tail": …, "stderr_tail": …},
+        and for "finished": status (the agent's: "success", "renderer_failed"…), exit_code}
 
 A batch costs a bounded number of queries whatever its size: one read of the chunks it
 names, one update per kind and chunk at most, one per job's counters. Events are applied
@@ -33,10 +34,13 @@ from django.db.models import F, Q
 
 from .choices import FrameState, TaskState
 from .models import Frame, RenderJob, Task
+from .services import task_finished
 
 log = logging.getLogger(__name__)
 
-KINDS = {"frame_started", "frame_done", "frame_failed", "progress", "heartbeat", "log"}
+KINDS = {"frame_started", "frame_done", "frame_failed", "progress", "heartbeat", "log", "finished"}
+# The agent's outcomes another attempt may cure (the others fail the same on every node).
+RETRYABLE = {"renderer_failed", "timeout", "crashed", "error"}
 TAILS = ("agent_log_tail", "stdout_tail", "stderr_tail")
 
 
@@ -88,6 +92,7 @@ def apply_events(events: Iterable[dict[str, Any]]) -> Applied:
         done: dict[int, list[dict[str, Any]]] = defaultdict(list)
         failed: list[tuple[int, int, str]] = []
         task_updates: dict[int, dict[str, Any]] = {}
+        finished: dict[int, dict[str, Any]] = {}
         for task_id, chunk_events in by_task.items():
             row = running.get(task_id)
             current = [e for e in chunk_events if row and e["attempt"] == row["attempts"]]
@@ -107,6 +112,8 @@ def apply_events(events: Iterable[dict[str, Any]]) -> Applied:
                     failed.append((task_id, int(event["frame"]), str(event.get("reason", ""))))
                 elif kind in ("heartbeat", "progress", "log"):
                     values.update(_beat(event))
+                elif kind == "finished":
+                    finished.setdefault(task_id, event)
             if values:
                 task_updates[task_id] = values
         _start_frames(started)
@@ -122,6 +129,7 @@ def apply_events(events: Iterable[dict[str, Any]]) -> Applied:
                     Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=values["heartbeat_at"])
                 )
             query.update(**values)
+        _finish_chunks(finished)
     now = datetime.now(tz=UTC).timestamp()
     applied.latencies = [
         now - float(e["at"])
@@ -130,6 +138,24 @@ def apply_events(events: Iterable[dict[str, Any]]) -> Applied:
         if isinstance(e.get("at"), int | float)
     ]
     return applied
+
+
+def _finish_chunks(finished: dict[int, dict[str, Any]]) -> None:
+    """End each chunk as its node said (after its frames and logs of the same batch)."""
+    for task in Task.objects.filter(pk__in=finished, state=TaskState.RUNNING):
+        event = finished[task.pk]
+        if event["attempt"] != task.attempts:
+            continue
+        status = str(event.get("status") or "crashed")
+        ok = status == "success"
+        code = event.get("exit_code")
+        task_finished(
+            task,
+            ok=ok,
+            reason="" if ok else str(event.get("reason") or f"Render {status}.")[:5000],
+            exit_code=code if isinstance(code, int) else None,
+            retryable=status in RETRYABLE,
+        )
 
 
 def _beat(event: dict[str, Any]) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from renderhub import sandbox_paths, storage
 
 from . import services, thumbnails
 from .choices import ACTIVE_JOB_STATES, FrameState, TaskState
+from .events import RETRYABLE
 from .models import RenderJob, Task, TaskAttempt
 from .scene_staging import SceneFileGone
 from .scene_staging import stage_scene as stage_scene  # the scene and exactly its files
@@ -45,8 +46,6 @@ PASS_ON_DELAY = 3  # seconds before a chunk a blocklisted node turned down is of
 LOG_FILES = ("agent.log", "stdout.log", "stderr.log")
 # What the agent inherits from the worker: enough to run Python, nothing secret.
 AGENT_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
-# Agent statuses worth another attempt on another node; bad input is not.
-RETRYABLE_STATUSES = {"renderer_failed", "timeout", "crashed", "error"}
 
 
 def claim(task_id: int, node: str) -> tuple[Task, TaskAttempt] | None:
@@ -206,7 +205,7 @@ class ChunkRun:
             ok=ok,
             reason="" if ok else self.outcome.reason or f"Render {self.outcome.status}.",
             exit_code=self.outcome.exit_code,
-            retryable=self.outcome.status in RETRYABLE_STATUSES,
+            retryable=self.outcome.status in RETRYABLE,
         )
 
     # --- preparing ---------------------------------------------------------------------

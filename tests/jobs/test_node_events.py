@@ -207,3 +207,43 @@ def test_the_command_applies_events_until_stopped(
         code = command.wait(timeout=30)
         out.close()
     assert code == 0, (tmp_path / "node_events.log").read_text()
+
+
+@pytest.mark.django_db
+def test_a_chunk_ends_after_its_frames_of_the_same_batch_and_only_once(job: RenderJob) -> None:
+    first, second = job.tasks.order_by("index")
+    finished = {
+        "task": first.pk,
+        "attempt": 1,
+        "seq": 99,
+        "kind": "finished",
+        "status": "success",
+        "exit_code": 0,
+        "at": time.time(),
+    }
+    batch = [finished, *events_for(first, first.frames)]  # finished first in the list
+
+    apply_events(batch)
+
+    first.refresh_from_db()
+    assert first.state == TaskState.DONE
+    assert first.frame_set.filter(state=FrameState.DONE).count() == 3
+    attempts = list(first.history.values_list("state", flat=True))
+    apply_events(batch)  # again: the chunk does not end twice
+    assert list(first.history.values_list("state", flat=True)) == attempts
+
+    # A renderer's failure another node may cure: the chunk is queued again, frames kept.
+    failed = {
+        "task": second.pk,
+        "attempt": 1,
+        "seq": 5,
+        "kind": "finished",
+        "status": "renderer_failed",
+        "reason": "Blender quit",
+        "exit_code": 4,
+        "at": 0,
+    }
+    apply_events([*events_for(second, second.frames[:1]), failed])
+    second.refresh_from_db()
+    assert (second.state, second.failure_reason) == (TaskState.QUEUED, "Blender quit")
+    assert second.frame_set.filter(state=FrameState.DONE).count() == 1
