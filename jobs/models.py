@@ -117,6 +117,8 @@ class RenderJob(models.Model):
         indexes = [
             models.Index(fields=["state", "-created_at"], name="job_state_created"),
             models.Index(fields=["project", "-created_at"], name="job_project_created"),
+            # The finished list and the dashboard's recent failures (newest ended first).
+            models.Index(fields=["state", "-finished_at"], name="job_state_finished"),
         ]
 
     def __str__(self) -> str:
