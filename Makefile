@@ -75,6 +75,10 @@ bench: install blender
 	$(BIN)/python bench/render.py --sandbox both --repeat 3
 	$(BIN)/python bench/sandbox.py --runs 8
 	$(BIN)/python bench/render.py --broker redis://127.0.0.1:6379/14 --skip-efficiency
+	# 50 viewers polling the live pages, then the REST API, at 10,000 jobs / 1,000,000
+	# frames; the full size is in docs/BENCHMARKS.md (--jobs 100000 --frames 10000000 ...).
+	$(BIN)/python bench/viewers.py --viewers 50 --duration 30
+	$(BIN)/python bench/viewers.py --viewers 50 --duration 30 --mix api
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
