@@ -182,6 +182,7 @@ class RenderJobSerializer(serializers.ModelSerializer):
             "frame_count",
             "node_count",
             "chunk_size",
+            "max_nodes",
             "parameters",
             "priority",
             "test_frame_first",
@@ -309,6 +310,12 @@ class SubmitRenderSerializer(serializers.Serializer):
             "Render although files the scenes need are missing or unreachable (refused "
             "without it, naming them)."
         ),
+    )
+    max_nodes = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        help_text="At most this many of its chunks run at once (own machines).",
     )
     movie = serializers.BooleanField(
         default=False,

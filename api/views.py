@@ -262,6 +262,7 @@ class RenderJobViewSet(
             allow_missing=data["allow_missing"],
             after=data["after"],
             movie=data["movie"],
+            max_nodes=data.get("max_nodes"),
         )
         try:
             jobs = job_services.submit_render(render, user=request_user(request))

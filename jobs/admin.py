@@ -124,6 +124,7 @@ class RenderJobAdmin(admin.ModelAdmin):
         "frame_count",
         "node_count",
         "chunk_size",
+        "max_nodes",
         "parameters",
         "priority",
         "test_frame_first",

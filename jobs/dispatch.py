@@ -6,6 +6,8 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from clusters.choices import Backend, NodeState
@@ -31,9 +33,28 @@ def dispatch(job_id: int) -> int:
     job = RenderJob.objects.select_related("cluster", "project").get(pk=job_id)
     if not job.is_active or job.paused_at or job.waiting or job.cluster.suspended_at:
         return 0  # resuming, or the jobs it runs after finishing, sends them (jobs.scheduling)
+    if job.max_nodes and job.cluster.backend == Backend.CELERY:
+        return _dispatch_limited(job)
     tasks = list(job.tasks.filter(state=TaskState.QUEUED, queued_at__isnull=True))
     if tasks:
         get_backend(job.cluster.backend).dispatch(job, tasks)
+    return len(tasks)
+
+
+def _dispatch_limited(job: RenderJob) -> int:
+    """Send no more of the job's chunks than its ``max_nodes`` less those running or sent
+    already; each chunk that ends sends the next (``services.task_finished``). The job row
+    is locked so that two chunks ending at once do not both fill the same free place."""
+    with transaction.atomic():
+        RenderJob.objects.select_for_update().filter(pk=job.pk).first()
+        in_flight = job.tasks.filter(
+            Q(state=TaskState.RUNNING) | Q(state=TaskState.QUEUED, queued_at__isnull=False)
+        ).count()
+        free = max(0, (job.max_nodes or 0) - in_flight)
+        waiting = job.tasks.filter(state=TaskState.QUEUED, queued_at__isnull=True)
+        tasks = list(waiting.order_by("index")[:free])
+        if tasks:
+            get_backend(job.cluster.backend).dispatch(job, tasks)
     return len(tasks)
 
 

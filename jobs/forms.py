@@ -42,6 +42,12 @@ class SubmitRenderForm(forms.Form):
     chunk_size = forms.IntegerField(
         required=False, min_value=1, help_text="Or: frames per chunk (a work queue)."
     )
+    max_nodes = forms.IntegerField(
+        required=False,
+        min_value=1,
+        label="At most nodes at once",
+        help_text="Leave room for other jobs: at most this many chunks run at once.",
+    )
     parameters = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="name=value per line"
     )
@@ -113,6 +119,7 @@ class SubmitRenderForm(forms.Form):
             allow_missing=data.get("allow_missing", False),
             after=data.get("after") or [],
             movie=data.get("movie", False),
+            max_nodes=data.get("max_nodes"),
         )
         try:
             jobs = services.submit_render(request, user=self.user)

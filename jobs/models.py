@@ -53,6 +53,11 @@ class RenderJob(models.Model):
     frame_spec = models.CharField(max_length=500)
     frame_count = models.PositiveIntegerField()
     node_count = models.PositiveIntegerField()
+    max_nodes = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="At most this many of its chunks run at once (own machines); empty: no limit.",
+    )
     chunk_size = models.PositiveIntegerField(null=True, blank=True)
     parameters = models.JSONField(default=dict, blank=True)
     priority = models.SmallIntegerField(default=0, help_text="Higher runs first.")

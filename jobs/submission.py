@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from clusters.choices import ClusterState
+from clusters.choices import Backend, ClusterState
 from clusters.models import Cluster
 from images import parameters as software_parameters
 from images.models import Software
@@ -63,6 +63,7 @@ class RenderRequest:
     allow_missing: bool = False  # render although files the scenes need are not there
     after: list[int] = field(default_factory=list)  # ids of jobs to wait for (scheduling)
     movie: bool = False  # add a preview movie job after each render job (jobs.movies)
+    max_nodes: int | None = None  # at most this many chunks at once (dispatch)
 
 
 @dataclass
@@ -145,6 +146,15 @@ def validate_render(request: RenderRequest, user: User | None) -> Validated:
             f"Nodes must be between 1 and {max_nodes} "
             f"(cluster {cluster} allows {cluster.max_nodes}, "
             f"RENDER_MAX_NODES_PER_JOB is {settings.RENDER_MAX_NODES_PER_JOB}).",
+        )
+    if request.max_nodes is not None and not 1 <= request.max_nodes <= cluster.max_nodes:
+        _check(errors, "max_nodes", f"At most nodes must be between 1 and {cluster.max_nodes}.")
+    elif request.max_nodes is not None and cluster.backend != Backend.CELERY:
+        _check(
+            errors,
+            "max_nodes",
+            "BatchCompute runs a job's chunks as cloud jobs over its nodes: give fewer nodes "
+            "instead.",
         )
     if request.chunk_size is not None and request.chunk_size < 1:
         _check(errors, "chunk_size", "Chunk size must be at least 1 frame.")
@@ -252,6 +262,7 @@ def submit_render(request: RenderRequest, user: User | None = None) -> Submitted
                 frame_count=len(frames),
                 node_count=request.nodes or request.cluster.desired_nodes or 1,
                 chunk_size=request.chunk_size,
+                max_nodes=request.max_nodes,
                 parameters=values,
                 priority=request.priority,
                 test_frame_first=request.test_frame_first and len(frames) > 1,

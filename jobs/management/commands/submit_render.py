@@ -64,6 +64,12 @@ class Command(BaseCommand):
         parser.add_argument("--nodes", type=int, metavar="N", help="Spread frames over N nodes.")
         parser.add_argument("--chunk", type=int, metavar="N", help="Or: N frames per chunk.")
         parser.add_argument(
+            "--max-nodes",
+            type=int,
+            metavar="N",
+            help="At most N chunks of the job run at once (own machines).",
+        )
+        parser.add_argument(
             "--param", action="append", default=[], metavar="K=V", help="Software parameter."
         )
         parser.add_argument("--priority", type=int, default=0, help="-100..100, higher first.")
@@ -129,6 +135,7 @@ class Command(BaseCommand):
             allow_missing=options["allow_missing"],
             after=options["after"],
             movie=options["movie"],
+            max_nodes=options["max_nodes"],
         )
         urls = [s for s in options["scene"] if "://" in s]
         local = [Path(s).expanduser() for s in options["scene"] if "://" not in s]
