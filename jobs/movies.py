@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
+from clusters.choices import Backend
 from images.models import Software
 from renderhub import storage
 
@@ -27,6 +28,7 @@ from .models import Frame, RenderJob, Task
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
+    from clusters.models import Cluster
     from projects.models import Project
 
 SOFTWARE = "ffmpeg"  # the built-in software on the project's image
@@ -40,11 +42,16 @@ def software_for(project: Project) -> Software | None:
     return Software.objects.filter(image_id=project.image_id, name=SOFTWARE).first()
 
 
-def check(project: Project, errors: dict[str, list[Any]]) -> None:
-    """Refuse a movie when the project's image has no ffmpeg to make it."""
+def check(project: Project, cluster: Cluster, errors: dict[str, list[Any]]) -> None:
+    """Refuse a movie when the project's image has no ffmpeg to make it, or the cluster is
+    BatchCompute's (its nodes stage from the project's mappings, not the output folder)."""
     if software_for(project) is None:
         errors.setdefault("movie", []).append(
             f"The image {project.image} has no '{SOFTWARE}' software to make preview movies."
+        )
+    elif cluster.backend != Backend.CELERY:
+        errors.setdefault("movie", []).append(
+            "Preview movies are made on clusters of your own machines, not on BatchCompute."
         )
 
 

@@ -60,6 +60,15 @@ def pause_job(job: RenderJob, *, now: bool = False) -> Outcome:
     if was_paused and not stopped:
         return Outcome(False, f"Job #{job.pk} is paused already.")
     log.info("paused job %s (%d running chunks stopped)", job.pk, stopped)
+    if (
+        locked.cluster.backend != Backend.CELERY
+        and locked.tasks.filter(queued_at__isnull=False).exists()
+    ):
+        return Outcome(
+            True,
+            f"Paused job #{job.pk}: no chunk of it is sent to BatchCompute any more; the "
+            "chunks already sent run on (a cloud job takes them all at once).",
+        )
     if now:
         chunks = f"{stopped} running chunk{'' if stopped == 1 else 's'}"
         return Outcome(True, f"Paused job #{job.pk}: {chunks} stopped and queued again.", stopped)

@@ -166,7 +166,7 @@ def validate_render(request: RenderRequest, user: User | None) -> Validated:
         _check(errors, "name", "The name must be at most 150 characters.")
     after = scheduling.check_after(request.after, user, errors)
     if request.movie:
-        movies.check(project, errors)
+        movies.check(project, cluster, errors)
 
     values: dict[str, Any] = {}
     try:

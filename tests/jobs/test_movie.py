@@ -120,3 +120,15 @@ def test_a_movie_is_refused_on_an_image_without_ffmpeg(
         f"The image {project.image} has no 'ffmpeg' software to make preview movies."
     ]
     assert not RenderJob.objects.exists()
+
+
+def test_a_movie_is_refused_on_batchcompute(
+    project, fake_software, ffmpeg, cluster, scene_url
+) -> None:
+    type(cluster).objects.filter(pk=cluster.pk).update(backend="batchcompute")
+    cluster.refresh_from_db()
+    with pytest.raises(services.SubmissionError) as refused:
+        submit(project, fake_software, cluster, scene_url, frames="1-2")
+    assert refused.value.message_dict["movie"] == [
+        "Preview movies are made on clusters of your own machines, not on BatchCompute."
+    ]

@@ -7,6 +7,7 @@ import shutil
 from typing import Any
 
 import pytest
+from django.utils import timezone
 from PIL import Image
 
 from clusters import services as cluster_services
@@ -88,6 +89,9 @@ def test_pause_now_is_refused_on_batchcompute_and_ended_jobs_are_not_paused(
     job.refresh_from_db()
     outcome = services.pause_job(job, now=True)
     assert not outcome.ok and "cannot be put back" in outcome.message
+    job.tasks.update(queued_at=timezone.now())  # sent in a cloud job
+    outcome = services.pause_job(job)
+    assert outcome.ok and "the chunks already sent run on" in outcome.message
     services.cancel_job(job)
     outcome = services.pause_job(job)
     assert not outcome.ok and outcome.message.endswith("is already cancelled; nothing to pause.")
