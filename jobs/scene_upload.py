@@ -103,12 +103,15 @@ def refuse_overwriting_used_files(files: list[tuple[Path, str]], backend: storag
 
 def files_in_use(urls: list[str]) -> dict[str, RenderJob]:
     """Which of ``urls`` an unfinished job renders from (its scene or a file it needs, as
-    its manifest lists them), comparing stored files, not spellings of URLs."""
+    its manifest lists them, a rewritten copy and its original alike), comparing stored
+    files, not spellings of URLs."""
     wanted = {key: url for url in urls if (key := scene_manifest.canonical(url))}
     used: dict[str, RenderJob] = {}
     jobs = RenderJob.objects.exclude(state__in=TERMINAL_JOB_STATES)
     for job in jobs.only("pk", "state", "scene_url", "scene_files", "project").order_by("pk"):
         files = [job.scene_url, *scene_manifest.originals(job.scene_files)]
+        # ...and the rewritten copies in its output folder, which nodes fetch instead.
+        files += [f["url"] for f in (job.scene_files or {}).get("files", []) if "source" in f]
         if job.scene_files is None:  # submitted before manifests: read its scene now
             files += analyse_scene(job.project, job.scene_url).files()
         for url in files:

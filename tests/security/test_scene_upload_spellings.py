@@ -7,19 +7,28 @@ another folder of the same mapping (``scenes/current`` -> ``scenes/v3``, as stud
 "current version" folder). charlie, a member of bob's project, uploaded
 ``current/shot.blend`` through the storage browser: another key, so not "in use", and it
 replaced ``v3/shot.blend``, the scene bob's queued job renders from.
+
+A job renders a .blend whose absolute paths were rewritten from the manager's copy in its
+output folder (``_logs/scene/``), not from the original: where the project maps its output
+folder writable, charlie replaced that copy, and bob's job rendered charlie's scene, while
+the original it stands for was guarded.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.test import Client
 
+from jobs import services
 from jobs.models import JobState, RenderJob
 from jobs.scene_upload import files_in_use
+from projects.models import StorageMapping
 from renderhub import storage
+from tests.jobs.dep_tree import MAC_PREFIX, WIN_PREFIX, build_tree
 from tests.projects.upload_helpers import upload
 
 pytestmark = pytest.mark.django_db
@@ -77,3 +86,39 @@ def test_the_in_use_check_knows_the_file_by_any_spelling(scenes: str, bobs_scene
     for spelling in ("current/shot.blend", "current/./shot.blend", "v3//shot.blend"):
         url = scenes + spelling
         assert url in files_in_use([url]), spelling
+
+
+@pytest.mark.skipif(shutil.which("blender") is None, reason="needs Blender")
+def test_the_rewritten_copy_a_job_renders_is_not_replaced(
+    project: Any,
+    scenes: str,
+    storage_root: Path,
+    blender_software: Any,
+    cluster: Any,
+    bob: Any,
+    charlie: Any,
+) -> None:
+    project.mappings.update(artist_paths=f"{WIN_PREFIX}\n{MAC_PREFIX}")
+    output = str(project.output_prefix)
+    StorageMapping.objects.create(
+        project=project, source=output, destination="/mnt/output/", writable=True
+    )
+    build_tree(storage_root / "scenes")
+    request = services.RenderRequest(
+        project=project,
+        software=blender_software,
+        cluster=cluster,
+        scenes=[scenes + "shots/all.blend"],
+        frames="1",
+    )
+    [job] = services.submit_render(request, user=bob)
+    [copy] = [f["url"] for f in job.scene_files["files"] if "source" in f]
+    folder, name = copy.rsplit("/", 1)
+    before = storage.resolve(copy)[0].read(storage.resolve(copy)[1])
+
+    client = Client()
+    client.force_login(charlie)
+    response = upload(client, project, folder + "/", name, b"charlie's scene")
+
+    assert response.status_code == 409
+    assert storage.resolve(copy)[0].read(storage.resolve(copy)[1]) == before
