@@ -11,7 +11,7 @@ from rest_framework import serializers
 
 from clusters.models import Cluster, ClusterNode
 from images.models import ComputeImage, Software
-from jobs import movies, timing
+from jobs import live, movies
 from jobs.choices import FrameState, JobState
 from jobs.models import Frame, RenderJob, Task
 from jobs.outputs import signed_link
@@ -135,7 +135,7 @@ class RenderJobListSerializer(serializers.ListSerializer[RenderJob]):
 
     def to_representation(self, data: Any) -> list[Any]:
         jobs = list(data.all() if hasattr(data, "all") else data)
-        self.context["etas"] = timing.etas(jobs)
+        self.context["etas"] = live.etas(jobs)  # kept per job version
         return super().to_representation(jobs)
 
 
@@ -216,7 +216,7 @@ class RenderJobSerializer(serializers.ModelSerializer):
     )
     def get_eta_seconds(self, job: RenderJob) -> float | None:
         etas = self.context.get("etas")
-        found = etas.get(job.pk) if etas is not None else timing.eta(job)
+        found = (etas if etas is not None else live.etas([job])).get(job.pk)
         return round(found.seconds, 1) if found and found.seconds is not None else None
 
     @extend_schema_field(

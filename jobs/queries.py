@@ -24,7 +24,7 @@ from clusters.queries import clusters_with_nodes
 from projects.models import Project
 from renderhub.cli import parse_id
 
-from . import timing
+from . import live, timing
 from .choices import ACTIVE_JOB_STATES, TERMINAL_JOB_STATES, FrameState, JobState, TaskState
 from .models import Frame, RenderJob, Task
 
@@ -292,7 +292,7 @@ def active_jobs(user: User) -> QuerySet[RenderJob]:
 def dashboard(user: User) -> dict[str, Any]:
     jobs = visible_jobs(user)
     running = list(active_jobs(user).order_by("-created_at")[:20])
-    etas = timing.etas(running)
+    etas = live.etas(running)
     for job in running:
         job.eta = etas.get(job.pk)  # type: ignore[attr-defined]
     return {
