@@ -265,6 +265,34 @@ _CSRF_SLOT = "\ue000csrf\ue000"
 _GRID_SLOT = "\ue000grid\ue000"
 
 
+# A busy job moves many times a second (each chunk's frames and heartbeats); its page is
+# re-made at most this often, whoever polls: changes within one poll interval are shown
+# together, and the viewers share one computation of them.
+COALESCE_SECONDS = 2.0
+
+
+def coalesce(pk: int, etag: str) -> tuple[str, bool]:
+    """The version the job's poll answers with: ``etag`` (the newest), or the last one
+    shown while it is younger than ``COALESCE_SECONDS`` or while another process is making
+    the next (then nobody waits for it). True when the caller is to make and publish it.
+    """
+    key = f"rh:live:{pk}"
+    latest = cache.get(key)
+    if isinstance(latest, tuple):
+        shown, at = latest
+        if shown == etag:
+            return etag, False
+        if time.time() - at < COALESCE_SECONDS or not cache.add(f"{key}:lock", 1, 10):
+            return shown, False
+    return etag, True
+
+
+def publish(pk: int, etag: str) -> None:
+    """``etag`` is the job's version shown from now on (``coalesce``)."""
+    cache.set(f"rh:live:{pk}", (etag, time.time()), GRID_CACHE_SECONDS)
+    cache.delete(f"rh:live:{pk}:lock")
+
+
 def job_partial(request: HttpRequest, pk: int, etag: str) -> str:
     """The job page's live partial at version ``etag``, for a user who may see the job.
 

@@ -184,8 +184,13 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if etag is None:
         raise Http404("No such job.")
     if is_htmx(request):
-        unchanged = not_modified(request, etag)
-        return unchanged or tag(HttpResponse(live.job_partial(request, pk, etag)), etag)
+        etag, fresh = live.coalesce(pk, etag)
+        if unchanged := not_modified(request, etag):
+            return unchanged
+        response = tag(HttpResponse(live.job_partial(request, pk, etag)), etag)
+        if fresh:
+            live.publish(pk, etag)
+        return response
     job = queries.get_job(request.user, pk)
     context = queries.job_detail(job, request.GET.get("chunks"), live.frame_summary(job, etag))
     context["etag"] = etag

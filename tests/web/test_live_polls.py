@@ -10,12 +10,18 @@ import pytest
 from django.utils import timezone
 
 from clusters.models import ClusterNode
-from jobs import services
+from jobs import live, services
 from jobs.models import RenderJob, Task
 
 pytestmark = pytest.mark.django_db
 
 HX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture(autouse=True)
+def no_coalescing(monkeypatch: Any) -> None:
+    """Each change shows at the next poll (the page coalesces changes within 2 s)."""
+    monkeypatch.setattr(live, "COALESCE_SECONDS", 0.0)
 
 
 def poll(client: Any, url: str, etag: str = "") -> Any:
@@ -143,3 +149,18 @@ def test_the_partial_rendered_once_carries_each_viewers_own_csrf_token(
     assert response.status_code == 302
     job.refresh_from_db()
     assert job.state == "cancelled"
+
+
+def test_changes_within_two_seconds_are_shown_together(
+    as_bob: Any, job: RenderJob, monkeypatch: Any
+) -> None:
+    """A busy job moves many times a second: its page is re-made at most every 2 s, and
+    until then every poller keeps the version shown (304), so they share one rendering."""
+    monkeypatch.setattr(live, "COALESCE_SECONDS", 2.0)
+    url = f"/jobs/{job.pk}/"
+    etag = poll(as_bob, url)["ETag"]
+    services.frame_started(Task.objects.get(job=job, index=1), 5)
+    assert poll(as_bob, url, etag).status_code == 304  # the change waits for the next window
+    monkeypatch.setattr(live, "COALESCE_SECONDS", 0.0)  # the window has passed
+    moved = poll(as_bob, url, etag)
+    assert moved.status_code == 200 and 'data-changes="4r"' in moved.content.decode()
