@@ -25,25 +25,18 @@ from renderhub.compute import ComputeError
 
 from . import pagination, serializers
 from . import services as api_services
+from .conditional import ConditionalJobsMixin
+from .errors import CONFLICT as CONFLICT
+from .errors import NOT_FOUND as NOT_FOUND
+from .errors import Conflict as Conflict
+from .errors import Unavailable as Unavailable
+from .job_actions import JobActionsMixin
 from .models import ApiToken
 from .pagination import paginate
 from .permissions import request_user, visible_jobs, visible_projects
 
 _M = TypeVar("_M", bound=Model)
 _Row = TypeVar("_Row")
-
-NOT_FOUND = OpenApiResponse(description="Not found (or not visible to you).")
-CONFLICT = OpenApiResponse(description="Not possible in its current state.")
-
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
-
-
-class Unavailable(exceptions.APIException):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_code = "unavailable"
 
 
 def find(queryset: QuerySet[_M], value: str) -> _M | None:
@@ -179,7 +172,11 @@ class ClusterViewSet(viewsets.ReadOnlyModelViewSet):
     retrieve=extend_schema(responses={200: serializers.RenderJobSerializer, 404: NOT_FOUND}),
 )
 class RenderJobViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[RenderJob]
+    ConditionalJobsMixin,
+    JobActionsMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet[RenderJob],
 ):
     """Render jobs of your projects: submit, follow, cancel, retry; tasks, frames, logs, outputs."""
 
@@ -363,83 +360,6 @@ class RenderJobViewSet(
             for o in page or []
         ]
         return self.get_paginated_response(self.get_serializer(rows, many=True).data)
-
-    def _result(
-        self, job: RenderJob, detail: str, count: int, warnings: tuple[str, ...] = ()
-    ) -> Response:
-        job.refresh_from_db()
-        context = self.get_serializer_context()
-        return Response(
-            {
-                "detail": detail,
-                "warnings": list(warnings),
-                "tasks": count,
-                "job": serializers.RenderJobSerializer(job, context=context).data,
-            }
-        )
-
-    @extend_schema(
-        request=serializers.CancelSerializer,
-        responses={200: serializers.ActionResultSerializer, 404: NOT_FOUND, 409: CONFLICT},
-    )
-    @action(detail=True, methods=["post"])
-    def cancel(self, request: Request, pk: str | None = None) -> Response:
-        """Cancel a queued or running job; running renderers are stopped by their workers.
-        With ``cascade``, the jobs waiting for it are cancelled too.
-
-        ``warnings`` says when the job is cancelled but its BatchCompute job could not be
-        stopped yet (each poll tries again)."""
-        job = self.get_object()
-        params = serializers.CancelSerializer(data=request.data)
-        params.is_valid(raise_exception=True)
-        outcome = job_services.cancel_job(job, cascade=params.validated_data["cascade"])
-        if not outcome.ok:
-            raise Conflict(outcome.message)
-        return self._result(job, outcome.message, outcome.count, outcome.warnings)
-
-    @extend_schema(
-        request=serializers.PauseSerializer,
-        responses={200: serializers.ActionResultSerializer, 404: NOT_FOUND, 409: CONFLICT},
-    )
-    @action(detail=True, methods=["post"])
-    def pause(self, request: Request, pk: str | None = None) -> Response:
-        """Start no new chunk of the job; running chunks finish, or with ``now`` stop and
-        are queued again (their finished frames are kept)."""
-        job = self.get_object()
-        params = serializers.PauseSerializer(data=request.data)
-        params.is_valid(raise_exception=True)
-        outcome = job_services.pause_job(job, now=params.validated_data["now"])
-        if not outcome.ok:
-            raise Conflict(outcome.message)
-        return self._result(job, outcome.message, outcome.count, outcome.warnings)
-
-    @extend_schema(
-        request=None,
-        responses={200: serializers.ActionResultSerializer, 404: NOT_FOUND, 409: CONFLICT},
-    )
-    @action(detail=True, methods=["post"])
-    def resume(self, request: Request, pk: str | None = None) -> Response:
-        """Let a paused job's chunks start again."""
-        job = self.get_object()
-        outcome = job_services.resume_job(job)
-        if not outcome.ok:
-            raise Conflict(outcome.message)
-        return self._result(job, outcome.message, outcome.count, outcome.warnings)
-
-    @extend_schema(
-        request=None,
-        responses={200: serializers.ActionResultSerializer, 404: NOT_FOUND, 409: CONFLICT},
-    )
-    @action(detail=True, methods=["post"])
-    def retry(self, request: Request, pk: str | None = None) -> Response:
-        """Render the failed and cancelled chunks of an ended job again."""
-        job = self.get_object()
-        if job.is_active:
-            raise Conflict(f"Job #{job.pk} is still {job.state}; retry it once it has ended.")
-        count = job_services.retry_job(job)
-        if not count:
-            raise Conflict(f"Job #{job.pk} has no failed or cancelled chunks to retry.")
-        return self._result(job, f"Job #{job.pk}: {count} chunks queued again.", count)
 
 
 # --- Tokens -----------------------------------------------------------------------------
