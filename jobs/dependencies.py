@@ -53,6 +53,31 @@ STATE_TEXT = {
 }
 MAX_BLEND_FILES = 200  # the scene and the libraries it links, followed recursively
 MAX_SEQUENCE_FILES = 100_000
+# Names compared with sequence and UDIM patterns in one analysis, all references together:
+# a file naming one big folder thousands of ways must not keep the manager busy for minutes.
+MAX_NAMES_MATCHED = 1_000_000
+
+
+class _TooManyNames(Exception):
+    pass
+
+
+@dataclass
+class _Scan:
+    """One analysis' folder listings (each folder listed once) and its matching budget."""
+
+    listings: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    matched: int = 0
+
+    def names(self, place: _Place, folder: str) -> list[str]:
+        key = (type(place).__name__, folder)
+        if key not in self.listings:
+            self.listings[key] = place.names(folder)
+        names = self.listings[key]
+        self.matched += len(names)
+        if self.matched > MAX_NAMES_MATCHED:
+            raise _TooManyNames
+        return names
 
 
 @dataclass
@@ -235,6 +260,33 @@ def analyse_scene(
     prefixes = _prefixes(mappings)
     todo: list[tuple[str, _Place]] = [(start, place)]
     read: set[str] = set()
+    scan = _Scan()
+    try:
+        _follow(report, todo, read, scan, stored, prefixes, start, local)
+    except _TooManyNames:
+        report.dependencies = []
+        report.unreadable = (
+            f"its references name more than {MAX_NAMES_MATCHED:,} files in sequence "
+            "folders to compare; they were not checked"
+        )
+        report.warnings.append(f"{report.label}: {report.unreadable}.")
+        return report
+    if todo:
+        report.warnings.append(f"Only the first {MAX_BLEND_FILES} .blend files were read.")
+    return report
+
+
+def _follow(
+    report: DependencyReport,
+    todo: list[tuple[str, _Place]],
+    read: set[str],
+    scan: _Scan,
+    stored: StoragePlace,
+    prefixes: list[tuple[str, str]],
+    start: str,
+    local: Path | None,
+) -> None:
+    """Read the scene and the libraries it links, recursively, classifying each reference."""
     while todo and len(read) < MAX_BLEND_FILES:
         blend, where = todo.pop(0)
         if blend in read:
@@ -256,13 +308,10 @@ def analyse_scene(
                 report.warnings.append(f"{blend}: its references could not be read ({exc}).")
             continue
         for ref in references:
-            dep, dep_place = _classify(ref, blend, where, stored, prefixes)
+            dep, dep_place = _classify(ref, blend, where, stored, prefixes, scan)
             report.dependencies.append(dep)
             if ref.kind == deps.LIBRARY and not dep.problem:
                 todo.append((dep.location, dep_place))
-    if todo:
-        report.warnings.append(f"Only the first {MAX_BLEND_FILES} .blend files were read.")
-    return report
 
 
 def _prefixes(mappings: list[StorageMapping]) -> list[tuple[str, str]]:
@@ -280,6 +329,7 @@ def _classify(
     where: _Place,
     stored: StoragePlace,
     prefixes: list[tuple[str, str]],
+    scan: _Scan,
 ) -> tuple[Dependency, _Place]:
     dep = Dependency(ref.kind, ref.path, blend, ref.owner[2:] or ref.owner, UNTRANSLATED)
     dep.sequence = ref.sequence
@@ -303,7 +353,7 @@ def _classify(
         place, found_state = stored, TRANSLATED
     dep.location = location
     try:
-        dep.files = _files(ref, location, place)
+        dep.files = _files(ref, location, place, scan)
     except storage.StorageError as exc:
         log.warning("could not check %s: %s", location, exc)
         dep.files = []
@@ -311,13 +361,13 @@ def _classify(
     return dep, place
 
 
-def _files(ref: deps.Reference, location: str, place: _Place) -> list[str]:
+def _files(ref: deps.Reference, location: str, place: _Place, scan: _Scan) -> list[str]:
     name = place.name(location)
     pattern = deps.sequence_pattern(name) if ref.sequence else None
     if pattern is None:
         return [location] if place.exists(location) else []
     folder = place.folder(location)
-    return [place.join(folder, n) for n in place.names(folder) if pattern.match(n)]
+    return [place.join(folder, n) for n in scan.names(place, folder) if pattern.match(n)]
 
 
 def check_scene_files(project: Project, scenes: list[str]) -> list[DependencyReport]:
