@@ -101,6 +101,14 @@ class ProjectAdmin(admin.ModelAdmin):
             return storage_field(formfield, request.user)
         return formfield
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # A project's name keys settings (CROMWELL_PROJECT_URLS gives a project its own
+        # Cromwell server and call cache): renaming into another's entry would take it.
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if obj is not None and not request.user.is_superuser:
+            fields += ("name",)
+        return fields
+
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
     ) -> Any:
