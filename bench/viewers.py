@@ -7,7 +7,8 @@ holds (``If-None-Match``, from the last answer's ``ETag`` or the page's ``data-e
 every ``--interval`` seconds. In the ``pages`` mix, 4 in 5 viewers watch the big job's
 live partial and the others move between the job, the running list and the dashboard
 (a full page load when they move, then its partial); in the ``api`` mix each viewer
-alternates the REST job list (running jobs) and the big job's detail.
+alternates the REST job list (running jobs) and the big job's detail, sending back the
+ETag it last got as a well-behaved polling script does.
 
 Optionally a writer moves the big job along (``--churn F``: F frames a second done, with
 the counters and a chunk heartbeat, as the render workers write them), so polls also get
@@ -241,11 +242,14 @@ class Viewer:
 
     def tick(self) -> None:
         plan = self.plan
-        if self.role == "api":
-            if self.polls_here % 2:
-                self.get("api", plan["api_detail"], {"Accept": "application/json"})
-            else:
-                self.get("api", plan["api_list"], {"Accept": "application/json"})
+        if self.role == "api":  # a script polling the job list and the job, with ETags
+            path = plan["api_detail"] if self.polls_here % 2 else plan["api_list"]
+            headers = {"Accept": "application/json"}
+            if etag := self.etags.get(path):
+                headers["If-None-Match"] = etag
+            response = self.get("api", path, headers)
+            if response is not None and response.status_code == 200:
+                self.etags[path] = response.headers.get("ETag", "")
         elif self.role == "watcher":
             self.poll(plan["job"], "job-live")
         else:  # a mover: three polls on a page, then the next page

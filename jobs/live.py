@@ -38,7 +38,7 @@ from django.template.loader import render_to_string
 from renderhub.htmx import client_etag, poll_etag
 
 from . import timing
-from .choices import ACTIVE_JOB_STATES, TaskState
+from .choices import ACTIVE_JOB_STATES, JobState, TaskState
 from .models import RenderJob, Task
 
 if TYPE_CHECKING:
@@ -81,14 +81,15 @@ _CHUNKS = " || ',' || ".join(
 TASK_SUMMARY = f"SELECT {_CHUNKS} FROM jobs_task WHERE jobs_task.job_id = jobs_renderjob.id"  # noqa: S608
 
 
-def job_version(user: User, pk: int) -> str | None:
+def job_version(user: User, pk: int, jobs: QuerySet[RenderJob] | None = None) -> str | None:
     """The job page's ETag; None when ``user`` may not see the job (the page 404s).
 
-    One narrow query: the job through the pages' visibility filter, its chunks summed up.
+    One narrow query: the job through the pages' visibility filter (or ``jobs``, already
+    filtered to what the caller may see), its chunks summed up.
     """
     chunks = RawSQL(TASK_SUMMARY, ())  # noqa: S611  (constant SQL, no parameters)
     found = list(
-        RenderJob.objects.visible_to(user)
+        (RenderJob.objects.visible_to(user) if jobs is None else jobs)
         .filter(pk=pk)
         .order_by()
         .annotate(chunks=chunks)
@@ -157,11 +158,13 @@ def jobs_version(user: User, jobs: QuerySet[RenderJob], tag: str) -> str:
         count=Count("id"),
         last=Max("id"),
         ids=Sum("id"),
-        running=Count("id", filter=Q(state="running")),
         done=Sum("frames_done"),
         failed=Sum("frames_failed"),
         started=Max("started_at"),
+        finished=Max("finished_at"),
+        paused=Count("id", filter=Q(paused_at__isnull=False)),
         priority=Sum("priority"),
+        **{f"n_{state.value}": Count("id", filter=Q(state=state)) for state in JobState},
     )
     active = bool(summary["count"])
     return poll_etag(tag, user.pk, sorted(summary.items()), _clock(active))
