@@ -97,3 +97,35 @@ def test_oss_storage(
             )
         )
         assert rendered_without_magenta(job, tmp_path) == [0, 0]
+
+
+def test_a_file_gone_since_submit_fails_the_job_naming_it_without_retries(
+    project: Any,
+    fake_software: Any,
+    cluster: Any,
+    storage_root: Path,
+    storage_url: str,
+    settings: Any,
+) -> None:
+    project.mappings.update(artist_paths=f"{WIN_PREFIX}\n{MAC_PREFIX}")
+    build_tree(storage_root / "scenes")
+    [job] = services.submit_render(
+        services.RenderRequest(
+            project=project,
+            software=fake_software,
+            cluster=cluster,
+            scenes=[storage_url + "scenes/shots/all.blend"],
+            frames="1-2",
+            nodes=1,
+        )
+    )
+    (storage_root / "scenes/assets/tex/checker.png").unlink()  # after submit, before a node
+
+    with render_worker_for(cluster, settings):
+        job = wait_for(job, timeout=120)
+
+    assert job.state == JobState.FAILED
+    task = job.tasks.get()
+    assert task.attempts == 1  # not retried: it is gone for every node
+    assert "checker.png, which the scene needs, is no longer in storage" in task.failure_reason
+    assert job.frames_done == 0
