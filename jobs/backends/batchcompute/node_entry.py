@@ -47,7 +47,9 @@ def main():
     for key in ("scene", "work_dir", "output_dir", "publish_dir"):
         spec[key] = node(spec[key])
     # The scene's files, copied from the mounts into the job's scene folder by the agent.
-    spec["inputs"] = [{"src": node(i["src"]), "dst": node(i["dst"])} for i in spec.get("inputs") or []]
+    spec["inputs"] = [
+        {"src": node(i["src"]), "dst": node(i["dst"])} for i in spec.get("inputs") or []
+    ]
     spec["cpus"] = spec.get("cpus") or os.cpu_count() or 1
     for key in ("work_dir", "output_dir", "publish_dir"):  # left by an earlier instance
         shutil.rmtree(spec[key], ignore_errors=True)
