@@ -9,7 +9,7 @@ digest is the partial's ETag; a poll sending it back (``If-None-Match``) gets a 
 What moves a version (every writer already touches one of these):
 
 - the job row: state, frame counters (``frames_done`` / ``frames_failed``, kept by the
-  services), start and end times, priority;
+  services), start and end times, priority, pause and waiting;
 - its chunks: how many are in each state, attempts, the current frames (a frame starting),
   and the latest heartbeat (CPU and log tails are written with it), start, end and queue
   times;
@@ -18,7 +18,11 @@ What moves a version (every writer already touches one of these):
 The job page's frame grid is sent as a delta: the states string of each version is kept in
 the cache for a few minutes (shared by every viewer and every server process), and a poll
 from version A to version B gets only the cells that differ (``grid_update``), or the
-whole string when A is no longer cached.
+whole string when A is no longer cached. What reads every frame of a job (counts per
+chunk, the ETA, the grid) and the job's rendered partial are made once per version for
+all viewers (``frame_summary``, ``etas``, ``job_partial``), and a job that moves many
+times a second is re-made at most every ``COALESCE_SECONDS`` (``coalesce``). The REST
+API's job list and detail use the same versions (``api.conditional``).
 """
 
 from __future__ import annotations
