@@ -79,6 +79,8 @@ bench: install blender
 	# frames; the full size is in docs/BENCHMARKS.md (--jobs 100000 --frames 10000000 ...).
 	$(BIN)/python bench/viewers.py --viewers 50 --duration 30
 	$(BIN)/python bench/viewers.py --viewers 50 --duration 30 --mix api
+	# 100, 300 and 1,000 simulated nodes reporting through Redis to the event drain.
+	$(BIN)/python bench/fleet.py --nodes 100,300,1000 --seconds 30
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

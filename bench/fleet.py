@@ -177,7 +177,11 @@ def run_nodes(chunks: list[tuple[int, list[int]]], args: dict[str, Any], report:
     for sender, connection, *_ in senders:
         sender.flush()
         connection.release()
-    report.put({"sent": sum(s.sent for s, *_ in senders), **counts})
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime
+    report.put({"sent": sum(s.sent for s, *_ in senders), "cpu_seconds": cpu, **counts})
 
 
 # --- the manager --------------------------------------------------------------------------
@@ -247,6 +251,7 @@ def one_round(n: int, args: argparse.Namespace) -> dict[str, Any]:
         for part in slices
         if part
     ]
+    redis_cpu = broker.info("cpu")
     for process in nodes:
         process.start()
     db_name = urlsplit(args.database_url).path.lstrip("/")
@@ -263,6 +268,8 @@ def one_round(n: int, args: argparse.Namespace) -> dict[str, Any]:
             time.sleep(0.5)
     nodes_stopped = time.monotonic()
     sent = [report.get(timeout=30) for _ in nodes]
+    redis_after = broker.info("cpu")
+    redis_seconds = sum(redis_after[k] - redis_cpu[k] for k in ("used_cpu_sys", "used_cpu_user"))
     for process in nodes:
         process.join()
     total_sent = sum(r["sent"] for r in sent)
@@ -302,6 +309,9 @@ def one_round(n: int, args: argparse.Namespace) -> dict[str, Any]:
             100 * figures["cpu_seconds"] / max(figures["wall_seconds"], 1e-9), 1
         ),
         "broker_memory_max_mb": round(memory_seen / 2**20, 1),
+        # Where the machine's two cores went while the nodes ran (percent of one core).
+        "nodes_cpu_percent": round(100 * sum(r["cpu_seconds"] for r in sent) / args.seconds, 1),
+        "broker_cpu_percent": round(100 * redis_seconds / args.seconds, 1),
         "batches": figures["batches"],
         "backlog_seconds_after_nodes_stopped": round(drained_after - nodes_stopped, 2),
     }
