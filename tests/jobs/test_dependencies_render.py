@@ -39,6 +39,26 @@ def rendered_without_magenta(job: Any, tmp_path: Path) -> list[int]:
     return counts
 
 
+def submit_tree(
+    project: Any, software: Any, cluster: Any, storage_root: Path, storage_url: str, frames: str
+) -> Any:
+    """The studio tree in the project's storage (its artists' paths named), its scene
+    submitted as one job on one node."""
+    project.mappings.update(artist_paths=f"{WIN_PREFIX}\n{MAC_PREFIX}")
+    build_tree(storage_root / "scenes")
+    [job] = services.submit_render(
+        services.RenderRequest(
+            project=project,
+            software=software,
+            cluster=cluster,
+            scenes=[storage_url + "scenes/shots/all.blend"],
+            frames=frames,
+            nodes=1,
+        )
+    )
+    return job
+
+
 def test_local_storage(
     project: Any,
     blender_software: Any,
@@ -48,17 +68,7 @@ def test_local_storage(
     render_worker: Any,
     tmp_path: Path,
 ) -> None:
-    project.mappings.update(artist_paths=f"{WIN_PREFIX}\n{MAC_PREFIX}")
-    build_tree(storage_root / "scenes")
-    [job] = services.submit_render(
-        services.RenderRequest(
-            project=project,
-            software=blender_software,
-            cluster=cluster,
-            scenes=[storage_url + "scenes/shots/all.blend"],
-            frames="1-3",
-        )
-    )
+    job = submit_tree(project, blender_software, cluster, storage_root, storage_url, "1-3")
     assert rendered_without_magenta(job, tmp_path) == [0, 0, 0]
 
 
@@ -107,18 +117,7 @@ def test_a_file_gone_since_submit_fails_the_job_naming_it_without_retries(
     storage_url: str,
     settings: Any,
 ) -> None:
-    project.mappings.update(artist_paths=f"{WIN_PREFIX}\n{MAC_PREFIX}")
-    build_tree(storage_root / "scenes")
-    [job] = services.submit_render(
-        services.RenderRequest(
-            project=project,
-            software=fake_software,
-            cluster=cluster,
-            scenes=[storage_url + "scenes/shots/all.blend"],
-            frames="1-2",
-            nodes=1,
-        )
-    )
+    job = submit_tree(project, fake_software, cluster, storage_root, storage_url, "1-2")
     (storage_root / "scenes/assets/tex/checker.png").unlink()  # after submit, before a node
 
     with render_worker_for(cluster, settings):
