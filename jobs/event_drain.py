@@ -5,7 +5,10 @@
 and only then acknowledges the messages: a manager killed in between leaves them unacked,
 and the broker delivers them again (Redis after its visibility timeout), where applying
 twice changes nothing. A batch that fails is put back for the next round, never dropped.
-One process and one database connection serve every node.
+One process and one database connection serve every node. A message that cannot be read
+(not JSON, or half-written: kombu's filesystem broker writes a message in place, so on
+the embedded defaults a message taken while being written is lost) is logged and dropped;
+the drain goes on.
 """
 
 from __future__ import annotations
@@ -50,9 +53,18 @@ def drain(
     def received(body: Any, message: Any) -> None:
         waiting.append((body, message))
 
+    def undecodable(message: Any, exc: Exception) -> None:
+        # Not JSON (a node may send anything): dropped, never the drain's end.
+        log.error("dropped an event message that is not JSON: %s", exc)
+        message.ack()
+
     with (
         connection.Consumer(
-            [events_queue()], callbacks=[received], accept=["json"], prefetch_count=max_messages
+            [events_queue()],
+            callbacks=[received],
+            accept=["json"],
+            prefetch_count=max_messages,
+            on_decode_error=undecodable,
         ),
         _closing_database(),
     ):
@@ -62,6 +74,9 @@ def drain(
                 try:
                     connection.drain_events(timeout=left)
                 except TimeoutError:
+                    break
+                except Exception:  # a message the transport cannot read: keep draining
+                    log.exception("could not take an event message")
                     break
             if not waiting:
                 continue
