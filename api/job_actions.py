@@ -35,6 +35,12 @@ class JobActionsMixin:
             }
         )
 
+    def _outcome(self, job: RenderJob, outcome: Any) -> Response:
+        """A service's outcome as the API answers it: refused (409) or done."""
+        if not outcome.ok:
+            raise Conflict(outcome.message)
+        return self._result(job, outcome.message, outcome.count, outcome.warnings)
+
     @extend_schema(
         request=serializers.CancelSerializer,
         responses={200: serializers.ActionResultSerializer, 404: NOT_FOUND, 409: CONFLICT},
@@ -50,9 +56,7 @@ class JobActionsMixin:
         params = serializers.CancelSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         outcome = job_services.cancel_job(job, cascade=params.validated_data["cascade"])
-        if not outcome.ok:
-            raise Conflict(outcome.message)
-        return self._result(job, outcome.message, outcome.count, outcome.warnings)
+        return self._outcome(job, outcome)
 
     @extend_schema(
         request=serializers.PauseSerializer,
@@ -66,9 +70,7 @@ class JobActionsMixin:
         params = serializers.PauseSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         outcome = job_services.pause_job(job, now=params.validated_data["now"])
-        if not outcome.ok:
-            raise Conflict(outcome.message)
-        return self._result(job, outcome.message, outcome.count, outcome.warnings)
+        return self._outcome(job, outcome)
 
     @extend_schema(
         request=None,
@@ -79,9 +81,7 @@ class JobActionsMixin:
         """Let a paused job's chunks start again."""
         job = self.get_object()
         outcome = job_services.resume_job(job)
-        if not outcome.ok:
-            raise Conflict(outcome.message)
-        return self._result(job, outcome.message, outcome.count, outcome.warnings)
+        return self._outcome(job, outcome)
 
     @extend_schema(
         request=None,

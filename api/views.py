@@ -35,6 +35,13 @@ from .models import ApiToken
 from .pagination import paginate
 from .permissions import request_user, visible_jobs, visible_projects
 
+SUSPENSION_RESPONSES = {
+    200: serializers.ClusterSerializer,
+    403: OpenApiResponse(description="Needs the change-cluster permission."),
+    404: NOT_FOUND,
+    409: CONFLICT,
+}
+
 _M = TypeVar("_M", bound=Model)
 _Row = TypeVar("_Row")
 
@@ -125,29 +132,13 @@ class ClusterViewSet(viewsets.ReadOnlyModelViewSet):
         cluster.refresh_from_db()
         return Response(self.get_serializer(cluster).data)
 
-    @extend_schema(
-        request=None,
-        responses={
-            200: serializers.ClusterSerializer,
-            403: OpenApiResponse(description="Needs the change-cluster permission."),
-            404: NOT_FOUND,
-            409: CONFLICT,
-        },
-    )
+    @extend_schema(request=None, responses=SUSPENSION_RESPONSES)
     @action(detail=True, methods=["post"])
     def suspend(self, request: Request, pk: str | None = None) -> Response:
         """Suspend the cluster for maintenance: its nodes take no new chunks."""
         return self._suspension(request, cluster_services.suspend)
 
-    @extend_schema(
-        request=None,
-        responses={
-            200: serializers.ClusterSerializer,
-            403: OpenApiResponse(description="Needs the change-cluster permission."),
-            404: NOT_FOUND,
-            409: CONFLICT,
-        },
-    )
+    @extend_schema(request=None, responses=SUSPENSION_RESPONSES)
     @action(detail=True, methods=["post"])
     def resume(self, request: Request, pk: str | None = None) -> Response:
         """Resume a suspended cluster: its nodes take chunks again."""
