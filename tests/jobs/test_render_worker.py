@@ -238,6 +238,10 @@ def test_state_changes_and_failed_frames_are_announced_after_commit(
             parameters={"mode": "fail"},
         )  # fmt: skip
         wait_for(job)
+        # The worker announces right after its commit: give its thread that moment.
+        deadline = time.monotonic() + 10
+        while len(states) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
         services.cancel_job(job)  # already ended: announces nothing more
     finally:
         job_state_changed.disconnect(on_state)
