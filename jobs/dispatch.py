@@ -1,17 +1,31 @@
-"""Sending a job's chunks to its cluster's backend, right after commit or again later."""
+"""Sending chunks to the nodes: the manager decides which chunk each free slot gets.
+
+On a Celery cluster a chunk's message is sent only when a node slot is free for it, so the
+cluster's queue never holds more messages than its nodes can start at once; neither broker
+priorities nor worker prefetch can then change the order. The order is RenderHub's own
+(:func:`plan`): the highest job priority first; at equal priority the projects take turns
+(the project whose chunk started or was sent longest ago goes next, so one huge job does
+not starve the others); within a project, the older job first; a job's ``max_nodes`` caps
+its chunks in flight. Slots free up when a chunk ends (``services.task_finished``) and
+when a node reports itself idle (``heartbeat.report``); beat's ``dispatch_pending`` is the
+safety net for both.
+
+A BatchCompute cloud job takes all its chunks at once: its job's chunks are sent together.
+"""
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
 from clusters.choices import Backend, NodeState
-from clusters.models import ClusterNode
+from clusters.models import Cluster, ClusterNode
 
 from .backends import get_backend
 from .choices import ACTIVE_JOB_STATES, TaskState
@@ -29,40 +43,157 @@ def enqueue_dispatch(job_id: int) -> None:
 
 
 def dispatch(job_id: int) -> int:
-    """Hand the job's queued, not yet dispatched tasks to its cluster's backend."""
+    """Send what may start now on the job's cluster (every job there competes for its free
+    slots); returns how many chunks were sent."""
     job = RenderJob.objects.select_related("cluster", "project").get(pk=job_id)
+    if job.cluster.backend == Backend.CELERY:
+        return dispatch_cluster(job.cluster_id)
     if not job.is_active or job.paused_at or job.waiting or job.cluster.suspended_at:
         return 0  # resuming, or the jobs it runs after finishing, sends them (jobs.scheduling)
-    if job.max_nodes and job.cluster.backend == Backend.CELERY:
-        return _dispatch_limited(job)
     tasks = list(job.tasks.filter(state=TaskState.QUEUED, queued_at__isnull=True))
     if tasks:
         get_backend(job.cluster.backend).dispatch(job, tasks)
     return len(tasks)
 
 
-def _dispatch_limited(job: RenderJob) -> int:
-    """Send no more of the job's chunks than its ``max_nodes`` less those running or sent
-    already; each chunk that ends sends the next (``services.task_finished``). The job row
-    is locked so that two chunks ending at once do not both fill the same free place."""
+def dispatch_cluster(cluster_id: int) -> int:
+    """Fill the cluster's free slots with the chunks :func:`plan` picks.
+
+    The cluster row is locked while the slots are counted and filled, so two chunks ending
+    at once never both hand out the same free slot. A message sent for a transaction that
+    then rolls back is a harmless duplicate: only one delivery can claim a chunk."""
     with transaction.atomic():
-        RenderJob.objects.select_for_update().filter(pk=job.pk).first()
-        in_flight = job.tasks.filter(
-            Q(state=TaskState.RUNNING) | Q(state=TaskState.QUEUED, queued_at__isnull=False)
-        ).count()
-        free = max(0, (job.max_nodes or 0) - in_flight)
-        waiting = job.tasks.filter(state=TaskState.QUEUED, queued_at__isnull=True)
-        tasks = list(waiting.order_by("index")[:free])
-        if tasks:
-            get_backend(job.cluster.backend).dispatch(job, tasks)
-    return len(tasks)
+        cluster = Cluster.objects.select_for_update().filter(pk=cluster_id).first()
+        if cluster is None or cluster.suspended_at or cluster.backend != Backend.CELERY:
+            return 0
+        picks = plan(cluster)
+        backend = get_backend(cluster.backend)
+        jobs = RenderJob.objects.select_related("cluster").in_bulk({t.job_id for t in picks})
+        for task in picks:
+            backend.dispatch(jobs[task.job_id], [task])
+    if picks:
+        log.debug("cluster %s: sent %d chunks", cluster.name, len(picks))
+    return len(picks)
+
+
+def free_slots(cluster: Cluster) -> int:
+    """Slots of the cluster's online nodes less the chunks running or sent and not taken."""
+    cutoff = timezone.now() - timedelta(seconds=settings.NODE_OFFLINE_AFTER)
+    concurrency = (
+        ClusterNode.objects.filter(cluster=cluster, last_seen__gte=cutoff)
+        .exclude(state=NodeState.OFFLINE)
+        .values_list("concurrency", flat=True)
+    )
+    slots = sum(max(1, c or 1) for c in concurrency)
+    return max(0, slots - _in_flight(cluster).count())
+
+
+def _in_flight(cluster: Cluster) -> QuerySet[Task]:
+    """Chunks holding a slot: running ones (a paused job's running chunks still run), and
+    sent ones not yet taken, of jobs that may start them (a paused job's sent message is
+    skipped by the node, so it holds none)."""
+    may_start = Q(
+        state=TaskState.QUEUED,
+        queued_at__isnull=False,
+        job__paused_at__isnull=True,
+        job__waiting=False,
+    )
+    return Task.objects.filter(
+        Q(state=TaskState.RUNNING) | may_start,
+        job__cluster=cluster,
+        job__state__in=ACTIVE_JOB_STATES,
+    )
+
+
+@dataclass
+class _Candidate:
+    pk: int
+    project_id: int
+    priority: int
+    waiting: int  # undispatched queued chunks
+    room: int  # chunks it may still have in flight (max_nodes)
+
+
+def plan(cluster: Cluster) -> list[Task]:
+    """The chunks to send now, in order, one per free slot (see the module's rules)."""
+    free = free_slots(cluster)
+    if free <= 0:
+        return []
+    startable = RenderJob.objects.active().filter(
+        cluster=cluster, paused_at__isnull=True, waiting=False
+    )
+    undispatched = Task.objects.filter(
+        job__in=startable, state=TaskState.QUEUED, queued_at__isnull=True
+    )
+    waiting = dict(undispatched.values("job_id").annotate(n=Count("pk")).values_list("job_id", "n"))
+    if not waiting:
+        return []
+    flying = dict(
+        _in_flight(cluster).values("job_id").annotate(n=Count("pk")).values_list("job_id", "n")
+    )
+    candidates = [
+        _Candidate(
+            pk=pk,
+            project_id=project_id,
+            priority=priority,
+            waiting=waiting[pk],
+            room=(max_nodes - flying.get(pk, 0)) if max_nodes else free,
+        )
+        for pk, project_id, priority, max_nodes in RenderJob.objects.filter(
+            pk__in=waiting
+        ).values_list("pk", "project_id", "priority", "max_nodes")
+    ]
+    turns = _last_turns(cluster)
+    order: list[int] = []
+    for _ in range(free):
+        open_ = [c for c in candidates if c.waiting > 0 and c.room > 0]
+        if not open_:
+            break
+        top = max(c.priority for c in open_)
+        level = [c for c in open_ if c.priority == top]
+        project = min({c.project_id for c in level}, key=lambda p: (turns.get(p, datetime.min), p))
+        chosen = min((c for c in level if c.project_id == project), key=lambda c: c.pk)
+        chosen.waiting -= 1
+        chosen.room -= 1
+        # This project just had its turn: it now goes after every other one.
+        turns[project] = max([*turns.values(), datetime.min]) + timedelta(microseconds=1)
+        order.append(chosen.pk)
+    return _tasks_in_order(undispatched, order)
+
+
+def _last_turns(cluster: Cluster) -> dict[int, datetime]:
+    """When each project with a job active on the cluster last had a chunk started or sent
+    there (naive UTC, for comparing; projects never served are missing: they go first)."""
+    rows = (
+        RenderJob.objects.active()
+        .filter(cluster=cluster)
+        .values("project_id")
+        .annotate(started=Max("tasks__started_at"), sent=Max("tasks__queued_at"))
+    )
+    turns: dict[int, datetime] = {}
+    for row in rows:
+        seen = [t for t in (row["started"], row["sent"]) if t is not None]
+        if seen:
+            turns[row["project_id"]] = max(seen).replace(tzinfo=None)
+    return turns
+
+
+def _tasks_in_order(undispatched: QuerySet[Task], order: list[int]) -> list[Task]:
+    """Each picked job's next undispatched chunks by index, in the order they were picked."""
+    wanted: dict[int, int] = {}
+    for pk in order:
+        wanted[pk] = wanted.get(pk, 0) + 1
+    queues: dict[int, list[Task]] = {}
+    for pk, count in wanted.items():
+        queues[pk] = list(undispatched.filter(job_id=pk).order_by("index")[:count])
+    return [queues[pk].pop(0) for pk in order if queues[pk]]
 
 
 def dispatch_pending() -> int:
-    """Dispatch queued chunks that were never sent (crash after commit, broker down), and
-    send again those whose message a broker crash lost: still unclaimed long after they were
-    sent while a node of their cluster sits idle. A duplicate message is harmless: only one
-    delivery can claim a chunk."""
+    """Dispatch queued chunks that were never sent (crash after commit, broker down, no
+    free slot until now), and send again those whose message a broker crash lost: still
+    unclaimed long after they were sent while a node of their cluster sits idle. A duplicate
+    message is harmless: only one delivery can claim a chunk."""
     now = timezone.now()
     idle = ClusterNode.objects.filter(
         state=NodeState.IDLE, last_seen__gte=now - timedelta(seconds=settings.NODE_OFFLINE_AFTER)
@@ -77,9 +208,31 @@ def dispatch_pending() -> int:
         job__cluster__backend=Backend.CELERY,
         job__cluster__in=idle.values("cluster"),
     ).update(queued_at=None)
-    job_ids = set(
-        Task.objects.filter(
-            state=TaskState.QUEUED, queued_at__isnull=True, job__state__in=ACTIVE_JOB_STATES
-        ).values_list("job_id", flat=True)
+    pending = Task.objects.filter(
+        state=TaskState.QUEUED, queued_at__isnull=True, job__state__in=ACTIVE_JOB_STATES
     )
-    return sum(dispatch(job_id) for job_id in sorted(job_ids))
+    clusters = set(
+        pending.filter(job__cluster__backend=Backend.CELERY).values_list(
+            "job__cluster_id", flat=True
+        )
+    )
+    sent = sum(dispatch_cluster(pk) for pk in sorted(clusters))
+    cloud_jobs = set(
+        pending.exclude(job__cluster__backend=Backend.CELERY).values_list("job_id", flat=True)
+    )
+    return sent + sum(dispatch(pk) for pk in sorted(cloud_jobs))
+
+
+def dispatch_for_idle_node(cluster_id: int) -> int:
+    """A node reported itself idle: fill the cluster's free slots if chunks wait unsent."""
+    waiting = Task.objects.filter(
+        job__cluster_id=cluster_id,
+        job__state__in=ACTIVE_JOB_STATES,
+        state=TaskState.QUEUED,
+        queued_at__isnull=True,
+    )
+    try:
+        return dispatch_cluster(cluster_id) if waiting.exists() else 0
+    except Exception:  # broker down: the node's next report, or dispatch_pending, tries again
+        log.exception("could not dispatch to cluster %s now", cluster_id)
+        return 0

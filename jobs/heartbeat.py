@@ -46,6 +46,7 @@ def report(hostname: str, clusters: list[str], state: str | None = None) -> int:
     from clusters.models import Cluster, ClusterNode
 
     from .choices import TaskState
+    from .dispatch import dispatch_for_idle_node
     from .models import Task
 
     # Busy means no free slot: an idle node with chunks still queued means lost messages.
@@ -63,6 +64,8 @@ def report(hostname: str, clusters: list[str], state: str | None = None) -> int:
     for cluster in Cluster.objects.filter(name__in=clusters):
         ClusterNode.objects.update_or_create(cluster=cluster, name=hostname, defaults=values)
         known.add(cluster.name)
+        if values["state"] == NodeState.IDLE:  # a free slot: the manager picks its chunk
+            dispatch_for_idle_node(cluster.pk)
     _note_unassigned(hostname, set(clusters) - known, values)
     return len(known)
 

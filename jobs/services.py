@@ -315,10 +315,9 @@ def task_finished(
             current.frame_set.filter(state=FrameState.RUNNING).update(state=FrameState.QUEUED)
         elif new_state == TaskState.FAILED:
             _fail_open_frames(current, reason)
-        # Requeued, or a place freed for a job that runs at most max_nodes chunks at once.
-        limited = RenderJob.objects.filter(pk=task.job_id, max_nodes__isnull=False)
-        if new_state == TaskState.QUEUED or limited.exists():
-            transaction.on_commit(lambda: enqueue_dispatch(task.job_id))
+        # The chunk's slot is free (or the chunk is queued again): the cluster's next chunk
+        # is chosen now, whichever job it belongs to (jobs.dispatch).
+        transaction.on_commit(lambda: enqueue_dispatch(task.job_id))
         update_job_state(current.job_id)
     return new_state
 

@@ -56,9 +56,11 @@ def celery_worker(
 
 
 @contextmanager
-def render_worker_for(cluster: Any, settings: Any, prefix: str = "test") -> Iterator[Any]:
-    """The test worker (two threads) on the cluster's render queue, named
-    ``<prefix>-<cluster>@localhost``, heart-beating every second."""
+def render_worker_for(
+    cluster: Any, settings: Any, prefix: str = "test", concurrency: int = 2
+) -> Iterator[Any]:
+    """The test worker (``concurrency`` threads, two by default) on the cluster's render
+    queue, named ``<prefix>-<cluster>@localhost``, heart-beating every second."""
     from jobs import heartbeat
 
     settings.RENDER_HEARTBEAT_SECONDS = 1
@@ -68,7 +70,7 @@ def render_worker_for(cluster: Any, settings: Any, prefix: str = "test") -> Iter
             f"renderhub-{cluster.name}",
             queues=[cluster.queue],
             hostname=f"{prefix}-{cluster.name}@localhost",
-            concurrency=2,
+            concurrency=concurrency,
         ) as worker:
             yield worker
     finally:
@@ -109,3 +111,19 @@ def wait_for(
         time.sleep(every)
     detail = "" if callable(subject) else f" (still {subject.state})"
     raise AssertionError(f"not within {timeout:g} s: {what}{detail}")
+
+
+def online_node(cluster: Any, name: str = "node-1", slots: int = 8) -> Any:
+    """A node of the cluster that reported itself idle just now, with ``slots`` chunk slots:
+    what the dispatcher counts before it sends a chunk (jobs.dispatch)."""
+    from django.utils import timezone
+
+    from clusters.choices import NodeState
+    from clusters.models import ClusterNode
+
+    node, _ = ClusterNode.objects.update_or_create(
+        cluster=cluster,
+        name=name,
+        defaults={"state": NodeState.IDLE, "concurrency": slots, "last_seen": timezone.now()},
+    )
+    return node

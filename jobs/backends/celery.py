@@ -1,4 +1,5 @@
-"""The celery backend: one Celery task per chunk on the cluster's queue.
+"""The celery backend: one Celery task per chunk on the cluster's queue, sent when a
+node slot is free for it (jobs.dispatch decides which).
 
 Render workers (``celery -A renderhub worker -Q render.<cluster>``) claim each chunk
 atomically in the database, so a duplicate delivery does nothing; cancellation is seen
@@ -21,12 +22,10 @@ class CeleryBackend:
     name = "celery"
 
     def dispatch(self, job: RenderJob, tasks: list[Task]) -> None:
-        # Redis priorities: 0 is served first; our job priority says "higher runs first".
-        priority = max(0, min(9, 5 - job.priority))
+        # No broker priority: the manager sends a chunk only to a free slot, in its own
+        # order (jobs.dispatch), so what is in the queue is what starts next.
         for task in tasks:
-            result = render_chunk.apply_async(
-                args=(task.pk,), queue=job.cluster.queue, priority=priority
-            )
+            result = render_chunk.apply_async(args=(task.pk,), queue=job.cluster.queue)
             type(task).objects.filter(pk=task.pk).update(
                 celery_task_id=result.id, queued_at=timezone.now()
             )

@@ -12,13 +12,15 @@ from django.utils import timezone
 from jobs import runner, services
 from jobs.choices import JobState, TaskState
 from jobs.models import RenderJob, Task
-from tests.workers import wait_for
+from tests.workers import online_node, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.embedded]
 
 
 @pytest.fixture
 def submit(project: Any, fake_software: Any, cluster: Any, scene_url: str) -> Any:
+    online_node(cluster)  # chunks are sent only to free node slots (jobs.dispatch)
+
     def submit(frames: str = "1-2", user: Any = None, **kw: Any) -> RenderJob:
         kw.setdefault("nodes", 1)
         request = services.RenderRequest(

@@ -14,7 +14,7 @@ from clusters.choices import Backend
 from jobs import runner, services
 from jobs.choices import JobState, TaskState
 from jobs.models import RenderJob
-from tests.workers import wait_for
+from tests.workers import online_node, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.embedded]
 
@@ -33,6 +33,7 @@ def sent(job: RenderJob) -> int:
 def test_only_max_nodes_chunks_are_sent_and_each_end_sends_the_next(
     project, fake_software, cluster, scene_url
 ) -> None:
+    online_node(cluster, slots=4)
     job = submit(
         project, fake_software, cluster, scene_url, frames="1-4", chunk_size=1, max_nodes=2
     )

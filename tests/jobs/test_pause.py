@@ -17,7 +17,7 @@ from jobs.choices import FrameState, JobState, TaskState
 from jobs.models import AttemptState, RenderJob
 from renderhub import storage
 from tests.conftest import build_demo_scene
-from tests.workers import wait_for
+from tests.workers import online_node, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.embedded]
 
@@ -37,6 +37,7 @@ def submit(project: Any, software: Any, cluster: Any, scene: str, **kw: Any) -> 
 def test_a_paused_job_is_neither_sent_nor_claimed_until_resumed(
     project, fake_software, cluster, scene_url
 ) -> None:
+    online_node(cluster)
     job = submit(project, fake_software, cluster, scene_url, frames="1-4", nodes=2)
     outcome = services.pause_job(job)
     assert outcome.ok and "running chunks finish" in outcome.message
@@ -111,6 +112,7 @@ def test_a_suspended_clusters_chunks_are_not_sent_or_taken_until_it_resumes(
 ) -> None:
     assert cluster_services.suspend(cluster).ok
     assert not cluster_services.suspend(cluster).ok  # already
+    online_node(cluster)
     job = submit(project, fake_software, cluster, scene_url, frames="1-4", nodes=2)
     assert not job.tasks.filter(queued_at__isnull=False).exists()  # nothing sent
     assert runner.claim(job.tasks.first().pk, "node-1") is None

@@ -7,6 +7,7 @@ import pytest
 from jobs import services
 from jobs.choices import FrameState, JobState, TaskState
 from jobs.models import Frame, RenderJob
+from tests.workers import online_node
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 
@@ -146,6 +147,8 @@ def test_chunks_never_sent_are_dispatched_by_dispatch_pending(
         request(project, blender_software, cluster, [scene_url], frames="1-4", nodes=2)
     )
     assert not job.tasks.filter(queued_at__isnull=False).exists()
+    assert services.dispatch_pending() == 0  # no node has a free slot yet
+    online_node(cluster, slots=4)
     assert services.dispatch_pending() == 2
     assert all(t.queued_at and t.celery_task_id for t in job.tasks.all())
     assert services.dispatch_pending() == 0  # sent once, not again
