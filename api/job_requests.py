@@ -63,6 +63,14 @@ class SubmitRenderSerializer(serializers.Serializer):
             "without it, naming them)."
         ),
     )
+    chunk_seconds = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        help_text="Or: adaptive chunks of about this many seconds of measured render time, "
+        "the work left re-split as frames finish (own machines). Without nodes or "
+        "chunk_size, the farm's default (RENDER_CHUNK_SECONDS).",
+    )
     max_nodes = serializers.IntegerField(
         required=False,
         allow_null=True,

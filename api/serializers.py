@@ -185,6 +185,7 @@ class RenderJobSerializer(serializers.ModelSerializer):
             "frame_count",
             "node_count",
             "chunk_size",
+            "chunk_seconds",
             "max_nodes",
             "parameters",
             "priority",

@@ -251,6 +251,7 @@ class RenderJobViewSet(
             after=data["after"],
             movie=data["movie"],
             max_nodes=data.get("max_nodes"),
+            chunk_seconds=data.get("chunk_seconds"),
         )
         try:
             jobs = job_services.submit_render(render, user=request_user(request))

@@ -42,6 +42,14 @@ class SubmitRenderForm(forms.Form):
     chunk_size = forms.IntegerField(
         required=False, min_value=1, help_text="Or: frames per chunk (a work queue)."
     )
+    chunk_seconds = forms.IntegerField(
+        required=False,
+        min_value=1,
+        label="Chunk seconds",
+        help_text="Or: adaptive chunks of about this much measured render time, re-split as "
+        "frames finish so the last ones end together. Empty (with no nodes or chunk size): "
+        "the farm's default.",
+    )
     max_nodes = forms.IntegerField(
         required=False,
         min_value=1,
@@ -120,6 +128,7 @@ class SubmitRenderForm(forms.Form):
             after=data.get("after") or [],
             movie=data.get("movie", False),
             max_nodes=data.get("max_nodes"),
+            chunk_seconds=data.get("chunk_seconds"),
         )
         try:
             jobs = services.submit_render(request, user=self.user)

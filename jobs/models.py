@@ -59,6 +59,12 @@ class RenderJob(models.Model):
         help_text="At most this many of its chunks run at once (own machines); empty: no limit.",
     )
     chunk_size = models.PositiveIntegerField(null=True, blank=True)
+    chunk_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Adaptive chunks: each about this many seconds of measured render time, the "
+        "work left re-split as frames finish (jobs.chunking); empty: fixed chunks.",
+    )
     parameters = models.JSONField(default=dict, blank=True)
     priority = models.SmallIntegerField(default=0, help_text="Higher runs first.")
     test_frame_first = models.BooleanField(

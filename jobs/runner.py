@@ -26,14 +26,16 @@ from typing import IO, Any
 
 import psutil
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from renderhub import sandbox_paths, storage
 
-from . import services, thumbnails
+from . import chunking, services
 from .choices import ACTIVE_JOB_STATES, FrameState, TaskState
 from .events import RETRYABLE
+from .frame_publisher import FramePublisher, Published
 from .models import RenderJob, Task, TaskAttempt
 from .scene_staging import SceneFileGone
 from .scene_staging import stage_scene as stage_scene  # the scene and exactly its files
@@ -50,7 +52,21 @@ AGENT_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
 
 def claim(task_id: int, node: str) -> tuple[Task, TaskAttempt] | None:
     """Take the chunk if it is still queued, with the attempt it starts; a duplicate or
-    stale delivery gets None."""
+    stale delivery gets None. A chunk of an adaptive job is sized as it is taken, from the
+    job's work queue (jobs.chunking), under the job's row lock."""
+    with transaction.atomic():
+        job_id = Task.objects.filter(pk=task_id).values_list("job_id", flat=True).first()
+        if job_id is None:
+            return None  # a chunk the work queue was re-cut without (jobs.chunking)
+        RenderJob.objects.select_for_update().filter(pk=job_id, chunk_seconds__isnull=False).first()
+        task = _take(task_id, node)
+        if task is None:
+            return None
+        chunking.take(task)
+    return task, services.task_started(task)
+
+
+def _take(task_id: int, node: str) -> Task | None:
     now = timezone.now()
     claimed = Task.objects.filter(
         pk=task_id,
@@ -72,10 +88,9 @@ def claim(task_id: int, node: str) -> tuple[Task, TaskAttempt] | None:
     )
     if not claimed:
         return None
-    task = Task.objects.select_related("job__project", "job__software", "job__cluster").get(
+    return Task.objects.select_related("job__project", "job__software", "job__cluster").get(
         pk=task_id
     )
-    return task, services.task_started(task)
 
 
 def cpus_for_chunk(concurrency: int) -> int:
@@ -118,6 +133,11 @@ def run_chunk(task_id: int, node: str, concurrency: int = 1) -> str:
         return run.execute()
     finally:
         run.cleanup()
+        if task.job.chunk_seconds:  # the job's speed is known better now
+            try:
+                chunking.recut(task.job_id)
+            except Exception:  # the next claim cuts the work queue again anyway
+                log.exception("could not re-cut the chunks of job %s", task.job_id)
 
 
 @dataclass
@@ -179,6 +199,8 @@ class ChunkRun:
         self.log_url = storage.join(job.output_url, "_logs", attempt + "/")
         # The agent moves each checked frame here, out of the renderer's reach.
         self.frames_dir = self.work_dir / "frames"
+        # Uploads and thumbnails run at idle priority, off this thread (jobs.frame_publisher).
+        self.publisher = FramePublisher(job.output_url, self.frames_dir, str(self.task))
 
     @property
     def job(self) -> RenderJob:
@@ -289,10 +311,12 @@ class ChunkRun:
                 break
             if event:
                 self.handle(event)
+            self.publisher.drain(self.record_frame)
             if time.monotonic() >= next_beat:
                 next_beat = time.monotonic() + settings.RENDER_HEARTBEAT_SECONDS
                 if not self.heartbeat():
                     self.kill()
+        self.publisher.close(self.record_frame)
         code = self.process.wait()
         if self.outcome.exit_code is None:
             self.outcome.exit_code = code
@@ -305,7 +329,8 @@ class ChunkRun:
         if kind == "frame_started":
             services.frame_started(self.task, int(event["frame"]))
         elif kind == "frame_done":
-            self.publish_frame(int(event["frame"]), event.get("outputs") or [], event)
+            outputs = event.get("outputs") or []
+            self.publisher.put(int(event["frame"]), outputs, float(event.get("seconds") or 0.0))
         elif kind == "frame_failed":
             self.task.frame_set.filter(number=int(event["frame"])).update(
                 failure_reason=str(event.get("reason", ""))[:2000]
@@ -317,31 +342,13 @@ class ChunkRun:
                 event.get("exit_code"),
             )
 
-    def publish_frame(self, number: int, outputs: list[str], event: dict[str, Any]) -> None:
-        """Upload the frame's files to the job's output folder, with a thumbnail."""
-        backend, prefix = storage.resolve(self.job.output_url)
-        output_url = thumb_url = ""
-        for path_text in outputs:
-            path = Path(path_text)
-            if path.parent != self.frames_dir or not path.is_file() or path.is_symlink():
-                # The agent only reports files it took over; anything else is not uploaded.
-                log.warning(
-                    "%s: ignored output %r outside %s", self.task, path_text, self.frames_dir
-                )
-                continue
-            key = prefix + path.name
-            backend.upload_file(path, key)
-            output_url = output_url or backend.url_for(key)
-            if not thumb_url and (thumb := thumbnails.make(path)) is not None:
-                thumb_key = f"{prefix}_thumbs/{path.stem}.jpg"
-                backend.write(thumb_key, thumb, content_type="image/jpeg")
-                thumb_url = backend.url_for(thumb_key)
+    def record_frame(self, frame: Published) -> None:
         services.frame_done(
             self.task,
-            number,
-            seconds=float(event.get("seconds") or 0.0),
-            output_url=output_url,
-            thumbnail_url=thumb_url,
+            frame.number,
+            seconds=frame.seconds,
+            output_url=frame.output_url,
+            thumbnail_url=frame.thumbnail_url,
         )
 
     def heartbeat(self) -> bool:

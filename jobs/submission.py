@@ -25,7 +25,7 @@ from projects.models import Project
 from renderhub import storage
 from renderhub.blend.facts import FactsError
 
-from . import movies, scene_manifest, scheduling
+from . import chunking, movies, scene_manifest, scheduling
 from .choices import TaskState
 from .dependencies import DependencyReport, analyse_scene
 from .dispatch import enqueue_dispatch
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MISSING_FILES = "missing_files"  # the error code callers offer "allow missing files" for
+MAX_CHUNK_SECONDS = 86_400
 
 
 class SubmissionError(ValidationError):
@@ -64,6 +65,7 @@ class RenderRequest:
     after: list[int] = field(default_factory=list)  # ids of jobs to wait for (scheduling)
     movie: bool = False  # add a preview movie job after each render job (jobs.movies)
     max_nodes: int | None = None  # at most this many chunks at once (dispatch)
+    chunk_seconds: int | None = None  # adaptive chunks of about this much work (chunking)
 
 
 @dataclass
@@ -160,6 +162,7 @@ def validate_render(request: RenderRequest, user: User | None) -> Validated:
         _check(errors, "chunk_size", "Chunk size must be at least 1 frame.")
     if request.nodes is not None and request.chunk_size is not None:
         _check(errors, "chunk_size", "Give nodes or a chunk size, not both.")
+    _check_chunk_seconds(request, errors)
     if not -100 <= request.priority <= 100:
         _check(errors, "priority", "Priority must be between -100 and 100.")
     if len(request.name) > 150:
@@ -187,6 +190,33 @@ def validate_render(request: RenderRequest, user: User | None) -> Validated:
     if errors:
         raise SubmissionError(errors)
     return Validated(frames, values, warnings, reports, after)
+
+
+def _check_chunk_seconds(request: RenderRequest, errors: dict[str, list[Any]]) -> None:
+    seconds = request.chunk_seconds
+    if seconds is None:
+        return
+    if not 1 <= seconds <= MAX_CHUNK_SECONDS:
+        _check(
+            errors,
+            "chunk_seconds",
+            f"Chunk seconds must be between 1 and {MAX_CHUNK_SECONDS} (a day).",
+        )
+    elif request.nodes is not None or request.chunk_size is not None:
+        _check(
+            errors,
+            "chunk_seconds",
+            "Give chunk seconds, nodes or a chunk size, not two of them: chunk seconds "
+            "size the chunks from the measured render time and use every node there is.",
+        )
+    elif request.cluster.backend != Backend.CELERY:
+        _check(
+            errors,
+            "chunk_seconds",
+            "Chunk seconds work on own machines only: BatchCompute runs a job's chunks as "
+            "one cloud job with a fixed number of instances. Give nodes or a chunk size "
+            "instead.",
+        )
 
 
 def _fetch_scenes(stack: contextlib.ExitStack, scenes: list[str]) -> dict[str, Path]:
@@ -234,7 +264,9 @@ def check_dependencies(
     return reports
 
 
-def _chunks(request: RenderRequest, frames: list[int]) -> list[list[int]]:
+def _chunks(request: RenderRequest, job: RenderJob, frames: list[int]) -> list[list[int]]:
+    if job.chunk_seconds:
+        return chunking.plan(frames, chunking.sizing_for(job))
     if request.chunk_size:
         return split_by_size(frames, request.chunk_size)
     return split_even(frames, request.nodes or request.cluster.desired_nodes or 1)
@@ -262,6 +294,10 @@ def submit_render(request: RenderRequest, user: User | None = None) -> Submitted
                 frame_count=len(frames),
                 node_count=request.nodes or request.cluster.desired_nodes or 1,
                 chunk_size=request.chunk_size,
+                chunk_seconds=request.chunk_seconds
+                or chunking.default_chunk_seconds(
+                    request.cluster.backend, request.nodes, request.chunk_size
+                ),
                 max_nodes=request.max_nodes,
                 parameters=values,
                 priority=request.priority,
@@ -297,9 +333,9 @@ def _create_tasks(job: RenderJob, request: RenderRequest, frames: list[int]) -> 
     chunks: list[tuple[list[int], bool]] = []
     if job.test_frame_first:
         chunks.append(([frames[0]], True))
-        chunks += [(c, False) for c in _chunks(request, frames[1:])]
+        chunks += [(c, False) for c in _chunks(request, job, frames[1:])]
     else:
-        chunks = [(c, False) for c in _chunks(request, frames)]
+        chunks = [(c, False) for c in _chunks(request, job, frames)]
     held = job.test_frame_first
     tasks = Task.objects.bulk_create(
         Task(

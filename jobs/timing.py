@@ -269,6 +269,11 @@ def _speeds(jobs: Sequence[RenderJob]) -> dict[int, Speed | None]:
     return speeds
 
 
+def job_slots(job: RenderJob) -> int:
+    """The slots of the job's cluster's online nodes not blocklisted for it (0: none online)."""
+    return _capacity([job], timezone.now()).get(job.pk, 0)
+
+
 def _capacity(jobs: Sequence[RenderJob], now: datetime) -> dict[int, int]:
     """Per job: the slots of its cluster's online nodes that are not blocklisted for it."""
     cutoff = now - timedelta(seconds=settings.NODE_OFFLINE_AFTER)

@@ -223,6 +223,13 @@ RENDER_TIMEOUT = env.int("RENDER_TIMEOUT", default=6 * 3600)  # hard limit per c
 RENDER_MAX_NODES_PER_JOB = env.int("RENDER_MAX_NODES_PER_JOB", default=64)
 RENDER_MAX_FRAMES_PER_JOB = env.int("RENDER_MAX_FRAMES_PER_JOB", default=100_000)
 RENDER_TASK_MAX_ATTEMPTS = env.int("RENDER_TASK_MAX_ATTEMPTS", default=3)
+# A job given neither nodes nor a chunk size (own machines) is a work queue of adaptive
+# chunks of about this many seconds of render time each (jobs.chunking); 0: even chunks,
+# one per node, as before.
+RENDER_CHUNK_SECONDS = env.int("RENDER_CHUNK_SECONDS", default=60)
+# What starting a chunk costs (the renderer loading the scene), seconds: adaptive chunks
+# hold at least four times this much work, so start-up never dominates.
+RENDER_CHUNK_STARTUP_SECONDS = env.float("RENDER_CHUNK_STARTUP_SECONDS", default=1.0)
 # A node that fails this many chunks of one job takes no more of that job's chunks (0: off).
 RENDER_BLOCKLIST_AFTER = env.int("RENDER_BLOCKLIST_AFTER", default=2)
 RENDER_HEARTBEAT_SECONDS = env.int("RENDER_HEARTBEAT_SECONDS", default=5)

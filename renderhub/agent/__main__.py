@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None, stdin: IO[str] | None = None) -> int:
         spec = load_spec(args[0], stdin)
     except SpecError as exc:
         return bad_spec(exc.problems, sys.stdout)
-    return run(spec, sys.stdout, cancel)
+    return run(spec, sys.stdout, cancel, idle_after_start=True)
 
 
 if __name__ == "__main__":

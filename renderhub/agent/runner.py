@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from . import sandbox
+from . import idle, sandbox
 from .events import (
     EXIT_BAD_SPEC,
     EXIT_CANCELLED,
@@ -67,8 +67,11 @@ TAIL_LINES = 30
 class Run:
     """One chunk, start to finish; :meth:`execute` returns the exit code."""
 
-    def __init__(self, spec: Spec, emitter: Emitter, cancel: CancelFlag) -> None:
+    def __init__(
+        self, spec: Spec, emitter: Emitter, cancel: CancelFlag, *, idle_after_start: bool = False
+    ) -> None:
         self.spec = spec
+        self.idle_after_start = idle_after_start  # the agent program, not a caller's thread
         self.emitter = emitter
         self.cancel = cancel
         self.work_dir = Path(spec.work_dir)
@@ -195,6 +198,10 @@ class Run:
             self.fail_remaining(f"the renderer could not start: {exc}")
             return self.finish(EXIT_RENDERER_FAILED, f"cannot start {argv[0]!r}: {exc}")
         self.emit("started", pid=proc.pid, argv=argv, sandbox=box.kind)
+        # From here the agent checks and moves frames while the renderer runs: at idle
+        # priority (the renderer, started already, keeps its own), it takes no core from it.
+        if self.idle_after_start and (lowered := idle.lower_this_thread(sched_idle=False)):
+            self.log(f"checking frames at {', '.join(lowered)}")
         try:
             with (
                 open(self.work_dir / "stdout.log", "ab") as out_log,
@@ -398,12 +405,20 @@ def _exists(path: str) -> bool:
     return Path(path).exists()
 
 
-def run(spec: Spec, out: IO[str] | None = None, cancel: CancelFlag | None = None) -> int:
-    """Render the chunk ``spec`` describes, writing events to ``out``; the exit code."""
+def run(
+    spec: Spec,
+    out: IO[str] | None = None,
+    cancel: CancelFlag | None = None,
+    *,
+    idle_after_start: bool = False,
+) -> int:
+    """Render the chunk ``spec`` describes, writing events to ``out``; the exit code.
+    With ``idle_after_start`` (the agent program), the calling thread goes to idle priority
+    once the renderer started (``idle``): a caller's own thread is never lowered."""
     emitter = Emitter(out, spec)
     runner: Run | None = None
     try:
-        runner = Run(spec, emitter, cancel or CancelFlag())
+        runner = Run(spec, emitter, cancel or CancelFlag(), idle_after_start=idle_after_start)
         return runner.execute()
     except Exception as exc:  # a bug in the agent: still end with a finished event
         emitter.emit("log", level="error", message=traceback.format_exc())

@@ -64,6 +64,15 @@ class Command(BaseCommand):
         parser.add_argument("--nodes", type=int, metavar="N", help="Spread frames over N nodes.")
         parser.add_argument("--chunk", type=int, metavar="N", help="Or: N frames per chunk.")
         parser.add_argument(
+            "--chunk-seconds",
+            type=int,
+            metavar="N",
+            help="Or: adaptive chunks of about N seconds of measured render time each, the "
+            "work left re-split as frames finish so the last chunks end together (own "
+            "machines). Without --nodes or --chunk this is the default, with "
+            "RENDER_CHUNK_SECONDS.",
+        )
+        parser.add_argument(
             "--max-nodes",
             type=int,
             metavar="N",
@@ -136,6 +145,7 @@ class Command(BaseCommand):
             after=options["after"],
             movie=options["movie"],
             max_nodes=options["max_nodes"],
+            chunk_seconds=options["chunk_seconds"],
         )
         urls = [s for s in options["scene"] if "://" in s]
         local = [Path(s).expanduser() for s in options["scene"] if "://" not in s]
