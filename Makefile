@@ -73,6 +73,7 @@ beat: install
 
 bench: install blender
 	$(BIN)/python bench/render.py --sandbox both --repeat 3
+	$(BIN)/python bench/render.py --scenes short,long,uneven --skip-efficiency --skip-latency --repeat 3
 	$(BIN)/python bench/sandbox.py --runs 8
 	$(BIN)/python bench/render.py --broker redis://127.0.0.1:6379/14 --skip-efficiency
 	# 50 viewers polling the live pages, then the REST API, at 10,000 jobs / 1,000,000

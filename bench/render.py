@@ -8,9 +8,13 @@
    so the sandbox's cost is measured against the same baseline.
 2. Dispatch latency: submit to renderer start (the agent's ``started`` event), for
    single-frame jobs submitted one after another; median and max.
+3. With ``--scenes short,long,uneven``: farm efficiency of the default distribution on
+   scenes built in code, and adaptive chunks' makespan against the ideal
+   (``bench/render_scenes.py``).
 
 Usage: ``python bench/render.py [--broker redis://127.0.0.1:6379/14] [--latency-jobs 15]
-[--sandbox bwrap|none|both] [--repeat 3]``
+[--sandbox bwrap|none|both] [--repeat 3] [--scenes short,long,uneven [--scene-frames 24]
+[--chunk-seconds 10] [--samples-scale 1]]``
 """
 
 from __future__ import annotations
@@ -42,6 +46,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sandbox", choices=["bwrap", "none", "both"], default="bwrap")
     parser.add_argument("--repeat", type=int, default=1, help="efficiency runs per sandbox")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    parser.add_argument("--scenes", default="", help="e.g. short,long,uneven (render_scenes)")
+    parser.add_argument("--scene-frames", type=int, default=24)
+    parser.add_argument("--chunk-seconds", type=int, default=10, help="the adaptive job's")
+    parser.add_argument(
+        "--samples-scale", type=float, default=1.0, help="scale the scenes' samples (a quick try)"
+    )
     return parser.parse_args()
 
 
@@ -87,6 +97,8 @@ def main() -> int:
     if not args.skip_latency:
         with running_worker(var, cluster.pk, kinds[0]):
             results["latency"] = dispatch_latency(project, cluster, scene_url, args.latency_jobs)
+    if args.scenes:
+        results["scenes"] = scenes_efficiency(project, software, cluster, var, kinds[0], args)
     print(json.dumps(results, indent=2))
     args.out.mkdir(parents=True, exist_ok=True)
     name = f"render-{results['broker']}-{datetime.now():%Y%m%d-%H%M%S}.json"
@@ -200,6 +212,30 @@ def farm_efficiency(  # type: ignore[no-untyped-def]
         cost = statistics.median(seconds["bwrap"]) / statistics.median(seconds["none"]) - 1
         result["sandbox_cost_percent"] = round(100 * cost, 1)
     return result
+
+
+def scenes_efficiency(  # type: ignore[no-untyped-def]
+    project, software, cluster, var: Path, sandbox: str, args: argparse.Namespace
+) -> dict[str, object]:
+    import render_scenes
+
+    def submit_scene(project, software, cluster, scene_url, frames, chunk_seconds=None):  # type: ignore[no-untyped-def]
+        from jobs import services
+
+        request = services.RenderRequest(
+            project=project, software=software, cluster=cluster, scenes=[scene_url],
+            frames=frames, chunk_seconds=chunk_seconds,
+        )  # fmt: skip
+        return services.submit_render(request)[0]
+
+    results: dict[str, object] = {}
+    with running_worker(var, cluster.pk, sandbox):
+        for kind in args.scenes.split(","):
+            results[kind] = render_scenes.run_scene(
+                kind, project, software, cluster, var, args, submit_scene, wait
+            )
+            print(json.dumps({kind: results[kind]}, indent=2), flush=True)
+    return results
 
 
 def count_frames(folder: Path) -> int:

@@ -1,0 +1,111 @@
+"""Farm efficiency on scenes RenderHub never saw, and adaptive chunks against the ideal
+(``bench/render.py --scenes short,long,uneven``; issue 16).
+
+Per scene, built in code by ``bench/bench_scene.py`` (short frames, long frames, frames
+whose cost grows tenfold across the range), in one run:
+
+1. ``blender -b scene -o … -F PNG -a``: the baseline, all cores, one process;
+2. RenderHub, as a new user submits it: the default distribution (no nodes, no chunk
+   size: the adaptive work queue, ``RENDER_CHUNK_SECONDS``), on a local render worker with
+   two slots; timed from the submit call until the job row says finished. The first run
+   knows nothing of the scene; later runs (``--repeat``) have its earlier frames measured;
+3. RenderHub with ``--chunk-seconds`` (the scene measured by then): its makespan (first
+   chunk started to last chunk ended) against the ideal, the job's total render seconds
+   (Blender's own per-frame times) divided by the slots.
+
+Ratio = RenderHub seconds / Blender seconds (goal ≤ 1.00); makespan / ideal (goal ≤ 1.10
+on the uneven scene).
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENE_SCRIPT = ROOT / "bench" / "bench_scene.py"
+SLOTS = 2
+
+
+def build_scene(kind: str, frames: int, samples_scale: float) -> str:
+    """Build the scene with Blender, store it in the demo project's scenes; its URL."""
+    from ops.demo import storage_base
+    from renderhub import storage
+
+    backend, folder = storage.resolve(storage.join(storage_base(), f"demo/scenes/bench-{kind}/"))
+    key = folder + f"{kind}.blend"
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / f"{kind}.blend"
+        argv = ["blender", "-b", "--factory-startup", "--python", str(SCENE_SCRIPT), "--"]
+        argv += [str(out), "--kind", kind, "--frames", str(frames)]
+        argv += ["--samples-scale", str(samples_scale)]
+        subprocess.run(argv, check=True, capture_output=True, timeout=300)
+        backend.upload_file(out, key)
+    return backend.url_for(key)
+
+
+def blender_all(scene_url: str, out: Path) -> float:
+    from renderhub import storage
+
+    backend, key = storage.resolve(scene_url)
+    start = time.monotonic()
+    argv = ["blender", "-b", str(backend.local_path(key)), "-o", str(out / "frame_####")]
+    subprocess.run([*argv, "-F", "PNG", "-a"], check=True, capture_output=True)
+    return time.monotonic() - start
+
+
+def makespan(job: Any) -> float:
+    """First chunk started to last chunk ended (the attempts that rendered)."""
+    spans = job.chunk_attempts.values_list("started_at", "finished_at")
+    starts = [s for s, _ in spans if s]
+    ends = [e for _, e in spans if e]
+    return (max(ends) - min(starts)).total_seconds()
+
+
+def frame_spread(job: Any) -> dict[str, float]:
+    seconds = [s for s in job.frame_set.values_list("seconds", flat=True) if s]
+    return {
+        "frame_seconds_min": round(min(seconds), 2),
+        "frame_seconds_max": round(max(seconds), 2),
+    }
+
+
+def run_scene(  # type: ignore[no-untyped-def]
+    kind: str, project, software, cluster, var: Path, args: Any, submit, wait
+) -> dict[str, object]:
+    scene_url = build_scene(kind, args.scene_frames, args.samples_scale)
+    baseline = blender_all(scene_url, var / f"baseline-{kind}")
+    frames = f"1-{args.scene_frames}"
+    runs: list[float] = []
+    chunks: list[list[int]] = []
+    for _ in range(args.repeat):
+        start = time.monotonic()
+        job = wait(submit(project, software, cluster, scene_url, frames))
+        runs.append(round(time.monotonic() - start, 2))
+        chunks.append([len(t.frames) for t in job.tasks.order_by("index")])
+    adaptive = wait(
+        submit(project, software, cluster, scene_url, frames, chunk_seconds=args.chunk_seconds)
+    )
+    ideal = adaptive.render_seconds / SLOTS
+    span = makespan(adaptive)
+    median = statistics.median(runs)
+    return {
+        "frames": args.scene_frames,
+        "blender_seconds": round(baseline, 2),
+        "renderhub_seconds": runs,
+        "renderhub_chunks": chunks,
+        "ratio": round(median / baseline, 3),
+        "first_run_ratio": round(runs[0] / baseline, 3),
+        **frame_spread(job),
+        "adaptive": {
+            "chunk_seconds": args.chunk_seconds,
+            "chunks": [len(t.frames) for t in adaptive.tasks.order_by("index")],
+            "makespan_seconds": round(span, 2),
+            "ideal_seconds": round(ideal, 2),
+            "makespan_over_ideal": round(span / ideal, 3) if ideal else None,
+        },
+    }
