@@ -1,4 +1,4 @@
-"""The render job actions of the REST API (cancel, pause, resume, retry): a mixin of
+"""The render job actions of the REST API (cancel, pause, resume, priority, retry): a mixin of
 api.views.RenderJobViewSet, each a thin caller of one jobs.services function."""
 
 from __future__ import annotations
@@ -6,15 +6,23 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import extend_schema
+from rest_framework import serializers as drf
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from jobs import services as job_services
 from jobs.models import RenderJob
+from jobs.scheduling import PRIORITY_RANGE
 
 from . import serializers
 from .errors import CONFLICT, NOT_FOUND, Conflict
+
+
+class PrioritySerializer(drf.Serializer):
+    priority = drf.IntegerField(
+        min_value=PRIORITY_RANGE[0], max_value=PRIORITY_RANGE[1], help_text="Higher first."
+    )
 
 
 class JobActionsMixin:
@@ -81,6 +89,20 @@ class JobActionsMixin:
         """Let a paused job's chunks start again."""
         job = self.get_object()
         outcome = job_services.resume_job(job)
+        return self._outcome(job, outcome)
+
+    @extend_schema(
+        request=PrioritySerializer,
+        responses={200: serializers.ActionResultSerializer, 404: NOT_FOUND, 409: CONFLICT},
+    )
+    @action(detail=True, methods=["post"])
+    def priority(self, request: Request, pk: str | None = None) -> Response:
+        """Change an active job's priority: the next free node slot of its cluster goes to
+        the highest-priority job."""
+        job = self.get_object()
+        params = PrioritySerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        outcome = job_services.set_priority(job, params.validated_data["priority"])
         return self._outcome(job, outcome)
 
     @extend_schema(

@@ -126,7 +126,6 @@ class RenderJobAdmin(admin.ModelAdmin):
         "chunk_size",
         "max_nodes",
         "parameters",
-        "priority",
         "test_frame_first",
         "state",
         "paused_at",
@@ -143,10 +142,19 @@ class RenderJobAdmin(admin.ModelAdmin):
         "finished_at",
         "downloaded_to",
     )
-    fields = ("name", *readonly_fields)
+    fields = ("name", "priority", *readonly_fields)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[RenderJob]:
         return super().get_queryset(request).visible_to(request.user)  # type: ignore[attr-defined]
+
+    def save_model(self, request: HttpRequest, obj: RenderJob, form: Any, change: bool) -> None:
+        """Write only what the form changed (state and counters move on under the workers);
+        a new priority goes through its service (its rules, and a dispatch)."""
+        changed = [f for f in form.changed_data if f != "priority"]
+        if changed:
+            obj.save(update_fields=changed)
+        if "priority" in form.changed_data:
+            add_messages(request, services.set_priority(obj, form.cleaned_data["priority"]))
 
     def get_inlines(self, request: HttpRequest, obj: RenderJob | None = None) -> list[Any]:
         if obj is None or not obj.cloud_jobs.exists():  # own machines: no BatchCompute jobs

@@ -132,6 +132,32 @@ def cluster_resumed(cluster_id: int, **kwargs: object) -> None:
         enqueue_dispatch(pk)
 
 
+# --- Priority: which job a free node slot serves first (jobs.dispatch) --------------------
+
+PRIORITY_RANGE = (-100, 100)
+
+
+def set_priority(job: RenderJob, priority: int) -> Outcome:
+    """Change an active job's priority; its chunks not yet sent compete with it from now on
+    (a free slot may go to it at once)."""
+    low, high = PRIORITY_RANGE
+    if isinstance(priority, bool) or not isinstance(priority, int) or not low <= priority <= high:
+        return Outcome(False, f"Priority must be a whole number from {low} to {high}.")
+    with transaction.atomic():
+        locked = RenderJob.objects.select_for_update().select_related("cluster").get(pk=job.pk)
+        if not locked.is_active:
+            return Outcome(False, f"Job #{job.pk} is already {locked.state}; its priority stays.")
+        if locked.priority == priority:
+            return Outcome(False, f"Job #{job.pk} has priority {priority} already.")
+        RenderJob.objects.filter(pk=job.pk).update(priority=priority)
+        transaction.on_commit(lambda: enqueue_dispatch(job.pk))
+    log.info("job %s: priority %s -> %s", job.pk, locked.priority, priority)
+    message = f"Job #{job.pk}: priority {locked.priority} → {priority}."
+    if locked.cluster.backend != Backend.CELERY:
+        message += " A BatchCompute job already sent keeps the priority it was sent with."
+    return Outcome(True, message)
+
+
 # --- Dependencies: a job that runs after others --------------------------------------------
 
 MAX_AFTER = 50  # upstream jobs one job may wait for

@@ -30,6 +30,7 @@ from .models import AttemptState, Frame, NodeBlock, RenderJob, Task, TaskAttempt
 from .scheduling import dependents_of
 from .scheduling import pause_job as pause_job
 from .scheduling import resume_job as resume_job
+from .scheduling import set_priority as set_priority
 from .signals import frame_failed, job_state_changed
 from .submission import RenderRequest as RenderRequest
 from .submission import SubmissionError as SubmissionError
