@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 STARTUP_SHARE = 4  # a chunk holds at least this many start-ups' worth of render time
 CHUNKS_PER_SLOT_UNMEASURED = 2
+HEAD_CHUNKS_PER_SLOT = 3  # how far ahead of the nodes the queue is cut again
 
 
 @dataclass(frozen=True)
@@ -91,13 +92,14 @@ def next_size(pool: int, sizing: Sizing, whole: int | None = None) -> int:
     return min(size, pool)
 
 
-def plan(frames: Sequence[int], sizing: Sizing) -> list[list[int]]:
+def plan(frames: Sequence[int], sizing: Sizing, later: int = 0) -> list[list[int]]:
     """Cut ``frames`` (ascending) into chunks, each sized by :func:`next_size` from what
-    is left after the ones before it."""
+    is left after the ones before it, ``later`` more unstarted frames coming after them."""
     chunks: list[list[int]] = []
     start = 0
     while start < len(frames):
-        size = next_size(len(frames) - start, sizing, len(frames))
+        left = len(frames) - start
+        size = min(left, next_size(left + later, sizing, len(frames) + later))
         chunks.append(list(frames[start : start + size]))
         start += size
     return chunks
@@ -199,6 +201,15 @@ def recut(job_id: int) -> bool:
 
 
 def _recut(job: RenderJob, rows: list[Task], first: Task | None = None) -> bool:
+    """Cut again the frames of ``rows`` (in frame order; ``first``, the chunk just taken,
+    gets the first cut). Only the head of the queue is cut, a few chunks per slot: a node
+    always takes the front of the queue, so the chunks behind are only a forecast, and a
+    job of thousands of chunks costs no more to re-cut than a small one."""
+    sizing = sizing_for(job)
+    if sizing.seconds_per_frame is None:
+        return False  # nothing measured: the chunks keep the frames they were planned with
+    limit = HEAD_CHUNKS_PER_SLOT * max(1, sizing.slots) + (1 if first else 0)
+    rows, later = rows[:limit], sum(len(t.frames) for t in rows[limit:])
     frames = sorted(
         Frame.objects.filter(task__in=rows, state=FrameState.QUEUED).values_list(
             "number", flat=True
@@ -206,10 +217,7 @@ def _recut(job: RenderJob, rows: list[Task], first: Task | None = None) -> bool:
     )
     if not frames:
         return False
-    sizing = sizing_for(job)
-    if sizing.seconds_per_frame is None:
-        return False  # nothing measured: the chunks keep the frames they were planned with
-    chunks = plan(frames, sizing)
+    chunks = plan(frames, sizing, later)
     current = [list(t.frames) for t in rows]
     if chunks == current:
         return False

@@ -110,6 +110,26 @@ def test_the_unstarted_frames_are_re_cut_as_frames_finish(
     assert sum(left) == 25 and left == sorted(left, reverse=True)
 
 
+def test_only_the_head_of_a_long_queue_is_cut_again(
+    project, fake_software, cluster, scene_url
+) -> None:
+    """A node always takes the front of the queue: re-cutting a job of many chunks moves
+    the frames of the next few only, however long the job."""
+    earlier_job(project, fake_software, cluster, scene_url, spf=1.0)
+    job = submit(project, fake_software, cluster, scene_url, frames="1-400", chunk_seconds=10)
+    first, _ = runner.claim(job.tasks.get(index=0).pk, "n1")
+    finish(first, seconds=0.5)
+    taken, _ = runner.claim(job.tasks.get(index=1).pk, "n1")
+    assert taken.frames == list(range(11, 31))  # 10 s at 0.5 s a frame
+    # Two nodes: the six chunks behind it are cut again at the new speed (into fewer,
+    # bigger ones); the rest stay as planned.
+    assert job.tasks.get(index=2).frames == list(range(31, 51))
+    assert job.tasks.get(index=4).frames == list(range(71, 81))
+    assert not job.tasks.filter(index__in=[5, 6, 7]).exists()
+    assert job.tasks.get(index=8).frames == list(range(81, 91))
+    assert_each_frame_once(job, list(range(1, 401)))
+
+
 def test_the_test_frame_measures_the_chunks_held_behind_it(
     project, fake_software, cluster, scene_url
 ) -> None:
