@@ -16,7 +16,7 @@ from jobs.choices import FrameState, JobState, TaskState
 from jobs.models import RenderJob, Task
 from tests.workers import wait_for
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 
 
 def submit(project: Any, software: Any, cluster: Any, scene: str, **kw: Any) -> RenderJob:
