@@ -12,8 +12,10 @@ less); and a tail too small to be worth a start-up goes with the chunk before it
 Seconds per frame are measured, never guessed: the job's latest finished frames (its test
 frame first of all), else earlier jobs of the same scene with the same software in the
 project, else that software's earlier jobs in the project (``jobs.timing``). Until there is
-a measurement, the frames are shared into two chunks per slot: the first to end measure
-the rest.
+a measurement (a project's first job), the frames are shared evenly, one chunk per slot, as
+without adaptive chunks: cutting them smaller would make every slot pay the renderer's
+start-up again for frames that may take a fraction of a second; a test frame measures the
+chunks held behind it.
 
 The work queue is made of the job's queued chunks that never ran (no attempt), are not
 its test frame and hold only queued frames. A chunk that ran and went back to the queue
@@ -43,7 +45,7 @@ from .models import Frame, RenderJob, Task
 log = logging.getLogger(__name__)
 
 STARTUP_SHARE = 4  # a chunk holds at least this many start-ups' worth of render time
-CHUNKS_PER_SLOT_UNMEASURED = 2
+CHUNKS_PER_SLOT_UNMEASURED = 1
 HEAD_CHUNKS_PER_SLOT = 3  # how far ahead of the nodes the queue is cut again
 
 
@@ -82,7 +84,7 @@ def next_size(pool: int, sizing: Sizing, whole: int | None = None) -> int:
         return 0
     slots = max(1, sizing.slots)
     target = sizing.target_frames
-    if target is None:  # nothing measured yet: two chunks per slot
+    if target is None:  # nothing measured yet: an even share per slot
         share = math.ceil((whole or pool) / (CHUNKS_PER_SLOT_UNMEASURED * slots))
         return max(1, min(pool, share))
     least = sizing.least_frames

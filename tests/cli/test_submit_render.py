@@ -29,12 +29,11 @@ def test_it_submits_a_scene_url_and_prints_the_job(run: Any, scene_url: str, pro
     result = run(*submit_args(scene_url))
 
     job = RenderJob.objects.get()
-    # The default distribution: adaptive chunks; nothing measured yet, two per node.
-    assert result.out == f"#{job.pk} shot_a  48 frames in 4 chunks  -> {job.output_url}\n"
+    assert result.out == f"#{job.pk} shot_a  48 frames in 2 chunks  -> {job.output_url}\n"
     prefix = storage.join(project.output_prefix, f"{job.pk}-shot_a-")
     assert re.fullmatch(re.escape(prefix) + r"[0-9a-f]{6}/", job.output_url)
     assert (job.scene_url, job.frame_count, job.submitted_by) == (scene_url, 48, None)
-    assert [t.frames[0] for t in job.tasks.all()] == [1, 13, 25, 37]
+    assert [t.frames[0] for t in job.tasks.all()] == [1, 25]
 
 
 def test_it_requests_dispatch_when_the_transaction_commits(
@@ -256,7 +255,7 @@ def test_it_waits_until_the_jobs_finish(
 ) -> None:
     pauses = simulate(monkeypatch, {}, {})
 
-    result = run(*submit_args(scene_url, "--nodes", "2", "--wait"))
+    result = run(*submit_args(scene_url, "--wait"))
 
     job = RenderJob.objects.get()
     assert pauses == [0, 1]
@@ -273,7 +272,7 @@ def test_it_fails_with_the_reason_when_a_waited_job_fails(
     out, err = StringIO(), StringIO()
 
     with pytest.raises(CommandError) as exc:
-        call_command(*submit_args(scene_url, "--nodes", "2", "--wait"), stdout=out, stderr=err)
+        call_command(*submit_args(scene_url, "--wait"), stdout=out, stderr=err)
 
     job = RenderJob.objects.get()
     assert (job.state, job.frames_done) == (JobState.FAILED, 26)

@@ -137,8 +137,8 @@ def test_the_test_frame_measures_the_chunks_held_behind_it(
         project, fake_software, cluster, scene_url, frames="1-41", chunk_seconds=8,
         test_frame_first=True,
     )  # fmt: skip
-    # Nothing measured yet: two chunks per node behind the test frame.
-    assert sizes(job, state=TaskState.HELD) == [10, 10, 10, 10]
+    # Nothing measured yet: one chunk per node behind the test frame.
+    assert sizes(job, state=TaskState.HELD) == [20, 20]
     test, _ = runner.claim(job.tasks.get(is_test=True).pk, "n1")
     finish(test, seconds=2.0)
     released = job.tasks.filter(state=TaskState.QUEUED).order_by("index").first()
