@@ -124,6 +124,7 @@ class RenderJobAdmin(admin.ModelAdmin):
         "frame_count",
         "node_count",
         "chunk_size",
+        "chunk_seconds",
         "max_nodes",
         "parameters",
         "test_frame_first",
