@@ -8,7 +8,8 @@ whose cost grows tenfold across the range), in one run:
 2. RenderHub, as a new user submits it: the default distribution (no nodes, no chunk
    size: the adaptive work queue, ``RENDER_CHUNK_SECONDS``), on a local render worker with
    two slots; timed from the submit call until the job row says finished. The first run
-   knows nothing of the scene; later runs (``--repeat``) have its earlier frames measured;
+   knows the scene only through the software's earlier jobs (the run's first scene: not
+   at all); later runs (``--repeat``) have its own frames measured;
 3. RenderHub with ``--chunk-seconds`` (the scene measured by then): its makespan (first
    chunk started to last chunk ended) against the ideal, the job's total render seconds
    (Blender's own per-frame times) divided by the slots.
