@@ -274,13 +274,15 @@ def one_round(n: int, args: argparse.Namespace) -> dict[str, Any]:
         process.join()
     total_sent = sum(r["sent"] for r in sent)
     reported_done = sum(r["frames_done"] for r in sent)
+    from jobs.event_drain import taken_keys
     from jobs.models import RenderJob
-    from renderhub.node_events import EVENTS_QUEUE, REDIS_OPTIONS
+    from renderhub.node_events import REDIS_OPTIONS
 
     prefix = str(REDIS_OPTIONS["global_keyprefix"])
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # until the queue is empty and nothing is unacked
-        if not broker.llen(prefix + EVENTS_QUEUE) and not broker.hlen(prefix + "unacked"):
+        keys = taken_keys()  # the queue, and the batch the drain is applying
+        if not sum(map(broker.llen, keys)) and not broker.hlen(prefix + "unacked"):
             break
         time.sleep(0.2)
     drained_after = time.monotonic()

@@ -9,11 +9,21 @@ One process and one database connection serve every node. A message that cannot 
 (not JSON, or half-written: kombu's filesystem broker writes a message in place, so on
 the embedded defaults a message taken while being written is lost) is logged and dropped;
 the drain goes on.
+
+On Redis the drain takes its batch in one round trip (kombu's consumer makes one or more
+per message, which capped a drain at a few hundred messages a second): a script moves up to
+``max_messages`` of the oldest messages from the queue's list to the drain's own "taken"
+list (one per drain ``name``), the drain applies them and then deletes that list. A drain
+that dies in between finds its taken list when it starts again under the same name and
+applies it first (applying twice changes nothing).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -23,7 +33,7 @@ from typing import Any
 from django.db import close_old_connections, connections
 from kombu import Connection
 
-from renderhub.node_events import events_queue
+from renderhub.node_events import EVENTS_QUEUE, REDIS_OPTIONS, events_queue
 
 from .events import Applied, apply_events
 
@@ -46,8 +56,13 @@ def drain(
     max_messages: int = 500,
     max_wait: float = 0.1,
     on_batch: Callable[[Applied, int], None] | None = None,
+    name: str = "default",
 ) -> None:
-    """Apply node events until ``stop`` is set. ``on_batch(applied, messages)`` after each."""
+    """Apply node events until ``stop`` is set. ``on_batch(applied, messages)`` after each.
+    Drains running side by side on Redis need distinct ``name``s."""
+    if connection.transport.driver_type == "redis":
+        _drain_redis(connection, stop, max_messages, max_wait, on_batch, name)
+        return
     waiting: list[Any] = []
 
     def received(body: Any, message: Any) -> None:
@@ -95,3 +110,83 @@ def drain(
                 message.ack()
             if on_batch is not None:
                 on_batch(applied, len(batch))
+
+
+# --- Redis: a batch per round trip ---------------------------------------------------------
+
+
+def taken_keys(name: str = "default") -> tuple[str, str]:
+    """The events queue's Redis list, and the list of the batch drain ``name`` applies."""
+    queue = str(REDIS_OPTIONS["global_keyprefix"]) + EVENTS_QUEUE
+    return queue, f"{queue}.taken.{name}"
+
+
+# Moves up to ARGV[1] of the oldest messages (kombu pushes on the left, takes from the
+# right) to the taken list KEYS[2], atomically, and returns them newest first.
+TAKE = """
+local items = redis.call('LRANGE', KEYS[1], -tonumber(ARGV[1]), -1)
+if #items > 0 then
+  redis.call('LTRIM', KEYS[1], 0, -#items - 1)
+  for i = 1, #items, 1000 do
+    redis.call('RPUSH', KEYS[2], unpack(items, i, math.min(i + 999, #items)))
+  end
+end
+return items
+"""
+
+
+def _drain_redis(
+    connection: Connection,
+    stop: threading.Event,
+    max_messages: int,
+    max_wait: float,
+    on_batch: Callable[[Applied, int], None] | None,
+    name: str,
+) -> None:
+    import redis
+
+    queue, taken = taken_keys(name)
+    client = redis.Redis.from_url(connection.as_uri(include_password=True))
+    take = client.register_script(TAKE)
+    with _closing_database(), contextlib.closing(client):
+        left_over = client.lrange(taken, 0, -1)  # a drain that died before applying them
+        while not stop.is_set():
+            try:
+                batch = left_over or take(keys=[queue, taken], args=[max_messages])[::-1]
+            except redis.RedisError:
+                log.exception("could not take event messages; trying again")
+                stop.wait(1.0)
+                continue
+            if not batch:
+                stop.wait(max_wait)
+                continue
+            events = [e for raw in batch for e in _events_of(raw)]
+            try:
+                close_old_connections()
+                applied = apply_events(events)
+            except Exception:
+                log.exception("could not apply %d events; trying them again", len(events))
+                left_over = batch
+                stop.wait(1.0)
+                continue
+            left_over = []
+            client.delete(taken)
+            if on_batch is not None:
+                on_batch(applied, len(batch))
+
+
+def _events_of(raw: bytes | str) -> list[Any]:
+    """The events of one message as kombu's Redis transport stores it (its envelope, the
+    body base64-encoded JSON); nothing, logged, for a message that is not that."""
+    try:
+        envelope = json.loads(raw)
+        body = envelope["body"]
+        if envelope.get("content-type") != "application/json":
+            raise ValueError(f"content type {envelope.get('content-type')!r}")
+        if envelope.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        events = json.loads(body)
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
+        log.error("dropped an event message that is not JSON: %s", exc)
+        return []
+    return events if isinstance(events, list) else []

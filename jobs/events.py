@@ -30,9 +30,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 
-from .choices import FrameState, TaskState
+from . import event_sql
+from .choices import TaskState
 from .models import Frame, RenderJob, Task
 from .services import task_finished
 
@@ -88,7 +89,7 @@ def apply_events(events: Iterable[dict[str, Any]]) -> Applied:
                 "pk", "job_id", "attempts"
             )
         }
-        started: list[Q] = []
+        started: list[tuple[int, int]] = []
         done: dict[int, list[dict[str, Any]]] = defaultdict(list)
         failed: list[tuple[int, int, str]] = []
         task_updates: dict[int, dict[str, Any]] = {}
@@ -104,7 +105,7 @@ def apply_events(events: Iterable[dict[str, Any]]) -> Applied:
                 applied.events += 1
                 kind = event["kind"]
                 if kind == "frame_started":
-                    started.append(Q(task_id=task_id, number=int(event["frame"])))
+                    started.append((row["job_id"], int(event["frame"])))
                     values["current_frame"] = int(event["frame"])
                 elif kind == "frame_done":
                     done[task_id].append(event)
@@ -116,23 +117,20 @@ def apply_events(events: Iterable[dict[str, Any]]) -> Applied:
                     finished.setdefault(task_id, event)
             if values:
                 task_updates[task_id] = values
-        _start_frames(started)
-        applied.frames_done = _finish_frames(done, running)
+        now = datetime.now(tz=UTC)
+        if started:
+            event_sql.start_frames(started, now)
+        applied.frames_done = _finish_frames(done, running, now)
         for task_id, number, reason in failed:
             Frame.objects.filter(task_id=task_id, number=number).update(
                 failure_reason=reason[:2000]
             )
-        for task_id, values in task_updates.items():
-            query = Task.objects.filter(pk=task_id, state=TaskState.RUNNING)
-            if "heartbeat_at" in values:  # a redelivered heartbeat never moves it back
-                query = query.filter(
-                    Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=values["heartbeat_at"])
-                )
-            query.update(**values)
+        # A redelivered heartbeat never moves one back (event_sql keeps that guard).
+        event_sql.update_running_tasks(task_updates)
         _finish_chunks(finished)
-    now = datetime.now(tz=UTC).timestamp()
+    committed = datetime.now(tz=UTC).timestamp()
     applied.latencies = [
-        now - float(e["at"])
+        committed - float(e["at"])
         for chunk_events in by_task.values()
         for e in chunk_events
         if isinstance(e.get("at"), int | float)
@@ -172,51 +170,26 @@ def _beat(event: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _start_frames(started: list[Q]) -> None:
-    if not started:
-        return
-    query = Q()
-    for condition in started:
-        query |= condition
-    Frame.objects.filter(query, state=FrameState.QUEUED).update(
-        state=FrameState.RUNNING, started_at=datetime.now(tz=UTC)
-    )
-
-
-def _finish_frames(done: dict[int, list[dict[str, Any]]], running: dict[int, Any]) -> int:
-    """Mark frames done once each (one read, one bulk update) and count them per job."""
-    if not done:
+def _finish_frames(
+    done: dict[int, list[dict[str, Any]]], running: dict[int, Any], now: datetime
+) -> int:
+    """Mark frames done once each (one bulk update) and count them on their jobs."""
+    rows = [
+        (
+            running[task_id]["job_id"],
+            int(event["frame"]),
+            float(event.get("seconds") or 0.0),
+            str(event.get("output_url") or "")[:1024],
+            str(event.get("thumbnail_url") or "")[:1024],
+        )
+        for task_id, events in done.items()
+        for event in events
+    ]
+    if not rows:
         return 0
-    wanted = Q()
-    for task_id, events in done.items():
-        wanted |= Q(task_id=task_id, number__in=[int(e["frame"]) for e in events])
-    frames = {
-        (f.task_id, f.number): f
-        for f in Frame.objects.select_for_update()
-        .filter(wanted)
-        .exclude(state__in=(FrameState.DONE, FrameState.FAILED, FrameState.CANCELLED))
-    }
-    now = datetime.now(tz=UTC)
-    changed: list[Frame] = []
-    per_job: dict[int, tuple[int, float]] = defaultdict(lambda: (0, 0.0))
-    for task_id, events in done.items():
-        for event in events:
-            frame = frames.pop((task_id, int(event["frame"])), None)
-            if frame is None:
-                continue  # done already (a repeated report), failed or cancelled
-            frame.state = FrameState.DONE
-            frame.finished_at = now
-            frame.seconds = float(event.get("seconds") or 0.0)
-            frame.output_url = str(event.get("output_url") or "")
-            frame.thumbnail_url = str(event.get("thumbnail_url") or "")
-            frame.failure_reason = ""
-            changed.append(frame)
-            count, seconds = per_job[running[task_id]["job_id"]]
-            per_job[running[task_id]["job_id"]] = (count + 1, seconds + frame.seconds)
-    fields = ["state", "finished_at", "seconds", "output_url", "thumbnail_url", "failure_reason"]
-    Frame.objects.bulk_update(changed, fields, batch_size=500)
+    per_job = event_sql.finish_frames(rows, now)
     for job_id, (count, seconds) in per_job.items():
         RenderJob.objects.filter(pk=job_id).update(
             frames_done=F("frames_done") + count, render_seconds=F("render_seconds") + seconds
         )
-    return len(changed)
+    return sum(count for count, _ in per_job.values())

@@ -23,6 +23,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--batch", type=int, default=500, help="Most messages applied at once (500)."
         )
+        parser.add_argument(
+            "--name",
+            default="default",
+            help="This drain's name; drains side by side need their own (Redis keeps each "
+            "one's batch under it until applied).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         stop = threading.Event()
@@ -31,4 +37,4 @@ class Command(BaseCommand):
         options_ = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
         with events_connection(settings.CELERY_BROKER_URL, options_) as connection:
             self.stdout.write("Applying node events; stop with Ctrl-C.")
-            drain(connection, stop, max_messages=options["batch"])
+            drain(connection, stop, max_messages=options["batch"], name=options["name"])
