@@ -136,15 +136,18 @@ def make_job(nodes: int, frames: int) -> list[int]:
 # --- the simulated nodes ------------------------------------------------------------------
 
 
-def run_nodes(chunks: list[tuple[int, list[int]]], args: dict[str, Any], report: Any) -> None:
-    """One process of simulated nodes: one connection and one sender per node."""
+def run_nodes(chunks: list[tuple[int, list[int], str]], args: dict[str, Any], report: Any) -> None:
+    """One process of simulated nodes: one connection and one sender per node, each with
+    its chunk's token."""
     from renderhub.node_events import EventSender, events_connection
 
     senders = []
-    for task, frames in chunks:
+    for task, frames, token in chunks:
         connection = events_connection(args["broker"])
         connection.ensure_connection(max_retries=3)
-        senders.append((EventSender(connection, f"sim-{task}"), connection, task, list(frames)))
+        sender = EventSender(connection, f"sim-{task}")
+        sender.authorize(task, 1, token)
+        senders.append((sender, connection, task, list(frames)))
     start = time.monotonic()
     end = start + args["seconds"]
     ticks = {"progress": start, "frame": start, "heartbeat": start, "flush": start}
@@ -198,13 +201,14 @@ def run_manager(database_url: str, broker: str, stats_path: str) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     latencies: list[float] = []
-    totals = {"events": 0, "stale": 0, "invalid": 0, "frames_done": 0, "batches": 0}
+    totals = {"events": 0, "stale": 0, "invalid": 0, "forged": 0, "frames_done": 0, "batches": 0}
 
     def on_batch(applied: Any, messages: int) -> None:
         latencies.extend(applied.latencies)
         totals["events"] += applied.events
         totals["stale"] += applied.stale
         totals["invalid"] += applied.invalid
+        totals["forged"] += applied.forged
         totals["frames_done"] += applied.frames_done
         totals["batches"] += 1
 
@@ -233,9 +237,11 @@ def one_round(n: int, args: argparse.Namespace) -> dict[str, Any]:
 
     frames = int(args.seconds / FRAME_EVERY) + 2
     task_ids = make_job(n, frames)
+    from jobs.event_tokens import chunk_token
     from jobs.models import Task
 
     rows = dict(Task.objects.filter(pk__in=task_ids).values_list("pk", "frames"))
+    tokens = {pk: chunk_token(pk, 1) for pk in task_ids}
     broker = redis.Redis.from_url(args.broker)
     broker.flushdb()
     stats = Path(tempfile.mkstemp(prefix="fleet-manager-", suffix=".json")[1])
@@ -247,7 +253,9 @@ def one_round(n: int, args: argparse.Namespace) -> dict[str, Any]:
     slices = [task_ids[i :: args.procs] for i in range(args.procs)]
     node_args = {"broker": args.broker, "seconds": args.seconds, "flush": args.flush}
     nodes = [
-        context.Process(target=run_nodes, args=([(t, rows[t]) for t in part], node_args, report))
+        context.Process(
+            target=run_nodes, args=([(t, rows[t], tokens[t]) for t in part], node_args, report)
+        )
         for part in slices
         if part
     ]
@@ -292,7 +300,7 @@ def one_round(n: int, args: argparse.Namespace) -> dict[str, Any]:
     figures: dict[str, Any] = json.loads(stats.read_text())
     stats.unlink()
     latencies = sorted(figures.pop("latencies"))
-    applied = figures["events"] + figures["stale"] + figures["invalid"]
+    applied = figures["events"] + figures["stale"] + figures["invalid"] + figures["forged"]
     return {
         "nodes": n,
         "seconds": args.seconds,
@@ -300,6 +308,7 @@ def one_round(n: int, args: argparse.Namespace) -> dict[str, Any]:
         "events_applied": applied,
         "lost_events": max(0, total_sent - applied),
         "duplicated_events": max(0, applied - total_sent),
+        "events_refused": figures["forged"] + figures["invalid"],  # no token, not an event
         "frames_reported_done": reported_done,
         "frames_done_in_db": job.frames_done,
         "latency_median_s": round(statistics.median(latencies), 3) if latencies else None,

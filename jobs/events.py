@@ -4,6 +4,7 @@ A node reports a chunk's life as events (``renderhub.node_events`` sends them as
 messages; a worker of our own hands them over in-process). Each is a dict:
 
     {"id": "<node>:<task>:<attempt>:<seq>", "task": 12, "attempt": 2, "seq": 7,
+     "token": "<the chunk attempt's token, jobs.event_tokens>",
      "kind": "frame_started" | "frame_done" | "frame_failed" | "progress" | "heartbeat"
              | "log" | "finished",
      "at": 1764680000.25,            # when the node saw it (seconds since the epoch)
@@ -34,6 +35,7 @@ from django.db.models import F
 
 from . import event_sql
 from .choices import TaskState
+from .event_tokens import is_genuine
 from .models import Frame, RenderJob, Task
 from .services import task_finished
 
@@ -50,6 +52,7 @@ class Applied:
     events: int = 0  # applied to a running chunk's current attempt
     stale: int = 0  # for another attempt, or a chunk no longer running: ignored
     invalid: int = 0  # not an event this module reads
+    forged: int = 0  # without its chunk attempt's token (jobs.event_tokens): dropped
     frames_done: int = 0  # frames newly done (a repeated report counts 0)
     latencies: list[float] = field(default_factory=list)  # seconds from "at" to applied
 
@@ -76,10 +79,14 @@ def apply_events(events: Iterable[dict[str, Any]]) -> Applied:
     applied = Applied()
     by_task: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for event in events:
-        if _valid(event):
-            by_task[event["task"]].append(event)
-        else:
+        if not _valid(event):
             applied.invalid += 1
+        elif not is_genuine(event):
+            applied.forged += 1
+        else:
+            by_task[event["task"]].append(event)
+    if applied.forged:
+        log.warning("dropped %d events without their chunk's token", applied.forged)
     if not by_task:
         return applied
     with transaction.atomic():

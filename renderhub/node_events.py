@@ -66,11 +66,18 @@ class EventSender:
         self.clock = clock
         self.sent = 0  # events published
         self._seq: dict[tuple[int, int], int] = {}
+        self._tokens: dict[tuple[int, int], str] = {}
         self._pending: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._producer = connection.Producer(serializer="json")
+
+    def authorize(self, task: int, attempt: int, token: str) -> None:
+        """The token the manager issued with this chunk attempt; its events carry it (the
+        manager drops events without it)."""
+        with self._lock:
+            self._tokens[(task, attempt)] = token
 
     def event(self, task: int, attempt: int, kind: str, **fields: Any) -> dict[str, Any]:
         """Queue one event of the chunk ``task`` (its attempt ``attempt``) for the next flush."""
@@ -81,6 +88,7 @@ class EventSender:
                 "task": task,
                 "attempt": attempt,
                 "seq": seq,
+                "token": self._tokens.get((task, attempt), ""),
                 "kind": kind,
                 "at": self.clock(),
                 **fields,

@@ -19,6 +19,7 @@ from django.utils import timezone
 from jobs import services
 from jobs.choices import FrameState, TaskState
 from jobs.event_drain import drain
+from jobs.event_tokens import chunk_token
 from jobs.events import apply_events
 from jobs.models import RenderJob, Task
 from renderhub.node_events import EventSender, events_connection
@@ -61,6 +62,11 @@ def job(project: Any, fake_software: Any, cluster: Any, storage_root: Path) -> R
     return running_job(project, fake_software, cluster, chunks=2, frames=3)
 
 
+def signed(event: dict[str, Any]) -> dict[str, Any]:
+    """The event with its chunk attempt's token, as a node the manager gave it sends it."""
+    return {**event, "token": chunk_token(event["task"], event["attempt"])}
+
+
 def events_for(task: Task, frames: list[int], start: int = 1) -> list[dict[str, Any]]:
     seq, out = start, []
     for number in frames:
@@ -72,6 +78,7 @@ def events_for(task: Task, frames: list[int], start: int = 1) -> list[dict[str, 
                 {
                     "task": task.pk,
                     "attempt": 1,
+                    "token": chunk_token(task.pk, 1),
                     "seq": seq,
                     "kind": kind,
                     "frame": number,
@@ -92,16 +99,18 @@ def test_a_batch_lands_once_in_order_for_the_current_attempt_only(
     batch = [
         *reversed(events_for(first, first.frames)),  # out of order: applied by seq
         *events_for(second, second.frames[:1]),
-        {
-            "task": second.pk,
-            "attempt": 1,
-            "seq": 9,
-            "kind": "heartbeat",
-            "at": beat,
-            "cpu": 87.5,
-            "tails": {"stdout_tail": "Fra:4 Mem:12M", "secret_column": "x"},
-        },
-        {"task": second.pk, "attempt": 0, "seq": 1, "kind": "frame_done", "frame": 5},  # stale
+        signed(
+            {
+                "task": second.pk,
+                "attempt": 1,
+                "seq": 9,
+                "kind": "heartbeat",
+                "at": beat,
+                "cpu": 87.5,
+                "tails": {"stdout_tail": "Fra:4 Mem:12M", "secret_column": "x"},
+            }
+        ),
+        signed({"task": second.pk, "attempt": 0, "seq": 1, "kind": "frame_done", "frame": 5}),
         {"task": second.pk, "kind": "frame_done"},  # not an event
     ]
 
@@ -175,6 +184,7 @@ def test_events_from_many_nodes_through_the_broker_arrive_once_each(
         for task in tasks:  # one node per chunk, each on its own connection
             connection = events_connection(settings.CELERY_BROKER_URL, options)
             sender = EventSender(connection, f"node-{task.index}", flush_every=0.05)
+            sender.authorize(task.pk, 1, chunk_token(task.pk, 1))
             sender.start()
             senders.append((sender, connection))
             for number in task.frames:
@@ -215,6 +225,7 @@ def test_the_command_applies_events_until_stopped(
             sender = EventSender(connection, "node-a")
             task = job.tasks.order_by("index").first()
             assert task is not None
+            sender.authorize(task.pk, 1, chunk_token(task.pk, 1))
             for number in task.frames:
                 sender.event(task.pk, 1, "frame_done", frame=number, seconds=1.0)
             sender.flush()
@@ -233,15 +244,17 @@ def test_the_command_applies_events_until_stopped(
 @pytest.mark.django_db
 def test_a_chunk_ends_after_its_frames_of_the_same_batch_and_only_once(job: RenderJob) -> None:
     first, second = job.tasks.order_by("index")
-    finished = {
-        "task": first.pk,
-        "attempt": 1,
-        "seq": 99,
-        "kind": "finished",
-        "status": "success",
-        "exit_code": 0,
-        "at": time.time(),
-    }
+    finished = signed(
+        {
+            "task": first.pk,
+            "attempt": 1,
+            "seq": 99,
+            "kind": "finished",
+            "status": "success",
+            "exit_code": 0,
+            "at": time.time(),
+        }
+    )
     batch = [finished, *events_for(first, first.frames)]  # finished first in the list
 
     apply_events(batch)
@@ -254,16 +267,18 @@ def test_a_chunk_ends_after_its_frames_of_the_same_batch_and_only_once(job: Rend
     assert list(first.history.values_list("state", flat=True)) == attempts
 
     # A renderer's failure another node may cure: the chunk is queued again, frames kept.
-    failed = {
-        "task": second.pk,
-        "attempt": 1,
-        "seq": 5,
-        "kind": "finished",
-        "status": "renderer_failed",
-        "reason": "Blender quit",
-        "exit_code": 4,
-        "at": 0,
-    }
+    failed = signed(
+        {
+            "task": second.pk,
+            "attempt": 1,
+            "seq": 5,
+            "kind": "finished",
+            "status": "renderer_failed",
+            "reason": "Blender quit",
+            "exit_code": 4,
+            "at": 0,
+        }
+    )
     apply_events([*events_for(second, second.frames[:1]), failed])
     second.refresh_from_db()
     assert (second.state, second.failure_reason) == (TaskState.QUEUED, "Blender quit")
@@ -290,6 +305,7 @@ def test_a_message_that_is_not_json_is_dropped_and_the_drain_goes_on(
             content_encoding="binary",
         )
         sender = EventSender(node, "node-a")
+        sender.authorize(task.pk, 1, chunk_token(task.pk, 1))
         sender.event(task.pk, 1, "frame_done", frame=task.frames[0], seconds=1.0)
         sender.flush()
         manager = events_connection(settings.CELERY_BROKER_URL, options)
@@ -322,6 +338,7 @@ def test_a_batch_taken_by_a_drain_that_died_is_applied_when_it_starts_again(
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     with events_connection(settings.CELERY_BROKER_URL) as node:
         sender = EventSender(node, "node-a")
+        sender.authorize(task.pk, 1, chunk_token(task.pk, 1))
         for number in task.frames:
             sender.event(task.pk, 1, "frame_done", frame=number, seconds=1.0)
             sender.flush()  # one message per frame

@@ -1,0 +1,31 @@
+"""Which events the drain believes: those carrying their chunk attempt's token.
+
+Anyone who can publish to the events queue could otherwise report frames of any running
+chunk. The manager issues a token with each chunk attempt it hands out (an HMAC of the
+chunk and attempt under the project's SECRET_KEY, so nothing is stored); the node's
+``EventSender.authorize`` attaches it to that attempt's events, and ``events.apply_events``
+drops an event whose token is missing or wrong. A node learns the tokens of its own chunks
+only, and a token is worth nothing after its attempt ends (events of another attempt are
+ignored anyway).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.crypto import constant_time_compare, salted_hmac
+
+SALT = "renderhub.node-events.chunk-attempt"
+
+
+def chunk_token(task_id: int, attempt: int) -> str:
+    """The token of one attempt of one chunk."""
+    return salted_hmac(SALT, f"{task_id}:{attempt}", algorithm="sha256").hexdigest()[:32]
+
+
+def is_genuine(event: dict[str, Any]) -> bool:
+    """True if the event carries the token of the chunk attempt it names."""
+    token = event.get("token")
+    return isinstance(token, str) and constant_time_compare(
+        token, chunk_token(event["task"], event["attempt"])
+    )
