@@ -103,18 +103,21 @@ def blender_software(image: Any) -> Any:
     return image.software.get(name="blender")
 
 
-@pytest.fixture
-def project(image: Any, storage_url: str, bob: Any) -> Any:
+def make_project(name: str, image: Any, storage_url: str, output: str, *members: Any) -> Any:
+    """A project whose scenes are the storage's ``scenes/`` folder, writing to ``output``."""
     from projects.models import Project, StorageMapping
 
-    project = Project.objects.create(
-        name="shots", image=image, output_prefix=storage_url + "output/"
-    )
+    project = Project.objects.create(name=name, image=image, output_prefix=storage_url + output)
     StorageMapping.objects.create(
         project=project, source=storage_url + "scenes/", destination="/mnt/scenes/"
     )
-    project.members.add(bob)
+    project.members.add(*members)
     return project
+
+
+@pytest.fixture
+def project(image: Any, storage_url: str, bob: Any) -> Any:
+    return make_project("shots", image, storage_url, "output/", bob)
 
 
 @pytest.fixture

@@ -36,6 +36,17 @@ def make_fake_software(image: Any) -> Any:
     )
 
 
+def submit_one(project: Any, software: Any, cluster: Any, scene: str, **kw: Any) -> Any:
+    """One job of one scene, through the submission service as every caller sends it."""
+    from jobs import services
+
+    request = services.RenderRequest(
+        project=project, software=software, cluster=cluster, scenes=[scene], **kw
+    )
+    [job] = services.submit_render(request)
+    return job
+
+
 @pytest.fixture
 def fake_software(image: Any) -> Any:
     return make_fake_software(image)

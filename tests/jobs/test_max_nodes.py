@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from typing import Any
 
 import pytest
 
@@ -14,16 +13,10 @@ from clusters.choices import Backend
 from jobs import runner, services
 from jobs.choices import JobState, TaskState
 from jobs.models import RenderJob
+from tests.jobs.conftest import submit_one as submit
 from tests.workers import online_node, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.embedded]
-
-
-def submit(project: Any, software: Any, cluster: Any, scene: str, **kw: Any) -> RenderJob:
-    request = services.RenderRequest(
-        project=project, software=software, cluster=cluster, scenes=[scene], **kw
-    )
-    return services.submit_render(request)[0]
 
 
 def sent(job: RenderJob) -> int:

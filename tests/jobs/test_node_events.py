@@ -10,6 +10,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +22,11 @@ from jobs import services
 from jobs.choices import FrameState, TaskState
 from jobs.event_drain import drain
 from jobs.event_tokens import chunk_token
-from jobs.events import apply_events
+from jobs.events import Applied, apply_events
 from jobs.models import RenderJob, Task
 from renderhub.node_events import EventSender, events_connection
 from tests.reliability.conftest import process_env
+from tests.workers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.embedded  # the filesystem broker as much as Redis
@@ -55,11 +58,37 @@ def empty_events_queue(settings: Any) -> None:
         redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(*taken_keys())
 
 
+@contextmanager
+def running_drain(settings: Any, name: str = "default") -> Iterator[list[Applied]]:
+    """The drain in a thread on the run's broker, stopped on leaving; yields the batches it
+    has applied so far."""
+    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
+    stop, batches = threading.Event(), []
+    manager = events_connection(settings.CELERY_BROKER_URL, options)
+    thread = threading.Thread(
+        target=drain,
+        args=(manager, stop),
+        kwargs={"on_batch": lambda applied, messages: batches.append(applied), "name": name},
+    )
+    thread.start()
+    try:
+        yield batches
+    finally:
+        stop.set()
+        thread.join()
+        manager.release()
+
+
 @pytest.fixture
 def job(project: Any, fake_software: Any, cluster: Any, storage_root: Path) -> RenderJob:
     (storage_root / "scenes").mkdir(parents=True, exist_ok=True)
     (storage_root / "scenes" / "shot.blend").write_bytes(b"BLENDER-v304 a stand-in")
     return running_job(project, fake_software, cluster, chunks=2, frames=3)
+
+
+def frames_done(job: RenderJob) -> int:
+    job.refresh_from_db()
+    return job.frames_done
 
 
 def signed(event: dict[str, Any]) -> dict[str, Any]:
@@ -167,19 +196,8 @@ def test_events_from_many_nodes_through_the_broker_arrive_once_each(
         )
     tasks = list(job.tasks.order_by("index"))
     options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
-    stop, batches = threading.Event(), []
-    managers = [events_connection(settings.CELERY_BROKER_URL, options) for _ in range(2)]
-    threads = [  # two drains side by side, each with its own name
-        threading.Thread(
-            target=drain,
-            args=(manager, stop),
-            kwargs={"on_batch": lambda applied, m: batches.append(applied), "name": name},
-        )
-        for manager, name in zip(managers, ("a", "b"), strict=True)
-    ]
-    for thread in threads:
-        thread.start()
-    try:
+    # Two drains side by side, each with its own name.
+    with running_drain(settings, "a") as first, running_drain(settings, "b") as second:
         senders = []
         for task in tasks:  # one node per chunk, each on its own connection
             connection = events_connection(settings.CELERY_BROKER_URL, options)
@@ -194,18 +212,9 @@ def test_events_from_many_nodes_through_the_broker_arrive_once_each(
         for sender, connection in senders:
             sender.close()
             connection.release()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            job.refresh_from_db()
-            if job.frames_done == job.frame_count:
-                break
-            time.sleep(0.1)
-    finally:
-        stop.set()
-        for thread, manager in zip(threads, managers, strict=True):
-            thread.join()
-            manager.release()
+        wait_for(lambda: frames_done(job) == job.frame_count, timeout=30, what="every frame")
 
+    batches = first + second
     assert job.frames_done == job.frame_count == 6
     assert sum(a.frames_done for a in batches) == 6  # none twice
     assert sum(a.events + a.stale for a in batches) == sum(s.sent for s, _ in senders)
@@ -293,7 +302,6 @@ def test_a_message_that_is_not_json_is_dropped_and_the_drain_goes_on(
     options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
     task = job.tasks.order_by("index").first()
     assert task is not None
-    stop = threading.Event()
     with events_connection(settings.CELERY_BROKER_URL, options) as node:
         producer = node.Producer()
         producer.publish(  # what a hostile node might send: not JSON
@@ -308,18 +316,8 @@ def test_a_message_that_is_not_json_is_dropped_and_the_drain_goes_on(
         sender.authorize(task.pk, 1, chunk_token(task.pk, 1))
         sender.event(task.pk, 1, "frame_done", frame=task.frames[0], seconds=1.0)
         sender.flush()
-        manager = events_connection(settings.CELERY_BROKER_URL, options)
-        thread = threading.Thread(target=drain, args=(manager, stop))
-        thread.start()
-        try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and job.frames_done < 1:
-                time.sleep(0.1)
-                job.refresh_from_db()
-        finally:
-            stop.set()
-            thread.join()
-            manager.release()
+    with running_drain(settings):
+        wait_for(lambda: frames_done(job) == 1, timeout=30, what="the good message's frame")
     assert job.frames_done == 1
 
 
@@ -346,22 +344,8 @@ def test_a_batch_taken_by_a_drain_that_died_is_applied_when_it_starts_again(
     assert len(client.register_script(TAKE)(keys=[queue, taken], args=[500])) == 3
     assert client.llen(queue) == 0 and client.llen(taken) == 3
 
-    stop, batches = threading.Event(), []
-    manager = events_connection(settings.CELERY_BROKER_URL)
-    thread = threading.Thread(
-        target=drain,
-        args=(manager, stop),
-        kwargs={"on_batch": lambda applied, messages: batches.append(applied)},
-    )
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and client.llen(taken):
-            time.sleep(0.1)
-    finally:
-        stop.set()
-        thread.join()
-        manager.release()
+    with running_drain(settings) as batches:
+        wait_for(lambda: not client.llen(taken), timeout=30, what="the taken list applied")
     job.refresh_from_db()
     assert job.frames_done == len(task.frames) == 3
     assert sum(a.frames_done for a in batches) == 3

@@ -4,7 +4,6 @@ the rules through the services, then with a real render worker where order matte
 from __future__ import annotations
 
 import shutil
-from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -14,21 +13,13 @@ from clusters import services as cluster_services
 from clusters.choices import Backend
 from jobs import runner, services
 from jobs.choices import FrameState, JobState, TaskState
-from jobs.models import AttemptState, RenderJob
+from jobs.models import AttemptState
 from renderhub import storage
 from tests.conftest import build_demo_scene
+from tests.jobs.conftest import submit_one as submit
 from tests.workers import online_node, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.embedded]
-
-
-def submit(project: Any, software: Any, cluster: Any, scene: str, **kw: Any) -> RenderJob:
-    [job] = services.submit_render(
-        services.RenderRequest(
-            project=project, software=software, cluster=cluster, scenes=[scene], **kw
-        )
-    )
-    return job
 
 
 # --- the rules ---------------------------------------------------------------------------

@@ -14,18 +14,10 @@ from django.core.management import CommandError, call_command
 from jobs import runner, services
 from jobs.choices import JobState, TaskState
 from jobs.models import RenderJob
+from tests.jobs.conftest import submit_one as submit
 from tests.workers import online_node
 
 pytestmark = pytest.mark.django_db
-
-
-def submit(project: Any, software: Any, cluster: Any, scene: str, **kw: Any) -> RenderJob:
-    [job] = services.submit_render(
-        services.RenderRequest(
-            project=project, software=software, cluster=cluster, scenes=[scene], **kw
-        )
-    )
-    return job
 
 
 @pytest.fixture

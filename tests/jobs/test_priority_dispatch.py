@@ -11,32 +11,16 @@ import pytest
 from jobs import runner, services
 from jobs.choices import JobState, TaskState
 from jobs.models import RenderJob, Task
+from tests.conftest import make_project
+from tests.jobs.conftest import submit_one as submit
 from tests.workers import online_node, render_worker_for, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.embedded]
 
 
-def submit(project: Any, software: Any, cluster: Any, scene: str, **kw: Any) -> RenderJob:
-    [job] = services.submit_render(
-        services.RenderRequest(
-            project=project, software=software, cluster=cluster, scenes=[scene], **kw
-        )
-    )
-    return job
-
-
 @pytest.fixture
 def other_project(image: Any, storage_url: str, bob: Any) -> Any:
-    from projects.models import Project, StorageMapping
-
-    other = Project.objects.create(
-        name="adverts", image=image, output_prefix=storage_url + "output-adverts/"
-    )
-    StorageMapping.objects.create(
-        project=other, source=storage_url + "scenes/", destination="/mnt/scenes/"
-    )
-    other.members.add(bob)
-    return other
+    return make_project("adverts", image, storage_url, "output-adverts/", bob)
 
 
 def sent(cluster: Any) -> list[tuple[int, int]]:

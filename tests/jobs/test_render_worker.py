@@ -16,18 +16,10 @@ from jobs import services
 from jobs.choices import FrameState, JobState, TaskState
 from renderhub import storage
 from tests.conftest import build_demo_scene
+from tests.jobs.conftest import submit_one as submit
 from tests.workers import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.embedded]
-
-
-def submit(project: Any, software: Any, cluster: Any, scene: str, **kw: Any) -> Any:
-    [job] = services.submit_render(
-        services.RenderRequest(
-            project=project, software=software, cluster=cluster, scenes=[scene], **kw
-        )
-    )
-    return job
 
 
 def test_it_renders_every_frame_with_outputs_thumbnails_and_logs(

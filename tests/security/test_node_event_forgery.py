@@ -7,7 +7,6 @@ drain must apply none of it, and still apply A's own events."""
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -16,13 +15,14 @@ import pytest
 from django.db.models import F
 
 from jobs.choices import FrameState, TaskState
-from jobs.event_drain import drain, taken_keys
+from jobs.event_drain import taken_keys
 from jobs.event_tokens import chunk_token
 from jobs.events import apply_events
 from jobs.models import RenderJob, Task
 from renderhub.node_events import EventSender, events_connection
 from tests.jobs.conftest import make_fake_software
-from tests.jobs.test_node_events import running_job
+from tests.jobs.test_node_events import running_drain, running_job
+from tests.workers import wait_for
 
 
 @pytest.fixture
@@ -80,15 +80,7 @@ def test_through_the_broker_a_node_can_report_only_its_own_chunk(
 
     redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(*taken_keys())
     mine, theirs = chunks
-    stop, batches = threading.Event(), []
-    manager = events_connection(settings.CELERY_BROKER_URL)
-    thread = threading.Thread(
-        target=drain,
-        args=(manager, stop),
-        kwargs={"on_batch": lambda applied, messages: batches.append(applied)},
-    )
-    thread.start()
-    try:
+    with running_drain(settings) as batches:
         with events_connection(settings.CELERY_BROKER_URL) as node:
             sender = EventSender(node, "hostile")
             sender.authorize(mine.pk, 1, chunk_token(mine.pk, 1))
@@ -98,13 +90,7 @@ def test_through_the_broker_a_node_can_report_only_its_own_chunk(
             producer = node.Producer(serializer="json")  # hand-made, past the sender
             producer.publish(forgeries(mine, theirs), routing_key="renderhub.events",
                              exchange="renderhub.events")  # fmt: skip
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and sum(a.forged for a in batches) < 9:
-            time.sleep(0.1)
-    finally:
-        stop.set()
-        thread.join()
-        manager.release()
+        wait_for(lambda: sum(a.forged for a in batches) >= 9, timeout=30, what="9 refusals")
     assert sum(a.forged for a in batches) == 9
     assert_untouched(theirs)
     job = RenderJob.objects.get(pk=mine.job_id)
