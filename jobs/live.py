@@ -13,7 +13,8 @@ What moves a version (every writer already touches one of these):
 - its chunks: how many are in each state, attempts, the current frames (a frame starting),
   and the latest heartbeat (CPU and log tails are written with it), start, end and queue
   times;
-- for active jobs, the minute: "elapsed" and the ETA move with the clock.
+- not the clock: the job page's "elapsed" and ETA are instants the browser counts from
+  (the lists' versions still move with the minute).
 
 The job page's frame grid is sent as a delta: the states string of each version is kept in
 the cache for a few minutes (shared by every viewer and every server process), and a poll
@@ -48,6 +49,8 @@ from .models import RenderJob, Task
 if TYPE_CHECKING:
     from .queries import TaskCounts, User
     from .timing import Eta
+
+    FrameSummary = tuple[TaskCounts, Eta | None, float]  # + when the ETA was reckoned
 
 # A version's grid states stay this long in the cache: pollers two seconds apart, and a
 # tab in the background that comes back, still get a delta.
@@ -112,8 +115,9 @@ def job_version(user: User, pk: int, jobs: QuerySet[RenderJob] | None = None) ->
     )
     if not found:
         return None
-    row = found[0]
-    return poll_etag("job", pk, row, _clock(row[0] in ACTIVE_JOB_STATES))
+    # No clock: the page counts "elapsed" and the ETA down in the browser (static/js/app.js)
+    # from the instants it was given, so the minute no longer reaches every viewer at once.
+    return poll_etag("job", pk, found[0])
 
 
 def job_versions(ids: list[int]) -> dict[int, str]:
@@ -219,31 +223,55 @@ def grid_states(job: RenderJob, etag: str) -> str:
     return states
 
 
-def frame_summary(job: RenderJob, etag: str) -> tuple[TaskCounts, Eta | None]:
-    """The job page's parts that read every frame (counts per chunk and state, the ETA),
-    computed once per version for every viewer."""
+def frame_summary(job: RenderJob, etag: str) -> FrameSummary:
+    """The job page's parts that read every frame (counts per chunk and state, the ETA and
+    when it was reckoned: the page shows its end as an instant), once per version for all."""
     from .queries import frame_counts
 
     key = f"{_grid_key(job.pk, etag)}:sum"
     found = cache.get(key)
-    if not isinstance(found, tuple):
-        found = (dict(frame_counts(job)), etas([job]).get(job.pk))
+    if not isinstance(found, tuple) or len(found) != 3:
+        found = (dict(frame_counts(job)), timing.eta(job), time.time())
         cache.set(key, found, GRID_CACHE_SECONDS)
-    per_task, eta = found
-    return Counter(per_task), eta
+    per_task, eta, at = found
+    return Counter(per_task), eta, at
 
 
-def grid_html(job: RenderJob, etag: str) -> str:
-    """The full page's grid at version ``etag``, built once per version for every viewer
-    (a 100,000-frame grid is 3.5 MB of cells: too much to rebuild per page load)."""
-    from .queries import frame_numbers, grid_cells
+def frame_ranges(numbers: list[int]) -> str:
+    """Frame numbers (ascending) in frame-spec syntax: ``1-100000``, ``1-10,20,30-90x5``.
 
-    key = f"{_grid_key(job.pk, etag)}:html"
-    html = cache.get(key)
-    if not isinstance(html, str):
-        html = grid_cells(frame_numbers(job), grid_states(job, etag))
-        cache.set(key, html, GRID_CACHE_SECONDS)
-    return html
+    The job page sends this and the states string instead of one cell per frame; the
+    browser expands it (``static/js/app.js``). Runs of three or more with one step (or two
+    neighbours) become a range, so a 100,000-frame job is a few characters."""
+    parts: list[str] = []
+    i, n = 0, len(numbers)
+    while i < n:
+        start = numbers[i]
+        if i + 1 < n:
+            step = numbers[i + 1] - start
+            j = i + 1
+            while j + 1 < n and numbers[j + 1] - numbers[j] == step:
+                j += 1
+            if j - i >= 2 or step == 1:
+                parts.append(f"{start}-{numbers[j]}" + (f"x{step}" if step != 1 else ""))
+                i = j + 1
+                continue
+        parts.append(str(start))
+        i += 1
+    return ",".join(parts)
+
+
+def grid_frames(job: RenderJob, count: int) -> str:
+    """The job's frame numbers as ranges (``frame_ranges``), read once per job and frame
+    count: a job's frames keep their numbers, so this outlives the versions."""
+    from .queries import frame_numbers
+
+    key = f"rh:gridframes:{job.pk}:{count}"
+    ranges = cache.get(key)
+    if not isinstance(ranges, str):
+        ranges = frame_ranges(frame_numbers(job))
+        cache.set(key, ranges, 3600)
+    return ranges
 
 
 def grid_changes(old: str, new: str) -> str:

@@ -130,6 +130,9 @@ class RenderJob(models.Model):
             models.Index(fields=["project", "-created_at"], name="job_project_created"),
             # The finished list and the dashboard's recent failures (newest ended first).
             models.Index(fields=["state", "-finished_at"], name="job_state_finished"),
+            # The finished list's keyset pages (jobs.keyset): newest ended first across
+            # the terminal states, read in index order and stopped after one page.
+            models.Index(fields=["-finished_at", "-id"], name="job_finished_id"),
         ]
 
     def __str__(self) -> str:

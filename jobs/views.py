@@ -194,7 +194,8 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     job = queries.get_job(request.user, pk)
     context = queries.job_detail(job, request.GET.get("chunks"), live.frame_summary(job, etag))
     context["etag"] = etag
-    context["grid"] = live.grid_html(job, etag)
+    context["grid_states"] = states = live.grid_states(job, etag)
+    context["grid_numbers"] = live.grid_frames(job, len(states))
     return render(request, "jobs/job_detail.html", context)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django import template
@@ -45,3 +46,9 @@ def opens_inline(url: str | None) -> bool:
     from renderhub.storage.base import inline_type
 
     return bool(url) and inline_type(str(url).rsplit("/", 1)[-1]) is not None
+
+
+@register.filter
+def epoch_ms(moment: datetime | None) -> str:
+    """Milliseconds since the epoch, for the browser's clock (``<time data-since>``)."""
+    return str(int(moment.timestamp() * 1000)) if moment else ""

@@ -21,8 +21,10 @@ def test_members_see_the_grid_nodes_chunks_and_failure_reasons(
     response = client.get(f"/jobs/{job.pk}/")
     assert response.status_code == 200
     text = response.content.decode()
-    for number, letter in ((1, "d"), (2, "d"), (3, "r"), (4, "f"), (5, "q"), (6, "q")):
-        assert f'<i class="{letter}" data-n="{number}"></i>' in text
+    # The grid as one letter per frame and the numbers as ranges (the browser makes the
+    # cells), with the counts per state as text for screen readers and pages without script.
+    assert 'data-numbers="1-6" data-cells="ddrfqq"' in text
+    assert "6 frames: 2 done, 1 running, 2 queued, 1 failed, 0 cancelled." in text
     assert "Out of memory while loading textures" in text  # the reason as text, not a colour
     assert "render@node-a" in text and "188%" in text  # node, CPU use
     assert response.context["frame_total"] == 6

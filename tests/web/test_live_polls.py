@@ -4,6 +4,7 @@ running panel, a chunk's live log and the cluster pages."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -164,3 +165,37 @@ def test_changes_within_two_seconds_are_shown_together(
     monkeypatch.setattr(live, "COALESCE_SECONDS", 0.0)  # the window has passed
     moved = poll(as_bob, url, etag)
     assert moved.status_code == 200 and 'data-changes="4r"' in moved.content.decode()
+
+
+def test_the_minute_does_not_move_an_active_job_page(
+    as_bob: Any, job: RenderJob, monkeypatch: Any
+) -> None:
+    """Elapsed time and the ETA are instants the browser counts from (``<time>``), so every
+    viewer of a running job no longer gets a new page when the minute turns; without
+    script the page shows them as they were when it was made."""
+    url = f"/jobs/{job.pk}/"
+    first = poll(as_bob, url)
+    text = first.content.decode()
+    started = int(job.started_at.timestamp() * 1000)
+    assert f'data-since="{started}"' in text
+    now = live.time.time()
+    monkeypatch.setattr(live.time, "time", lambda: now + 600)  # ten minutes on
+    assert poll(as_bob, url, first["ETag"]).status_code == 304
+
+
+def test_frame_numbers_are_sent_as_ranges() -> None:
+    assert live.frame_ranges(list(range(1, 100_001))) == "1-100000"
+    assert live.frame_ranges([1, 3, 5, 7, 9, 20, 30, 31]) == "1-9x2,20,30-31"
+    assert live.frame_ranges([0, 10, 11, 40]) == "0,10-11,40"
+    assert live.frame_ranges([]) == ""
+
+
+def test_the_eta_is_sent_as_the_instant_it_ends(
+    as_bob: Any, job: RenderJob, monkeypatch: Any
+) -> None:
+    """The browser counts down to ``data-until``; the text is the time left when rendered."""
+    monkeypatch.setattr(live.timing, "eta", lambda job: live.timing.Eta(90.0, 1, None))
+    text = as_bob.get(f"/jobs/{job.pk}/").content.decode()
+    until = int(text.split('data-until="')[1].split('"')[0])
+    assert abs(until - (live.time.time() + 90) * 1000) < 3000
+    assert re.search(r'data-until="\d+">1:(29|30)</time>', text)
