@@ -63,7 +63,7 @@ class Sizing:
     def target_frames(self) -> int | None:
         if not self.seconds_per_frame:
             return None
-        return max(1, math.floor(self.target_seconds / self.seconds_per_frame))
+        return max(1, round(self.target_seconds / self.seconds_per_frame))
 
     @property
     def least_frames(self) -> int:

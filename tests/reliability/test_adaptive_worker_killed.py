@@ -21,6 +21,9 @@ def test_a_killed_worker_loses_no_frame_of_an_adaptive_job(
 ) -> None:
     settings.RENDER_HEARTBEAT_SECONDS = 1
     settings.RENDER_STALE_AFTER = 4
+    # A message the killed worker had prefetched is lost with it; beat's dispatch_pending
+    # sends it again once it is this old and a node idles.
+    settings.RENDER_REDISPATCH_AFTER = 5
     # An earlier job of the scene measured 1 s a frame: chunks of 3 frames for 3 s.
     [earlier] = services.submit_render(
         services.RenderRequest(
@@ -58,6 +61,7 @@ def test_a_killed_worker_loses_no_frame_of_an_adaptive_job(
 
     def finished() -> bool:
         services.reap_stale_tasks()  # what beat runs
+        services.dispatch_pending()
         job.refresh_from_db()
         return not job.is_active
 
