@@ -17,6 +17,7 @@ from jobs.scheduling import PRIORITY_RANGE
 
 from . import serializers
 from .errors import CONFLICT, NOT_FOUND, Conflict
+from .permissions import request_user
 
 
 class PrioritySerializer(drf.Serializer):
@@ -102,7 +103,8 @@ class JobActionsMixin:
         job = self.get_object()
         params = PrioritySerializer(data=request.data)
         params.is_valid(raise_exception=True)
-        outcome = job_services.set_priority(job, params.validated_data["priority"])
+        priority = params.validated_data["priority"]
+        outcome = job_services.set_priority(job, priority, request_user(request))
         return self._outcome(job, outcome)
 
     @extend_schema(

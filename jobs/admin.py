@@ -155,7 +155,8 @@ class RenderJobAdmin(admin.ModelAdmin):
         if changed:
             obj.save(update_fields=changed)
         if "priority" in form.changed_data:
-            add_messages(request, services.set_priority(obj, form.cleaned_data["priority"]))
+            wanted = form.cleaned_data["priority"]
+            add_messages(request, services.set_priority(obj, wanted, request.user))  # type: ignore[arg-type]
 
     def get_inlines(self, request: HttpRequest, obj: RenderJob | None = None) -> list[Any]:
         if obj is None or not obj.cloud_jobs.exists():  # own machines: no BatchCompute jobs

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
@@ -137,12 +138,28 @@ def cluster_resumed(cluster_id: int, **kwargs: object) -> None:
 PRIORITY_RANGE = (-100, 100)
 
 
-def set_priority(job: RenderJob, priority: int) -> Outcome:
-    """Change an active job's priority; its chunks not yet sent compete with it from now on
-    (a free slot may go to it at once)."""
+def priority_refusal(priority: int, user: User | None) -> str:
+    """Why ``user`` may not give a job ``priority`` ("" if they may). Members may lower
+    their jobs' priority, and raise it up to RENDER_MEMBER_MAX_PRIORITY; above that a job
+    would jump other projects' jobs on a shared cluster, which is for whoever has the
+    change-render-job right (``user`` None: the system, a trusted script)."""
     low, high = PRIORITY_RANGE
     if isinstance(priority, bool) or not isinstance(priority, int) or not low <= priority <= high:
-        return Outcome(False, f"Priority must be a whole number from {low} to {high}.")
+        return f"Priority must be between {low} and {high}."
+    ceiling = settings.RENDER_MEMBER_MAX_PRIORITY
+    if user is not None and priority > ceiling and not user.has_perm("jobs.change_renderjob"):
+        return (
+            f"Priorities above {ceiling} make other projects' jobs wait; they need the "
+            "change-render-job right (ask a render wrangler)."
+        )
+    return ""
+
+
+def set_priority(job: RenderJob, priority: int, user: User | None = None) -> Outcome:
+    """Change an active job's priority (as ``user`` may); its chunks not yet sent compete
+    with it from now on (a free slot may go to it at once)."""
+    if refusal := priority_refusal(priority, user):
+        return Outcome(False, refusal)
     with transaction.atomic():
         locked = RenderJob.objects.select_for_update().select_related("cluster").get(pk=job.pk)
         if not locked.is_active:

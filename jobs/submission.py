@@ -163,8 +163,8 @@ def validate_render(request: RenderRequest, user: User | None) -> Validated:
     if request.nodes is not None and request.chunk_size is not None:
         _check(errors, "chunk_size", "Give nodes or a chunk size, not both.")
     _check_chunk_seconds(request, errors)
-    if not -100 <= request.priority <= 100:
-        _check(errors, "priority", "Priority must be between -100 and 100.")
+    if refusal := scheduling.priority_refusal(request.priority, user):
+        _check(errors, "priority", refusal)
     if len(request.name) > 150:
         _check(errors, "name", "The name must be at most 150 characters.")
     after = scheduling.check_after(request.after, user, errors)

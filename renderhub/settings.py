@@ -221,6 +221,9 @@ UPLOAD_POLICY_SECONDS = env.int("UPLOAD_POLICY_SECONDS", default=3600)
 RENDERHUB_DEPLOYMENT_TAG = env.str("RENDERHUB_DEPLOYMENT_TAG", default="renderhub")
 RENDER_TIMEOUT = env.int("RENDER_TIMEOUT", default=6 * 3600)  # hard limit per chunk, seconds
 RENDER_MAX_NODES_PER_JOB = env.int("RENDER_MAX_NODES_PER_JOB", default=64)
+# Clusters are shared: a member's job above this priority would make other projects' jobs
+# wait. Higher priorities need the change-render-job right (a render wrangler, staff).
+RENDER_MEMBER_MAX_PRIORITY = env.int("RENDER_MEMBER_MAX_PRIORITY", default=0)
 RENDER_MAX_FRAMES_PER_JOB = env.int("RENDER_MAX_FRAMES_PER_JOB", default=100_000)
 RENDER_TASK_MAX_ATTEMPTS = env.int("RENDER_TASK_MAX_ATTEMPTS", default=3)
 # A job given neither nodes nor a chunk size (own machines) is a work queue of adaptive

@@ -47,10 +47,7 @@ def test_raising_a_waiting_jobs_priority_gives_it_the_next_free_slot(
 def test_bad_priorities_and_ended_jobs_are_refused(job: RenderJob) -> None:
     for wrong in (101, -101, True, "5"):
         outcome = services.set_priority(job, wrong)  # type: ignore[arg-type]
-        assert (
-            not outcome.ok
-            and outcome.message == "Priority must be a whole number from -100 to 100."
-        )
+        assert not outcome.ok and outcome.message == "Priority must be between -100 and 100."
     assert services.set_priority(job, 0).message == f"Job #{job.pk} has priority 0 already."
     services.cancel_job(job)
     outcome = services.set_priority(job, 5)
@@ -66,7 +63,7 @@ def test_the_cli_changes_it_and_refuses_bad_input(job: RenderJob, bob: Any, char
     out = io.StringIO()
     call_command("priority", f"#{job.pk}", "-20", "--as-user", bob.username, stdout=out)
     assert out.getvalue().strip() == f"Job #{job.pk}: priority 0 → -20."
-    with pytest.raises(CommandError, match="from -100 to 100"):
+    with pytest.raises(CommandError, match="between -100 and 100"):
         call_command("priority", str(job.pk), "500", stdout=io.StringIO())
     with pytest.raises(CommandError):  # not a member: the job does not exist for them
         call_command("priority", str(job.pk), "1", "--as-user", charlie.username)
@@ -86,15 +83,15 @@ def test_the_api_changes_it_for_members_only(job: RenderJob, bob: Any, charlie: 
 
     url = f"/api/jobs/{job.pk}/priority/"
     member = client_for(bob)
-    response = member.post(url, {"priority": 7}, format="json")
+    response = member.post(url, {"priority": -7}, format="json")
     assert response.status_code == 200, response.content
-    assert response.json()["job"]["priority"] == 7
-    assert member.post(url, {"priority": 7}, format="json").status_code == 409
+    assert response.json()["job"]["priority"] == -7
+    assert member.post(url, {"priority": -7}, format="json").status_code == 409
     bad = member.post(url, {"priority": 1000}, format="json")
     assert bad.status_code == 400 and "priority" in bad.json()
-    assert client_for(charlie).post(url, {"priority": 99}, format="json").status_code == 404
+    assert client_for(charlie).post(url, {"priority": -9}, format="json").status_code == 404
     job.refresh_from_db()
-    assert job.priority == 7
+    assert job.priority == -7
 
 
 def test_the_admin_changes_it_through_the_service(client: Any, alice: Any, job: RenderJob) -> None:

@@ -23,8 +23,8 @@ class Command(BaseCommand):
         cli.add_as_user_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        job = get_job(options["id"], cli.resolve_user(options["as_user"]))
-        result = services.set_priority(job, options["priority"])
+        user = cli.resolve_user(options["as_user"])
+        result = services.set_priority(get_job(options["id"], user), options["priority"], user)
         if not result.ok:
             raise CommandError(result.message)
         outcome.write(self, result)
