@@ -7,7 +7,8 @@ most an even share of the unstarted frames over the slots that may render the jo
 chunks shrink toward the end and the node taking the last ones ends about when the others
 do; at least four start-ups' worth of work (``RENDER_CHUNK_STARTUP_SECONDS``), so the
 renderer's start-up never dominates (unless the job's own ``chunk_seconds`` asks for
-less); and a tail too small to be worth a start-up goes with the chunk before it.
+less, or an even share of the job over the slots is less: idle slots cost more); and frames
+left behind a chunk that would take less than a start-up go with it.
 
 Seconds per frame are measured, never guessed: the job's latest finished frames (its test
 frame first of all), else earlier jobs of the same scene with the same software in the
@@ -57,7 +58,7 @@ class Sizing:
     seconds_per_frame: float | None
     slots: int
     startup_seconds: float
-    frame_count: int  # the job's frames: the unmeasured share is taken of all of them
+    frame_count: int  # the job's frames: an even share of them over the slots caps the least
 
     @property
     def target_frames(self) -> int | None:
@@ -89,8 +90,9 @@ def next_size(pool: int, sizing: Sizing, whole: int | None = None) -> int:
         return max(1, min(pool, share))
     least = sizing.least_frames
     size = min(target, max(least, math.ceil(pool / slots)))
-    if pool - size < least and pool <= target + least:
-        size = pool  # the tail is not worth a start-up of its own
+    tail = pool - size
+    if 0 < tail < least and tail * (sizing.seconds_per_frame or 0) < sizing.startup_seconds:
+        size = pool  # what would be left takes less than a start-up: not worth a chunk
     return min(size, pool)
 
 

@@ -88,6 +88,16 @@ def test_short_frames_are_not_cut_below_four_start_ups_of_work(
     assert sizes(job) == [12, 12]
 
 
+def test_no_chunk_is_left_with_less_work_than_a_start_up(
+    project, fake_software, cluster, scene_url
+) -> None:
+    earlier_job(project, fake_software, cluster, scene_url, spf=0.5)
+    job = submit(project, fake_software, cluster, scene_url, frames="1-19", chunk_seconds=10)
+    # 10 for one node, 8 (four start-ups) for the other, and the last frame's 0.5 s, less
+    # than a start-up, goes with them rather than alone.
+    assert sizes(job) == [10, 9]
+
+
 def test_the_unstarted_frames_are_re_cut_as_frames_finish(
     project, fake_software, cluster, scene_url
 ) -> None:
