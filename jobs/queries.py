@@ -330,7 +330,7 @@ def job_detail(
     per_task, eta, reckoned = frames
     until = None
     if eta is not None and eta.seconds is not None:
-        until = datetime.fromtimestamp(reckoned + eta.seconds, tz=UTC).replace(microsecond=0)
+        until = datetime.fromtimestamp(round(reckoned + eta.seconds), tz=UTC)
     counts: Counter[str] = Counter()
     for (_, state), n in per_task.items():
         counts[state] += n
@@ -340,7 +340,8 @@ def job_detail(
         "counts": {state: counts[state] for state in STATE_LETTER},
         "eta": eta,
         "eta_until": until,
-        "eta_left": max(0.0, (until - timezone.now()).total_seconds()) if until else None,
+        # Rounded, as the browser counts it down: an ETA of a minute reads 1:00, not 0:59.
+        "eta_left": max(0, round((until - timezone.now()).total_seconds())) if until else None,
         "seconds_per_frame": job.render_seconds / job.frames_done if job.frames_done else None,
         "nodes": node_rows(job, per_task),
         "tasks": task_page(job, chunk_page, per_task),
