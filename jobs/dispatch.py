@@ -90,11 +90,15 @@ def free_slots(cluster: Cluster) -> int:
 
 def _in_flight(cluster: Cluster) -> QuerySet[Task]:
     """Chunks holding a slot: running ones (a paused job's running chunks still run), and
-    sent ones not yet taken, of jobs that may start them (a paused job's sent message is
-    skipped by the node, so it holds none)."""
+    ones sent lately and not yet taken, of jobs that may start them (a paused job's sent
+    message is skipped by the node, so it holds none). A message is taken within moments
+    of being sent to a free slot; one still untaken after RENDER_SENT_HOLDS_SLOT seconds is
+    stuck (a worker that died holding it) and leaves its slot to the next chunk, until
+    ``dispatch_pending`` sends it again."""
+    recent = timezone.now() - timedelta(seconds=settings.RENDER_SENT_HOLDS_SLOT)
     may_start = Q(
         state=TaskState.QUEUED,
-        queued_at__isnull=False,
+        queued_at__gte=recent,
         job__paused_at__isnull=True,
         job__waiting=False,
     )

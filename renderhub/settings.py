@@ -245,6 +245,8 @@ RENDER_THREADS = env.int("RENDER_THREADS", default=0)
 # A chunk still unclaimed this long after it was sent, while a node of its cluster is idle,
 # is sent again (its message was lost, e.g. by a broker crash).
 RENDER_REDISPATCH_AFTER = env.int("RENDER_REDISPATCH_AFTER", default=300)
+# A chunk's message sent to a free slot holds the slot this long while untaken (jobs.dispatch).
+RENDER_SENT_HOLDS_SLOT = env.int("RENDER_SENT_HOLDS_SLOT", default=60)
 RENDER_WORK_DIR = Path(env.str("RENDER_WORK_DIR", default=str(VAR_DIR / "work"))).resolve()
 # Each node's cache of scene files (RENDER_WORK_DIR/cache) is trimmed to this size, the
 # longest-unused first; a job's staged scene goes once unused here for this many hours.

@@ -52,6 +52,23 @@ def test_no_message_is_sent_before_a_node_has_a_free_slot(
     assert services.dispatch(job.pk) == 1
 
 
+def test_a_message_nobody_took_in_time_leaves_its_slot_to_the_next_chunk(
+    project, fake_software, cluster, scene_url, settings
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    online_node(cluster, slots=1)
+    job = submit(project, fake_software, cluster, scene_url, frames="1-3", chunk_size=1)
+    assert sent(cluster) == [(job.pk, 0)]
+    # The worker that had taken the message off the queue died: nobody claims chunk 0.
+    stuck = timezone.now() - timedelta(seconds=settings.RENDER_SENT_HOLDS_SLOT + 1)
+    job.tasks.filter(index=0).update(queued_at=stuck)
+    assert services.dispatch(job.pk) == 1
+    assert sent(cluster) == [(job.pk, 0), (job.pk, 1)]
+
+
 def test_a_node_reporting_idle_gets_the_waiting_chunks(
     project, fake_software, cluster, scene_url, settings
 ) -> None:
