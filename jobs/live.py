@@ -13,8 +13,8 @@ What moves a version (every writer already touches one of these):
 - its chunks: how many are in each state, attempts, the current frames (a frame starting),
   and the latest heartbeat (CPU and log tails are written with it), start, end and queue
   times;
-- not the clock: the job page's "elapsed" and ETA are instants the browser counts from
-  (the lists' versions still move with the minute).
+- not the clock on the pages: elapsed times and ETAs are instants the browser counts from
+  (the API's versions still move with the minute: its durations and ETAs are numbers).
 
 The job page's frame grid is sent as a delta: the states string of each version is kept in
 the cache for a few minutes (shared by every viewer and every server process), and a poll
@@ -136,31 +136,41 @@ def etas(jobs: list[RenderJob]) -> dict[int, Eta]:
     """``timing.etas``, kept per job version: a running job's ETA counts its open frames
     (100,000 rows for a big job), so the lists, the dashboard and the API, polled by many,
     compute it once per change of the job (or per minute) instead of once per request."""
+    return {pk: eta for pk, (eta, _) in reckoned_etas(jobs).items()}
+
+
+def reckoned_etas(jobs: list[RenderJob]) -> dict[int, tuple[Eta, float]]:
+    """``etas`` with when each was reckoned (``time.time()``): a page shows the instant an
+    ETA ends, which the browser counts down to."""
     active = [job for job in jobs if job.state in ACTIVE_JOB_STATES]
     if not active:
         return {}
     versions = job_versions([job.pk for job in active])
     keys = {job.pk: f"rh:eta:{job.pk}:{versions.get(job.pk, '').strip(chr(34))}" for job in active}
     found = {pk: value for pk, value in cache.get_many(list(keys.values())).items()}
-    result: dict[int, Eta] = {}
+    result: dict[int, tuple[Eta, float]] = {}
     missing = []
     for job in active:
-        if isinstance(eta := found.get(keys[job.pk]), timing.Eta):
-            result[job.pk] = eta
+        kept = found.get(keys[job.pk])
+        if isinstance(kept, tuple) and len(kept) == 2 and isinstance(kept[0], timing.Eta):
+            result[job.pk] = kept
         else:
             missing.append(job)
     if missing:
-        computed = timing.etas(missing)
-        cache.set_many({keys[pk]: eta for pk, eta in computed.items()}, GRID_CACHE_SECONDS)
+        now = time.time()
+        computed = {pk: (eta, now) for pk, eta in timing.etas(missing).items()}
+        cache.set_many({keys[pk]: value for pk, value in computed.items()}, GRID_CACHE_SECONDS)
         result.update(computed)
     return result
 
 
-def jobs_version(user: User, jobs: QuerySet[RenderJob], tag: str) -> str:
+def jobs_version(user: User, jobs: QuerySet[RenderJob], tag: str, *, clock: bool = True) -> str:
     """A list of active jobs (the running list, the dashboard's panel): one aggregate.
 
     ``jobs`` is already filtered to the jobs the list shows (and the user may see); which
-    jobs are in it, their states and counters make the version.
+    jobs are in it, their states and counters make the version. ``clock``: it also moves
+    with the minute while jobs are active (the API's durations and ETAs are numbers; the
+    pages count theirs in the browser and pass False).
     """
     summary = jobs.order_by().aggregate(
         count=Count("id"),
@@ -175,7 +185,7 @@ def jobs_version(user: User, jobs: QuerySet[RenderJob], tag: str) -> str:
         **{f"n_{state.value}": Count("id", filter=Q(state=state)) for state in JobState},
     )
     active = bool(summary["count"])
-    return poll_etag(tag, user.pk, sorted(summary.items()), _clock(active))
+    return poll_etag(tag, user.pk, sorted(summary.items()), _clock(active and clock))
 
 
 def task_version(user: User, job_pk: int, index: int) -> str | None:

@@ -297,14 +297,31 @@ def active_jobs(user: User) -> QuerySet[RenderJob]:
 def dashboard(user: User) -> dict[str, Any]:
     jobs = visible_jobs(user)
     running = list(active_jobs(user).order_by("-created_at")[:20])
-    etas = live.etas(running)
+    etas = live.reckoned_etas(running)
     for job in running:
-        job.eta = etas.get(job.pk)  # type: ignore[attr-defined]
+        eta, reckoned = etas.get(job.pk, (None, 0.0))
+        job.eta = eta  # type: ignore[attr-defined]
+        # The instant it ends, counted down in the browser (the panel's version has no clock).
+        job.eta_until = eta_instant(eta, reckoned)  # type: ignore[attr-defined]
+        job.eta_left = left_until(job.eta_until)  # type: ignore[attr-defined]
     return {
         "running": running,
         "failures": list(jobs.filter(state=JobState.FAILED).order_by("-finished_at")[:10]),
         "clusters": clusters_with_nodes(),
     }
+
+
+def eta_instant(eta: timing.Eta | None, reckoned: float) -> datetime | None:
+    """When an ETA reckoned at ``reckoned`` (``time.time()``) ends, to the second."""
+    if eta is None or eta.seconds is None:
+        return None
+    return datetime.fromtimestamp(round(reckoned + eta.seconds), tz=UTC)
+
+
+def left_until(until: datetime | None) -> int | None:
+    """Seconds from now to ``until``, rounded as the browser counts them down (an ETA of a
+    minute reads 1:00, not 0:59); the text of pages without script."""
+    return max(0, round((until - timezone.now()).total_seconds())) if until else None
 
 
 def frame_counts(job: RenderJob) -> TaskCounts:
@@ -328,9 +345,7 @@ def job_detail(
     if frames is None:
         frames = (frame_counts(job), timing.eta(job), time.time())
     per_task, eta, reckoned = frames
-    until = None
-    if eta is not None and eta.seconds is not None:
-        until = datetime.fromtimestamp(round(reckoned + eta.seconds), tz=UTC)
+    until = eta_instant(eta, reckoned)
     counts: Counter[str] = Counter()
     for (_, state), n in per_task.items():
         counts[state] += n
@@ -340,8 +355,7 @@ def job_detail(
         "counts": {state: counts[state] for state in STATE_LETTER},
         "eta": eta,
         "eta_until": until,
-        # Rounded, as the browser counts it down: an ETA of a minute reads 1:00, not 0:59.
-        "eta_left": max(0, round((until - timezone.now()).total_seconds())) if until else None,
+        "eta_left": left_until(until),
         "seconds_per_frame": job.render_seconds / job.frames_done if job.frames_done else None,
         "nodes": node_rows(job, per_task),
         "tasks": task_page(job, chunk_page, per_task),

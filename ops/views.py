@@ -114,7 +114,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     """The site's front page: running render jobs, recent failures, clusters and nodes, and
     recent workflow runs (the live panel alone when htmx polls it)."""
     if is_htmx(request):  # the running panel's poll: 304 while those jobs have not moved
-        etag = jobs_live.jobs_version(request.user, jobs_queries.active_jobs(request.user), "dash")
+        active = jobs_queries.active_jobs(request.user)
+        etag = jobs_live.jobs_version(request.user, active, "dash", clock=False)
         if unchanged := not_modified(request, etag):
             return unchanged
         context = jobs_queries.dashboard(request.user) | {"etag": etag}

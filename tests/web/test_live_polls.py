@@ -167,7 +167,7 @@ def test_changes_within_two_seconds_are_shown_together(
     assert moved.status_code == 200 and 'data-changes="4r"' in moved.content.decode()
 
 
-def test_the_minute_does_not_move_an_active_job_page(
+def test_the_minute_does_not_move_the_pages_of_active_jobs(
     as_bob: Any, job: RenderJob, monkeypatch: Any
 ) -> None:
     """Elapsed time and the ETA are instants the browser counts from (``<time>``), so every
@@ -178,9 +178,20 @@ def test_the_minute_does_not_move_an_active_job_page(
     text = first.content.decode()
     started = int(job.started_at.timestamp() * 1000)
     assert f'data-since="{started}"' in text
+    lists = {u: poll(as_bob, u) for u in ("/jobs/", "/")}  # the running list, the dashboard
+    for response in lists.values():
+        assert f'data-since="{started}"' in response.content.decode()
+    api = as_bob.get("/api/jobs/?state=running")
+    same = as_bob.get("/api/jobs/?state=running", HTTP_IF_NONE_MATCH=api["ETag"])
+    assert same.status_code == 304
     now = live.time.time()
     monkeypatch.setattr(live.time, "time", lambda: now + 600)  # ten minutes on
     assert poll(as_bob, url, first["ETag"]).status_code == 304
+    for list_url, response in lists.items():
+        assert poll(as_bob, list_url, response["ETag"]).status_code == 304, list_url
+    # The API's durations and ETAs are numbers: its version still moves with the minute.
+    again = as_bob.get("/api/jobs/?state=running", HTTP_IF_NONE_MATCH=api["ETag"])
+    assert again.status_code == 200
 
 
 def test_frame_numbers_are_sent_as_ranges() -> None:
