@@ -27,6 +27,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -148,10 +149,12 @@ def _drain_redis(
     queue, taken = taken_keys(name)
     client = redis.Redis.from_url(connection.as_uri(include_password=True))
     take = client.register_script(TAKE)
-    with _closing_database(), contextlib.closing(client):
-        left_over = client.lrange(taken, 0, -1)  # a drain that died before applying them
+    with _closing_database(), contextlib.closing(client), _name_held(client, taken, name, stop):
+        left_over: list[Any] | None = None  # first, what a drain of this name left taken
         while not stop.is_set():
             try:
+                if left_over is None:
+                    left_over = client.lrange(taken, 0, -1)
                 batch = left_over or take(keys=[queue, taken], args=[max_messages])[::-1]
             except redis.RedisError:
                 log.exception("could not take event messages; trying again")
@@ -170,9 +173,57 @@ def _drain_redis(
                 stop.wait(1.0)
                 continue
             left_over = []
-            client.delete(taken)
+            try:
+                client.delete(taken)
+            except redis.RedisError:  # applied: the next delete, or a restart, clears them
+                log.exception("could not clear the applied batch")
             if on_batch is not None:
                 on_batch(applied, len(batch))
+
+
+NAME_LOCK_SECONDS = 30
+# Renews the lock only while it is still this drain's.
+RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+
+class DrainNameTaken(RuntimeError):
+    """Another drain runs under this name (their taken lists would be one)."""
+
+
+@contextlib.contextmanager
+def _name_held(client: Any, taken: str, name: str, stop: threading.Event) -> Iterator[None]:
+    """Hold the drain's name while it runs: a second drain of the same name would apply and
+    then delete the first one's batch. A drain that died holds it at most
+    NAME_LOCK_SECONDS, which a new one waits out before it gives up."""
+    lock, mine = f"{taken}.lock", uuid.uuid4().hex
+    deadline = time.monotonic() + NAME_LOCK_SECONDS + 1
+    while not client.set(lock, mine, nx=True, ex=NAME_LOCK_SECONDS):
+        if time.monotonic() > deadline or stop.wait(0.5):
+            raise DrainNameTaken(
+                f"Another event drain named {name!r} is running: give this one its own --name."
+            )
+    renew, done = client.register_script(RENEW), threading.Event()
+
+    def keep() -> None:
+        while not done.wait(NAME_LOCK_SECONDS / 3):
+            with contextlib.suppress(Exception):  # Redis away: renewed on a later try
+                renew(keys=[lock], args=[mine, NAME_LOCK_SECONDS])
+
+    keeper = threading.Thread(target=keep, daemon=True, name=f"drain-{name}-lock")
+    keeper.start()
+    try:
+        yield
+    finally:
+        done.set()
+        keeper.join()
+        with contextlib.suppress(Exception):
+            if client.get(lock) == mine.encode():
+                client.delete(lock)
 
 
 def _events_of(raw: bytes | str) -> list[Any]:

@@ -350,3 +350,23 @@ def test_a_batch_taken_by_a_drain_that_died_is_applied_when_it_starts_again(
     assert job.frames_done == len(task.frames) == 3
     assert sum(a.frames_done for a in batches) == 3
     assert client.llen(taken) == 0
+
+
+def test_a_second_drain_under_a_name_in_use_is_refused(
+    settings: Any, transactional_db: Any, monkeypatch: Any
+) -> None:
+    if not settings.CELERY_BROKER_URL.startswith("redis"):
+        pytest.skip("names keep the Redis drain's taken lists apart")
+    from jobs import event_drain
+
+    monkeypatch.setattr(event_drain, "NAME_LOCK_SECONDS", 2)  # how long it waits, too
+    import redis
+
+    lock = event_drain.taken_keys("night")[1] + ".lock"
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    with running_drain(settings, "night"):
+        wait_for(lambda: client.exists(lock), timeout=5, what="the first drain holds the name")
+        refused = pytest.raises(event_drain.DrainNameTaken, match="'night' is running")
+        with events_connection(settings.CELERY_BROKER_URL) as second, refused:
+            drain(second, threading.Event(), name="night")
+    assert not client.exists(lock)  # stopped, the first one let the name go

@@ -7,9 +7,9 @@ import threading
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from jobs.event_drain import drain
+from jobs.event_drain import DrainNameTaken, drain
 from renderhub.node_events import events_connection
 
 
@@ -37,4 +37,7 @@ class Command(BaseCommand):
         options_ = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
         with events_connection(settings.CELERY_BROKER_URL, options_) as connection:
             self.stdout.write("Applying node events; stop with Ctrl-C.")
-            drain(connection, stop, max_messages=options["batch"], name=options["name"])
+            try:
+                drain(connection, stop, max_messages=options["batch"], name=options["name"])
+            except DrainNameTaken as exc:
+                raise CommandError(str(exc)) from None
