@@ -7,6 +7,7 @@ detail page's grid is one letter per frame, read by the database in one query
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -312,16 +313,16 @@ def dashboard(user: User) -> dict[str, Any]:
 
 
 def eta_instant(eta: timing.Eta | None, reckoned: float) -> datetime | None:
-    """When an ETA reckoned at ``reckoned`` (``time.time()``) ends, to the second."""
+    """When an ETA reckoned at ``reckoned`` (``time.time()``) ends."""
     if eta is None or eta.seconds is None:
         return None
-    return datetime.fromtimestamp(round(reckoned + eta.seconds), tz=UTC)
+    return datetime.fromtimestamp(reckoned + eta.seconds, tz=UTC)
 
 
 def left_until(until: datetime | None) -> int | None:
-    """Seconds from now to ``until``, rounded as the browser counts them down (an ETA of a
-    minute reads 1:00, not 0:59); the text of pages without script."""
-    return max(0, round((until - timezone.now()).total_seconds())) if until else None
+    """Whole seconds from now to ``until``, rounded up as the browser counts them down (an
+    ETA of a minute reads 1:00 until a second has passed); the text without script."""
+    return max(0, math.ceil((until - timezone.now()).total_seconds())) if until else None
 
 
 def frame_counts(job: RenderJob) -> TaskCounts:

@@ -296,7 +296,7 @@
       el.textContent = formatDuration((now - parseInt(el.dataset.since, 10)) / 1000);
     });
     document.querySelectorAll("time[data-until]").forEach((el) => {
-      el.textContent = formatDuration(Math.round((parseInt(el.dataset.until, 10) - now) / 1000));
+      el.textContent = formatDuration(Math.ceil((parseInt(el.dataset.until, 10) - now) / 1000));
     });
   }
   setInterval(tick, 1000);
