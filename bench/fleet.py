@@ -10,10 +10,11 @@ a process of its own, with one database connection.
 
 Reported per N: the database connections in use on the bench database (most seen, this
 script's own sampling connection not counted), event-to-row latency (from the node's
-timestamp to the commit that applied it: median and p95), the manager's CPU (its process'
-CPU seconds per wall second), the broker's memory (Redis ``used_memory``, most seen) and
-lost or doubled events (events sent against events applied; frames reported done against
-frames done in the database: both must be 0).
+timestamp to the commit that applied it) and publish-to-row latency (from the message
+leaving the node to that commit: the broker's and the manager's share), each median and
+p95, the manager's CPU (its process' CPU seconds per wall second), the broker's memory
+(Redis ``used_memory``, most seen) and lost or doubled events (events sent against events
+applied; frames reported done against frames done in the database: both must be 0).
 
 Usage: ``python bench/fleet.py [--nodes 100,300,1000] [--seconds 30]``
 (PostgreSQL ``--database-url``, default ``renderhub_bench_fleet``; Redis ``--broker``,
@@ -201,10 +202,12 @@ def run_manager(database_url: str, broker: str, stats_path: str) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     latencies: list[float] = []
+    transits: list[float] = []
     totals = {"events": 0, "stale": 0, "invalid": 0, "forged": 0, "frames_done": 0, "batches": 0}
 
     def on_batch(applied: Any, messages: int) -> None:
         latencies.extend(applied.latencies)
+        transits.extend(applied.transits)
         totals["events"] += applied.events
         totals["stale"] += applied.stale
         totals["invalid"] += applied.invalid
@@ -221,6 +224,7 @@ def run_manager(database_url: str, broker: str, stats_path: str) -> None:
             {
                 **totals,
                 "latencies": latencies,
+                "transits": transits,
                 "cpu_seconds": usage.ru_utime + usage.ru_stime,
                 "wall_seconds": time.monotonic() - started,
             }
@@ -229,6 +233,14 @@ def run_manager(database_url: str, broker: str, stats_path: str) -> None:
 
 
 # --- one round ----------------------------------------------------------------------------
+
+
+def _median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 3) if values else None
+
+
+def _p95(ordered: list[float]) -> float | None:
+    return round(ordered[int(0.95 * (len(ordered) - 1))], 3) if ordered else None
 
 
 def one_round(n: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -300,6 +312,7 @@ def one_round(n: int, args: argparse.Namespace) -> dict[str, Any]:
     figures: dict[str, Any] = json.loads(stats.read_text())
     stats.unlink()
     latencies = sorted(figures.pop("latencies"))
+    transits = sorted(figures.pop("transits"))
     applied = figures["events"] + figures["stale"] + figures["invalid"] + figures["forged"]
     return {
         "nodes": n,
@@ -311,10 +324,10 @@ def one_round(n: int, args: argparse.Namespace) -> dict[str, Any]:
         "events_refused": figures["forged"] + figures["invalid"],  # no token, not an event
         "frames_reported_done": reported_done,
         "frames_done_in_db": job.frames_done,
-        "latency_median_s": round(statistics.median(latencies), 3) if latencies else None,
-        "latency_p95_s": round(latencies[int(0.95 * (len(latencies) - 1))], 3)
-        if latencies
-        else None,
+        "latency_median_s": _median(latencies),
+        "latency_p95_s": _p95(latencies),
+        "publish_to_row_median_s": _median(transits),
+        "publish_to_row_p95_s": _p95(transits),
         "db_connections_max": connections_seen,
         "manager_cpu_percent": round(
             100 * figures["cpu_seconds"] / max(figures["wall_seconds"], 1e-9), 1

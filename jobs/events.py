@@ -55,6 +55,7 @@ class Applied:
     forged: int = 0  # without its chunk attempt's token (jobs.event_tokens): dropped
     frames_done: int = 0  # frames newly done (a repeated report counts 0)
     latencies: list[float] = field(default_factory=list)  # seconds from "at" to applied
+    transits: list[float] = field(default_factory=list)  # from "sent" (published) to applied
 
 
 def _valid(event: Any) -> bool:
@@ -136,13 +137,18 @@ def apply_events(events: Iterable[dict[str, Any]]) -> Applied:
         event_sql.update_running_tasks(task_updates)
         _finish_chunks(finished)
     committed = datetime.now(tz=UTC).timestamp()
-    applied.latencies = [
-        committed - float(e["at"])
+    applied.latencies = _since("at", by_task, committed)
+    applied.transits = _since("sent", by_task, committed)
+    return applied
+
+
+def _since(stamp: str, by_task: dict[int, list[dict[str, Any]]], now: float) -> list[float]:
+    return [
+        now - float(e[stamp])
         for chunk_events in by_task.values()
         for e in chunk_events
-        if isinstance(e.get("at"), int | float)
+        if isinstance(e.get(stamp), int | float)
     ]
-    return applied
 
 
 def _finish_chunks(finished: dict[int, dict[str, Any]]) -> None:

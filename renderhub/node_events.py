@@ -112,12 +112,17 @@ class EventSender:
             batch, self._pending = self._pending, []
         if not batch:
             return 0
+        sent = self.clock()
+        for event in batch:  # when it left the node (``at`` is when the node saw it)
+            event["sent"] = sent
         try:
+            # Straight into the queue (the default exchange): no binding is looked up, which
+            # on Redis halves a publish's round trips, and the message is kept even before
+            # any drain declared the queue.
             self._producer.publish(
                 batch,
-                exchange=EVENTS_EXCHANGE,
+                exchange="",
                 routing_key=EVENTS_QUEUE,
-                declare=[events_queue()],
                 delivery_mode=2,
                 retry=True,
                 retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},

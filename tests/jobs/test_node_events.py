@@ -215,6 +215,8 @@ def test_events_from_many_nodes_through_the_broker_arrive_once_each(
         wait_for(lambda: frames_done(job) == job.frame_count, timeout=30, what="every frame")
 
     batches = first + second
+    # Each event says when it left its node: what the fleet bench's publish-to-row reads.
+    assert sum(len(a.transits) for a in batches) == sum(a.events + a.stale for a in batches)
     assert job.frames_done == job.frame_count == 6
     assert sum(a.frames_done for a in batches) == 6  # none twice
     assert sum(a.events + a.stale for a in batches) == sum(s.sent for s, _ in senders)

@@ -88,8 +88,7 @@ def test_through_the_broker_a_node_can_report_only_its_own_chunk(
             sender.event(mine.pk, 1, "frame_done", frame=mine.frames[0], seconds=1.0)
             sender.flush()
             producer = node.Producer(serializer="json")  # hand-made, past the sender
-            producer.publish(forgeries(mine, theirs), routing_key="renderhub.events",
-                             exchange="renderhub.events")  # fmt: skip
+            producer.publish(forgeries(mine, theirs), routing_key="renderhub.events")
         wait_for(lambda: sum(a.forged for a in batches) >= 9, timeout=30, what="9 refusals")
     assert sum(a.forged for a in batches) == 9
     assert_untouched(theirs)
