@@ -68,16 +68,19 @@ workflow w {
 
 
 def test_a_return_code_failure_says_which_codes_the_task_accepts(submit: Any) -> None:
+    # picky runs after ok: were they side by side, picky's failure could stop ok first.
     source = """version 1.0
 workflow codes {
   call ok
-  call picky
+  call picky { input: after_ok = ok.done }
 }
 task ok {
   command <<< exit 1 >>>
+  output { Boolean done = true }
   runtime { returnCodes: [0, 1] }
 }
 task picky {
+  input { Boolean after_ok }
   command <<< echo "grep found nothing" >&2; exit 3 >>>
   runtime { returnCodes: [0, 1, 2] }
 }
@@ -88,7 +91,7 @@ task picky {
 
     run.refresh_from_db()
     assert run.failure_message == (
-        "codes.picky failed (attempt 1, task picky at main WDL line 10): exit status 3 "
+        "codes.picky failed (attempt 1, task picky at main WDL line 11): exit status 3 "
         "(the task accepts return codes: 0, 1, 2): grep found nothing"
     )
     ok = run.calls.get(name="codes.ok")
