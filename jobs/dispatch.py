@@ -76,16 +76,15 @@ def dispatch_cluster(cluster_id: int) -> int:
     return len(picks)
 
 
-def free_slots(cluster: Cluster) -> int:
-    """Slots of the cluster's online nodes less the chunks running or sent and not taken."""
+def _slots(cluster: Cluster) -> int:
+    """The slots of the cluster's online nodes (each its worker's concurrency)."""
     cutoff = timezone.now() - timedelta(seconds=settings.NODE_OFFLINE_AFTER)
     concurrency = (
         ClusterNode.objects.filter(cluster=cluster, last_seen__gte=cutoff)
         .exclude(state=NodeState.OFFLINE)
         .values_list("concurrency", flat=True)
     )
-    slots = sum(max(1, c or 1) for c in concurrency)
-    return max(0, slots - _in_flight(cluster).count())
+    return sum(max(1, c or 1) for c in concurrency)
 
 
 def _in_flight(cluster: Cluster) -> QuerySet[Task]:
@@ -120,7 +119,10 @@ class _Candidate:
 
 def plan(cluster: Cluster) -> list[Task]:
     """The chunks to send now, in order, one per free slot (see the module's rules)."""
-    free = free_slots(cluster)
+    flying = dict(
+        _in_flight(cluster).values("job_id").annotate(n=Count("pk")).values_list("job_id", "n")
+    )
+    free = _slots(cluster) - sum(flying.values())
     if free <= 0:
         return []
     startable = RenderJob.objects.active().filter(
@@ -132,9 +134,6 @@ def plan(cluster: Cluster) -> list[Task]:
     waiting = dict(undispatched.values("job_id").annotate(n=Count("pk")).values_list("job_id", "n"))
     if not waiting:
         return []
-    flying = dict(
-        _in_flight(cluster).values("job_id").annotate(n=Count("pk")).values_list("job_id", "n")
-    )
     candidates = [
         _Candidate(
             pk=pk,
