@@ -4,8 +4,10 @@
 The versions are the staff pages' (``jobs.live``), asked of the API's own queryset, so a
 token scoped to a project, or a user who may not see a job, gets the same 404 or list as
 without the header. The list's version covers every job its filters select (and the query
-string: each page of the cursor has its own), the detail's the job and its chunks; both
-move at least once a minute while jobs are active (their ETAs move with the clock).
+string: each page of the cursor has its own), the detail's the job and its chunks. Neither
+moves with the clock: a client holding a 304 counts ``duration`` on from ``started_at`` and
+the ETA down to ``eta_at``; ``duration`` and ``eta_seconds`` in a body are as of its
+``Date``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -138,7 +140,7 @@ class RenderJobListSerializer(serializers.ListSerializer[RenderJob]):
 
     def to_representation(self, data: Any) -> list[Any]:
         jobs = list(data.all() if hasattr(data, "all") else data)
-        self.context["etas"] = live.etas(jobs)  # kept per job version
+        self.context["etas"] = live.reckoned_etas(jobs)  # kept per job version
         return super().to_representation(jobs)
 
 
@@ -162,6 +164,7 @@ class RenderJobSerializer(serializers.ModelSerializer):
     progress = serializers.FloatField(read_only=True)
     duration = serializers.FloatField(read_only=True, allow_null=True)
     eta_seconds = serializers.SerializerMethodField()
+    eta_at = serializers.SerializerMethodField()
     movie = serializers.SerializerMethodField()
     links = serializers.SerializerMethodField()
 
@@ -206,6 +209,7 @@ class RenderJobSerializer(serializers.ModelSerializer):
             "finished_at",
             "duration",
             "eta_seconds",
+            "eta_at",
             "movie",
             "links",
         )
@@ -219,9 +223,34 @@ class RenderJobSerializer(serializers.ModelSerializer):
         }
     )
     def get_eta_seconds(self, job: RenderJob) -> float | None:
+        ends = self._eta_ends(job)
+        return None if ends is None else round(max(0.0, ends - time.time()), 1)
+
+    @extend_schema_field(
+        {
+            "type": "string",
+            "format": "date-time",
+            "nullable": True,
+            "description": "When the active job is expected to end (the ETA as an instant): a "
+            "client polling with If-None-Match counts down to it, as the version does not "
+            "move with the clock; null as for eta_seconds.",
+        }
+    )
+    def get_eta_at(self, job: RenderJob) -> str | None:
+        ends = self._eta_ends(job)
+        if ends is None:
+            return None
+        return serializers.DateTimeField().to_representation(datetime.fromtimestamp(ends, UTC))
+
+    def _eta_ends(self, job: RenderJob) -> float | None:
+        """The instant (``time.time()``) the job's ETA ends: when it was reckoned (kept per
+        job version, ``live.reckoned_etas``) plus the seconds it said."""
         etas = self.context.get("etas")
-        found = (etas if etas is not None else live.etas([job])).get(job.pk)
-        return round(found.seconds, 1) if found and found.seconds is not None else None
+        found = (etas if etas is not None else live.reckoned_etas([job])).get(job.pk)
+        if not found or found[0].seconds is None:
+            return None
+        eta, reckoned = found
+        return reckoned + eta.seconds
 
     @extend_schema_field(
         {

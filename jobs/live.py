@@ -13,8 +13,9 @@ What moves a version (every writer already touches one of these):
 - its chunks: how many are in each state, attempts, the current frames (a frame starting),
   and the latest heartbeat (CPU and log tails are written with it), start, end and queue
   times;
-- not the clock on the pages: elapsed times and ETAs are instants the browser counts from
-  (the API's versions still move with the minute: its durations and ETAs are numbers).
+- not the clock: elapsed times and ETAs are instants the browser counts from, and the API
+  sends the instants (``started_at``, ``eta_at``) beside its numbers, so the minute turning
+  reaches no viewer (it used to reach every one of them at once).
 
 The job page's frame grid is sent as a delta: the states string of each version is kept in
 the cache for a few minutes (shared by every viewer and every server process), and a poll
@@ -132,16 +133,12 @@ def job_versions(ids: list[int]) -> dict[int, str]:
     return {row[0]: poll_etag("eta", row[1:], _clock(row[1] in ACTIVE_JOB_STATES)) for row in rows}
 
 
-def etas(jobs: list[RenderJob]) -> dict[int, Eta]:
-    """``timing.etas``, kept per job version: a running job's ETA counts its open frames
-    (100,000 rows for a big job), so the lists, the dashboard and the API, polled by many,
-    compute it once per change of the job (or per minute) instead of once per request."""
-    return {pk: eta for pk, (eta, _) in reckoned_etas(jobs).items()}
-
-
 def reckoned_etas(jobs: list[RenderJob]) -> dict[int, tuple[Eta, float]]:
-    """``etas`` with when each was reckoned (``time.time()``): a page shows the instant an
-    ETA ends, which the browser counts down to."""
+    """``timing.etas`` with when each was reckoned (``time.time()``), kept per job version:
+    a running job's ETA counts its open frames (100,000 rows for a big job), so the lists,
+    the dashboard and the API, polled by many, compute it once per change of the job (or
+    per minute) instead of once per request. Pages and the API show the instant an ETA
+    ends, which clients count down to."""
     active = [job for job in jobs if job.state in ACTIVE_JOB_STATES]
     if not active:
         return {}
@@ -164,14 +161,10 @@ def reckoned_etas(jobs: list[RenderJob]) -> dict[int, tuple[Eta, float]]:
     return result
 
 
-def jobs_version(user: User, jobs: QuerySet[RenderJob], tag: str, *, clock: bool = True) -> str:
-    """A list of active jobs (the running list, the dashboard's panel): one aggregate.
-
-    ``jobs`` is already filtered to the jobs the list shows (and the user may see); which
-    jobs are in it, their states and counters make the version. ``clock``: it also moves
-    with the minute while jobs are active (the API's durations and ETAs are numbers; the
-    pages count theirs in the browser and pass False).
-    """
+def jobs_version(user: User, jobs: QuerySet[RenderJob], tag: str) -> str:
+    """A list of jobs (the running list, the dashboard's panel, the API's list): one
+    aggregate. ``jobs`` is already filtered to the jobs the list shows (and the user may
+    see); which jobs are in it, their states and counters make the version."""
     summary = jobs.order_by().aggregate(
         count=Count("id"),
         last=Max("id"),
@@ -184,8 +177,7 @@ def jobs_version(user: User, jobs: QuerySet[RenderJob], tag: str, *, clock: bool
         priority=Sum("priority"),
         **{f"n_{state.value}": Count("id", filter=Q(state=state)) for state in JobState},
     )
-    active = bool(summary["count"])
-    return poll_etag(tag, user.pk, sorted(summary.items()), _clock(active and clock))
+    return poll_etag(tag, user.pk, sorted(summary.items()))
 
 
 def task_version(user: User, job_pk: int, index: int) -> str | None:

@@ -47,7 +47,7 @@ def _job_url(pk: int) -> str:
 def running_jobs(request: HttpRequest) -> HttpResponse:
     if is_htmx(request):  # the table's poll: 304 while the listed jobs have not moved
         jobs = queries.list_jobs(request.user, request.GET, finished=False)
-        etag = live.jobs_version(request.user, jobs, "running", clock=False)
+        etag = live.jobs_version(request.user, jobs, "running")
         if unchanged := not_modified(request, etag):
             return unchanged
         context = queries.job_list(request.user, request.GET, finished=False)

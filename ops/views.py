@@ -115,7 +115,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     recent workflow runs (the live panel alone when htmx polls it)."""
     if is_htmx(request):  # the running panel's poll: 304 while those jobs have not moved
         active = jobs_queries.active_jobs(request.user)
-        etag = jobs_live.jobs_version(request.user, active, "dash", clock=False)
+        etag = jobs_live.jobs_version(request.user, active, "dash")
         if unchanged := not_modified(request, etag):
             return unchanged
         context = jobs_queries.dashboard(request.user) | {"etag": etag}

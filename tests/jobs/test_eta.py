@@ -8,6 +8,7 @@ down with the clock, never grow, and land on the real end.
 from __future__ import annotations
 
 import itertools
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -236,6 +237,9 @@ def test_the_pages_the_cli_and_the_api_show_it(
     assert "eta:" in out.getvalue() and "4 slots" in out.getvalue()
     api = as_bob.get(f"/api/jobs/{job.pk}/").json()
     assert api["eta_seconds"] == pytest.approx(60.0, abs=1.0)
+    # The same ETA as an instant: a client holding a 304 counts down to it.
+    ends = datetime.fromisoformat(api["eta_at"].replace("Z", "+00:00")).timestamp()
+    assert ends == pytest.approx(time.time() + 60.0, abs=2.0)
     listed = as_bob.get("/api/jobs/").json()
     etas = {row["id"]: row["eta_seconds"] for row in listed.get("results", listed)}
     assert etas[job.pk] == pytest.approx(60.0, abs=1.0) and len(etas) == 2
