@@ -67,6 +67,25 @@ def makespan(job: Any) -> float:
     return (max(ends) - min(starts)).total_seconds()
 
 
+def phases(job: Any, called: float) -> dict[str, float]:
+    """Where a run's seconds went: the submit call (scene checks) until the job row exists,
+    then until the first chunk started on a node, until Blender's first frame began, the
+    frames themselves (first began to last saved), and after the last frame until the job
+    row said finished (checks of the outputs, uploads, the chunk's end)."""
+    attempts = [s for s in job.chunk_attempts.values_list("started_at", flat=True) if s]
+    frames = list(job.frame_set.values_list("started_at", "finished_at"))
+    marks = [
+        called,
+        job.created_at.timestamp(),
+        min(attempts).timestamp(),
+        min(s for s, _ in frames if s).timestamp(),
+        max(e for _, e in frames if e).timestamp(),
+        job.finished_at.timestamp(),
+    ]
+    names = ["submit_call", "to_node", "to_first_frame", "frames", "after_last_frame"]
+    return {n: round(b - a, 2) for n, a, b in zip(names, marks[:-1], marks[1:], strict=True)}
+
+
 def frame_spread(job: Any) -> dict[str, float]:
     seconds = [s for s in job.frame_set.values_list("seconds", flat=True) if s]
     return {
@@ -83,11 +102,13 @@ def run_scene(  # type: ignore[no-untyped-def]
     frames = f"1-{args.scene_frames}"
     runs: list[float] = []
     chunks: list[list[int]] = []
+    timelines: list[dict[str, float]] = []
     for _ in range(args.repeat):
-        start = time.monotonic()
+        called, start = time.time(), time.monotonic()
         job = wait(submit(project, software, cluster, scene_url, frames))
         runs.append(round(time.monotonic() - start, 2))
         chunks.append([len(t.frames) for t in job.tasks.order_by("index")])
+        timelines.append(phases(job, called))
     adaptive = wait(
         submit(project, software, cluster, scene_url, frames, chunk_seconds=args.chunk_seconds)
     )
@@ -99,6 +120,7 @@ def run_scene(  # type: ignore[no-untyped-def]
         "blender_seconds": round(baseline, 2),
         "renderhub_seconds": runs,
         "renderhub_chunks": chunks,
+        "renderhub_phases": timelines,
         "ratio": round(median / baseline, 3),
         "first_run_ratio": round(runs[0] / baseline, 3),
         **frame_spread(job),

@@ -2,17 +2,20 @@
 ``chunk_seconds`` of measured render time, and cut again whenever a node takes a chunk
 and whenever a chunk ends, so that the last chunks end together.
 
-How big a chunk is (guided self-scheduling): at most ``chunk_seconds`` of work, and at
-most an even share of the unstarted frames over the slots that may render the job, so
-chunks shrink toward the end and the node taking the last ones ends about when the others
-do; at least four start-ups' worth of work (``RENDER_CHUNK_STARTUP_SECONDS``), so the
-renderer's start-up never dominates (unless the job's own ``chunk_seconds`` asks for
-less, or an even share of the job over the slots is less: idle slots cost more); and frames
-left behind a chunk that would take less than a start-up go with it.
+How big a chunk is (``plan``): at most ``chunk_seconds`` of work, and at most the share
+that makes the slot taking it end when the job's other slots do (their running chunks
+counted with what is left of them), or half of that share while the costs are not yet
+trusted, so chunks shrink toward the end and the node taking the last ones ends about when
+the others do; at least four start-ups' worth of work (measured, ``jobs.frame_costs``), so
+the renderer's start-up never dominates (unless the job's own ``chunk_seconds`` asks for
+less, or an even share of the job over the slots is less: idle slots cost more); and
+frames left behind a chunk that would take less than a start-up go with it. A job of even
+frames on two idle slots is two chunks, not a queue of chunks that each pay a start-up.
 
 Seconds per frame are measured, never guessed: the job's latest finished frames (its test
 frame first of all), else earlier jobs of the same scene with the same software in the
-project, else that software's earlier jobs in the project (``jobs.timing``). Until there is
+project, else that software's earlier jobs in the project (``jobs.timing``); where the
+scene was rendered before, each frame costs what it cost then (``jobs.frame_costs``). Until there is
 a measurement (a project's first job), the frames are shared evenly, one chunk per slot, as
 without adaptive chunks: cutting them smaller would make every slot pay the renderer's
 start-up again for frames that may take a fraction of a second; a test frame measures the
@@ -27,6 +30,7 @@ none rendered twice, and a cancelled, paused or waiting job is left as it is.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 from collections.abc import Sequence
@@ -35,15 +39,18 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, Max, OuterRef
+from django.utils import timezone
 
 from clusters.choices import Backend
 
-from . import timing
+from . import frame_costs, timing
 from .choices import FrameState, TaskState
 from .dispatch import enqueue_dispatch
+from .frame_costs import FrameCosts
 from .models import Frame, RenderJob, Task
 
 log = logging.getLogger(__name__)
+OPEN_FRAMES = (FrameState.QUEUED, FrameState.RUNNING)
 
 STARTUP_SHARE = 4  # a chunk holds at least this many start-ups' worth of render time
 CHUNKS_PER_SLOT_UNMEASURED = 1
@@ -59,53 +66,82 @@ class Sizing:
     slots: int
     startup_seconds: float
     frame_count: int  # the job's frames: an even share of them over the slots caps the least
+    costs: FrameCosts | None = None  # per frame; None: each frame at seconds_per_frame
+    busy: tuple[float, ...] = ()  # seconds left of the job's chunks running on other slots
+
+    def cost(self, number: int) -> float:
+        return self.costs.of(number) if self.costs else self.seconds_per_frame or 0.0
 
     @property
-    def target_frames(self) -> int | None:
-        if not self.seconds_per_frame:
-            return None
-        return max(1, round(self.target_seconds / self.seconds_per_frame))
+    def confident(self) -> bool:
+        return bool(self.costs and self.costs.confident)
 
     @property
-    def least_frames(self) -> int:
-        """Enough frames that the renderer's start-up is at most a quarter of the chunk;
+    def least_seconds(self) -> float:
+        """Enough work that the renderer's start-up is at most a quarter of the chunk;
         never more than the target, nor than an even share of the job over the slots
         (idle slots cost more than a start-up)."""
-        if not self.seconds_per_frame:
-            return 1
-        least = math.ceil(STARTUP_SHARE * self.startup_seconds / self.seconds_per_frame)
-        even = math.ceil(self.frame_count / max(1, self.slots))
-        return max(1, min(least, self.target_frames or least, even))
+        even = self.frame_count * (self.seconds_per_frame or 0.0) / max(1, self.slots)
+        return min(STARTUP_SHARE * self.startup_seconds, self.target_seconds, even)
 
 
-def next_size(pool: int, sizing: Sizing, whole: int | None = None) -> int:
-    """Frames in the next chunk taken from ``pool`` unstarted frames (of ``whole`` being
-    planned at once)."""
-    if pool <= 0:
-        return 0
-    slots = max(1, sizing.slots)
-    target = sizing.target_frames
-    if target is None:  # nothing measured yet: an even share per slot
-        share = math.ceil((whole or pool) / (CHUNKS_PER_SLOT_UNMEASURED * slots))
-        return max(1, min(pool, share))
-    least = sizing.least_frames
-    size = min(target, max(least, math.ceil(pool / slots)))
-    tail = pool - size
-    if 0 < tail < least and tail * (sizing.seconds_per_frame or 0) < sizing.startup_seconds:
-        size = pool  # what would be left takes less than a start-up: not worth a chunk
-    return min(size, pool)
+def level(work: float, free_at: Sequence[float], startup: float) -> float:
+    """When the slots would all end if ``work`` seconds were spread over them, each slot
+    starting its share when it frees (``free_at``) and paying one start-up first."""
+    times = sorted(t + startup for t in free_at)
+    spread, filled = work, 0
+    for i, t in enumerate(times):
+        filled = i + 1
+        later = times[i + 1] if i + 1 < len(times) else math.inf
+        if spread <= (later - t) * filled:
+            return t + spread / filled
+        spread -= (later - t) * filled
+    return times[-1] + spread / max(1, filled)  # pragma: no cover  (the last step returns)
 
 
 def plan(frames: Sequence[int], sizing: Sizing, later: int = 0) -> list[list[int]]:
-    """Cut ``frames`` (ascending) into chunks, each sized by :func:`next_size` from what
-    is left after the ones before it, ``later`` more unstarted frames coming after them."""
+    """Cut ``frames`` (ascending) into chunks; ``later`` more unstarted frames come after
+    them (each at the measured mean).
+
+    Each chunk in turn goes to the slot that frees first (the job's running chunks hold
+    theirs, ``busy``) and is sized so that this slot would end when the others do if the
+    rest were shared out: one balanced share when the costs are trusted (history of each
+    frame, or even frames so far), half of it otherwise, so that the chunks shrink toward
+    the end and a slower frame than foreseen costs little. Within ``target_seconds`` and at
+    least ``least_seconds`` (four start-ups); frames left behind a chunk that would take
+    less than a start-up go with it. Nothing measured: an even share per slot."""
+    if not frames:
+        return []
+    slots = max(1, sizing.slots)
+    if not sizing.seconds_per_frame:
+        per_slot = math.ceil((len(frames) + later) / (CHUNKS_PER_SLOT_UNMEASURED * slots))
+        return [list(frames[i : i + per_slot]) for i in range(0, len(frames), per_slot)]
+    costs = [sizing.cost(n) for n in frames]
+    remaining = sum(costs) + later * sizing.seconds_per_frame
+    busy = sorted(sizing.busy)[:slots]  # running chunks hold their slots, the rest are free
+    free = [*busy, *[0.0] * (slots - len(busy))]
+    heapq.heapify(free)
+    startup, least = sizing.startup_seconds, sizing.least_seconds
     chunks: list[list[int]] = []
     start = 0
     while start < len(frames):
-        left = len(frames) - start
-        size = min(left, next_size(left + later, sizing, len(frames) + later))
-        chunks.append(list(frames[start : start + size]))
-        start += size
+        now = heapq.heappop(free)
+        share = level(remaining, [now, *free], startup) - now - startup
+        # Untrusted costs keep half a share back, unless half is below the least a chunk
+        # holds: then the shares are what is left to cut.
+        cautious = share / 2 if not sizing.confident and share / 2 >= least else share
+        want = min(sizing.target_seconds, max(least, cautious))
+        end, taken = start, 0.0
+        while end < len(frames) and (end == start or taken + costs[end] / 2 <= want):
+            taken += costs[end]
+            end += 1
+        rest = sum(costs[end:]) + later * sizing.seconds_per_frame
+        if end < len(frames) and rest < startup:
+            taken, end = taken + rest, len(frames)  # not worth a start-up of its own
+        chunks.append(list(frames[start:end]))
+        remaining -= taken
+        heapq.heappush(free, now + startup + taken)
+        start = end
     return chunks
 
 
@@ -118,15 +154,23 @@ def recent_frames(slots: int) -> int:
     return max(4, 2 * slots)
 
 
-def seconds_per_frame(job: RenderJob, slots: int) -> float | None:
-    """The job's latest finished frames' mean, else its history (``jobs.timing``)."""
-    recent = list(
+def recent_seconds(job: RenderJob, slots: int) -> list[tuple[int, float]]:
+    """The job's latest finished frames: number and render seconds."""
+    rows = (
         Frame.objects.filter(job=job, state=FrameState.DONE, seconds__gt=0)
         .order_by("-finished_at")
-        .values_list("seconds", flat=True)[: recent_frames(slots)]
+        .values_list("number", "seconds")[: recent_frames(slots)]
     )
+    return [(number, float(seconds or 0.0)) for number, seconds in rows]
+
+
+def seconds_per_frame(
+    job: RenderJob, slots: int, recent: list[tuple[int, float]] | None = None
+) -> float | None:
+    """The job's latest finished frames' mean, else its history (``jobs.timing``)."""
+    recent = recent_seconds(job, slots) if recent is None else recent
     if recent:
-        return sum(s or 0.0 for s in recent) / len(recent)
+        return sum(seconds for _, seconds in recent) / len(recent)
     return history_seconds_per_frame(job.project_id, job.software_id, job.scene_url)
 
 
@@ -144,15 +188,40 @@ def slots_for(job: RenderJob) -> int:
     return min(slots, job.max_nodes) if job.max_nodes else slots
 
 
-def sizing_for(job: RenderJob, *, seconds: float | None = None) -> Sizing:
+def sizing_for(job: RenderJob, frames: Sequence[int] = (), running: int | None = None) -> Sizing:
+    """How to cut ``frames`` of ``job``: its measured speed, each frame's predicted cost,
+    its measured start-up, and what is left of its chunks running on other slots (all but
+    ``running``, the chunk being claimed)."""
     slots = slots_for(job)
+    recent = recent_seconds(job, slots)
+    spf = seconds_per_frame(job, slots, recent)
+    costs = frame_costs.predict(job, frames, recent, spf) if spf else None
     return Sizing(
         target_seconds=float(job.chunk_seconds or settings.RENDER_CHUNK_SECONDS or 60),
-        seconds_per_frame=seconds if seconds is not None else seconds_per_frame(job, slots),
+        seconds_per_frame=spf,
         slots=slots,
-        startup_seconds=settings.RENDER_CHUNK_STARTUP_SECONDS,
+        startup_seconds=frame_costs.startup_seconds(job) if spf else 0.0,
         frame_count=job.frame_count,
+        costs=costs,
+        busy=_busy(job, costs, running) if costs else (),
     )
+
+
+def _busy(job: RenderJob, costs: FrameCosts, running: int | None) -> tuple[float, ...]:
+    """Seconds left of each of the job's running chunks (but ``running``): their open
+    frames' costs, less what the frame rendering now has done."""
+    now = timezone.now()
+    left: dict[int, float] = {}
+    rows = (
+        Frame.objects.filter(job=job, task__state=TaskState.RUNNING, state__in=OPEN_FRAMES)
+        .exclude(task_id=running or 0)
+        .values_list("task_id", "number", "started_at")
+    )
+    for task_id, number, started in rows:
+        cost = costs.of(number)
+        done = (now - started).total_seconds() if started else 0.0
+        left[task_id] = left.get(task_id, 0.0) + max(0.0, cost - max(0.0, done))
+    return tuple(left.values())
 
 
 def default_chunk_seconds(
@@ -209,10 +278,9 @@ def _recut(job: RenderJob, rows: list[Task], first: Task | None = None) -> bool:
     gets the first cut). Only the head of the queue is cut, a few chunks per slot: a node
     always takes the front of the queue, so the chunks behind are only a forecast, and a
     job of thousands of chunks costs no more to re-cut than a small one."""
-    sizing = sizing_for(job)
-    if sizing.seconds_per_frame is None:
+    if seconds_per_frame(job, slots_for(job)) is None:
         return False  # nothing measured: the chunks keep the frames they were planned with
-    limit = HEAD_CHUNKS_PER_SLOT * max(1, sizing.slots) + (1 if first else 0)
+    limit = HEAD_CHUNKS_PER_SLOT * max(1, slots_for(job)) + (1 if first else 0)
     rows, later = rows[:limit], sum(len(t.frames) for t in rows[limit:])
     frames = sorted(
         Frame.objects.filter(task__in=rows, state=FrameState.QUEUED).values_list(
@@ -221,6 +289,7 @@ def _recut(job: RenderJob, rows: list[Task], first: Task | None = None) -> bool:
     )
     if not frames:
         return False
+    sizing = sizing_for(job, frames, running=first.pk if first else None)
     chunks = plan(frames, sizing, later)
     current = [list(t.frames) for t in rows]
     if chunks == current:

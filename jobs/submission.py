@@ -266,7 +266,7 @@ def check_dependencies(
 
 def _chunks(request: RenderRequest, job: RenderJob, frames: list[int]) -> list[list[int]]:
     if job.chunk_seconds:
-        return chunking.plan(frames, chunking.sizing_for(job))
+        return chunking.plan(frames, chunking.sizing_for(job, frames))
     if request.chunk_size:
         return split_by_size(frames, request.chunk_size)
     return split_even(frames, request.nodes or request.cluster.desired_nodes or 1)
