@@ -247,10 +247,10 @@ class RenderJobSerializer(serializers.ModelSerializer):
         job version, ``live.reckoned_etas``) plus the seconds it said."""
         etas = self.context.get("etas")
         found = (etas if etas is not None else live.reckoned_etas([job])).get(job.pk)
-        if not found or found[0].seconds is None:
+        if not found:
             return None
         eta, reckoned = found
-        return reckoned + eta.seconds
+        return None if eta.seconds is None else reckoned + eta.seconds
 
     @extend_schema_field(
         {
