@@ -93,10 +93,12 @@ def _take(task_id: int, node: str) -> Task | None:
     )
 
 
-def cpus_for_chunk(concurrency: int) -> int:
-    if settings.RENDER_THREADS:
-        return settings.RENDER_THREADS
-    return max(1, (os.cpu_count() or 1) // max(1, concurrency))
+def cpus_for_chunk() -> int:
+    """Renderer threads per chunk: ``RENDER_THREADS``, else every core of this machine.
+    While all of a node's slots render, their renderers share the cores; when one ends
+    first (a job's chunks never end at quite the same time), the others take up the cores
+    it left instead of leaving them idle until the job's last frame."""
+    return settings.RENDER_THREADS or max(1, os.cpu_count() or 1)
 
 
 def pass_on_if_blocked(task_id: int, node: str) -> str | None:
@@ -119,7 +121,7 @@ def pass_on_if_blocked(task_id: int, node: str) -> str | None:
     return "passed on"
 
 
-def run_chunk(task_id: int, node: str, concurrency: int = 1) -> str:
+def run_chunk(task_id: int, node: str) -> str:
     """Claim and render one chunk; returns the task's state afterwards ('skipped' if not ours)."""
     if (outcome := pass_on_if_blocked(task_id, node)) is not None:
         return outcome
@@ -128,7 +130,7 @@ def run_chunk(task_id: int, node: str, concurrency: int = 1) -> str:
         log.info("task %s is not queued any more; skipping this delivery", task_id)
         return "skipped"
     task, attempt = claimed
-    run = ChunkRun(task, node, cpus_for_chunk(concurrency), attempt)
+    run = ChunkRun(task, node, cpus_for_chunk(), attempt)
     try:
         return run.execute()
     finally:

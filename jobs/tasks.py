@@ -45,7 +45,7 @@ def render_chunk(self, task_id: int) -> str:
     from jobs import heartbeat
 
     node = heartbeat.hostname() or self.request.hostname or "worker"
-    return runner.run_chunk(task_id, node, heartbeat.concurrency())
+    return runner.run_chunk(task_id, node)
 
 
 @shared_task(ignore_result=True)
