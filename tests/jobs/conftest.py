@@ -50,3 +50,11 @@ def submit_one(project: Any, software: Any, cluster: Any, scene: str, **kw: Any)
 @pytest.fixture
 def fake_software(image: Any) -> Any:
     return make_fake_software(image)
+
+
+@pytest.fixture
+def adaptive_settings(settings: Any) -> None:
+    """Adaptive chunks' settings as their tests assume: a 1 s start-up until one is
+    measured, 60 s chunks by default."""
+    settings.RENDER_CHUNK_STARTUP_SECONDS = 1.0
+    settings.RENDER_CHUNK_SECONDS = 60

@@ -16,7 +16,11 @@ from jobs.choices import FrameState, JobState, TaskState
 from jobs.models import Frame, RenderJob, Task
 from tests.workers import wait_for
 
-pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.embedded,
+    pytest.mark.usefixtures("adaptive_settings"),
+]
 
 
 def submit(project: Any, software: Any, cluster: Any, scene: str, **kw: Any) -> RenderJob:
@@ -52,12 +56,6 @@ def finish(task: Task, seconds: float) -> None:
     for number in task.frames:
         services.frame_done(task, number, seconds=seconds, output_url="", thumbnail_url="")
     services.task_finished(task, ok=True, reason="", exit_code=0, retryable=False)
-
-
-@pytest.fixture(autouse=True)
-def _startup(settings: Any) -> None:
-    settings.RENDER_CHUNK_STARTUP_SECONDS = 1.0
-    settings.RENDER_CHUNK_SECONDS = 60
 
 
 def test_chunk_sizes_follow_the_measured_seconds_per_frame(

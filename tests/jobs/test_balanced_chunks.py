@@ -15,7 +15,11 @@ from jobs.choices import FrameState, JobState, TaskState
 from jobs.models import Frame, RenderJob, TaskAttempt
 from tests.jobs.test_adaptive_chunks import assert_each_frame_once, sizes, submit
 
-pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.embedded,
+    pytest.mark.usefixtures("adaptive_settings"),
+]
 
 
 def rendered_before(project: Any, software: Any, cluster: Any, scene: str, cost: Any) -> None:
@@ -29,12 +33,6 @@ def rendered_before(project: Any, software: Any, cluster: Any, scene: str, cost:
         frames_done=24,
         render_seconds=sum(cost(n) for n in range(1, 25)),
     )
-
-
-@pytest.fixture(autouse=True)
-def _settings(settings: Any) -> None:
-    settings.RENDER_CHUNK_STARTUP_SECONDS = 1.0
-    settings.RENDER_CHUNK_SECONDS = 60
 
 
 def test_even_frames_are_one_share_per_slot_whoever_claims_second(
