@@ -184,8 +184,10 @@ def test_blender_renders_the_demo_scene(
     for task in job.tasks.all():
         _, logs = storage.resolve(task.log_url)
         printed |= blender_frame_times(backend.read(logs + "stdout.log").decode())
+    assert sorted(printed) == [1, 2, 3, 4]
     assert {f.number: f.seconds for f in frames} == printed
-    assert all(seconds > 0 for seconds in printed.values()), printed
+    # Blender prints hundredths: a 64x48 frame on every core may print 00:00.00.
+    assert sum(printed.values()) > 0, printed
 
 
 def blender_frame_times(stdout: str) -> dict[int, float]:
