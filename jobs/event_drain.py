@@ -6,9 +6,8 @@ and only then acknowledges the messages: a manager killed in between leaves them
 and the broker delivers them again (Redis after its visibility timeout), where applying
 twice changes nothing. A batch that fails is put back for the next round, never dropped.
 One process and one database connection serve every node. A message that cannot be read
-(not JSON, or half-written: kombu's filesystem broker writes a message in place, so on
-the embedded defaults a message taken while being written is lost) is logged and dropped;
-the drain goes on.
+(not JSON) is logged and dropped; the drain goes on. (On the embedded defaults messages
+appear whole: ``renderhub/fs_broker.py``.)
 
 On Redis the drain takes its batch in one round trip (kombu's consumer makes one or more
 per message, which capped a drain at a few hundred messages a second): a script moves up to

@@ -23,6 +23,8 @@ from typing import Any
 
 from kombu import Connection, Exchange, Queue
 
+from renderhub.fs_broker import TRANSPORT as FS_TRANSPORT
+
 log = logging.getLogger(__name__)
 
 EVENTS_QUEUE = "renderhub.events"
@@ -46,7 +48,8 @@ def events_connection(url: str, transport_options: dict[str, Any] | None = None)
     folders its ``transport_options`` name)."""
     if url.startswith(("redis://", "rediss://")):
         return Connection(url, transport_options=dict(REDIS_OPTIONS))
-    return Connection(url, transport_options=dict(transport_options or {}))
+    transport = FS_TRANSPORT if url.startswith("filesystem://") else None
+    return Connection(url, transport=transport, transport_options=dict(transport_options or {}))
 
 
 class EventSender:

@@ -321,6 +321,8 @@ WORKFLOW_IMPORT_TIMEOUT = env.float("WORKFLOW_IMPORT_TIMEOUT", default=10.0)
 BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
+    # kombu's filesystem transport, writing each message whole before a reader can see it.
+    CELERY_BROKER_TRANSPORT = "renderhub.fs_broker:Transport"
     for sub in ("queue", "processed", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {

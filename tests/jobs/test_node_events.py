@@ -189,11 +189,6 @@ def test_the_queries_of_a_batch_do_not_grow_with_it(
 def test_events_from_many_nodes_through_the_broker_arrive_once_each(
     job: RenderJob, settings: Any, transactional_db: Any
 ) -> None:
-    if not settings.CELERY_BROKER_URL.startswith("redis"):
-        pytest.skip(
-            "kombu's filesystem broker writes a message in place, so a reader can take it "
-            "half-written: exactly-once delivery holds on Redis only"
-        )
     tasks = list(job.tasks.order_by("index"))
     options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
     # Two drains side by side, each with its own name.

@@ -20,6 +20,7 @@ PROBE = """
 import json, django
 django.setup()
 from django.conf import settings as s
+from renderhub.celery import app
 db = s.DATABASES["default"]
 print(json.dumps({
     "secret_key": s.SECRET_KEY,
@@ -33,6 +34,7 @@ print(json.dumps({
     "db_port": str(db.get("PORT", "")),
     "conn_max_age": db.get("CONN_MAX_AGE"),
     "broker": s.CELERY_BROKER_URL,
+    "broker_transport": type(app.connection_for_write().transport).__module__,
     "transport": s.CELERY_BROKER_TRANSPORT_OPTIONS,
     "storage_url": s.STORAGE_URL,
     "local_storage_root": str(s.LOCAL_STORAGE_ROOT),
@@ -91,6 +93,7 @@ def test_zero_config_runs_embedded_under_var(tmp_path: Path) -> None:
     assert loaded["engine"] == "django.db.backends.sqlite3"
     assert loaded["db_name"] == str(var.resolve() / "db.sqlite3")
     assert loaded["broker"] == "filesystem://"
+    assert loaded["broker_transport"] == "renderhub.fs_broker"  # messages written whole
     for sub in ("queue", "processed", "control"):
         assert (var / "broker" / sub).is_dir()
     assert loaded["transport"]["data_folder_in"] == str(var.resolve() / "broker" / "queue")
