@@ -247,11 +247,15 @@ class DiskPlace:
 
 
 def analyse_scene(
-    project: Project | None, scene: str | Path, *, local: Path | None = None
+    project: Project | None,
+    scene: str | Path,
+    *,
+    local: Path | None = None,
+    reading: deps.SceneReading | None = None,
 ) -> DependencyReport:
     """Every file the scene (a storage URL, or a local path) needs, with its state; without
     a project, no mapping translates an absolute path. ``local``: a copy of the scene
-    already fetched."""
+    already fetched; ``reading``: what was already read of it (its references)."""
     mappings = list(project.mappings.all()) if project is not None else []
     stored = StoragePlace(mappings)
     place: _Place = DiskPlace() if isinstance(scene, Path) else stored
@@ -262,7 +266,7 @@ def analyse_scene(
     read: set[str] = set()
     scan = _Scan()
     try:
-        _follow(report, todo, read, scan, stored, prefixes, start, local)
+        _follow(report, todo, read, scan, stored, prefixes, start, local, reading)
     except _TooManyNames:
         report.dependencies = []
         report.unreadable = (
@@ -285,6 +289,7 @@ def _follow(
     prefixes: list[tuple[str, str]],
     start: str,
     local: Path | None,
+    reading: deps.SceneReading | None,
 ) -> None:
     """Read the scene and the libraries it links, recursively, classifying each reference."""
     while todo and len(read) < MAX_BLEND_FILES:
@@ -293,14 +298,10 @@ def _follow(
             continue
         read.add(blend)
         try:
-            opened = nullcontext(local) if local and blend == start else where.local(blend)
-            with opened as path:
-                references = deps.read_references(
-                    path,
-                    timeout=settings.SCENE_FACTS_TIMEOUT,
-                    max_bytes=settings.SCENE_FACTS_MAX_BYTES,
-                    max_memory=settings.SCENE_FACTS_MAX_MEMORY,
-                )
+            if reading is not None and blend == start:
+                references = reading.references()
+            else:
+                references = _references(blend, where, local if blend == start else None)
         except (FactsError, storage.StorageError) as exc:
             if blend == start:  # the scene facts' check says so already at submit
                 report.unreadable = str(exc)
@@ -312,6 +313,16 @@ def _follow(
             report.dependencies.append(dep)
             if ref.kind == deps.LIBRARY and not dep.problem:
                 todo.append((dep.location, dep_place))
+
+
+def _references(blend: str, where: _Place, local: Path | None) -> list[deps.Reference]:
+    with nullcontext(local) if local else where.local(blend) as path:
+        return deps.read_references(
+            path,
+            timeout=settings.SCENE_FACTS_TIMEOUT,
+            max_bytes=settings.SCENE_FACTS_MAX_BYTES,
+            max_memory=settings.SCENE_FACTS_MAX_MEMORY,
+        )
 
 
 def _prefixes(mappings: list[StorageMapping]) -> list[tuple[str, str]]:

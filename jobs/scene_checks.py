@@ -34,6 +34,7 @@ from django.core.exceptions import ValidationError
 from clusters.choices import Backend
 from renderhub import storage
 from renderhub.blend.blender import blender_build
+from renderhub.blend.deps import SceneReading, read_scene
 from renderhub.blend.facts import (
     BlendFacts,
     FactsError,
@@ -87,9 +88,11 @@ def check_scenes(
     *,
     force: bool = False,
     copies: dict[str, Path] | None = None,
+    readings: dict[str, SceneReading] | None = None,
 ) -> SceneCheck:
     """Read each .blend scene's facts and check the request against them; ``copies`` holds
-    local copies already fetched (by URL), so a scene on OSS is fetched once per submit."""
+    local copies already fetched (by URL), so a scene on OSS is fetched once per submit,
+    and ``readings`` what :func:`read_scenes` already read of them."""
     check = SceneCheck()
     scene_param = parameter_after(software, SCENE_FLAGS)
     engine_param = parameter_after(software, ENGINE_FLAGS)
@@ -101,7 +104,7 @@ def check_scenes(
         try:
             fetched = (copies or {}).get(str(scene_ref))
             with nullcontext(fetched) if fetched else local_copy(scene_ref) as path:
-                facts = _facts(path)
+                facts = _facts(path, (readings or {}).get(str(scene_ref)))
         except FactsError as exc:
             check.warnings.append(
                 f"{label}: its scene facts could not be read ({exc}); its frame range and "
@@ -195,10 +198,30 @@ def _denoiser_warning(where: str, software: Software, cluster: Cluster) -> str |
     )
 
 
-def _facts(path: Path) -> BlendFacts:
+def read_scenes(copies: dict[str, Path]) -> dict[str, SceneReading]:
+    """Each fetched scene's facts and references, read in one child process per scene (the
+    facts' and the dependencies' checks both use them); where the reading failed, both
+    say why (a hostile file costs one timeout, not two)."""
+    readings: dict[str, SceneReading] = {}
+    for url, path in copies.items():
+        try:
+            readings[url] = read_scene(
+                path,
+                timeout=settings.SCENE_FACTS_TIMEOUT,
+                max_bytes=settings.SCENE_FACTS_MAX_BYTES,
+                max_memory=settings.SCENE_FACTS_MAX_MEMORY,
+            )
+        except FactsError as exc:
+            readings[url] = SceneReading({"error": str(exc)}, {"error": str(exc)})
+    return readings
+
+
+def _facts(path: Path, reading: SceneReading | None = None) -> BlendFacts:
     size = path.stat().st_size if path.exists() else 0
     if 0 < size < MIN_BLEND_BYTES:
         raise FactsError(f"{size} bytes is too small for a saved .blend file")
+    if reading is not None:
+        return reading.facts()
     return read_scene_facts(
         path,
         timeout=settings.SCENE_FACTS_TIMEOUT,

@@ -23,6 +23,7 @@ from images import parameters as software_parameters
 from images.models import Software
 from projects.models import Project
 from renderhub import storage
+from renderhub.blend.deps import SceneReading
 from renderhub.blend.facts import FactsError
 
 from . import chunking, movies, scene_manifest, scheduling
@@ -32,7 +33,7 @@ from .dispatch import enqueue_dispatch
 from .framespec import FrameSpecError, parse_frame_spec, split_by_size, split_even
 from .models import Frame, RenderJob, Task
 from .scene_checks import OUTSIDE_RANGE as OUTSIDE_RANGE
-from .scene_checks import check_scenes, local_copy
+from .scene_checks import check_scenes, local_copy, read_scenes
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -179,14 +180,16 @@ def validate_render(request: RenderRequest, user: User | None) -> Validated:
     warnings: list[str] = []
     with contextlib.ExitStack() as stack:
         copies = _fetch_scenes(stack, readable)  # each scene fetched once for both checks
+        readings = read_scenes(copies)  # and read once (one child process) for both
         if frames and "parameters" not in errors:
             scenes = check_scenes(
-                readable, software, cluster, frames, values, force=request.force, copies=copies
-            )
+                readable, software, cluster, frames, values, force=request.force,
+                copies=copies, readings=readings,
+            )  # fmt: skip
             for key, problems in scenes.errors.items():
                 errors.setdefault(key, []).extend(problems)
             warnings = scenes.warnings
-        reports = check_dependencies(request, readable, errors, warnings, copies)
+        reports = check_dependencies(request, readable, errors, warnings, copies, readings)
     if errors:
         raise SubmissionError(errors)
     return Validated(frames, values, warnings, reports, after)
@@ -238,6 +241,7 @@ def check_dependencies(
     errors: dict[str, list[Any]],
     warnings: list[str],
     copies: dict[str, Path] | None = None,
+    readings: dict[str, SceneReading] | None = None,
 ) -> dict[str, DependencyReport]:
     """Each .blend scene's files: missing or unreachable ones refuse the submission, naming
     them, unless the request accepts rendering without them (then they are warnings)."""
@@ -246,7 +250,8 @@ def check_dependencies(
         if not url.lower().endswith(".blend"):
             continue
         local = (copies or {}).get(url)
-        report = reports[url] = analyse_scene(request.project, url, local=local)
+        reading = (readings or {}).get(url)
+        report = reports[url] = analyse_scene(request.project, url, local=local, reading=reading)
         warnings.extend(report.warnings)
         if not report.problems:
             continue

@@ -23,7 +23,15 @@ from pathlib import Path
 from typing import Any
 
 try:  # the child process runs this file alone, without the renderhub package
-    from .facts import DEFAULT_MAX_BYTES, DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT, run_reader
+    from .facts import (
+        DEFAULT_MAX_BYTES,
+        DEFAULT_MAX_MEMORY,
+        DEFAULT_TIMEOUT,
+        BlendFacts,
+        FactsError,
+        facts_from,
+        run_reader,
+    )
 except ImportError:  # pragma: no cover - the child
     DEFAULT_MAX_BYTES, DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT = 4 << 30, 2 << 30, 20.0
 
@@ -59,6 +67,41 @@ def read_references(
     path = Path(path)
     answer = _run_child(path, [], "", timeout, max_bytes, max_memory)
     return [Reference(**ref) for ref in answer["references"]]
+
+
+@dataclass(frozen=True)
+class SceneReading:
+    """A scene file's facts and references from one reading; a part that could not be
+    read holds why."""
+
+    facts_answer: dict[str, Any]
+    references_answer: dict[str, Any]
+
+    def facts(self) -> BlendFacts:
+        """The facts (:mod:`.facts`); raises :class:`FactsError`."""
+        if "error" in self.facts_answer:
+            raise FactsError(str(self.facts_answer["error"]))
+        return facts_from(self.facts_answer)
+
+    def references(self) -> list[Reference]:
+        """The references; raises :class:`FactsError`."""
+        if "error" in self.references_answer:
+            raise FactsError(str(self.references_answer["error"]))
+        return [Reference(**ref) for ref in self.references_answer["references"]]
+
+
+def read_scene(
+    path: Path | str,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_memory: int = DEFAULT_MAX_MEMORY,
+) -> SceneReading:
+    """The facts and the references of the .blend file at ``path`` in one child process
+    (one start, the file opened and unpacked once: what a submit needs of its scene).
+    A file the child cannot open at all raises :class:`FactsError`."""
+    answer = _run_child(Path(path), ["with-facts"], "", timeout, max_bytes, max_memory)
+    return SceneReading(answer["facts"], answer["references"])
 
 
 def rewrite_references(
@@ -147,6 +190,8 @@ def _child(argv: list[str]) -> int:
     try:
         if argv[3:4] == ["rewrite"]:
             answer: dict[str, Any] = {"rewritten": _rewrite(path, json.load(sys.stdin))}
+        elif argv[3:4] == ["with-facts"]:
+            answer = _read_both(path, max_bytes)
         else:
             answer = {"references": [asdict(r) for r in _read(path)]}
     except MemoryError:
@@ -184,15 +229,45 @@ def _read(path: Path) -> list[Reference]:
     from blender_asset_tracer import blendfile
 
     blendfile.set_strict_pointer_mode(False)
-    found: dict[tuple[str, str], Reference] = {}
     with blendfile.BlendFile(path) as bfile:
-        for block, usage in _usages(bfile):
-            ref = _reference(block, usage)
-            if ref is not None:
-                found.setdefault((ref.kind, ref.path), ref)
-            if len(found) >= MAX_REFERENCES:
-                break
+        return _references_of(bfile)
+
+
+def _references_of(bfile: Any) -> list[Reference]:
+    found: dict[tuple[str, str], Reference] = {}
+    for block, usage in _usages(bfile):
+        ref = _reference(block, usage)
+        if ref is not None:
+            found.setdefault((ref.kind, ref.path), ref)
+        if len(found) >= MAX_REFERENCES:
+            break
     return list(found.values())
+
+
+def _read_both(path: Path, max_bytes: int) -> dict[str, Any]:
+    """Facts and references of one open file, each part answering its own failure; a file
+    that does not open fails the whole child (both parts would say the same)."""
+    import importlib
+
+    from blender_asset_tracer import blendfile
+
+    sys.path.insert(0, str(Path(__file__).parent))  # facts.py beside this file, alone too
+    facts = importlib.import_module("facts")
+
+    blendfile.set_strict_pointer_mode(False)
+
+    def both() -> dict[str, Any]:
+        with blendfile.BlendFile(path) as bfile:
+            return {
+                "facts": facts.guarded(lambda: facts.facts_of(bfile), max_bytes),
+                "references": facts.guarded(
+                    lambda: {"references": [asdict(r) for r in _references_of(bfile)]},
+                    max_bytes,
+                ),
+            }
+
+    answer: dict[str, Any] = facts.guarded(both, max_bytes)  # the facts' words for a bad file
+    return {"facts": answer, "references": answer} if "error" in answer else answer
 
 
 def _rewrite(path: Path, changes: dict[str, str]) -> int:

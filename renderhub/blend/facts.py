@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,7 @@ def read_scene_facts(
     max_memory: int = DEFAULT_MAX_MEMORY,
 ) -> BlendFacts:
     """The facts of the .blend file at ``path``; raises :class:`FactsError`."""
-    return _facts(run_reader(__file__, Path(path), [], "", timeout, max_bytes, max_memory))
+    return facts_from(run_reader(__file__, Path(path), [], "", timeout, max_bytes, max_memory))
 
 
 def run_reader(
@@ -141,7 +142,8 @@ def run_reader(
     return answer
 
 
-def _facts(answer: dict[str, Any]) -> BlendFacts:
+def facts_from(answer: dict[str, Any]) -> BlendFacts:
+    """The child's answer as :class:`BlendFacts`."""
     scenes = tuple(SceneFacts(**scene) for scene in answer["scenes"])
     return BlendFacts(
         version=answer["version"],
@@ -170,22 +172,26 @@ def _child(argv: list[str]) -> int:
     resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
     if max_memory > 0:
         resource.setrlimit(resource.RLIMIT_AS, (max_memory, max_memory))
-    try:
-        answer: dict[str, Any] = _read(path)
-    except MemoryError:
-        answer = {"error": "reading it needed more memory than the reader may use"}
-    except OSError as exc:
-        if exc.errno == 27:  # EFBIG
-            answer = {"error": f"it unpacks to more than {size_text(max_bytes)}"}
-        else:
-            answer = {"error": f"cannot read it: {exc.strerror or exc}"}
-    except Exception as exc:  # any parse failure of a malformed file
-        try:
-            answer = {"error": _describe(exc)}
-        except Exception:
-            answer = {"error": f"it is not a .blend file this reader understands ({exc!r})"}
+    answer = guarded(lambda: _read(path), max_bytes)
     sys.stdout.write(json.dumps(answer))
     return 0
+
+
+def guarded(read: Callable[[], dict[str, Any]], max_bytes: int) -> dict[str, Any]:
+    """``read()``'s answer, or ``{"error": why}`` for users when it failed (in the child)."""
+    try:
+        return read()
+    except MemoryError:
+        return {"error": "reading it needed more memory than the reader may use"}
+    except OSError as exc:
+        if exc.errno == 27:  # EFBIG
+            return {"error": f"it unpacks to more than {size_text(max_bytes)}"}
+        return {"error": f"cannot read it: {exc.strerror or exc}"}
+    except Exception as exc:  # any parse failure of a malformed file
+        try:
+            return {"error": _describe(exc)}
+        except Exception:
+            return {"error": f"it is not a .blend file this reader understands ({exc!r})"}
 
 
 def _describe(exc: Exception) -> str:
@@ -202,16 +208,21 @@ def _read(path: Path) -> dict[str, Any]:
 
     blendfile.set_strict_pointer_mode(False)  # a dangling pointer reads as None
     with blendfile.BlendFile(path) as bfile:
-        scenes = [_scene(block) for block in bfile.find_blocks_from_code(b"SC")[:MAX_SCENES]]
-        current = None
-        for glob in bfile.find_blocks_from_code(b"GLOB")[:1]:
-            current = _id_name(glob.get_pointer(b"curscene", default=0))
-        return {
-            "version": bfile.header.version,
-            "compressed": bfile.is_compressed,
-            "scenes": [asdict(s) for s in scenes],
-            "current": current,
-        }
+        return facts_of(bfile)
+
+
+def facts_of(bfile: Any) -> dict[str, Any]:
+    """The facts of an open BAT ``BlendFile``, as the child answers them."""
+    scenes = [_scene(block) for block in bfile.find_blocks_from_code(b"SC")[:MAX_SCENES]]
+    current = None
+    for glob in bfile.find_blocks_from_code(b"GLOB")[:1]:
+        current = _id_name(glob.get_pointer(b"curscene", default=0))
+    return {
+        "version": bfile.header.version,
+        "compressed": bfile.is_compressed,
+        "scenes": [asdict(s) for s in scenes],
+        "current": current,
+    }
 
 
 def _scene(block: Any) -> SceneFacts:

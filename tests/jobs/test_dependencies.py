@@ -148,3 +148,18 @@ def test_sequence_pattern(name: str, matches: list[str], not_matches: list[str])
     assert pattern is not None
     assert all(pattern.match(n) for n in matches)
     assert not any(pattern.match(n) for n in not_matches)
+
+
+def test_one_reading_gives_the_same_facts_and_references_as_two(
+    tree: Path, project: Any, storage_url: str
+) -> None:
+    from renderhub.blend.facts import read_scene_facts
+
+    scene = tree / "shots" / "all.blend"
+    reading = deps.read_scene(scene)
+
+    assert reading.facts() == read_scene_facts(scene)
+    assert sorted(reading.references(), key=repr) == sorted(deps.read_references(scene), key=repr)
+    url = storage_url + "scenes/shots/all.blend"
+    with_reading = analyse_scene(project, url, local=scene, reading=reading)
+    assert by_path(with_reading) == by_path(analyse_scene(project, url))

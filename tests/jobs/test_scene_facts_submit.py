@@ -4,6 +4,7 @@ files real Blender saved (tests/jobs/scene_files.py)."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from images.models import Software
 from jobs import scene_checks, services
 from jobs.models import RenderJob
 from jobs.scene_checks import OUTSIDE_RANGE
+from renderhub.blend import facts as facts_module
 from renderhub.blend.blender import BlenderBuild
 
 from .scene_files import blender_installed, build_scene_files
@@ -267,6 +269,33 @@ def test_an_unreadable_scene_is_submitted_with_a_warning_saying_what_went_unchec
         f"renamed zip.blend: its scene facts could not be read ({why}); its frame range and "
         "scenes were not checked."
     ]
+
+
+def test_the_scene_is_read_by_one_child_process_for_both_checks(
+    project: Any,
+    blender_software: Any,
+    cluster: Any,
+    scenes: dict[str, str],
+    oidn: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The frame-range check and the dependency check both need the scene: one child
+    # process (Python, blender-asset-tracer, the file opened once) serves both.
+    readers: list[list[str]] = []
+    run = subprocess.run
+
+    def counted(argv: list[str], **kw: Any) -> Any:
+        readers.append([Path(a).name for a in argv])
+        return run(argv, **kw)
+
+    monkeypatch.setattr(facts_module.subprocess, "run", counted)
+
+    refused = refusal(project, blender_software, cluster, scenes["range"], frames="300-302")
+    jobs = submit(project, blender_software, cluster, scenes["nocam"])
+
+    assert refused.error_dict["frames"][0].code == OUTSIDE_RANGE  # the facts were read
+    assert jobs.warnings and "has no camera" in jobs.warnings[0]
+    assert [r[3:5] for r in readers] == [["deps.py", "range.blend"], ["deps.py", "nocam.blend"]]
 
 
 # --- the submit page ----------------------------------------------------------------------
