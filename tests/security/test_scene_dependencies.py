@@ -110,6 +110,27 @@ def test_the_reader_is_cut_off_on_a_file_made_to_loop(settings: Any, tmp_path: P
     assert time.monotonic() - started < 15
 
 
+def test_a_submit_of_a_file_made_to_loop_waits_one_cut_off_not_two(
+    project: Any, blender_software: Any, cluster: Any, storage_root: Path, storage_url: str,
+    settings: Any,
+) -> None:  # fmt: skip
+    # The facts and the references are read by one child: the submit waits for its
+    # timeout once, and both checks say what went unchecked.
+    settings.SCENE_FACTS_TIMEOUT = 3.0
+    settings.SCENE_FACTS_MAX_MEMORY = 500 << 20
+    (storage_root / "scenes").mkdir(exist_ok=True)
+    hostile_file(storage_root / "scenes" / "loop.blend")
+    started = time.monotonic()
+    [job] = services.submit_render(
+        services.RenderRequest(
+            project=project, software=blender_software, cluster=cluster,
+            scenes=[storage_url + "scenes/loop.blend"], frames="1",
+        )
+    )  # fmt: skip
+    assert time.monotonic() - started < 3.0 * 2 - 0.5  # two readers would wait 6 s
+    assert any("took longer than 3 s" in w for w in job.warnings)
+
+
 def test_a_staged_path_cannot_leave_the_jobs_folder(tmp_path: Path) -> None:
     for bad in ("../x", "a/../../x", "/etc/x", "a//b"):
         with pytest.raises(storage.StorageError):
