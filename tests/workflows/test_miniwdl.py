@@ -299,12 +299,15 @@ task nap {
 """
 
 
-def _sleepers() -> list[int]:
-    """Host pids of SLEEPER's sleeps (inside the sandbox, $$ and $! are its own pids)."""
+def _sleepers(besides: frozenset[int] = frozenset()) -> list[int]:
+    """Host pids of SLEEPER's sleeps (inside the sandbox, $$ and $! are its own pids), but
+    ``besides``: such sleeps the machine ran before the test (CI saw one)."""
     return [
         p.pid
         for p in psutil.process_iter(["cmdline"])
-        if p.info["cmdline"] and p.info["cmdline"][:2] in (["sleep", "300"], ["sleep", "301"])
+        if p.info["cmdline"]
+        and p.info["cmdline"][:2] in (["sleep", "300"], ["sleep", "301"])
+        and p.pid not in besides
     ]
 
 
@@ -312,6 +315,7 @@ def _sleepers() -> list[int]:
 @pytest.mark.django_db(transaction=True)
 def test_abort_leaves_no_process_behind(submit: Any, settings: Any, sandbox: str) -> None:
     settings.WORKFLOW_SANDBOX = sandbox
+    before = frozenset(_sleepers())
     run = submit(SLEEPER)
     outcome: list[str] = []
 
@@ -330,10 +334,10 @@ def test_abort_leaves_no_process_behind(submit: Any, settings: Any, sandbox: str
     while time.monotonic() < deadline and not (
         (work / "shell.pid").exists()
         and run.calls.filter(status=CallStatus.RUNNING).exists()
-        and len(_sleepers()) == 2
+        and len(_sleepers(before)) == 2
     ):
         time.sleep(0.1)
-    pids = _sleepers()
+    pids = _sleepers(before)
     assert len(pids) == 2 and all(_alive(pid) for pid in pids)
 
     assert services.abort(run)
@@ -345,7 +349,7 @@ def test_abort_leaves_no_process_behind(submit: Any, settings: Any, sandbox: str
     assert run.calls.get().status == CallStatus.ABORTED
     for pid in pids:
         assert not _alive(pid), f"process {pid} survived the abort"
-    assert _sleepers() == []
+    assert _sleepers(before) == []
 
 
 def _alive(pid: int) -> bool:
@@ -436,12 +440,13 @@ def test_miniwdl_stops_its_tasks_when_its_worker_dies(tmp_path: Path) -> None:
     argv = [sys.executable, "-m", "renderhub_miniwdl_host", "run", str(tmp_path / "sleeper.wdl")]
     argv += ["--dir", f"{tmp_path}/run/.", "--cfg", str(tmp_path / "miniwdl.cfg")]
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHONPATH": str(PLUGIN_DIR)}
+    before = frozenset(_sleepers())
     worker = subprocess.Popen([sys.executable, "-c", WORKER, *argv], env=env)
     pid_file = tmp_path / "run" / "call-nap" / "work" / "shell.pid"
     deadline = time.monotonic() + 30
-    while not (pid_file.exists() and len(_sleepers()) == 2) and time.monotonic() < deadline:
+    while not (pid_file.exists() and len(_sleepers(before)) == 2) and time.monotonic() < deadline:
         time.sleep(0.1)
-    pids = _sleepers()
+    pids = _sleepers(before)
     assert len(pids) == 2 and all(_alive(pid) for pid in pids)
 
     worker.send_signal(signal.SIGKILL)  # no chance to clean up: the kernel tells miniwdl
