@@ -10,6 +10,7 @@ reach a state, or for any check to come true.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -86,12 +87,15 @@ def wait_for(
     timeout: float = 120,
     what: str = "",
     every: float = 0.2,
+    explain: Callable[[], str] | None = None,
 ) -> Any:
     """Wait until ``subject`` is done; AssertionError after ``timeout`` seconds.
 
     ``subject`` is either a row with a ``state`` (a render job, a workflow run), re-read
     until its state is one of ``states`` (default: any end state) and returned, or a check
-    (a callable), called until it returns something true, which is returned.
+    (a callable), called until it returns something true, which is returned. On a timeout
+    the error carries ``explain()`` (a render job's chunks by default): a run that fails
+    once in CI says where it stood.
     """
     if callable(subject):
         check: Callable[[], Any] = subject
@@ -110,7 +114,32 @@ def wait_for(
             return result
         time.sleep(every)
     detail = "" if callable(subject) else f" (still {subject.state})"
-    raise AssertionError(f"not within {timeout:g} s: {what}{detail}")
+    if explain is None and type(subject).__name__ == "RenderJob":
+        explain = functools.partial(job_story, subject)
+    story = f"\n{explain()}" if explain else ""
+    raise AssertionError(f"not within {timeout:g} s: {what}{detail}{story}")
+
+
+def job_story(job: Any) -> str:
+    """A render job's chunks as they stand, and its cluster's nodes, for a failure message."""
+    from django.utils import timezone
+
+    from clusters.models import ClusterNode
+
+    now = timezone.now()
+
+    def ago(when: Any) -> str:
+        return "-" if when is None else f"{(now - when).total_seconds():.1f}s ago"
+
+    lines = [f"job {job.pk}: {job.state}"]
+    for t in job.tasks.order_by("index"):
+        lines.append(
+            f"  chunk {t.index} {t.state} frames={t.frames} attempts={t.attempts} "
+            f"node={t.node or '-'} sent={ago(t.queued_at)} heartbeat={ago(t.heartbeat_at)}"
+        )
+    for n in ClusterNode.objects.filter(cluster=job.cluster_id).order_by("name"):
+        lines.append(f"  node {n.name} {n.state} slots={n.concurrency} seen={ago(n.last_seen)}")
+    return "\n".join(lines)
 
 
 def online_node(cluster: Any, name: str = "node-1", slots: int = 8) -> Any:

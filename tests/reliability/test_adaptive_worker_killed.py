@@ -9,7 +9,7 @@ import pytest
 from jobs import services
 from jobs.choices import FrameState, JobState, TaskState
 from jobs.models import RenderJob, Task
-from tests.workers import wait_for
+from tests.workers import job_story, wait_for
 
 from .conftest import process_env
 
@@ -65,7 +65,12 @@ def test_a_killed_worker_loses_no_frame_of_an_adaptive_job(
         job.refresh_from_db()
         return not job.is_active
 
-    wait_for(finished, timeout=120, what="the job ends", every=0.5)
+    def story() -> str:  # what a timeout says: the chunks, the nodes, both workers' logs
+        logs = [processes.log_dir / f"{name}.log" for name in ("a", "b")]
+        tails = [f"--- {log.name}\n{log.read_text()[-4000:]}" for log in logs]
+        return "\n".join([job_story(job), *tails])
+
+    wait_for(finished, timeout=120, what="the job ends", every=0.5, explain=story)
     assert job.state == JobState.FINISHED, job.failure_reason
     frames = list(job.frame_set.order_by("number"))
     assert [f.state for f in frames] == [FrameState.DONE] * 8
