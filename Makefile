@@ -7,7 +7,7 @@ export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 
 APPS := renderhub images projects clusters jobs workflows notifications api ops
 
-.PHONY: install demo test test-main test-embedded lint format blender wdl-tools run worker beat bench clean
+.PHONY: install demo test test-main test-embedded lint format blender wdl-tools run worker beat node bench clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -71,6 +71,20 @@ worker: install
 beat: install
 	$(BIN)/celery -A renderhub beat -l info
 
+# A render node on this machine for the manager at MANAGER (its Redis and its site): only
+# Celery, psutil and Pillow in a venv of its own, no Django and no keys (README, "Adding
+# render machines"). make node BROKER=redis://node-studio:…@manager:6379/0
+#   MANAGER=https://render.example.com CLUSTER=studio [SLOTS=2]
+NODE_VENV := .venv-node
+$(NODE_VENV)/.installed: requirements-node.txt constraints.txt
+	test -x $(NODE_VENV)/bin/python || $(PYTHON) -m venv $(NODE_VENV)
+	$(NODE_VENV)/bin/pip install -q --disable-pip-version-check -r requirements-node.txt
+	touch $@
+
+node: $(NODE_VENV)/.installed blender
+	@test -n "$(BROKER)" -a -n "$(CLUSTER)" || { echo "usage: make node BROKER=redis://… MANAGER=https://… CLUSTER=name [SLOTS=2]"; exit 2; }
+	$(NODE_VENV)/bin/python -m renderhub.node --broker "$(BROKER)" --manager-url "$(MANAGER)" --cluster "$(CLUSTER)" -c $(or $(SLOTS),2)
+
 bench: install blender
 	$(BIN)/python bench/render.py --sandbox both --repeat 3
 	$(BIN)/python bench/render.py --scenes short,long,uneven --skip-efficiency --skip-latency --repeat 3
@@ -84,4 +98,4 @@ bench: install blender
 	$(BIN)/python bench/fleet.py --nodes 100,300,1000 --seconds 30
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(NODE_VENV) .pytest_cache .ruff_cache

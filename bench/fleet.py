@@ -159,7 +159,9 @@ def run_nodes(chunks: list[tuple[int, list[int], str]], args: dict[str, Any], re
             ticks["frame"] += FRAME_EVERY
             for i, (sender, _, task, frames) in enumerate(senders):
                 if current[i] is not None:
-                    sender.event(task, 1, "frame_done", frame=current[i], seconds=FRAME_EVERY)
+                    sender.event(
+                        task, 1, "frame_done", frame=current[i], seconds=FRAME_EVERY, output="png"
+                    )
                     counts["frames_done"] += 1
                 current[i] = frames.pop(0) if frames else None
                 if current[i] is not None:

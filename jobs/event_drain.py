@@ -35,7 +35,8 @@ from kombu import Connection
 
 from renderhub.node_events import EVENTS_QUEUE, REDIS_OPTIONS, events_queue
 
-from .events import Applied, apply_events
+from .events import Applied
+from .node_requests import Reply, handle
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def drain(
             events = [e for body, _ in batch if isinstance(body, list) for e in body]
             try:
                 close_old_connections()
-                applied = apply_events(events)
+                applied, replies = handle(events)
             except Exception:
                 log.exception("could not apply %d events; they are put back", len(events))
                 for _, message in batch:
@@ -108,8 +109,24 @@ def drain(
                 continue
             for _, message in batch:
                 message.ack()
+            send_replies(connection, replies)
             if on_batch is not None:
                 on_batch(applied, len(batch))
+
+
+def send_replies(connection: Connection, replies: list[Reply]) -> None:
+    """Answer the nodes (claims, stops); one that cannot be sent is logged: a node whose
+    claim goes unanswered asks again, a stop is sent again at the next heartbeat."""
+    if not replies:
+        return
+    producer = connection.Producer(serializer="json")
+    for queue, body in replies:
+        try:
+            producer.publish(
+                [body], exchange="", routing_key=queue, retry=True, retry_policy={"max_retries": 2}
+            )
+        except Exception:
+            log.exception("could not answer on %s", queue)
 
 
 # --- Redis: a batch per round trip ---------------------------------------------------------
@@ -159,13 +176,13 @@ def _drain_redis(
                 log.exception("could not take event messages; trying again")
                 stop.wait(1.0)
                 continue
-            if not batch:
-                stop.wait(max_wait)
+            if not batch:  # looked at often: a node's claim waits on this
+                stop.wait(min(max_wait, IDLE_POLL))
                 continue
             events = [e for raw in batch for e in _events_of(raw)]
             try:
                 close_old_connections()
-                applied = apply_events(events)
+                applied, replies = handle(events)
             except Exception:
                 log.exception("could not apply %d events; trying them again", len(events))
                 left_over = batch
@@ -176,11 +193,13 @@ def _drain_redis(
                 client.delete(taken)
             except redis.RedisError:  # applied: the next delete, or a restart, clears them
                 log.exception("could not clear the applied batch")
+            send_replies(connection, replies)
             if on_batch is not None:
                 on_batch(applied, len(batch))
 
 
 NAME_LOCK_SECONDS = 30
+IDLE_POLL = 0.02  # seconds between two looks at an empty queue (one round trip each)
 # Renews the lock only while it is still this drain's.
 RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then

@@ -16,6 +16,7 @@ from typing import Any
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 SALT = "renderhub.node-events.chunk-attempt"
+TICKET_SALT = "renderhub.node-claim"
 
 
 def chunk_token(task_id: int, attempt: int) -> str:
@@ -29,3 +30,9 @@ def is_genuine(event: dict[str, Any]) -> bool:
     return isinstance(token, str) and constant_time_compare(
         token, chunk_token(event["task"], event["attempt"])
     )
+
+
+def claim_ticket(task_id: int) -> str:
+    """What a chunk's message carries so that whoever received it may claim the chunk
+    (``jobs.node_claims``): a node cannot take chunks it was never sent."""
+    return salted_hmac(TICKET_SALT, str(task_id), algorithm="sha256").hexdigest()[:32]

@@ -8,7 +8,8 @@ messages; a worker of our own hands them over in-process). Each is a dict:
      "kind": "frame_started" | "frame_done" | "frame_failed" | "progress" | "heartbeat"
              | "log" | "finished",
      "at": 1764680000.25,            # when the node saw it (seconds since the epoch)
-     ...the kind's fields: frame, seconds, output_url, thumbnail_url, reason, cpu,
+     ...the kind's fields: frame, seconds, output and thumbnail (the tails of the names
+        the node wrote: ``png`` for ``<scene stem>_0042.png``, jobs.frame_names), reason, cpu,
         tails {"agent_log_tail": …, "stdout_tail": …, "stderr_tail": …},
         and for "finished": status (the agent's: "success", "renderer_failed"…), exit_code}
 
@@ -36,6 +37,7 @@ from django.db.models import F
 from . import event_sql
 from .choices import TaskState
 from .event_tokens import is_genuine
+from .frame_names import frame_urls
 from .models import Frame, RenderJob, Task
 from .services import task_finished
 
@@ -56,6 +58,9 @@ class Applied:
     frames_done: int = 0  # frames newly done (a repeated report counts 0)
     latencies: list[float] = field(default_factory=list)  # seconds from "at" to applied
     transits: list[float] = field(default_factory=list)  # from "sent" (published) to applied
+    # (reply queue, task, attempt) of genuine events about an attempt that no longer runs:
+    # the node is told to stop it (jobs.node_requests).
+    stops: set[tuple[str, int, int]] = field(default_factory=set)
 
 
 def _valid(event: Any) -> bool:
@@ -106,6 +111,9 @@ def apply_events(events: Iterable[dict[str, Any]]) -> Applied:
             row = running.get(task_id)
             current = [e for e in chunk_events if row and e["attempt"] == row["attempts"]]
             applied.stale += len(chunk_events) - len(current)
+            for event in chunk_events:
+                if event not in current and isinstance(event.get("reply"), str):
+                    applied.stops.add((event["reply"], task_id, event["attempt"]))
             if row is None:
                 continue
             values: dict[str, Any] = {}
@@ -123,6 +131,7 @@ def apply_events(events: Iterable[dict[str, Any]]) -> Applied:
                     values.update(_beat(event))
                 elif kind == "finished":
                     finished.setdefault(task_id, event)
+                    values.update(_beat(event))  # the logs' last tails
             if values:
                 task_updates[task_id] = values
         now = datetime.now(tz=UTC)
@@ -187,19 +196,25 @@ def _finish_frames(
     done: dict[int, list[dict[str, Any]]], running: dict[int, Any], now: datetime
 ) -> int:
     """Mark frames done once each (one bulk update) and count them on their jobs."""
-    rows = [
-        (
-            running[task_id]["job_id"],
-            int(event["frame"]),
-            float(event.get("seconds") or 0.0),
-            str(event.get("output_url") or "")[:1024],
-            str(event.get("thumbnail_url") or "")[:1024],
-        )
-        for task_id, events in done.items()
-        for event in events
-    ]
-    if not rows:
+    if not done:
         return 0
+    jobs = {
+        pk: (output_url, scene_url)
+        for pk, output_url, scene_url in RenderJob.objects.filter(
+            pk__in={running[task_id]["job_id"] for task_id in done}
+        ).values_list("pk", "output_url", "scene_url")
+    }
+    rows = []
+    for task_id, events in done.items():
+        job_id = running[task_id]["job_id"]
+        for event in events:
+            number = int(event["frame"])
+            # The URLs are the manager's: a node names only the tails it wrote.
+            file_url, thumb_url = frame_urls(
+                *jobs[job_id], number, event.get("output"), event.get("thumbnail")
+            )
+            seconds = float(event.get("seconds") or 0.0)
+            rows.append((job_id, number, seconds, file_url[:1024], thumb_url[:1024]))
     per_job = event_sql.finish_frames(rows, now)
     for job_id, (count, seconds) in per_job.items():
         RenderJob.objects.filter(pk=job_id).update(

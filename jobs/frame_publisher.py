@@ -20,10 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from renderhub import storage
+from renderhub import storage, thumbnails
 from renderhub.agent.idle import lower_this_thread
-
-from . import thumbnails
 
 log = logging.getLogger(__name__)
 

@@ -41,24 +41,28 @@ def cluster_names(queues: list[str]) -> list[str]:
     return [q.removeprefix("render.") for q in queues if q.startswith("render.")]
 
 
-def report(hostname: str, clusters: list[str], state: str | None = None) -> int:
-    """Upsert this worker's node rows; returns how many clusters it serves."""
+def report(
+    hostname: str,
+    clusters: list[str],
+    state: str | None = None,
+    facts: dict[str, Any] | None = None,
+) -> int:
+    """Upsert the node rows of a worker; returns how many clusters it serves. ``facts``
+    (CPU, memory, cores, slots, address) are this machine's unless a node sent its own."""
     from clusters.models import Cluster, ClusterNode
 
     from .choices import TaskState
     from .dispatch import dispatch_for_idle_node
     from .models import Task
 
+    facts = facts or local_facts()
     # Busy means no free slot: an idle node with chunks still queued means lost messages.
-    busy = Task.objects.filter(node=hostname, state=TaskState.RUNNING).count() >= concurrency()
+    running = Task.objects.filter(node=hostname, state=TaskState.RUNNING).count()
+    busy = running >= facts["concurrency"]
     values = {
+        **facts,
         "state": state or (NodeState.BUSY if busy else NodeState.IDLE),
-        "cpu_percent": psutil.cpu_percent(interval=None),
-        "memory_percent": psutil.virtual_memory().percent,
-        "cpu_count": os.cpu_count(),
-        "concurrency": concurrency(),
         "last_seen": timezone.now(),
-        "ip_address": _ip_address(),
     }
     known: set[str] = set()
     for cluster in Cluster.objects.filter(name__in=clusters):
@@ -68,6 +72,16 @@ def report(hostname: str, clusters: list[str], state: str | None = None) -> int:
             dispatch_for_idle_node(cluster.pk)
     _note_unassigned(hostname, set(clusters) - known, values)
     return len(known)
+
+
+def local_facts() -> dict[str, Any]:
+    return {
+        "cpu_percent": psutil.cpu_percent(interval=None),
+        "memory_percent": psutil.virtual_memory().percent,
+        "cpu_count": os.cpu_count(),
+        "concurrency": concurrency(),
+        "ip_address": _ip_address(),
+    }
 
 
 def _note_unassigned(hostname: str, missing: set[str], values: dict[str, Any]) -> None:

@@ -8,14 +8,12 @@ chunk to someone else, makes it kill the whole process group.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import posixpath
 import queue
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -24,16 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import psutil
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from renderhub import sandbox_paths, storage
+from renderhub.node.process import CpuMeter, agent_environment, kill_group, read_tail
 
 from . import chunking, services
 from .choices import ACTIVE_JOB_STATES, FrameState, TaskState
+from .event_tokens import claim_ticket
 from .events import RETRYABLE
 from .frame_publisher import FramePublisher, Published
 from .models import RenderJob, Task, TaskAttempt
@@ -42,12 +41,8 @@ from .scene_staging import stage_scene as stage_scene  # the scene and exactly i
 
 log = logging.getLogger(__name__)
 
-TAIL_BYTES = 4000
-KILL_GRACE_SECONDS = 5
 PASS_ON_DELAY = 3  # seconds before a chunk a blocklisted node turned down is offered again
 LOG_FILES = ("agent.log", "stdout.log", "stderr.log")
-# What the agent inherits from the worker: enough to run Python, nothing secret.
-AGENT_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
 
 
 def claim(task_id: int, node: str) -> tuple[Task, TaskAttempt] | None:
@@ -116,7 +111,12 @@ def pass_on_if_blocked(task_id: int, node: str) -> str | None:
         return None
     from .tasks import render_chunk
 
-    render_chunk.apply_async((task_id,), queue=task.job.cluster.queue, countdown=PASS_ON_DELAY)
+    render_chunk.apply_async(
+        (task_id,),
+        kwargs={"ticket": claim_ticket(task_id)},
+        queue=task.job.cluster.queue,
+        countdown=PASS_ON_DELAY,
+    )
     log.info("%s is blocklisted for job %s; passed %s on", node, task.job_id, task)
     return "passed on"
 
@@ -147,33 +147,6 @@ class Outcome:
     status: str = "crashed"
     reason: str = ""
     exit_code: int | None = None
-
-
-class CpuMeter:
-    """CPU use of a process tree since the previous reading (the agent, bwrap, the renderer).
-
-    psutil measures between two calls on the same Process object; a new object's first
-    reading is always 0, so the objects are kept from one heartbeat to the next.
-    """
-
-    def __init__(self) -> None:
-        self.procs: dict[int, psutil.Process] = {}
-
-    def percent(self, pid: int) -> float | None:
-        try:
-            root = self.procs.get(pid) or psutil.Process(pid)
-            tree = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return None
-        known = {p.pid: self.procs.get(p.pid, p) for p in tree}
-        total = 0.0
-        for proc in known.values():
-            try:
-                total += proc.cpu_percent(interval=None)
-            except psutil.Error:
-                continue  # ended between the listing and the reading
-        self.procs = known
-        return round(total, 1)
 
 
 @dataclass
@@ -376,17 +349,8 @@ class ChunkRun:
         return {column: read_tail(self.work_dir / name) for name, column in names.items()}
 
     def kill(self) -> None:
-        """Stop the agent and the renderer: SIGTERM to the group, SIGKILL after a grace period."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(KILL_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        """Stop the agent and the renderer (SIGTERM to the group, SIGKILL after a grace)."""
+        kill_group(self.process)
 
     # --- finishing ---------------------------------------------------------------------
 
@@ -409,18 +373,3 @@ class ChunkRun:
         self.kill()
         shutil.rmtree(self.output_dir, ignore_errors=True)
         shutil.rmtree(self.work_dir, ignore_errors=True)
-
-
-def read_tail(path: Path, size: int = TAIL_BYTES) -> str:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(max(0, path.stat().st_size - size))
-            return fh.read().decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def agent_environment() -> dict[str, str]:
-    """The agent's whole environment: no database URL, storage, cloud or Django key."""
-    env = {name: os.environ[name] for name in AGENT_ENV if name in os.environ}
-    return {**env, "PYTHONPATH": str(settings.BASE_DIR), "PYTHONUNBUFFERED": "1"}

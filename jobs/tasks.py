@@ -41,7 +41,9 @@ class RenderChunkTask(DjangoTask):
     reject_on_worker_lost=True,
     throws=(SoftTimeLimitExceeded,),
 )
-def render_chunk(self, task_id: int) -> str:
+def render_chunk(self, task_id: int, ticket: str = "") -> str:
+    """A worker with the database claims the chunk itself; ``ticket`` is for the nodes
+    without one (``renderhub.node``), which claim over the broker."""
     from jobs import heartbeat
 
     node = heartbeat.hostname() or self.request.hostname or "worker"

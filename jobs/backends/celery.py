@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
+from jobs.event_tokens import claim_ticket
 from jobs.tasks import render_chunk
 
 if TYPE_CHECKING:
@@ -25,7 +26,9 @@ class CeleryBackend:
         # No broker priority: the manager sends a chunk only to a free slot, in its own
         # order (jobs.dispatch), so what is in the queue is what starts next.
         for task in tasks:
-            result = render_chunk.apply_async(args=(task.pk,), queue=job.cluster.queue)
+            result = render_chunk.apply_async(
+                args=(task.pk,), kwargs={"ticket": claim_ticket(task.pk)}, queue=job.cluster.queue
+            )
             type(task).objects.filter(pk=task.pk).update(
                 celery_task_id=result.id, queued_at=timezone.now()
             )

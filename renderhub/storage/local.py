@@ -353,6 +353,10 @@ class LocalStorage:
                 raise StorageError(f"cannot write {self.url_for(key)}: it is a folder") from exc
             raise
 
+    def write_blocks(self, key: str, blocks: Iterable[bytes]) -> None:
+        """Write what ``blocks`` yields; an error raised by it leaves nothing at ``key``."""
+        self._write_chunks(key, blocks)
+
     def write(self, key: str, data: bytes | BinaryIO, content_type: str | None = None) -> None:
         # content_type has no place on a plain file system; it is accepted for the interface.
         if isinstance(data, bytes | bytearray | memoryview):

@@ -10,4 +10,9 @@ urlpatterns = [
         views.signed_download,
         name="storage-signed",
     ),
+    path(
+        "storage/upload/<str:token>/<str:tail>",
+        views.signed_upload,
+        name="storage-upload",
+    ),
 ]

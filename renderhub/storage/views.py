@@ -1,4 +1,5 @@
-"""Downloads through signed links made by :meth:`LocalStorage.signed_url`.
+"""Downloads through signed links made by :meth:`LocalStorage.signed_url`, and render
+nodes' uploads through the write grants of :mod:`renderhub.storage.grants`.
 
 The link is the credential: no session is needed, and a bad, tampered or expired
 token gets the same bare 403 so the response says nothing about why.
@@ -7,17 +8,27 @@ token gets the same bare 403 so the response says nothing about why.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Iterator
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core import signing
-from django.http import FileResponse, Http404, HttpRequest, HttpResponseForbidden
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseForbidden,
+)
 from django.http.response import HttpResponseBase
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_safe
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_safe
 
-from .base import InvalidKey, NotFound, inline_type
-from .local import SIGNED_URL_SALT, LocalStorage
+from .base import InvalidKey, NotFound, StorageError, inline_type
+from .grants import TAIL, unsign_upload
+from .local import CHUNK_SIZE, SIGNED_URL_SALT, LocalStorage
 
 DENIED = "This link is invalid or has expired."
 
@@ -58,3 +69,43 @@ def signed_download(request: HttpRequest, token: str, filename: str) -> HttpResp
         filename=name,
         content_type=kind,  # None: guessed from the name, as before
     )
+
+
+class TooBig(Exception):
+    pass
+
+
+def _body(request: HttpRequest, limit: int) -> Iterator[bytes]:
+    """The request body in blocks, refusing (mid-way, before the file is in place) one
+    longer than ``limit``."""
+    done = 0
+    while block := request.read(CHUNK_SIZE):
+        done += len(block)
+        if done > limit:
+            raise TooBig
+        yield block
+
+
+@login_not_required  # the grant is the credential (a render node has no account)
+@csrf_exempt
+@require_http_methods(["PUT"])
+@never_cache
+def signed_upload(request: HttpRequest, token: str, tail: str) -> HttpResponseBase:
+    """PUT a file's bytes to ``<the grant's prefix><tail>`` (see renderhub.storage.grants)."""
+    granted = unsign_upload(token)
+    if granted is None:
+        return HttpResponseForbidden(DENIED, content_type="text/plain")
+    prefix, limit = granted
+    if not TAIL.match(tail):
+        return HttpResponseBadRequest("A file name, without folders.", content_type="text/plain")
+    length = request.headers.get("Content-Length", "")
+    if length.isdigit() and int(length) > limit:
+        return HttpResponse("Larger than the grant allows.", status=413, content_type="text/plain")
+    backend = LocalStorage(settings.LOCAL_STORAGE_ROOT)
+    try:
+        backend.write_blocks(prefix + tail, _body(request, limit))
+    except TooBig:
+        return HttpResponse("Larger than the grant allows.", status=413, content_type="text/plain")
+    except (InvalidKey, StorageError):
+        return HttpResponseForbidden(DENIED, content_type="text/plain")
+    return HttpResponse(status=201)

@@ -24,6 +24,7 @@ from jobs.event_drain import drain
 from jobs.event_tokens import chunk_token
 from jobs.events import Applied, apply_events
 from jobs.models import RenderJob, Task
+from renderhub import storage
 from renderhub.node_events import EventSender, events_connection
 from tests.reliability.conftest import process_env
 from tests.workers import wait_for
@@ -101,7 +102,7 @@ def events_for(task: Task, frames: list[int], start: int = 1) -> list[dict[str, 
     for number in frames:
         for kind, extra in (
             ("frame_started", {}),
-            ("frame_done", {"seconds": 2.0, "output_url": f"file:///o/{number}.png"}),
+            ("frame_done", {"seconds": 2.0, "output": "png", "thumbnail": "jpg"}),
         ):
             out.append(
                 {
@@ -151,7 +152,9 @@ def test_a_batch_lands_once_in_order_for_the_current_attempt_only(
     assert job.frames_done == 4 and job.render_seconds == 8.0
     done = job.frame_set.filter(state=FrameState.DONE).order_by("number")
     assert [f.number for f in done] == [1, 2, 3, 4]
-    assert done[0].output_url == "file:///o/1.png"
+    # The URLs are the manager's, made from the job's output folder and the tail reported.
+    assert done[0].output_url == storage.join(job.output_url, "shot_0001.png")
+    assert done[0].thumbnail_url == storage.join(job.output_url, "_thumbs/shot_0001.jpg")
     second.refresh_from_db()
     assert second.cpu_percent == 87.5 and second.stdout_tail == "Fra:4 Mem:12M"
     assert second.heartbeat_at is not None

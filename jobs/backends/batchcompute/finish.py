@@ -10,11 +10,11 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from jobs import outputs, thumbnails
+from jobs import outputs
 from jobs.choices import FrameState
 from jobs.models import CloudJob, CloudJobState, Frame, Task, TaskAttempt
 from renderhub import batchcompute as bc
-from renderhub import storage
+from renderhub import storage, thumbnails
 from renderhub.cloud import get_client
 
 from .common import TASK, frame_pattern, take_lease

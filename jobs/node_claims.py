@@ -1,0 +1,178 @@
+"""Render nodes without keys take chunks over the broker: the manager's answers.
+
+A node (``renderhub.node``) that got a chunk's message asks for it with a ``claim`` event
+(``renderhub.node.claims``); the event drain hands each claim to :func:`answer_claim`,
+which claims the chunk exactly as the manager's own worker does (``runner.claim``: queued
+only, not paused, not on a suspended cluster, not for a blocklisted node while others can
+take it, sized as it is taken when adaptive) and answers with what the node needs and
+nothing more: the command, the frames and the sandbox; a read link per scene file, with
+its place below the scene's folder; a write grant per frame, per thumbnail and for the
+attempt's log folder (``renderhub.storage.grants``); the attempt's event token.
+
+A claim must carry the ticket that came with the chunk's message (:func:`claim_ticket`),
+so only a process that received the message from the cluster's queue can take a chunk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import posixpath
+from typing import Any
+
+from django.conf import settings
+from django.utils.crypto import constant_time_compare
+
+from renderhub import storage
+from renderhub.storage.grants import read_link, write_grant
+
+from . import runner, scene_manifest, services
+from .choices import FrameState
+from .event_tokens import chunk_token, claim_ticket
+from .frame_names import frame_name, scene_stem
+from .models import RenderJob, Task, TaskAttempt
+from .scene_staging import SceneFileGone
+
+log = logging.getLogger(__name__)
+
+READ_LINK_SECONDS = 900  # staging happens as the chunk starts
+
+
+def attempt_folder(task: Task, attempt: int) -> str:
+    return f"task-{task.index}-attempt-{attempt}"
+
+
+def answer_claim(claim: dict[str, Any]) -> dict[str, Any]:
+    """The answer to one claim (see the module docstring)."""
+    task_id, node, ident = claim.get("task"), str(claim.get("node") or "")[:255], claim.get("id")
+
+    def refused(reason: str) -> dict[str, Any]:
+        return {"kind": "refused", "claim": ident, "task": task_id, "reason": reason}
+
+    ticket = claim.get("ticket")
+    if not isinstance(task_id, int) or not node or not isinstance(ticket, str):
+        return refused("not a claim: it needs the chunk, the node and the chunk's ticket")
+    if not constant_time_compare(ticket, claim_ticket(task_id)):
+        log.warning("refused a claim of chunk %s by %s without its ticket", task_id, node)
+        return refused("this chunk's ticket is not the one its message carried")
+    if runner.pass_on_if_blocked(task_id, node) is not None:
+        return refused("passed on: this node failed the job before")
+    claimed = runner.claim(task_id, node)
+    if claimed is None:
+        return refused("not queued any more")
+    task, attempt = claimed
+    try:
+        return {"claim": ident, **chunk_for_node(task, attempt)}
+    except (SceneFileGone, storage.StorageError) as exc:
+        gone = isinstance(exc, SceneFileGone | storage.NotFound)
+        services.task_finished(task, ok=False, reason=str(exc), exit_code=None, retryable=not gone)
+        return refused(str(exc))
+
+
+def chunk_for_node(task: Task, attempt: TaskAttempt) -> dict[str, Any]:
+    """The claimed chunk as a node without keys runs it."""
+    job, software = task.job, task.job.software
+    frames = list(
+        task.frame_set.exclude(state=FrameState.DONE)
+        .order_by("number")
+        .values_list("number", flat=True)
+    )
+    scene, files = _scene_files(job)
+    lifetime = int(settings.RENDER_TIMEOUT) + 600
+    limit = int(settings.RENDER_MAX_FILE_SIZE)
+    folder = attempt_folder(task, attempt.number)
+    Task.objects.filter(pk=task.pk).update(
+        log_url=storage.join(job.output_url, "_logs", folder + "/")
+    )
+    outputs = {}
+    for number in frames:
+        name = frame_name(job.scene_url, number)
+        outputs[str(number)] = {
+            "name": name,
+            "file": write_grant(storage.join(job.output_url, name), lifetime, limit),
+            "thumbnail": write_grant(
+                storage.join(job.output_url, "_thumbs", name), lifetime, 16 << 20
+            ),
+        }
+    return {
+        "kind": "chunk",
+        "task": task.pk,
+        "attempt": task.attempts,
+        "token": chunk_token(task.pk, task.attempts),
+        "job": job.pk,
+        "index": task.index,
+        "command": software.command_template,
+        "variables": job.parameters,
+        "frames": frames,
+        "scene": scene,
+        "files": files,
+        "output_name": scene_stem(job.scene_url) + "_####",
+        "progress_parser": software.progress_parser,
+        "timeout": settings.RENDER_TIMEOUT,
+        "stall_timeout": settings.RENDER_STALL_TIMEOUT,
+        "heartbeat": settings.RENDER_HEARTBEAT_SECONDS,
+        "sandbox": {
+            "kind": settings.RENDER_SANDBOX,
+            "network": software.network,
+            "file_size": settings.RENDER_MAX_FILE_SIZE,
+            "processes": settings.RENDER_MAX_PROCESSES,
+            "memory": settings.RENDER_MAX_MEMORY,
+        },
+        "outputs": outputs,
+        "logs": write_grant(
+            storage.join(job.output_url, "_logs", folder + "/"), lifetime, 64 << 20
+        ),
+    }
+
+
+def _scene_files(job: RenderJob) -> tuple[str, list[dict[str, Any]]]:
+    """The scene's place and, for each file it needs, a read link, its place and its
+    version (a node keeps one copy per version)."""
+    manifest = scene_manifest.for_job(job)
+    if manifest.get("folder"):
+        entries, scene = _folder_entries(job)
+    else:
+        entries, scene = manifest["files"], manifest["scene"]
+    folders = scene_manifest.allowed_folders(job)
+    files = []
+    for entry in entries:
+        name = entry.get("source") or entry["url"]
+        if scene_manifest.strays([entry["url"]], folders):
+            raise SceneFileGone(
+                f"{name}, which the scene needs, is now a symbolic link out of the project's "
+                "storage mappings; put the file itself back and retry the job"
+            )
+        backend, key = storage.resolve(entry["url"])
+        try:
+            stat = backend.stat(key)
+        except storage.NotFound:
+            raise SceneFileGone(
+                f"{name}, which the scene needs, is no longer in storage (it was there when "
+                "the job was submitted); put it back and retry the job"
+            ) from None
+        version = f"{entry['url']}\0{stat.size}\0{stat.etag}\0{stat.modified}"
+        files.append(
+            {
+                "url": read_link(entry["url"], READ_LINK_SECONDS),
+                "place": entry["place"],
+                "version": hashlib.sha256(version.encode()).hexdigest(),
+            }
+        )
+    return str(scene), files
+
+
+def _folder_entries(job: RenderJob) -> tuple[list[dict[str, str]], str]:
+    """A scene whose references could not be read: every file of its folder, keeping
+    paths relative to its mapping (as ``scene_staging`` stages it for its own worker)."""
+    backend, key = storage.resolve(job.scene_url)
+    mapping = job.project.mapping_for(job.scene_url)
+    _, root_key = storage.resolve(mapping.source) if mapping else (None, "")
+    entries = []
+    for found in backend.walk(posixpath.dirname(key) + "/"):
+        place = found.key.removeprefix(root_key)
+        try:
+            storage.normalize_key(place)
+        except storage.InvalidKey:
+            continue
+        entries.append({"url": backend.url_for(found.key), "place": place})
+    return entries, key.removeprefix(root_key)

@@ -1,0 +1,101 @@
+"""A node slot's conversation with the manager: claims and their answers, and stops.
+
+Each slot (one chunk at a time) has a control queue of its own,
+``renderhub.node.<node>.<random>``. To take a chunk it was sent, the slot publishes a
+``claim`` (the chunk, the ticket that came with its message, the node and its control
+queue) to ``renderhub.events``; the manager's drain claims the chunk as a worker with a
+database would (the same service: blocklist, pause, suspended cluster, adaptive sizing)
+and answers on the control queue with the chunk's spec, links and grants, or with why not.
+While a chunk runs, its heartbeats name the control queue too; a heartbeat about an
+attempt that is no longer running (cancelled, paused now, requeued, reaped) is answered
+with a ``stop``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from kombu import Connection, Queue
+
+from renderhub.node_events import EVENTS_QUEUE
+
+log = logging.getLogger(__name__)
+
+POLL = 0.02  # seconds between two looks at the control queue while a claim waits
+
+
+class NoAnswer(TimeoutError):
+    """The manager did not answer a claim in time (its event drain is not running?)."""
+
+
+class Control:
+    def __init__(self, connection: Connection, node: str) -> None:
+        self.connection = connection
+        self.node = node
+        self.queue = f"renderhub.node.{node}.{uuid.uuid4().hex[:12]}"
+        self.channel = connection.channel()
+        self._queue = Queue(self.queue, channel=self.channel, no_declare=True)
+        self._producer = connection.Producer(serializer="json")
+        self.stops: list[dict[str, Any]] = []
+
+    def send(self, message: dict[str, Any]) -> None:
+        now = time.time()
+        message.setdefault("at", now)
+        message["sent"] = now
+        self._producer.publish(
+            [message],
+            exchange="",
+            routing_key=EVENTS_QUEUE,
+            delivery_mode=2,
+            retry=True,
+            retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
+        )
+
+    def claim(self, task: int, ticket: str, timeout: float) -> dict[str, Any]:
+        """The manager's answer to this slot's claim of ``task``: ``{"kind": "chunk", …}``
+        or ``{"kind": "refused", "reason": …}``; :class:`NoAnswer` after ``timeout``."""
+        ident = uuid.uuid4().hex
+        self.send(
+            {
+                "kind": "claim",
+                "id": ident,
+                "task": task,
+                "ticket": ticket,
+                "node": self.node,
+                "reply": self.queue,
+            }
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for answer in self.take():
+                if answer.get("claim") == ident:
+                    return answer
+                log.debug("ignored an answer to an earlier claim: %s", answer.get("kind"))
+            time.sleep(POLL)
+        raise NoAnswer(f"the manager did not answer the claim of chunk {task} in {timeout:g} s")
+
+    def take(self) -> list[dict[str, Any]]:
+        """What waits on the control queue (stops are kept in ``stops`` as well)."""
+        found = []
+        while (message := self._queue.get(no_ack=True, accept=["json"])) is not None:
+            body = message.decode()
+            for item in body if isinstance(body, list) else [body]:
+                if isinstance(item, dict):
+                    found.append(item)
+                    if item.get("kind") == "stop":
+                        self.stops.append(item)
+        return found
+
+    def stopped(self, task: int, attempt: int) -> str:
+        """Why the manager stopped this attempt ("" while it has not)."""
+        self.take()
+        for stop in self.stops:
+            if stop.get("task") == task and stop.get("attempt") == attempt:
+                return str(stop.get("reason") or "stopped by the manager")
+        return ""
+
+    def close(self) -> None:
+        self.connection.release()

@@ -1,0 +1,73 @@
+"""The agent's process on a render machine: its environment, its CPU use, its logs' tails,
+and stopping it with the renderer (shared by the node and the manager's own worker)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+KILL_GRACE_SECONDS = 5
+TAIL_BYTES = 4000
+# What the agent inherits: enough to run Python, nothing secret.
+AGENT_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
+ROOT = Path(__file__).resolve().parents[2]  # where ``renderhub.agent`` is importable from
+
+
+def agent_environment() -> dict[str, str]:
+    """The agent's whole environment: no database URL, storage, cloud or Django key."""
+    env = {name: os.environ[name] for name in AGENT_ENV if name in os.environ}
+    return {**env, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+
+
+def read_tail(path: Path, size: int = TAIL_BYTES) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, path.stat().st_size - size))
+            return fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def kill_group(process: subprocess.Popen[bytes] | None) -> None:
+    """Stop the agent and the renderer: SIGTERM to the group, SIGKILL after a grace period."""
+    if process is None or process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(KILL_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+class CpuMeter:
+    """CPU use of a process tree since the previous reading (the agent, bwrap, the renderer).
+
+    psutil measures between two calls on the same Process object; a new object's first
+    reading is always 0, so the objects are kept from one heartbeat to the next.
+    """
+
+    def __init__(self) -> None:
+        self.procs: dict[int, Any] = {}
+
+    def percent(self, pid: int) -> float | None:
+        import psutil
+
+        try:
+            root = self.procs.get(pid) or psutil.Process(pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return None
+        known = {p.pid: self.procs.get(p.pid, p) for p in tree}
+        total = 0.0
+        for proc in known.values():
+            with contextlib.suppress(psutil.Error):  # ended between the listing and the reading
+                total += proc.cpu_percent(interval=None)
+        self.procs = known
+        return round(total, 1)

@@ -1,0 +1,112 @@
+"""What a render node may fetch and where it may write, as links it can use without keys.
+
+A node holds no storage credentials (issue 15). The manager gives each chunk attempt:
+
+* a **read link** per file it needs (:func:`read_link`): OSS's signed GET URL, or for
+  local-disk storage the manager's own signed download path (relative: the node joins it
+  to the manager's address);
+* a **write grant** per place it writes (:func:`write_grant`): the right to create objects
+  whose keys start with one prefix (a frame's ``<stem>_0042.``, the attempt's log folder),
+  each at most ``max_bytes``, until the grant expires. On OSS that is a PostObject policy
+  (``starts-with $key``, ``content-length-range``); on local disk a signed token for the
+  manager's upload endpoint (``renderhub.storage.views.signed_upload``), which checks the
+  same two things. The node adds only a name's tail (``png``, ``agent.log``): never a
+  folder, so a grant cannot reach past its prefix.
+
+Both kinds are plain JSON the node reads with the standard library
+(``renderhub.node.transfer``).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from django.core import signing
+
+from . import resolve
+from .base import StorageError, normalize_key
+from .local import LocalStorage
+from .oss import OSSStorage
+
+UPLOAD_SALT = "renderhub.storage.upload-grant"
+UPLOAD_PATH = "/storage/upload/{token}/"
+# What a node may add to a grant's prefix: a file name's tail, never a folder.
+TAIL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
+
+
+def read_link(url: str, expires: int) -> str:
+    """A link that reads the file at ``url`` (no credentials needed) for ``expires`` s."""
+    backend, key = resolve(url)
+    return backend.signed_url(key, expires)
+
+
+def write_grant(prefix_url: str, expires: int, max_bytes: int) -> dict[str, Any]:
+    """The right to write files named ``<prefix><tail>`` (see the module docstring)."""
+    backend, key = resolve(prefix_url)
+    prefix = normalize_key(key, is_prefix=key.endswith("/"))
+    if isinstance(backend, OSSStorage):
+        return _oss_grant(backend, prefix, expires, max_bytes)
+    if isinstance(backend, LocalStorage):
+        return _local_grant(backend, prefix, expires, max_bytes)
+    raise StorageError(f"no write grant for {prefix_url}")  # pragma: no cover - two backends
+
+
+def _local_grant(
+    backend: LocalStorage, prefix: str, expires: int, max_bytes: int
+) -> dict[str, Any]:
+    # Local keys are relative to LOCAL_STORAGE_ROOT, which the upload endpoint writes to.
+    backend.target_path(prefix.rstrip("/"))  # refuses a prefix whose folder leaves the root
+    token = signing.TimestampSigner(salt=UPLOAD_SALT).sign_object(
+        {"p": prefix, "e": int(expires), "m": int(max_bytes)}, compress=True
+    )
+    return {"kind": "put", "url": UPLOAD_PATH.format(token=token)}
+
+
+def _oss_grant(backend: OSSStorage, prefix: str, expires: int, max_bytes: int) -> dict[str, Any]:
+    import oss2
+
+    from .oss_post import sign_policy
+
+    auth = backend.bucket.auth
+    if not isinstance(auth, oss2.Auth):
+        raise StorageError("node uploads to OSS need V1 signatures (auth_version 'v1')")
+    credentials = auth.credentials_provider.get_credentials()
+    full = backend.prefix + prefix
+    policy: dict[str, object] = {
+        "expiration": time.strftime(
+            "%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() + int(expires))
+        ),
+        "conditions": [
+            {"bucket": backend.bucket_name},
+            ["starts-with", "$key", full],
+            ["content-length-range", 0, int(max_bytes)],
+        ],
+    }
+    encoded, signature = sign_policy(credentials.get_access_key_secret(), policy)
+    fields = {
+        "policy": encoded,
+        "OSSAccessKeyId": credentials.get_access_key_id(),
+        "Signature": signature,
+        "success_action_status": "200",
+    }
+    if token := credentials.get_security_token():
+        fields["x-oss-security-token"] = token
+    url = backend.bucket._make_url(backend.bucket_name, "")
+    return {"kind": "post", "url": url, "fields": fields, "key": full}
+
+
+def unsign_upload(token: str) -> tuple[str, int] | None:
+    """The prefix (relative to LOCAL_STORAGE_ROOT) and size limit a local grant gives, or
+    None when it is bad, tampered with or expired."""
+    from django.conf import settings
+
+    signer = signing.TimestampSigner(salt=UPLOAD_SALT)
+    try:
+        payload = signer.unsign_object(token, max_age=settings.RENDER_TIMEOUT + 3600)
+        prefix, expires, limit = payload["p"], int(payload["e"]), int(payload["m"])
+        signer.unsign_object(token, max_age=expires)
+    except (signing.BadSignature, KeyError, TypeError, ValueError):
+        return None
+    return (prefix, limit) if isinstance(prefix, str) else None
