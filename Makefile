@@ -74,7 +74,7 @@ beat: install
 # A render node on this machine for the manager at MANAGER (its Redis and its site): only
 # Celery, psutil and Pillow in a venv of its own, no Django and no keys (README, "Adding
 # render machines"). make node BROKER=redis://node-studio:…@manager:6379/0
-#   MANAGER=https://render.example.com CLUSTER=studio [SLOTS=2]
+#   MANAGER=https://render.example.com CLUSTER=studio [SLOTS=2] [PRIVATE_QUEUE=1]
 NODE_VENV := .venv-node
 $(NODE_VENV)/.installed: requirements-node.txt constraints.txt
 	test -x $(NODE_VENV)/bin/python || $(PYTHON) -m venv $(NODE_VENV)
@@ -83,7 +83,7 @@ $(NODE_VENV)/.installed: requirements-node.txt constraints.txt
 
 node: $(NODE_VENV)/.installed blender
 	@test -n "$(BROKER)" -a -n "$(CLUSTER)" || { echo "usage: make node BROKER=redis://… MANAGER=https://… CLUSTER=name [SLOTS=2]"; exit 2; }
-	$(NODE_VENV)/bin/python -m renderhub.node --broker "$(BROKER)" --manager-url "$(MANAGER)" --cluster "$(CLUSTER)" -c $(or $(SLOTS),2)
+	RENDERHUB_PRIVATE_QUEUE=$(PRIVATE_QUEUE) $(NODE_VENV)/bin/python -m renderhub.node --broker "$(BROKER)" --manager-url "$(MANAGER)" --cluster "$(CLUSTER)" -c $(or $(SLOTS),2)
 
 bench: install blender
 	$(BIN)/python bench/render.py --sandbox both --repeat 3

@@ -69,6 +69,10 @@ class Cluster(models.Model):
         blank=True,
         help_text="Highest hourly spot price; empty: pay the going spot price.",
     )
+    # Set by clusters.node_users: the Redis user its render nodes connect as, which can
+    # reach this cluster's keys and nothing else; the cluster's queue then lives under its
+    # own key prefix (broker_prefix).
+    broker_user = models.CharField(max_length=80, blank=True, editable=False)
     actual_nodes = models.PositiveIntegerField(null=True, editable=False)
     synced_at = models.DateTimeField(null=True, editable=False)
     sync_error = models.TextField(blank=True, editable=False)
@@ -95,6 +99,11 @@ class Cluster(models.Model):
     def queue(self) -> str:
         """The Celery queue its render workers consume (celery backend)."""
         return f"render.{self.name}"
+
+    @property
+    def broker_prefix(self) -> str:
+        """The Redis key prefix of its queue: its own once it has a node user, else none."""
+        return f"renderhub.cluster.{self.name}:" if self.broker_user else ""
 
     def online_nodes(self) -> models.QuerySet[ClusterNode]:
         cutoff = timezone.now() - timedelta(seconds=settings.NODE_OFFLINE_AFTER)

@@ -32,7 +32,6 @@ from renderhub.node.process import CpuMeter, agent_environment, kill_group, read
 
 from . import chunking, services
 from .choices import ACTIVE_JOB_STATES, FrameState, TaskState
-from .event_tokens import claim_ticket
 from .events import RETRYABLE
 from .frame_publisher import FramePublisher, Published
 from .models import RenderJob, Task, TaskAttempt
@@ -109,14 +108,9 @@ def pass_on_if_blocked(task_id: int, node: str) -> str | None:
     if not services.nodes_left(task):
         log.info("every online node failed job %s: %s takes %s anyway", task.job_id, node, task)
         return None
-    from .tasks import render_chunk
+    from .backends.celery import send_chunk
 
-    render_chunk.apply_async(
-        (task_id,),
-        kwargs={"ticket": claim_ticket(task_id)},
-        queue=task.job.cluster.queue,
-        countdown=PASS_ON_DELAY,
-    )
+    send_chunk(task_id, task.job.cluster, countdown=PASS_ON_DELAY)
     log.info("%s is blocklisted for job %s; passed %s on", node, task.job_id, task)
     return "passed on"
 

@@ -45,6 +45,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--sandbox-path", action="append", default=[], help="e.g. /opt/blender")
     parser.add_argument("--threads", type=int, default=0, help="renderer threads (0: all cores)")
     parser.add_argument("--report-every", type=float, default=10.0, help="seconds")
+    parser.add_argument(
+        "--private-queue",
+        action="store_true",
+        default=env("RENDERHUB_PRIVATE_QUEUE", "") not in ("", "0"),
+        help="the cluster has a node user of its own (manage.py node_user): its queue is "
+        "under its own key prefix",
+    )
     parser.add_argument("--pool", default="prefork", choices=("prefork", "threads", "solo"))
     parser.add_argument("--loglevel", default="info")
     return parser.parse_args(argv)
@@ -72,9 +79,13 @@ def main(argv: list[str] | None = None) -> int:
         sandbox_paths=tuple(args.sandbox_path),
         cpus=args.threads,
     )
-    app.conf.update(
-        broker_url=args.broker, broker_transport_options={"visibility_timeout": 7 * 3600}
-    )
+    options: dict[str, object] = {"visibility_timeout": 7 * 3600}
+    if args.private_queue:
+        if len(SETTINGS.clusters) != 1:
+            print("--private-queue: a node user serves one cluster; name exactly one")
+            return 2
+        options["global_keyprefix"] = f"renderhub.cluster.{SETTINGS.clusters[0]}:"
+    app.conf.update(broker_url=args.broker, broker_transport_options=options)
     queues = ",".join(f"render.{name}" for name in SETTINGS.clusters)
     app.worker_main(
         [
@@ -91,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             args.pool,
             "--without-gossip",
             "--without-mingle",
+            "--without-heartbeat",
         ]
     )
     return 0

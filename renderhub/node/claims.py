@@ -1,7 +1,7 @@
 """A node slot's conversation with the manager: claims and their answers, and stops.
 
 Each slot (one chunk at a time) has a control queue of its own,
-``renderhub.node.<node>.<random>``. To take a chunk it was sent, the slot publishes a
+``renderhub.node.<cluster>.<node>.<random>``. To take a chunk it was sent, the slot publishes a
 ``claim`` (the chunk, the ticket that came with its message, the node and its control
 queue) to ``renderhub.events``; the manager's drain claims the chunk as a worker with a
 database would (the same service: blocklist, pause, suspended cluster, adaptive sizing)
@@ -14,6 +14,7 @@ with a ``stop``.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from typing import Any
@@ -32,10 +33,12 @@ class NoAnswer(TimeoutError):
 
 
 class Control:
-    def __init__(self, connection: Connection, node: str) -> None:
+    def __init__(self, connection: Connection, node: str, cluster: str) -> None:
         self.connection = connection
         self.node = node
-        self.queue = f"renderhub.node.{node}.{uuid.uuid4().hex[:12]}"
+        # Below the cluster's name: a cluster's Redis user reads its own nodes' queues only.
+        plain = re.sub(r"[^A-Za-z0-9@._-]", "_", node)[:100]
+        self.queue = f"renderhub.node.{cluster}.{plain}.{uuid.uuid4().hex}"
         self.channel = connection.channel()
         self._queue = Queue(self.queue, channel=self.channel, no_declare=True)
         self._producer = connection.Producer(serializer="json")

@@ -35,6 +35,10 @@ app.conf.update(
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
     task_ignore_result=True,
+    # Nothing but the cluster's queue: no remote control, no task events (a node's Redis
+    # user reaches its cluster's keys only, clusters.node_users).
+    worker_enable_remote_control=False,
+    worker_send_task_events=False,
     worker_hijack_root_logger=True,
     broker_connection_retry_on_startup=True,
 )
@@ -61,7 +65,7 @@ class Slot:
         self.connection = events_connection(SETTINGS.broker)
         self.sender = EventSender(self.connection, node)
         self.sender.start()
-        self.control = Control(events_connection(SETTINGS.broker), node)
+        self.control = Control(events_connection(SETTINGS.broker), node, SETTINGS.clusters[0])
 
 
 _slots: dict[tuple[int, int], Slot] = {}
@@ -122,7 +126,7 @@ class Reporter:
         self.node = node
         self.concurrency = concurrency
         self.stop = threading.Event()
-        self.control = Control(events_connection(SETTINGS.broker), node)
+        self.control = Control(events_connection(SETTINGS.broker), node, SETTINGS.clusters[0])
         self.thread = threading.Thread(target=self._loop, daemon=True, name="node-report")
 
     def send(self, state: str = "") -> None:

@@ -81,11 +81,15 @@ class Nodes:
             "LANG": os.environ.get("LANG", "C.UTF-8"),
         }
 
-    def start(self, name: str, cluster: Any, *, slots: int = 1) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, cluster: Any, *, slots: int = 1, broker: str = ""
+    ) -> subprocess.Popen[bytes]:
+        """Node ``<name>@node`` for ``cluster``; with ``broker``, that credential (a
+        cluster's node user: its private queue) instead of the manager's."""
         argv = [
             # python -m renderhub.node, with Django and the storage SDKs out of reach.
             sys.executable, str(Path(__file__).with_name("bare_node.py")),
-            "--broker", self.manager.broker,
+            "--broker", broker or self.manager.broker,
             "--manager-url", self.manager.url,
             "--cluster", cluster.name,
             "--name", f"{name}@node",
@@ -98,6 +102,8 @@ class Nodes:
             "--sandbox-path", sys.prefix,
             "--sandbox-path", sys.base_prefix,
         ]  # fmt: skip
+        if broker:
+            argv.append("--private-queue")
         with open(self.log_dir / f"{name}.log", "ab") as log:
             proc = subprocess.Popen(
                 argv, cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT,

@@ -167,8 +167,8 @@ def test_a_claim_over_the_broker_is_answered_on_the_claimers_queue_only(
 ) -> None:
     job = submit_one(project, fake_software, cluster, scene_url, frames="1-2", nodes=1)
     task = job.tasks.get()
-    honest = Control(events_connection(manager.broker), "honest@node")
-    eavesdropper = Control(events_connection(manager.broker), "evil@node")
+    honest = Control(events_connection(manager.broker), "honest@node", cluster.name)
+    eavesdropper = Control(events_connection(manager.broker), "evil@node", cluster.name)
     try:
         refused = honest.claim(task.pk, "f" * 32, timeout=10)
         assert refused["kind"] == "refused"
