@@ -12,7 +12,12 @@
    scenes built in code, and adaptive chunks' makespan against the ideal
    (``bench/render_scenes.py``).
 
+4. With ``--path node``: all of it through render nodes without keys (``bench/node_path.py``:
+   the manager's site, its event drain and a node process), instead of a render worker
+   that reads the database (``--path worker``, the default).
+
 Usage: ``python bench/render.py [--broker redis://127.0.0.1:6379/14] [--latency-jobs 15]
+[--path worker|node] [--database-url postgres://…]
 [--sandbox bwrap|none|both] [--repeat 3] [--scenes short,long,uneven [--scene-frames 24]
 [--chunk-seconds 10] [--samples-scale 1]]``
 """
@@ -39,6 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--broker", default="", help="CELERY_BROKER_URL (default: filesystem)")
+    parser.add_argument("--path", choices=["worker", "node"], default="worker")
+    parser.add_argument("--database-url", default="", help="DATABASE_URL (default: SQLite)")
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--latency-jobs", type=int, default=15)
     parser.add_argument("--skip-efficiency", action="store_true")
@@ -59,7 +66,10 @@ def main() -> int:
     args = parse_args()
     var = Path(tempfile.mkdtemp(prefix="renderhub-bench-"))
     os.environ["RENDERHUB_VAR_DIR"] = str(var)
-    os.environ.pop("DATABASE_URL", None)
+    if args.database_url:
+        os.environ["DATABASE_URL"] = args.database_url
+    else:
+        os.environ.pop("DATABASE_URL", None)
     if args.broker:
         os.environ["CELERY_BROKER_URL"] = args.broker
     else:
@@ -83,7 +93,9 @@ def main() -> int:
 
         app.control.purge()
     kinds = ["bwrap", "none"] if args.sandbox == "both" else [args.sandbox]
+    SETUP["path"] = args.path
     results: dict[str, object] = {
+        "path": args.path,
         "broker": args.broker.split("://")[0] if args.broker else "filesystem",
         "cpus": os.cpu_count(),
         "blender": blender_version(),
@@ -101,16 +113,26 @@ def main() -> int:
         results["scenes"] = scenes_efficiency(project, software, cluster, var, kinds[0], args)
     print(json.dumps(results, indent=2))
     args.out.mkdir(parents=True, exist_ok=True)
-    name = f"render-{results['broker']}-{datetime.now():%Y%m%d-%H%M%S}.json"
+    name = f"render-{args.path}-{results['broker']}-{datetime.now():%Y%m%d-%H%M%S}.json"
     (args.out / name).write_text(json.dumps(results, indent=2))
     if not os.environ.get("BENCH_KEEP"):
         shutil.rmtree(var, ignore_errors=True)
     return 0
 
 
+SETUP = {"path": "worker"}  # --path
+
+
 @contextlib.contextmanager
 def running_worker(var: Path, cluster_id: int, sandbox: str) -> Iterator[None]:
-    """A render worker (concurrency 2) with RENDER_SANDBOX=sandbox, up until the block ends."""
+    """A render worker (concurrency 2) with RENDER_SANDBOX=sandbox, up until the block ends;
+    with --path node, a render node without keys and the manager's side of its path."""
+    if SETUP["path"] == "node":
+        from node_path import running_node
+
+        with running_node(var, cluster_id, sandbox):
+            yield
+        return
     log = open(var / "worker.log", "ab")  # noqa: SIM115 (lives as long as the worker)
     celery = Path(sys.executable).parent / "celery"
     argv = [str(celery), "-A", "renderhub", "worker", "-Q", "renderhub,render.local"]
