@@ -83,7 +83,10 @@ $(NODE_VENV)/.installed: requirements-node.txt constraints.txt
 
 node: $(NODE_VENV)/.installed blender
 	@test -n "$(BROKER)" -a -n "$(CLUSTER)" || { echo "usage: make node BROKER=redis://… MANAGER=https://… CLUSTER=name [SLOTS=2]"; exit 2; }
-	RENDERHUB_PRIVATE_QUEUE=$(PRIVATE_QUEUE) $(NODE_VENV)/bin/python -m renderhub.node --broker "$(BROKER)" --manager-url "$(MANAGER)" --cluster "$(CLUSTER)" -c $(or $(SLOTS),2)
+	@# The broker URL holds the node's password: passed in the environment, never echoed
+	@# or put on the command line (where any user of the machine could read it).
+	@echo "starting a render node for cluster $(CLUSTER) (manager $(MANAGER))"
+	@RENDERHUB_BROKER_URL="$(BROKER)" RENDERHUB_PRIVATE_QUEUE=$(PRIVATE_QUEUE) $(NODE_VENV)/bin/python -m renderhub.node --manager-url "$(MANAGER)" --cluster "$(CLUSTER)" -c $(or $(SLOTS),2)
 
 bench: install blender
 	$(BIN)/python bench/render.py --sandbox both --repeat 3

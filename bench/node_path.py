@@ -26,6 +26,32 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# Per run of running_node: CPU seconds of the site, the drain and the node's own processes
+# (its renderers, agents and sandboxes not counted): what the path costs besides rendering.
+CPU_SECONDS: list[dict[str, float]] = []
+
+
+def _cpu(proc: subprocess.Popen[bytes]) -> float:
+    import psutil
+
+    try:
+        root = psutil.Process(proc.pid)
+        family = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0.0
+    for member in family:
+        try:
+            line = " ".join(member.cmdline())
+            if member is not root and "renderhub.node" not in line and "gunicorn" not in line:
+                continue  # an agent, its sandbox or its renderer: the render's own work
+            times = member.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            continue
+    return total
+
+
 @contextlib.contextmanager
 def running_node(var: Path, cluster_id: int, sandbox: str) -> Iterator[None]:
     """Site, drain and node (named ``bench@…``) up until the block ends."""
@@ -71,6 +97,9 @@ def running_node(var: Path, cluster_id: int, sandbox: str) -> Iterator[None]:
             wait_for_node(cluster_id, started)
             yield
         finally:
+            CPU_SECONDS.append(
+                {name: round(_cpu(proc), 2) for name, proc in zip(commands, procs, strict=False)}
+            )
             for proc in reversed(procs):
                 proc.terminate()
             for proc in procs:

@@ -67,6 +67,7 @@ def main() -> int:
     var = Path(tempfile.mkdtemp(prefix="renderhub-bench-"))
     os.environ["RENDERHUB_VAR_DIR"] = str(var)
     if args.database_url:
+        fresh_database(args.database_url)
         os.environ["DATABASE_URL"] = args.database_url
     else:
         os.environ.pop("DATABASE_URL", None)
@@ -111,6 +112,10 @@ def main() -> int:
             results["latency"] = dispatch_latency(project, cluster, scene_url, args.latency_jobs)
     if args.scenes:
         results["scenes"] = scenes_efficiency(project, software, cluster, var, kinds[0], args)
+    if args.path == "node":
+        from node_path import CPU_SECONDS
+
+        results["path_cpu_seconds"] = CPU_SECONDS
     print(json.dumps(results, indent=2))
     args.out.mkdir(parents=True, exist_ok=True)
     name = f"render-{args.path}-{results['broker']}-{datetime.now():%Y%m%d-%H%M%S}.json"
@@ -121,6 +126,18 @@ def main() -> int:
 
 
 SETUP = {"path": "worker"}  # --path
+
+
+def fresh_database(url: str) -> None:
+    """An empty PostgreSQL database for this run (its records point into this run's var)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    where = ["-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 5432)]
+    where += ["-U", parts.username or "postgres"]
+    name = parts.path.lstrip("/")
+    subprocess.run(["dropdb", *where, "--if-exists", name], check=True, capture_output=True)
+    subprocess.run(["createdb", *where, name], check=True, capture_output=True)
 
 
 @contextlib.contextmanager

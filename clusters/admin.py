@@ -79,6 +79,7 @@ class ClusterAdmin(ExplainRefusedActionsMixin, admin.ModelAdmin):
     search_fields = ("name", "cloud_cluster_id")
     readonly_fields = (
         "queue",
+        "node_user",
         "cloud_cluster_id",
         "actual_nodes",
         "synced_at",
@@ -101,10 +102,21 @@ class ClusterAdmin(ExplainRefusedActionsMixin, admin.ModelAdmin):
 
     # BatchCompute clusters are created, resized and deleted through clusters.services.
 
+    @admin.display(description="Node user")
+    def node_user(self, obj: Cluster) -> str:
+        if obj.backend != Backend.CELERY:
+            return "-"
+        if obj.broker_user:
+            return f"{obj.broker_user} (its queue is under {obj.broker_prefix})"
+        return (
+            "none: its nodes share the manager's broker credential "
+            f"(manage.py node_user {obj.name} gives them their own)"
+        )
+
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         general = ["name", "backend", "image", "desired_nodes", "max_nodes", "hourly_price"]
         fieldsets: list[tuple[str | None, dict[str, Any]]] = [
-            (None, {"fields": general + ([] if obj is None else ["state", "queue"])})
+            (None, {"fields": general + ([] if obj is None else ["state", "queue", "node_user"])})
         ]
         if obj is None or obj.backend == Backend.BATCHCOMPUTE:
             cloud = ["auto_cluster", "instance_type", "disk_type", "disk_size_gb", "spot"]

@@ -62,7 +62,7 @@ def drain(
     """Apply node events until ``stop`` is set. ``on_batch(applied, messages)`` after each.
     Drains running side by side on Redis need distinct ``name``s."""
     if connection.transport.driver_type == "redis":
-        _drain_redis(connection, stop, max_messages, max_wait, on_batch, name)
+        _drain_redis(connection, stop, max_messages, on_batch, name)
         return
     waiting: list[Any] = []
 
@@ -156,7 +156,6 @@ def _drain_redis(
     connection: Connection,
     stop: threading.Event,
     max_messages: int,
-    max_wait: float,
     on_batch: Callable[[Applied, int], None] | None,
     name: str,
 ) -> None:
@@ -172,12 +171,15 @@ def _drain_redis(
                 if left_over is None:
                     left_over = client.lrange(taken, 0, -1)
                 batch = left_over or take(keys=[queue, taken], args=[max_messages])[::-1]
+                if not batch:  # wait for the next message (a node's claim waits on it)
+                    first = client.blmove(queue, taken, IDLE_BLOCK, "RIGHT", "RIGHT")
+                    if first is not None:
+                        batch = [first, *take(keys=[queue, taken], args=[max_messages])[::-1]]
             except redis.RedisError:
                 log.exception("could not take event messages; trying again")
                 stop.wait(1.0)
                 continue
-            if not batch:  # looked at often: a node's claim waits on this
-                stop.wait(min(max_wait, IDLE_POLL))
+            if not batch:
                 continue
             events = [e for raw in batch for e in _events_of(raw)]
             try:
@@ -199,7 +201,9 @@ def _drain_redis(
 
 
 NAME_LOCK_SECONDS = 30
-IDLE_POLL = 0.02  # seconds between two looks at an empty queue (one round trip each)
+# An empty queue is waited on (BLMOVE moves the next message to the taken list the moment
+# it arrives) for at most this long, so a stop is seen within it.
+IDLE_BLOCK = 1
 # Renews the lock only while it is still this drain's.
 RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then

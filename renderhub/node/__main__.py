@@ -21,7 +21,12 @@ SECRETS = ("DATABASE_URL", "SECRET_KEY", "OSS_ACCESS_KEY_SECRET", "ALIBABA_CLOUD
 def parse(argv: list[str]) -> argparse.Namespace:
     env = os.environ.get
     parser = argparse.ArgumentParser(prog="python -m renderhub.node", description=__doc__)
-    parser.add_argument("--broker", default=env("RENDERHUB_BROKER_URL", ""), help="redis://…")
+    parser.add_argument(
+        "--broker",
+        default=env("RENDERHUB_BROKER_URL", ""),
+        help="redis://user:password@host:6379/0 (better in RENDERHUB_BROKER_URL: a command "
+        "line is readable by every user of the machine)",
+    )
     parser.add_argument(
         "--manager-url",
         default=env("RENDERHUB_MANAGER_URL", ""),

@@ -25,7 +25,7 @@ from renderhub.node_events import EVENTS_QUEUE
 
 log = logging.getLogger(__name__)
 
-POLL = 0.02  # seconds between two looks at the control queue while a claim waits
+POLL = 0.005  # seconds between two looks at the control queue while a claim waits
 
 
 class NoAnswer(TimeoutError):

@@ -140,3 +140,13 @@ def test_resizing_own_machines_says_what_it_does(admin_client: Any, cluster: Clu
     assert "split over 3 nodes by default" in text and "does not start or stop" in text
     [operation] = cluster.operations.filter(action="resize")
     assert "no machine started or stopped" in operation.message
+
+
+def test_the_cluster_page_says_whose_broker_credential_its_nodes_hold(
+    admin_client: Any, cluster: Cluster
+) -> None:
+    page = f"/admin/clusters/cluster/{cluster.pk}/change/"
+    assert f"manage.py node_user {cluster.name}" in admin_client.get(page).content.decode()
+    Cluster.objects.filter(pk=cluster.pk).update(broker_user=f"renderhub-node-{cluster.name}")
+    text = admin_client.get(page).content.decode()
+    assert f"its queue is under renderhub.cluster.{cluster.name}:" in text
