@@ -1,14 +1,18 @@
 """Fleet benchmark: N simulated render nodes reporting through the real Redis broker to one
 manager that applies their events to PostgreSQL (issue 15).
 
-Each simulated node runs one chunk of a running job and speaks the node protocol of
-``renderhub.node_events``: a frame every 2 s (``frame_started`` and ``frame_done``), a
-progress tick every 0.5 s and a heartbeat with CPU every 5 s, flushed as one message per
+Each simulated node claims one chunk of a running job over the broker (the chunk's ticket,
+as its message carries it; every node's claim is sent at once, as when a job is sent to
+idle nodes; ``renderhub.node.claims``), then speaks the node protocol of
+``renderhub.node_events`` with the token the manager's answer gave: a frame every 2 s
+(``frame_started`` and ``frame_done``), a progress tick every 0.5 s and a heartbeat with CPU
+every 5 s, flushed as one message per
 node every ``--flush`` seconds, on the node's own broker connection. Nodes share
 ``--procs`` processes (one loop each, no renderer). The manager is ``jobs.event_drain`` in
 a process of its own, with one database connection.
 
-Reported per N: the database connections in use on the bench database (most seen, this
+Reported per N: how long claims took to be answered (median, p95, the last one), the
+database connections in use on the bench database (most seen, this
 script's own sampling connection not counted), event-to-row latency (from the node's
 timestamp to the commit that applied it) and publish-to-row latency (from the message
 leaving the node to that commit: the broker's and the manager's share), each median and
@@ -81,8 +85,9 @@ def django_setup(database_url: str, broker: str) -> None:
 
 
 def make_job(nodes: int, frames: int) -> list[int]:
-    """A running job of ``nodes`` chunks of ``frames`` frames, claimed (attempt 1); the
-    chunks' ids."""
+    """A running job of ``nodes`` chunks of ``frames`` frames, each sent and waiting for its
+    node's claim; the chunks' ids."""
+    from django.conf import settings
     from django.db import transaction
     from django.utils import timezone
 
@@ -90,16 +95,23 @@ def make_job(nodes: int, frames: int) -> list[int]:
     from images.models import ComputeImage, Software
     from jobs.choices import JobState, TaskState
     from jobs.models import Frame, RenderJob, Task
-    from projects.models import Project
+    from projects.models import Project, StorageMapping
+    from renderhub import storage
 
     image, _ = ComputeImage.objects.get_or_create(name="fleet", defaults={"image_id": "fleet"})
     software, _ = Software.objects.get_or_create(
         image=image, name="sim", defaults={"command_template": ["true", "{scene}"]}
     )
     cluster, _ = Cluster.objects.get_or_create(name="fleet", defaults={"image": image})
-    project, _ = Project.objects.get_or_create(
-        name="fleet", defaults={"image": image, "output_prefix": "file:///tmp/fleet/"}
+    root = storage.join(settings.STORAGE_URL, "fleet/")
+    project, created = Project.objects.get_or_create(
+        name="fleet", defaults={"image": image, "output_prefix": root}
     )
+    if created:  # the scene is in the project's storage (a node fetches nothing else)
+        StorageMapping.objects.create(project=project, source=root, destination="/mnt/fleet/")
+    scene = storage.join(root, "scene.blend")
+    backend, key = storage.resolve(scene)
+    backend.write(key, b"BLENDER-v304 a stand-in: the simulated nodes fetch nothing")
     now = timezone.now()
     with transaction.atomic():
         job = RenderJob.objects.create(
@@ -107,12 +119,20 @@ def make_job(nodes: int, frames: int) -> list[int]:
             software=software,
             cluster=cluster,
             name=f"fleet-{nodes}",
-            scene_url="file:///tmp/fleet/scene.blend",
+            scene_url=scene,
+            # What a node is told to fetch (jobs/scene_manifest.py): the scene alone.
+            scene_files={
+                "version": 1,
+                "scene": "scene.blend",
+                "missing": [],
+                "folder": False,
+                "files": [{"url": scene, "place": "scene.blend"}],
+            },
             frame_spec=f"1-{nodes * frames}",
             frame_count=nodes * frames,
             node_count=nodes,
             state=JobState.RUNNING,
-            output_url="file:///tmp/fleet/out/",
+            output_url=storage.join(root, f"out-{nodes}/"),
             started_at=now,
         )
         tasks = Task.objects.bulk_create(
@@ -120,11 +140,8 @@ def make_job(nodes: int, frames: int) -> list[int]:
                 job=job,
                 index=i,
                 frames=list(range(i * frames + 1, (i + 1) * frames + 1)),
-                state=TaskState.RUNNING,
-                attempts=1,
-                node=f"sim-{i:04d}",
-                started_at=now,
-                heartbeat_at=now,
+                state=TaskState.QUEUED,
+                queued_at=now,  # sent: each simulated node claims its own
             )
             for i in range(nodes)
         )
@@ -138,17 +155,58 @@ def make_job(nodes: int, frames: int) -> list[int]:
 
 
 def run_nodes(chunks: list[tuple[int, list[int], str]], args: dict[str, Any], report: Any) -> None:
-    """One process of simulated nodes: one connection and one sender per node, each with
-    its chunk's token."""
+    """One process of simulated nodes: one connection per node, which claims its chunk
+    with the chunk's ticket (all claims sent at once, as when a job is sent to idle
+    nodes), then reports with the token the manager's answer gave."""
+    from kombu import Consumer, Queue
+
+    from renderhub.node.claims import Control
     from renderhub.node_events import EventSender, events_connection
 
-    senders = []
-    for task, frames, token in chunks:
+    controls = {}
+    for task, _frames, _ticket in chunks:
         connection = events_connection(args["broker"])
         connection.ensure_connection(max_retries=3)
-        sender = EventSender(connection, f"sim-{task}")
-        sender.authorize(task, 1, token)
-        senders.append((sender, connection, task, list(frames)))
+        control = Control(connection, f"sim-{task}", "fleet")
+        controls[task] = control
+    # The answers are read as a node does, blocking (BRPOP), by one consumer per process
+    # over its nodes' control queues.
+    answers: dict[int, dict[str, Any]] = {}
+    claim_seconds: list[float] = []
+    sent_at: dict[str, tuple[int, float]] = {}
+
+    def answered(body: Any, message: Any) -> None:
+        for answer in body if isinstance(body, list) else [body]:
+            if isinstance(answer, dict) and answer.get("claim") in sent_at:
+                task, sent = sent_at.pop(answer["claim"])
+                answers[task] = answer
+                claim_seconds.append(time.monotonic() - sent)
+
+    listener = events_connection(args["broker"])
+    queues = [Queue(c.queue, no_declare=True) for c in controls.values()]
+    with Consumer(listener.channel(), queues, callbacks=[answered], accept=["json"], no_ack=True):
+        for task, _frames, ticket in chunks:
+            ident = f"claim-{task}"
+            sent_at[ident] = (task, time.monotonic())
+            controls[task].send(
+                {"kind": "claim", "id": ident, "task": task, "ticket": ticket,
+                 "node": f"sim-{task}", "reply": controls[task].queue}
+            )  # fmt: skip
+        deadline = time.monotonic() + 600
+        while sent_at and time.monotonic() < deadline:
+            try:
+                listener.drain_events(timeout=max(0.1, deadline - time.monotonic()))
+            except TimeoutError:
+                break
+    listener.release()
+    senders = []
+    for task, frames, _ticket in chunks:
+        answer = answers.get(task, {})
+        if answer.get("kind") != "chunk":
+            continue
+        sender = EventSender(controls[task].connection, f"sim-{task}")
+        sender.authorize(task, answer["attempt"], answer["token"])
+        senders.append((sender, controls[task].connection, task, list(frames)))
     start = time.monotonic()
     end = start + args["seconds"]
     ticks = {"progress": start, "frame": start, "heartbeat": start, "flush": start}
@@ -187,7 +245,16 @@ def run_nodes(chunks: list[tuple[int, list[int], str]], args: dict[str, Any], re
 
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu = usage.ru_utime + usage.ru_stime
-    report.put({"sent": sum(s.sent for s, *_ in senders), "cpu_seconds": cpu, **counts})
+    report.put(
+        {
+            "sent": sum(s.sent for s, *_ in senders),
+            "cpu_seconds": cpu,
+            "claims": len(chunks),
+            "claimed": len(senders),
+            "claim_seconds": claim_seconds,
+            **counts,
+        }
+    )
 
 
 # --- the manager --------------------------------------------------------------------------
@@ -251,11 +318,11 @@ def one_round(n: int, args: argparse.Namespace) -> dict[str, Any]:
 
     frames = int(args.seconds / FRAME_EVERY) + 2
     task_ids = make_job(n, frames)
-    from jobs.event_tokens import chunk_token
+    from jobs.event_tokens import claim_ticket
     from jobs.models import Task
 
     rows = dict(Task.objects.filter(pk__in=task_ids).values_list("pk", "frames"))
-    tokens = {pk: chunk_token(pk, 1) for pk in task_ids}
+    tokens = {pk: claim_ticket(pk) for pk in task_ids}  # what each chunk's message carries
     broker = redis.Redis.from_url(args.broker)
     broker.flushdb()
     stats = Path(tempfile.mkstemp(prefix="fleet-manager-", suffix=".json")[1])
@@ -295,6 +362,7 @@ def one_round(n: int, args: argparse.Namespace) -> dict[str, Any]:
     for process in nodes:
         process.join()
     total_sent = sum(r["sent"] for r in sent)
+    claim_times = sorted(t for r in sent for t in r["claim_seconds"])
     reported_done = sum(r["frames_done"] for r in sent)
     from jobs.event_drain import taken_keys
     from jobs.models import RenderJob
@@ -319,6 +387,11 @@ def one_round(n: int, args: argparse.Namespace) -> dict[str, Any]:
     return {
         "nodes": n,
         "seconds": args.seconds,
+        "claims": sum(r["claims"] for r in sent),
+        "claims_granted": sum(r["claimed"] for r in sent),
+        "claim_median_s": _median(claim_times),
+        "claim_p95_s": _p95(claim_times),
+        "all_claimed_s": round(claim_times[-1], 2) if claim_times else None,
         "events_sent": total_sent,
         "events_applied": applied,
         "lost_events": max(0, total_sent - applied),

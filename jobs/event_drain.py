@@ -36,7 +36,7 @@ from kombu import Connection
 from renderhub.node_events import EVENTS_QUEUE, REDIS_OPTIONS, events_queue
 
 from .events import Applied
-from .node_requests import Reply, handle
+from .node_requests import ClaimWorkers, handle
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +58,31 @@ def drain(
     max_wait: float = 0.1,
     on_batch: Callable[[Applied, int], None] | None = None,
     name: str = "default",
+    claim_threads: int = 4,
 ) -> None:
     """Apply node events until ``stop`` is set. ``on_batch(applied, messages)`` after each.
-    Drains running side by side on Redis need distinct ``name``s."""
-    if connection.transport.driver_type == "redis":
-        _drain_redis(connection, stop, max_messages, on_batch, name)
-        return
+    Drains running side by side on Redis need distinct ``name``s. Claims are answered by
+    ``claim_threads`` threads beside the loop (``node_requests.ClaimWorkers``)."""
+    claims = ClaimWorkers(claim_threads, lambda: Replier(connection.clone(), owned=True))
+    try:
+        if connection.transport.driver_type == "redis":
+            _drain_redis(connection, stop, max_messages, on_batch, name, claims)
+        else:
+            _drain_kombu(connection, stop, max_messages, max_wait, on_batch, claims)
+    finally:
+        claims.close()
+
+
+def _drain_kombu(
+    connection: Connection,
+    stop: threading.Event,
+    max_messages: int,
+    max_wait: float,
+    on_batch: Callable[[Applied, int], None] | None,
+    claims: ClaimWorkers,
+) -> None:
     waiting: list[Any] = []
+    replier = Replier(connection)
 
     def received(body: Any, message: Any) -> None:
         waiting.append((body, message))
@@ -100,7 +118,7 @@ def drain(
             events = [e for body, _ in batch if isinstance(body, list) for e in body]
             try:
                 close_old_connections()
-                applied, replies = handle(events)
+                applied, _ = handle(events, replier, claims)
             except Exception:
                 log.exception("could not apply %d events; they are put back", len(events))
                 for _, message in batch:
@@ -109,20 +127,27 @@ def drain(
                 continue
             for _, message in batch:
                 message.ack()
-            send_replies(connection, replies)
             if on_batch is not None:
                 on_batch(applied, len(batch))
 
 
-def send_replies(connection: Connection, replies: list[Reply]) -> None:
-    """Answer the nodes (claims, stops); one that cannot be sent is logged: a node whose
-    claim goes unanswered asks again, a stop is sent again at the next heartbeat."""
-    if not replies:
-        return
-    producer = connection.Producer(serializer="json")
-    for queue, body in replies:
+class Replier:
+    """Answers the nodes (claims, stops) on their queues. One that cannot be sent is
+    logged: a node whose claim goes unanswered gives the chunk up (it is sent again), a
+    stop is sent again at the next heartbeat."""
+
+    def __init__(self, connection: Connection, *, owned: bool = False) -> None:
+        self.connection = connection
+        self.owned = owned  # released by close()
+        self.producer = connection.Producer(serializer="json")
+
+    def close(self) -> None:
+        if self.owned:
+            self.connection.release()
+
+    def __call__(self, queue: str, body: dict[str, Any]) -> None:
         try:
-            producer.publish(
+            self.producer.publish(
                 [body], exchange="", routing_key=queue, retry=True, retry_policy={"max_retries": 2}
             )
         except Exception:
@@ -158,12 +183,14 @@ def _drain_redis(
     max_messages: int,
     on_batch: Callable[[Applied, int], None] | None,
     name: str,
+    claims: ClaimWorkers,
 ) -> None:
     import redis
 
     queue, taken = taken_keys(name)
     client = redis.Redis.from_url(connection.as_uri(include_password=True))
     take = client.register_script(TAKE)
+    replier = Replier(connection)
     with _closing_database(), contextlib.closing(client), _name_held(client, taken, name, stop):
         left_over: list[Any] | None = None  # first, what a drain of this name left taken
         while not stop.is_set():
@@ -184,7 +211,7 @@ def _drain_redis(
             events = [e for raw in batch for e in _events_of(raw)]
             try:
                 close_old_connections()
-                applied, replies = handle(events)
+                applied, _ = handle(events, replier, claims)
             except Exception:
                 log.exception("could not apply %d events; trying them again", len(events))
                 left_over = batch
@@ -195,7 +222,6 @@ def _drain_redis(
                 client.delete(taken)
             except redis.RedisError:  # applied: the next delete, or a restart, clears them
                 log.exception("could not clear the applied batch")
-            send_replies(connection, replies)
             if on_batch is not None:
                 on_batch(applied, len(batch))
 

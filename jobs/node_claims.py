@@ -24,7 +24,7 @@ from django.conf import settings
 from django.utils.crypto import constant_time_compare
 
 from renderhub import storage
-from renderhub.storage.grants import read_link, write_grant
+from renderhub.storage.grants import read_link, write_grant, write_grants
 
 from . import runner, scene_manifest, services
 from .choices import FrameState
@@ -77,23 +77,22 @@ def chunk_for_node(task: Task, attempt: TaskAttempt) -> dict[str, Any]:
         .order_by("number")
         .values_list("number", flat=True)
     )
-    scene, files = _scene_files(job)
+    scene, scene_files = _scene_files(job)
     lifetime = int(settings.RENDER_TIMEOUT) + 600
     limit = int(settings.RENDER_MAX_FILE_SIZE)
     folder = attempt_folder(task, attempt.number)
     Task.objects.filter(pk=task.pk).update(
         log_url=storage.join(job.output_url, "_logs", folder + "/")
     )
-    outputs = {}
-    for number in frames:
-        name = frame_name(job.scene_url, number)
-        outputs[str(number)] = {
-            "name": name,
-            "file": write_grant(storage.join(job.output_url, name), lifetime, limit),
-            "thumbnail": write_grant(
-                storage.join(job.output_url, "_thumbs", name), lifetime, 16 << 20
-            ),
-        }
+    names = {number: frame_name(job.scene_url, number) for number in frames}
+    files = write_grants(job.output_url, list(names.values()), lifetime, limit)
+    thumbs = write_grants(
+        storage.join(job.output_url, "_thumbs/"), list(names.values()), lifetime, 16 << 20
+    )
+    outputs = {
+        str(number): {"name": name, "file": files[name], "thumbnail": thumbs[name]}
+        for number, name in names.items()
+    }
     return {
         "kind": "chunk",
         "task": task.pk,
@@ -105,7 +104,7 @@ def chunk_for_node(task: Task, attempt: TaskAttempt) -> dict[str, Any]:
         "variables": job.parameters,
         "frames": frames,
         "scene": scene,
-        "files": files,
+        "files": scene_files,
         "output_name": scene_stem(job.scene_url) + "_####",
         "progress_parser": software.progress_parser,
         "timeout": settings.RENDER_TIMEOUT,

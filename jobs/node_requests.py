@@ -17,9 +17,13 @@ write into a render queue or the events queue.
 from __future__ import annotations
 
 import logging
+import queue
 import re
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from typing import Any
+
+from django.db import close_old_connections, connections
 
 from clusters.choices import NodeState
 
@@ -33,8 +37,20 @@ NODE_FACTS = {"cpu_percent", "memory_percent", "cpu_count", "concurrency", "ip_a
 Reply = tuple[str, dict[str, Any]]
 
 
-def handle(events: Iterable[Any]) -> tuple[Applied, list[Reply]]:
-    """Apply a batch; the answers to send, each ``(queue, body)``."""
+def handle(
+    events: Iterable[Any],
+    send: Callable[[str, dict[str, Any]], None] | None = None,
+    claim_workers: ClaimWorkers | None = None,
+) -> tuple[Applied, list[Reply]]:
+    """Apply a batch; the answers made, each ``(queue, body)``, each also given to ``send``
+    as soon as it is made. With ``claim_workers`` the claims are handed to them (answered
+    beside the next batches, each on its own), else answered here one by one."""
+
+    def answer(queue: str, body: dict[str, Any]) -> None:
+        replies.append((queue, body))
+        if send is not None:
+            send(queue, body)
+
     claims: list[dict[str, Any]] = []
     reports: list[dict[str, Any]] = []
     rest: list[Any] = []
@@ -42,11 +58,11 @@ def handle(events: Iterable[Any]) -> tuple[Applied, list[Reply]]:
         kind = event.get("kind") if isinstance(event, dict) else None
         (claims if kind == "claim" else reports if kind == "node" else rest).append(event)
     applied = apply_events(rest)
-    replies: list[Reply] = [
-        (queue, {"kind": "stop", "task": task, "attempt": attempt, "reason": "not yours any more"})
-        for queue, task, attempt in sorted(applied.stops)
-        if REPLY_QUEUE.match(queue)
-    ]
+    replies: list[Reply] = []
+    for reply_to, task, attempt in sorted(applied.stops):
+        if REPLY_QUEUE.match(reply_to):
+            answer(reply_to, {"kind": "stop", "task": task, "attempt": attempt,
+                              "reason": "not yours any more"})  # fmt: skip
     for report in reports:
         try:
             node_report(report)
@@ -56,13 +72,59 @@ def handle(events: Iterable[Any]) -> tuple[Applied, list[Reply]]:
         if not isinstance(claim.get("reply"), str) or not REPLY_QUEUE.match(claim["reply"]):
             log.warning("dropped a claim with no queue to answer on: %r", claim.get("reply"))
             continue
-        try:
-            replies.append((claim["reply"], node_claims.answer_claim(claim)))
-        except Exception as exc:
-            log.exception("could not answer the claim of chunk %r", claim.get("task"))
-            answer = {"kind": "refused", "claim": claim.get("id"), "reason": f"manager: {exc}"}
-            replies.append((claim["reply"], answer))
+        if claim_workers is not None:
+            claim_workers.put(claim)
+        else:
+            answer(claim["reply"], _answered(claim))
     return applied, replies
+
+
+def _answered(claim: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return node_claims.answer_claim(claim)
+    except Exception as exc:
+        log.exception("could not answer the claim of chunk %r", claim.get("task"))
+        return {"kind": "refused", "claim": claim.get("id"), "reason": f"manager: {exc}"}
+
+
+class ClaimWorkers:
+    """Threads answering claims beside the drain's loop, so a burst of claims (a job sent
+    to a thousand idle nodes) neither holds up the events of the nodes already rendering
+    nor waits for one claim after another. Each thread has its own database connection
+    (closed when it stops) and its own way to answer (``make_send()``). A claim taken but
+    not yet answered when the drain dies is lost like a message: its node gives the chunk
+    up after its wait, and the manager sends the chunk again."""
+
+    def __init__(self, threads: int, make_send: Callable[[], Callable[[str, Any], None]]) -> None:
+        self.todo: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.make_send = make_send
+        self.threads = [
+            threading.Thread(target=self._run, daemon=True, name=f"claims-{i}")
+            for i in range(max(1, threads))
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def put(self, claim: dict[str, Any]) -> None:
+        self.todo.put(claim)
+
+    def _run(self) -> None:
+        send = self.make_send()
+        try:
+            while (claim := self.todo.get()) is not None:
+                close_old_connections()
+                send(claim["reply"], _answered(claim))
+        finally:
+            connections.close_all()
+            if callable(closing := getattr(send, "close", None)):
+                closing()
+
+    def close(self) -> None:
+        """Answer what was handed over, then stop."""
+        for _ in self.threads:
+            self.todo.put(None)
+        for thread in self.threads:
+            thread.join()
 
 
 def node_report(report: dict[str, Any]) -> None:

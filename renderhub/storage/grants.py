@@ -44,20 +44,36 @@ def read_link(url: str, expires: int) -> str:
 
 def write_grant(prefix_url: str, expires: int, max_bytes: int) -> dict[str, Any]:
     """The right to write files named ``<prefix><tail>`` (see the module docstring)."""
-    backend, key = resolve(prefix_url)
-    prefix = normalize_key(key, is_prefix=key.endswith("/"))
+    folder, _, name = prefix_url.rstrip("/").rpartition("/")
+    name += "/" if prefix_url.endswith("/") else ""
+    return write_grants(folder + "/", [name], expires, max_bytes)[name]
+
+
+def write_grants(
+    folder_url: str, names: list[str], expires: int, max_bytes: int
+) -> dict[str, dict[str, Any]]:
+    """A grant per name in one folder (``<folder><name><tail>`` each): the folder is
+    resolved and checked once, however many frames a chunk has."""
+    backend, key = resolve(folder_url)
+    folder = normalize_key(key, is_prefix=True)
     if isinstance(backend, OSSStorage):
-        return _oss_grant(backend, prefix, expires, max_bytes)
+        return {n: _oss_grant(backend, folder + n, expires, max_bytes) for n in names}
     if isinstance(backend, LocalStorage):
-        return _local_grant(backend, prefix, expires, max_bytes)
-    raise StorageError(f"no write grant for {prefix_url}")  # pragma: no cover - two backends
+        # Local keys are relative to LOCAL_STORAGE_ROOT, which the upload endpoint writes
+        # to; a folder that leaves the root (a planted link) is refused here, and the
+        # endpoint checks each write again.
+        backend.target_path(folder.rstrip("/") + "/x")
+        grants = {}
+        for name in names:
+            plain = name.removesuffix("/")  # a name, or a folder's (the logs')
+            if not plain or "/" in plain or plain in (".", ".."):
+                raise StorageError(f"not a name in {folder_url}: {name!r}")
+            grants[name] = _local_grant(folder + name, expires, max_bytes)
+        return grants
+    raise StorageError(f"no write grant for {folder_url}")  # pragma: no cover - two backends
 
 
-def _local_grant(
-    backend: LocalStorage, prefix: str, expires: int, max_bytes: int
-) -> dict[str, Any]:
-    # Local keys are relative to LOCAL_STORAGE_ROOT, which the upload endpoint writes to.
-    backend.target_path(prefix.rstrip("/"))  # refuses a prefix whose folder leaves the root
+def _local_grant(prefix: str, expires: int, max_bytes: int) -> dict[str, Any]:
     token = signing.TimestampSigner(salt=UPLOAD_SALT).sign_object(
         {"p": prefix, "e": int(expires), "m": int(max_bytes)}, compress=True
     )

@@ -15,13 +15,21 @@ from renderhub.node_events import events_connection
 
 class Command(BaseCommand):
     help = (
-        "Drain the renderhub.events queue and apply the nodes' events in batches (one "
-        "database connection for every node). Runs until SIGINT or SIGTERM."
+        "Drain the renderhub.events queue: apply the nodes' events in batches (one "
+        "database connection for every node), record their reports and answer their claims. "
+        "Runs until SIGINT or SIGTERM."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--batch", type=int, default=500, help="Most messages applied at once (500)."
+        )
+        parser.add_argument(
+            "--claim-threads",
+            type=int,
+            default=4,
+            help="Threads answering render nodes' claims beside the events (4), each with "
+            "its own database connection.",
         )
         parser.add_argument(
             "--name",
@@ -38,6 +46,12 @@ class Command(BaseCommand):
         with events_connection(settings.CELERY_BROKER_URL, options_) as connection:
             self.stdout.write("Applying node events; stop with Ctrl-C.")
             try:
-                drain(connection, stop, max_messages=options["batch"], name=options["name"])
+                drain(
+                    connection,
+                    stop,
+                    max_messages=options["batch"],
+                    name=options["name"],
+                    claim_threads=options["claim_threads"],
+                )
             except DrainNameTaken as exc:
                 raise CommandError(str(exc)) from None
