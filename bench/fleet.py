@@ -38,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -103,12 +104,13 @@ def make_job(nodes: int, frames: int) -> list[int]:
         image=image, name="sim", defaults={"command_template": ["true", "{scene}"]}
     )
     cluster, _ = Cluster.objects.get_or_create(name="fleet", defaults={"image": image})
+    # A project of this run's own (the database may hold earlier runs', whose storage was
+    # another scratch folder), the scene in its storage: a node fetches nothing else.
     root = storage.join(settings.STORAGE_URL, "fleet/")
-    project, created = Project.objects.get_or_create(
-        name="fleet", defaults={"image": image, "output_prefix": root}
+    project = Project.objects.create(
+        name=f"fleet-{uuid.uuid4().hex[:8]}", image=image, output_prefix=root
     )
-    if created:  # the scene is in the project's storage (a node fetches nothing else)
-        StorageMapping.objects.create(project=project, source=root, destination="/mnt/fleet/")
+    StorageMapping.objects.create(project=project, source=root, destination="/mnt/fleet/")
     scene = storage.join(root, "scene.blend")
     backend, key = storage.resolve(scene)
     backend.write(key, b"BLENDER-v304 a stand-in: the simulated nodes fetch nothing")

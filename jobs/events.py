@@ -61,6 +61,9 @@ class Applied:
     # (reply queue, task, attempt) of genuine events about an attempt that no longer runs:
     # the node is told to stop it (jobs.node_requests).
     stops: set[tuple[str, int, int]] = field(default_factory=set)
+    # (reply queue, task, attempt) of heartbeats of running attempts asking for new write
+    # grants (node_claims.renew_grants).
+    renewals: set[tuple[str, int, int]] = field(default_factory=set)
 
 
 def _valid(event: Any) -> bool:
@@ -129,6 +132,8 @@ def apply_events(events: Iterable[dict[str, Any]]) -> Applied:
                     failed.append((task_id, int(event["frame"]), str(event.get("reason", ""))))
                 elif kind in ("heartbeat", "progress", "log"):
                     values.update(_beat(event))
+                    if event.get("renew") is True and isinstance(event.get("reply"), str):
+                        applied.renewals.add((event["reply"], task_id, event["attempt"]))
                 elif kind == "finished":
                     finished.setdefault(task_id, event)
                     values.update(_beat(event))  # the logs' last tails

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import posixpath
+import time
 from typing import Any
 
 from django.conf import settings
@@ -27,7 +28,7 @@ from renderhub import storage
 from renderhub.storage.grants import read_link, write_grant, write_grants
 
 from . import runner, scene_manifest, services
-from .choices import FrameState
+from .choices import FrameState, TaskState
 from .event_tokens import chunk_token, claim_ticket
 from .frame_names import frame_name, scene_stem
 from .models import RenderJob, Task, TaskAttempt
@@ -36,6 +37,9 @@ from .scene_staging import SceneFileGone
 log = logging.getLogger(__name__)
 
 READ_LINK_SECONDS = 900  # staging happens as the chunk starts
+# A claim whose node stops waiting within this many seconds is not taken (its chunk would
+# be claimed with nobody rendering it until the reaper noticed).
+CLAIM_MARGIN_SECONDS = 5
 
 
 def attempt_folder(task: Task, attempt: int) -> str:
@@ -55,6 +59,8 @@ def answer_claim(claim: dict[str, Any]) -> dict[str, Any]:
     if not constant_time_compare(ticket, claim_ticket(task_id)):
         log.warning("refused a claim of chunk %s by %s without its ticket", task_id, node)
         return refused("this chunk's ticket is not the one its message carried")
+    if _given_up(claim):  # nobody listens for the answer any more
+        return refused("the node stopped waiting for this answer")
     if runner.pass_on_if_blocked(task_id, node) is not None:
         return refused("passed on: this node failed the job before")
     claimed = runner.claim(task_id, node)
@@ -69,6 +75,12 @@ def answer_claim(claim: dict[str, Any]) -> dict[str, Any]:
         return refused(str(exc))
 
 
+def _given_up(claim: dict[str, Any]) -> bool:
+    sent, wait = claim.get("sent"), claim.get("wait")
+    numbers = isinstance(sent, int | float) and isinstance(wait, int | float)
+    return numbers and time.time() > sent + wait - CLAIM_MARGIN_SECONDS
+
+
 def chunk_for_node(task: Task, attempt: TaskAttempt) -> dict[str, Any]:
     """The claimed chunk as a node without keys runs it."""
     job, software = task.job, task.job.software
@@ -78,21 +90,8 @@ def chunk_for_node(task: Task, attempt: TaskAttempt) -> dict[str, Any]:
         .values_list("number", flat=True)
     )
     scene, scene_files = _scene_files(job)
-    lifetime = int(settings.RENDER_TIMEOUT) + 600
-    limit = int(settings.RENDER_MAX_FILE_SIZE)
-    folder = attempt_folder(task, attempt.number)
-    Task.objects.filter(pk=task.pk).update(
-        log_url=storage.join(job.output_url, "_logs", folder + "/")
-    )
-    names = {number: frame_name(job.scene_url, number) for number in frames}
-    files = write_grants(job.output_url, list(names.values()), lifetime, limit)
-    thumbs = write_grants(
-        storage.join(job.output_url, "_thumbs/"), list(names.values()), lifetime, 16 << 20
-    )
-    outputs = {
-        str(number): {"name": name, "file": files[name], "thumbnail": thumbs[name]}
-        for number, name in names.items()
-    }
+    logs = storage.join(job.output_url, "_logs", attempt_folder(task, attempt.number) + "/")
+    Task.objects.filter(pk=task.pk).update(log_url=logs)
     return {
         "kind": "chunk",
         "task": task.pk,
@@ -117,11 +116,49 @@ def chunk_for_node(task: Task, attempt: TaskAttempt) -> dict[str, Any]:
             "processes": settings.RENDER_MAX_PROCESSES,
             "memory": settings.RENDER_MAX_MEMORY,
         },
-        "outputs": outputs,
-        "logs": write_grant(
-            storage.join(job.output_url, "_logs", folder + "/"), lifetime, 64 << 20
-        ),
+        **grants_for(job, logs, frames),
     }
+
+
+def grants_for(job: RenderJob, logs: str, frames: list[int]) -> dict[str, Any]:
+    """The write grants of one attempt: a frame's file and thumbnail for each of
+    ``frames``, the attempt's log folder ``logs``; good for RENDER_GRANT_SECONDS
+    (``grant_seconds`` tells the node, which asks for new ones before: ``renew_grants``)."""
+    lifetime = int(settings.RENDER_GRANT_SECONDS)
+    names = {number: frame_name(job.scene_url, number) for number in frames}
+    size = int(settings.RENDER_MAX_FILE_SIZE)
+    files = write_grants(job.output_url, list(names.values()), lifetime, size)
+    thumbs = write_grants(
+        storage.join(job.output_url, "_thumbs/"), list(names.values()), lifetime, 16 << 20
+    )
+    return {
+        "grant_seconds": lifetime,
+        "outputs": {
+            str(number): {"name": name, "file": files[name], "thumbnail": thumbs[name]}
+            for number, name in names.items()
+        },
+        "logs": write_grant(logs, lifetime, 64 << 20),
+    }
+
+
+def renew_grants(task_id: int, attempt: int) -> dict[str, Any] | None:
+    """New write grants for a running attempt's frames not done yet (a heartbeat asked,
+    with the attempt's token: ``events.apply_events`` checked it); None once the attempt
+    no longer runs."""
+    task = (
+        Task.objects.select_related("job")
+        .filter(pk=task_id, state=TaskState.RUNNING, attempts=attempt)
+        .first()
+    )
+    if task is None or not task.log_url:
+        return None
+    frames = list(
+        task.frame_set.exclude(state=FrameState.DONE)
+        .order_by("number")
+        .values_list("number", flat=True)
+    )
+    return {"kind": "grants", "task": task_id, "attempt": attempt,
+            **grants_for(task.job, task.log_url, frames)}  # fmt: skip
 
 
 def _scene_files(job: RenderJob) -> tuple[str, list[dict[str, Any]]]:

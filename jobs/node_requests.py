@@ -8,7 +8,8 @@ and the answers that go back (``jobs.event_drain`` calls :func:`handle`).
 * ``claim`` requests are answered one by one (``node_claims.answer_claim``);
 * a genuine event about an attempt that no longer runs (cancelled, paused now, requeued,
   reaped) is answered with a ``stop`` on the queue the node named, so the node kills the
-  renderer at its next heartbeat.
+  renderer at its next heartbeat; a heartbeat of a running attempt that asks to ``renew``
+  is answered with new write grants (``node_claims.renew_grants``).
 
 Answers go only to queues named ``renderhub.node.<…>``: a node cannot make the drain
 write into a render queue or the events queue.
@@ -63,6 +64,9 @@ def handle(
         if REPLY_QUEUE.match(reply_to):
             answer(reply_to, {"kind": "stop", "task": task, "attempt": attempt,
                               "reason": "not yours any more"})  # fmt: skip
+    for reply_to, task, attempt in sorted(applied.renewals):
+        if REPLY_QUEUE.match(reply_to) and (grants := node_claims.renew_grants(task, attempt)):
+            answer(reply_to, grants)
     for report in reports:
         try:
             node_report(report)

@@ -221,6 +221,9 @@ UPLOAD_POLICY_SECONDS = env.int("UPLOAD_POLICY_SECONDS", default=3600)
 RENDERHUB_DEPLOYMENT_TAG = env.str("RENDERHUB_DEPLOYMENT_TAG", default="renderhub")
 RENDER_TIMEOUT = env.int("RENDER_TIMEOUT", default=6 * 3600)  # hard limit per chunk, seconds
 RENDER_MAX_NODES_PER_JOB = env.int("RENDER_MAX_NODES_PER_JOB", default=64)
+# How long a render node's write grants (its chunk's frames and logs) stay good; a node
+# renews them with its heartbeats while the chunk runs (jobs.node_claims).
+RENDER_GRANT_SECONDS = env.int("RENDER_GRANT_SECONDS", default=3600)
 # Clusters are shared: a member's job above this priority would make other projects' jobs
 # wait. Higher priorities need the change-render-job right (a render wrangler, staff).
 RENDER_MEMBER_MAX_PRIORITY = env.int("RENDER_MEMBER_MAX_PRIORITY", default=0)

@@ -188,6 +188,10 @@ class NodeChunk:
         outcome: tuple[str, str, int | None] = ("crashed", "", None)
         beat_every = float(self.grant.get("heartbeat") or 5)
         next_beat = 0.0
+        lifetime = float(self.grant.get("grant_seconds") or 3600)
+        # New grants are asked for this long before the old ones end (a heartbeat or two
+        # before at the least).
+        renew_at = time.monotonic() + lifetime - max(min(600.0, lifetime / 2), 3 * beat_every)
         cpu = CpuMeter()
         while True:
             try:
@@ -221,10 +225,18 @@ class NodeChunk:
                     cpu=cpu.percent(self.process.pid),
                     tails=self.tails(),
                     reply=self.control.queue,
+                    renew=time.monotonic() >= renew_at,
                 )
                 if self.lost or (reason := self.control.stopped(self.task, self.attempt)):
                     self.lost = self.lost or reason
                     self.kill()
+                if renewed := self.control.renewed(self.task, self.attempt):
+                    # Replaced whole: the upload thread reads the new ones from now on.
+                    self.grant = {**self.grant, "outputs": renewed["outputs"],
+                                  "logs": renewed["logs"]}  # fmt: skip
+                    renew_at = (
+                        time.monotonic() + lifetime - max(min(600.0, lifetime / 2), 3 * beat_every)
+                    )
         self.uploads.put(None)
         code = self.process.wait()
         while (item := self.uploaded.get()) is not None:  # the uploads' end is a None

@@ -41,6 +41,7 @@ class Control:
         self._queue = Queue(self.queue, channel=self.channel, no_declare=True)
         self._producer = connection.Producer(serializer="json")
         self.stops: list[dict[str, Any]] = []
+        self.grants: list[dict[str, Any]] = []  # renewed write grants, newest last
 
     def send(self, message: dict[str, Any]) -> None:
         now = time.time()
@@ -79,6 +80,7 @@ class Control:
                     "ticket": ticket,
                     "node": self.node,
                     "reply": self.queue,
+                    "wait": timeout,  # after that this slot no longer listens
                 }
             )
             while (left := deadline - time.monotonic()) > 0:
@@ -106,6 +108,8 @@ class Control:
                     found.append(item)
                     if item.get("kind") == "stop":
                         self.stops.append(item)
+                    elif item.get("kind") == "grants":
+                        self.grants.append(item)
         return found
 
     def stopped(self, task: int, attempt: int) -> str:
@@ -115,6 +119,12 @@ class Control:
             if stop.get("task") == task and stop.get("attempt") == attempt:
                 return str(stop.get("reason") or "stopped by the manager")
         return ""
+
+    def renewed(self, task: int, attempt: int) -> dict[str, Any] | None:
+        """The newest write grants the manager sent for this attempt since the last call."""
+        mine = [g for g in self.grants if g.get("task") == task and g.get("attempt") == attempt]
+        self.grants = [g for g in self.grants if g not in mine]
+        return mine[-1] if mine else None
 
     def close(self) -> None:
         self.connection.release()

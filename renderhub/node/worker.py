@@ -25,7 +25,9 @@ from .claims import Control, NoAnswer
 
 log = logging.getLogger(__name__)
 
-CLAIM_TIMEOUT = 30.0  # seconds a slot waits for the manager to answer a claim
+# Seconds a slot waits for the manager to answer a claim: a thousand nodes claiming at once
+# are all answered in about half a minute (docs/BENCHMARKS.md, the fleet).
+CLAIM_TIMEOUT = 120.0
 
 app = Celery("renderhub-node")
 app.conf.update(

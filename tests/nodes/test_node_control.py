@@ -103,3 +103,25 @@ def test_a_node_killed_mid_chunk_loses_no_frame(
     assert job.frame_set.filter(state=FrameState.DONE).count() == 6
     task.refresh_from_db()
     assert task.node == "b@node" and task.attempts >= 2
+
+
+def test_a_chunk_longer_than_its_grants_renews_them_with_its_heartbeats(
+    project, fake_software, cluster, scene_url, nodes, settings
+) -> None:
+    settings.RENDER_GRANT_SECONDS = 6  # grants end long before the chunk does
+    nodes.start("a", cluster)
+    job = submit_one(
+        project, fake_software, cluster, scene_url, frames="1-14", nodes=1,
+        parameters={"mode": "steady"},
+    )  # fmt: skip
+    wait_for(job, timeout=120, explain=lambda: nodes.log("a")[-3000:])
+    assert job.state == JobState.FINISHED, job.failure_reason
+    assert job.frames_done == 14
+    # Every frame's file was written, the last ones with grants renewed on the way.
+    from renderhub import storage
+
+    for frame in job.frame_set.all():
+        backend, key = storage.resolve(frame.output_url)
+        assert backend.exists(key)
+    attempt = job.tasks.get().history.get()
+    assert attempt.number == 1 and "frame_done frame=14" in attempt.agent_log_tail
