@@ -77,8 +77,9 @@ def answer_claim(claim: dict[str, Any]) -> dict[str, Any]:
 
 def _given_up(claim: dict[str, Any]) -> bool:
     sent, wait = claim.get("sent"), claim.get("wait")
-    numbers = isinstance(sent, int | float) and isinstance(wait, int | float)
-    return numbers and time.time() > sent + wait - CLAIM_MARGIN_SECONDS
+    if not (isinstance(sent, int | float) and isinstance(wait, int | float)):
+        return False
+    return time.time() > sent + wait - CLAIM_MARGIN_SECONDS
 
 
 def chunk_for_node(task: Task, attempt: TaskAttempt) -> dict[str, Any]:
