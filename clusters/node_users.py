@@ -8,8 +8,8 @@ its unacked messages), so the user can be confined to:
 
 * ``~renderhub.cluster.<name>:*``: the cluster's queue and kombu's keys for it;
 * ``~renderhub.events:renderhub.node.<name>.*``: the answers to its own nodes' claims;
-* ``%W~renderhub.events:renderhub.events``: the events list, write-only (it can publish
-  events and claims, and read none);
+* ``renderhub.events:renderhub.events``, the events list, through a selector that allows
+  ``LPUSH`` only: it can publish events and claims, and neither read nor drop any;
 * channels ``&renderhub.cluster.<name>:*`` only, and no dangerous command (``KEYS``,
   ``SCAN``, ``MONITOR``, ``CONFIG``, ``ACL``, ``FLUSHALL``, ``INFO``…).
 
@@ -64,7 +64,6 @@ def acl_rules(cluster: Cluster) -> list[str]:
         "resetkeys",
         f"~{prefix}*",
         f"~{events}renderhub.node.{cluster.name}.*",
-        f"%W~{events}{EVENTS_QUEUE}",
         "resetchannels",
         f"&{prefix}*",
         "-@all",
@@ -72,6 +71,9 @@ def acl_rules(cluster: Cluster) -> list[str]:
         "-@dangerous",
         "-scan",
         "-randomkey",
+        # The events list through a selector of its own: LPUSH and nothing else (a write
+        # permission alone would let DEL, LTRIM or EXPIRE drop every node's events).
+        f"(%W~{events}{EVENTS_QUEUE} +lpush)",
     ]
 
 

@@ -20,6 +20,12 @@ class JobsConfig(AppConfig):
         job_state_changed.connect(scheduling.upstream_changed, dispatch_uid="jobs.upstream")
 
         uploads.register_overwrite_check(_used_by_unfinished_job)
+        # A render node's local write grants end with its chunk's claim.
+        from renderhub.storage.grants import register_owner_check
+
+        from .node_claims import owner_alive
+
+        register_owner_check(owner_alive)
 
 
 def _used_by_unfinished_job(url: str) -> str | None:

@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from django.db import close_old_connections, connections
+from django.db import InterfaceError, OperationalError, close_old_connections, connections
 from kombu import Connection
 
 from renderhub.node_events import EVENTS_QUEUE, REDIS_OPTIONS, events_queue
@@ -115,10 +115,11 @@ def _drain_kombu(
             if not waiting:
                 continue
             batch, waiting[:] = list(waiting), []
-            events = [e for body, _ in batch if isinstance(body, list) for e in body]
+            messages = [body if isinstance(body, list) else [] for body, _ in batch]
+            events = [e for body in messages for e in body]
             try:
                 close_old_connections()
-                applied, _ = handle(events, replier, claims)
+                applied = apply_messages(messages, replier, claims)
             except Exception:
                 log.exception("could not apply %d events; they are put back", len(events))
                 for _, message in batch:
@@ -129,6 +130,26 @@ def _drain_kombu(
                 message.ack()
             if on_batch is not None:
                 on_batch(applied, len(batch))
+
+
+def apply_messages(messages: list[list[Any]], replier: Replier, claims: ClaimWorkers) -> Applied:
+    """Apply a batch of messages' events. A batch that fails for its content (not for the
+    database being away, which is tried again whole) is applied message by message, and a
+    message that fails alone is dropped with an error in the log: one odd message never
+    stops the drain for every other node."""
+    try:
+        return handle([e for body in messages for e in body], replier, claims)[0]
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception:
+        if len(messages) == 1:
+            log.exception("dropped a message whose %d events cannot be applied", len(messages[0]))
+            return Applied(invalid=len(messages[0]))
+        log.exception("a batch of %d messages failed; applying them one by one", len(messages))
+    total = Applied()
+    for body in messages:
+        total.add(apply_messages([body], replier, claims))
+    return total
 
 
 class Replier:
@@ -208,10 +229,11 @@ def _drain_redis(
                 continue
             if not batch:
                 continue
-            events = [e for raw in batch for e in _events_of(raw)]
+            messages = [_events_of(raw) for raw in batch]
+            events = [e for body in messages for e in body]
             try:
                 close_old_connections()
-                applied, _ = handle(events, replier, claims)
+                applied = apply_messages(messages, replier, claims)
             except Exception:
                 log.exception("could not apply %d events; trying them again", len(events))
                 left_over = batch
@@ -285,7 +307,7 @@ def _events_of(raw: bytes | str) -> list[Any]:
         if envelope.get("properties", {}).get("body_encoding") == "base64":
             body = base64.b64decode(body)
         events = json.loads(body)
-    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error, RecursionError) as exc:
         log.error("dropped an event message that is not JSON: %s", exc)
         return []
     return events if isinstance(events, list) else []

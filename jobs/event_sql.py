@@ -51,13 +51,13 @@ def _chunks(rows: Sequence[Any]) -> list[Sequence[Any]]:
 
 
 def start_frames(frames: Sequence[tuple[int, int]], now: datetime) -> None:
-    """Mark queued frames ``(job_id, number)`` running."""
+    """Mark queued frames ``(task_id, number)`` running: a chunk's own frames only."""
     table = Frame._meta.db_table
     for part in _chunks(frames):
-        source, params = _values(part, ("job_id", "number"), ("int", "int"))
+        source, params = _values(part, ("task_id", "number"), ("int", "int"))
         sql = (
             f"UPDATE {table} SET state = %s, started_at = %s FROM {source} "  # noqa: S608
-            f"WHERE {table}.job_id = v.job_id AND {table}.number = v.number "
+            f"WHERE {table}.task_id = v.task_id AND {table}.number = v.number "
             f"AND {table}.state = %s"
         )
         started = connection.ops.adapt_datetimefield_value(now)
@@ -68,21 +68,22 @@ def start_frames(frames: Sequence[tuple[int, int]], now: datetime) -> None:
 def finish_frames(
     frames: Sequence[tuple[int, int, float, str, str]], now: datetime
 ) -> dict[int, tuple[int, float]]:
-    """Mark frames ``(job_id, number, seconds, output_url, thumbnail_url)`` done, each once
-    (not one done, failed or cancelled already); per job, how many and their seconds."""
+    """Mark frames ``(task_id, number, seconds, output_url, thumbnail_url)`` done, each once
+    (not one done, failed or cancelled already) and only their own chunk's; per job, how
+    many and their seconds."""
     table = Frame._meta.db_table
     ended = [FrameState.DONE, FrameState.FAILED, FrameState.CANCELLED]
     per_job: dict[int, tuple[int, float]] = defaultdict(lambda: (0, 0.0))
     for part in _chunks(frames):
         source, params = _values(
             part,
-            ("job_id", "number", "seconds", "output_url", "thumbnail_url"),
+            ("task_id", "number", "seconds", "output_url", "thumbnail_url"),
             ("int", "int", "float", "text", "text"),
         )
         sql = (
             f"UPDATE {table} SET state = %s, finished_at = %s, seconds = v.seconds, "  # noqa: S608
             "output_url = v.output_url, thumbnail_url = v.thumbnail_url, failure_reason = '' "
-            f"FROM {source} WHERE {table}.job_id = v.job_id AND {table}.number = v.number "
+            f"FROM {source} WHERE {table}.task_id = v.task_id AND {table}.number = v.number "
             f"AND {table}.state NOT IN (%s, %s, %s) RETURNING {table}.job_id, {table}.seconds"
         )
         finished = connection.ops.adapt_datetimefield_value(now)

@@ -15,7 +15,10 @@ messages; a worker of our own hands them over in-process). Each is a dict:
 
 A batch costs a bounded number of queries whatever its size: one read of the chunks it
 names, one update per kind and chunk at most, one per job's counters. Events are applied
-in order per chunk (by ``seq``) and only for the chunk's current attempt while it runs.
+in order per chunk (by ``seq``), only for the chunk's current attempt while it runs, only
+with that attempt's token (checked against the chunk as read: its attempt and the moment it
+was claimed), and only to the chunk's own frames; an event whose fields are not what its
+kind needs (a frame that is no integer, a time that is no finite number) is invalid.
 Applying a batch twice changes nothing the second time (a broker redelivers after a crash):
 every update is guarded by a state (a frame is started only from queued, done only once,
 counted once) or by time (a heartbeat never moves back). Chunk starts and ends stay with
@@ -25,6 +28,7 @@ the services (``claim`` and ``task_finished``): they decide ownership and retrie
 from __future__ import annotations
 
 import logging
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -65,15 +69,49 @@ class Applied:
     # grants (node_claims.renew_grants).
     renewals: set[tuple[str, int, int]] = field(default_factory=set)
 
+    def add(self, other: Applied) -> None:
+        """Count ``other``'s batch in this one's."""
+        _merge(self, other)
+
+
+def _merge(into: Applied, other: Applied) -> None:
+    for name in ("events", "stale", "invalid", "forged", "frames_done"):
+        setattr(into, name, getattr(into, name) + getattr(other, name))
+    into.latencies += other.latencies
+    into.transits += other.transits
+    into.stops |= other.stops
+    into.renewals |= other.renewals
+
+
+def _number(value: Any) -> bool:
+    """A plain, finite, non-negative number below 10^11 (seconds, a timestamp, a percent)."""
+    # The range first: math.isfinite overflows on a huge int, and a NaN fails it anyway.
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and 0 <= value < 1e11
+        and math.isfinite(value)
+    )
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
 
 def _valid(event: Any) -> bool:
-    return (
+    """An event this module reads, its numbers numbers (a node may send anything)."""
+    if not (
         isinstance(event, dict)
         and event.get("kind") in KINDS
-        and isinstance(event.get("task"), int)
-        and isinstance(event.get("attempt"), int)
-        and isinstance(event.get("seq"), int)
-    )
+        and all(_integer(event.get(key)) for key in ("task", "attempt", "seq"))
+    ):
+        return False
+    if event["kind"].startswith("frame_") and not _integer(event.get("frame")):
+        return False
+    if event["kind"] == "progress" and "frame" in event and not _integer(event["frame"]):
+        return False
+    numbers = ("at", "sent", "seconds", "cpu")
+    return all(_number(event[key]) for key in numbers if event.get(key) is not None)
 
 
 def _time(value: Any) -> datetime | None:
@@ -90,19 +128,15 @@ def apply_events(events: Iterable[dict[str, Any]]) -> Applied:
     for event in events:
         if not _valid(event):
             applied.invalid += 1
-        elif not is_genuine(event):
-            applied.forged += 1
         else:
             by_task[event["task"]].append(event)
-    if applied.forged:
-        log.warning("dropped %d events without their chunk's token", applied.forged)
     if not by_task:
         return applied
     with transaction.atomic():
         running = {
             row["pk"]: row
             for row in Task.objects.filter(pk__in=by_task, state=TaskState.RUNNING).values(
-                "pk", "job_id", "attempts"
+                "pk", "job_id", "attempts", "started_at"
             )
         }
         started: list[tuple[int, int]] = []
@@ -112,11 +146,16 @@ def apply_events(events: Iterable[dict[str, Any]]) -> Applied:
         finished: dict[int, dict[str, Any]] = {}
         for task_id, chunk_events in by_task.items():
             row = running.get(task_id)
-            current = [e for e in chunk_events if row and e["attempt"] == row["attempts"]]
-            applied.stale += len(chunk_events) - len(current)
+            current = []
             for event in chunk_events:
-                if event not in current and isinstance(event.get("reply"), str):
-                    applied.stops.add((event["reply"], task_id, event["attempt"]))
+                if row is None or event["attempt"] != row["attempts"]:
+                    applied.stale += 1  # its attempt ended: the node is told to stop
+                    if isinstance(event.get("reply"), str):
+                        applied.stops.add((event["reply"], task_id, event["attempt"]))
+                elif is_genuine(event, row["started_at"]):
+                    current.append(event)
+                else:
+                    applied.forged += 1
             if row is None:
                 continue
             values: dict[str, Any] = {}
@@ -124,7 +163,7 @@ def apply_events(events: Iterable[dict[str, Any]]) -> Applied:
                 applied.events += 1
                 kind = event["kind"]
                 if kind == "frame_started":
-                    started.append((row["job_id"], int(event["frame"])))
+                    started.append((task_id, int(event["frame"])))
                     values["current_frame"] = int(event["frame"])
                 elif kind == "frame_done":
                     done[task_id].append(event)
@@ -150,6 +189,8 @@ def apply_events(events: Iterable[dict[str, Any]]) -> Applied:
         # A redelivered heartbeat never moves one back (event_sql keeps that guard).
         event_sql.update_running_tasks(task_updates)
         _finish_chunks(finished)
+    if applied.forged:
+        log.warning("dropped %d events without their chunk's token", applied.forged)
     committed = datetime.now(tz=UTC).timestamp()
     applied.latencies = _since("at", by_task, committed)
     applied.transits = _since("sent", by_task, committed)
@@ -219,7 +260,7 @@ def _finish_frames(
                 *jobs[job_id], number, event.get("output"), event.get("thumbnail")
             )
             seconds = float(event.get("seconds") or 0.0)
-            rows.append((job_id, number, seconds, file_url[:1024], thumb_url[:1024]))
+            rows.append((task_id, number, seconds, file_url[:1024], thumb_url[:1024]))
     per_job = event_sql.finish_frames(rows, now)
     for job_id, (count, seconds) in per_job.items():
         RenderJob.objects.filter(pk=job_id).update(

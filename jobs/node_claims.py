@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from django.conf import settings
+from django.db.models import F
 from django.utils.crypto import constant_time_compare
 
 from renderhub import storage
@@ -29,7 +30,7 @@ from renderhub.storage.grants import read_link, write_grant, write_grants
 
 from . import runner, scene_manifest, services
 from .choices import FrameState, TaskState
-from .event_tokens import chunk_token, claim_ticket
+from .event_tokens import claim_ticket, token_of
 from .frame_names import frame_name, scene_stem
 from .models import RenderJob, Task, TaskAttempt
 from .scene_staging import SceneFileGone
@@ -68,18 +69,25 @@ def answer_claim(claim: dict[str, Any]) -> dict[str, Any]:
         return refused("not queued any more")
     task, attempt = claimed
     try:
-        return {"claim": ident, **chunk_for_node(task, attempt)}
+        answer = {"claim": ident, **chunk_for_node(task, attempt)}
     except (SceneFileGone, storage.StorageError) as exc:
         gone = isinstance(exc, SceneFileGone | storage.NotFound)
         services.task_finished(task, ok=False, reason=str(exc), exit_code=None, retryable=not gone)
         return refused(str(exc))
+    if _given_up(claim):  # made too late: nobody would render it; not counted against it
+        Task.objects.filter(pk=task.pk).update(max_attempts=F("max_attempts") + 1)
+        services.requeue_task(task, "its node stopped waiting for the claim's answer")
+        return refused("the node stopped waiting for this answer")
+    return answer
 
 
 def _given_up(claim: dict[str, Any]) -> bool:
-    sent, wait = claim.get("sent"), claim.get("wait")
-    if not (isinstance(sent, int | float) and isinstance(wait, int | float)):
+    """Whether the claiming slot has (nearly) stopped listening: measured on the manager's
+    clock from when the drain took the claim (``taken_at``), never against the node's."""
+    taken, wait = claim.get("taken_at"), claim.get("wait")
+    if not (isinstance(taken, int | float) and isinstance(wait, int | float)):
         return False
-    return time.time() > sent + wait - CLAIM_MARGIN_SECONDS
+    return time.time() > taken + wait - CLAIM_MARGIN_SECONDS
 
 
 def chunk_for_node(task: Task, attempt: TaskAttempt) -> dict[str, Any]:
@@ -97,7 +105,7 @@ def chunk_for_node(task: Task, attempt: TaskAttempt) -> dict[str, Any]:
         "kind": "chunk",
         "task": task.pk,
         "attempt": task.attempts,
-        "token": chunk_token(task.pk, task.attempts),
+        "token": token_of(task),
         "job": job.pk,
         "index": task.index,
         "command": software.command_template,
@@ -117,20 +125,36 @@ def chunk_for_node(task: Task, attempt: TaskAttempt) -> dict[str, Any]:
             "processes": settings.RENDER_MAX_PROCESSES,
             "memory": settings.RENDER_MAX_MEMORY,
         },
-        **grants_for(job, logs, frames),
+        **grants_for(job, logs, frames, grant_owner(task)),
     }
 
 
-def grants_for(job: RenderJob, logs: str, frames: list[int]) -> dict[str, Any]:
+def grant_owner(task: Task) -> str:
+    """Whose a local write grant is: this claim of the chunk (``owner_alive`` ends it)."""
+    started = task.started_at.isoformat() if task.started_at else ""
+    return f"{task.pk}:{task.attempts}:{started}"
+
+
+def owner_alive(owner: str) -> bool:
+    """Whether the chunk claim a grant was made for still runs (the storage upload endpoint
+    asks, through ``renderhub.storage.grants.register_owner_check``)."""
+    task_id = owner.partition(":")[0]
+    if not task_id.isdigit():
+        return False
+    task = Task.objects.filter(pk=int(task_id), state=TaskState.RUNNING).first()
+    return task is not None and grant_owner(task) == owner
+
+
+def grants_for(job: RenderJob, logs: str, frames: list[int], owner: str) -> dict[str, Any]:
     """The write grants of one attempt: a frame's file and thumbnail for each of
     ``frames``, the attempt's log folder ``logs``; good for RENDER_GRANT_SECONDS
     (``grant_seconds`` tells the node, which asks for new ones before: ``renew_grants``)."""
     lifetime = int(settings.RENDER_GRANT_SECONDS)
     names = {number: frame_name(job.scene_url, number) for number in frames}
     size = int(settings.RENDER_MAX_FILE_SIZE)
-    files = write_grants(job.output_url, list(names.values()), lifetime, size)
+    files = write_grants(job.output_url, list(names.values()), lifetime, size, owner)
     thumbs = write_grants(
-        storage.join(job.output_url, "_thumbs/"), list(names.values()), lifetime, 16 << 20
+        storage.join(job.output_url, "_thumbs/"), list(names.values()), lifetime, 16 << 20, owner
     )
     return {
         "grant_seconds": lifetime,
@@ -138,7 +162,7 @@ def grants_for(job: RenderJob, logs: str, frames: list[int]) -> dict[str, Any]:
             str(number): {"name": name, "file": files[name], "thumbnail": thumbs[name]}
             for number, name in names.items()
         },
-        "logs": write_grant(logs, lifetime, 64 << 20),
+        "logs": write_grant(logs, lifetime, 64 << 20, owner),
     }
 
 
@@ -159,7 +183,7 @@ def renew_grants(task_id: int, attempt: int) -> dict[str, Any] | None:
         .values_list("number", flat=True)
     )
     return {"kind": "grants", "task": task_id, "attempt": attempt,
-            **grants_for(task.job, task.log_url, frames)}  # fmt: skip
+            **grants_for(task.job, task.log_url, frames, grant_owner(task))}  # fmt: skip
 
 
 def _scene_files(job: RenderJob) -> tuple[str, list[dict[str, Any]]]:

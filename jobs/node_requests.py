@@ -21,6 +21,7 @@ import logging
 import queue
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -65,7 +66,14 @@ def handle(
             answer(reply_to, {"kind": "stop", "task": task, "attempt": attempt,
                               "reason": "not yours any more"})  # fmt: skip
     for reply_to, task, attempt in sorted(applied.renewals):
-        if REPLY_QUEUE.match(reply_to) and (grants := node_claims.renew_grants(task, attempt)):
+        try:
+            grants = (
+                node_claims.renew_grants(task, attempt) if REPLY_QUEUE.match(reply_to) else None
+            )
+        except Exception:  # its output folder gone bad: the node's uploads will say so
+            log.exception("could not renew the grants of chunk %s", task)
+            continue
+        if grants:
             answer(reply_to, grants)
     for report in reports:
         try:
@@ -76,6 +84,7 @@ def handle(
         if not isinstance(claim.get("reply"), str) or not REPLY_QUEUE.match(claim["reply"]):
             log.warning("dropped a claim with no queue to answer on: %r", claim.get("reply"))
             continue
+        claim["taken_at"] = time.time()  # the slot's wait is measured from here
         if claim_workers is not None:
             claim_workers.put(claim)
         else:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -104,24 +105,31 @@ class NodeChunk:
         return status
 
     def stage(self) -> tuple[Path, Path]:
-        """The scene's files, once per job on this node (slots share them), under a lock."""
-        base = self.job_dir / "scene"
+        """The scene's files, once per job and version of its files on this node (slots
+        share them), under a lock. A folder per version: a scene changed under a running
+        job never pulls the files from under a slot still rendering the old one."""
+        versions = "\n".join(f["version"] for f in self.grant["files"])
+        digest = hashlib.sha256(versions.encode()).hexdigest()[:16]
+        base = self.job_dir / f"scene-{digest}"
         self.job_dir.mkdir(parents=True, exist_ok=True)
+        prune(self.config.work_dir)
         with open(self.job_dir / "scene.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             marker = base / ".staged"
-            versions = "\n".join(f["version"] for f in self.grant["files"])
-            if not (marker.is_file() and marker.read_text() == versions):
-                shutil.rmtree(base, ignore_errors=True)
+            if not marker.is_file():
+                shutil.rmtree(base, ignore_errors=True)  # a stage cut short
                 for entry in self.grant["files"]:
                     self._fetch(entry, base)
                 marker.write_text(versions)
+            os.utime(self.job_dir)  # in use: not pruned
         return _inside(base, self.grant["scene"]), base
 
     def _fetch(self, entry: dict[str, Any], base: Path) -> None:
         target = _inside(base, entry["place"])
         cached = self.config.work_dir / "cache" / str(entry["version"])[:64]
-        if not cached.is_file():
+        if cached.is_file():
+            os.utime(cached)  # used: not pruned
+        else:
             try:
                 transfer.download(transfer.absolute(self.config.manager_url, entry["url"]), cached)
             except transfer.TransferError as exc:
@@ -319,6 +327,34 @@ class NodeChunk:
     def cleanup(self) -> None:
         self.kill()
         shutil.rmtree(self.work_dir, ignore_errors=True)
+
+
+KEEP_SECONDS = 24 * 3600  # a job's staged scene and unused cached files, untouched this long
+PRUNE_EVERY = 600.0
+
+
+def prune(work_dir: Path) -> None:
+    """At most every PRUNE_EVERY seconds: the folders of jobs not used here for a day and
+    running nothing here, and cached files no staged scene links to, unused for a day."""
+    stamp = work_dir / "pruned"
+    now = time.time()
+    try:
+        if now - stamp.stat().st_mtime < PRUNE_EVERY:
+            return
+    except OSError:
+        pass
+    work_dir.mkdir(parents=True, exist_ok=True)
+    stamp.touch()
+    for folder in work_dir.glob("job-*"):
+        with contextlib.suppress(OSError):
+            idle = now - folder.stat().st_mtime > KEEP_SECONDS
+            if idle and not any(p.name.startswith("task-") for p in folder.iterdir()):
+                shutil.rmtree(folder, ignore_errors=True)
+    for cached in (work_dir / "cache").glob("*"):
+        with contextlib.suppress(OSError):
+            st = cached.stat()
+            if st.st_nlink == 1 and now - st.st_mtime > KEEP_SECONDS:
+                cached.unlink()
 
 
 def _inside(base: Path, place: str) -> Path:

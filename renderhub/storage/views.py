@@ -27,7 +27,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_safe
 
 from .base import InvalidKey, NotFound, StorageError, inline_type
-from .grants import TAIL, unsign_upload
+from .grants import MAX_FILES_PER_GRANT, TAIL, unsign_upload
 from .local import CHUNK_SIZE, SIGNED_URL_SALT, LocalStorage
 
 DENIED = "This link is invalid or has expired."
@@ -75,6 +75,20 @@ class TooBig(Exception):
     pass
 
 
+def _too_many(backend: LocalStorage, prefix: str, tail: str) -> bool:
+    """A new file past MAX_FILES_PER_GRANT under the grant's prefix (replacing one is fine):
+    a grant is for a frame's few files, not a way to fill the disk."""
+    target = backend.target_path(prefix + tail)
+    if target.exists():
+        return False
+    start = posixpath.basename(prefix)
+    try:
+        names = [p.name for p in target.parent.iterdir() if p.name.startswith(start)]
+    except FileNotFoundError:
+        return False
+    return len(names) >= MAX_FILES_PER_GRANT
+
+
 def _body(request: HttpRequest, limit: int) -> Iterator[bytes]:
     """The request body in blocks, refusing (mid-way, before the file is in place) one
     longer than ``limit``."""
@@ -103,6 +117,10 @@ def signed_upload(request: HttpRequest, token: str, tail: str) -> HttpResponseBa
         return HttpResponse("Larger than the grant allows.", status=413, content_type="text/plain")
     backend = LocalStorage(settings.LOCAL_STORAGE_ROOT)
     try:
+        if _too_many(backend, prefix, tail):
+            return HttpResponseForbidden(
+                f"At most {MAX_FILES_PER_GRANT} files per grant.", content_type="text/plain"
+            )
         backend.write_blocks(prefix + tail, _body(request, limit))
     except TooBig:
         return HttpResponse("Larger than the grant allows.", status=413, content_type="text/plain")

@@ -50,7 +50,7 @@ def test_rules_are_printed_for_a_redis_you_manage_yourself(cluster: Cluster) -> 
     line = run(cluster.name, "--rules")
     assert line.startswith(f"ACL SETUSER renderhub-node-{cluster.name} reset on >PASSWORD ")
     assert f"~renderhub.cluster.{cluster.name}:*" in line
-    assert "%W~renderhub.events:renderhub.events" in line and "-@dangerous" in line
+    assert "(%W~renderhub.events:renderhub.events +lpush)" in line and "-@dangerous" in line
 
 
 @pytest.mark.django_db

@@ -25,14 +25,35 @@ def test_a_claim_whose_node_stopped_waiting_is_not_taken(
 ) -> None:
     job = submit_one(project, fake_software, cluster, scene_url, frames="1-4", nodes=1)
     task = job.tasks.get()
-    late = node_claims.answer_claim(claim_of(task, sent=time.time() - 200, wait=120))
+    # Taken by the drain 200 s ago (the manager's clock) for a node that waits 120 s.
+    late = node_claims.answer_claim(claim_of(task, taken_at=time.time() - 200, wait=120))
     assert late["kind"] == "refused" and "stopped waiting" in late["reason"]
     task.refresh_from_db()
     assert task.state == TaskState.QUEUED and task.attempts == 0
 
-    answer = node_claims.answer_claim(claim_of(task, sent=time.time(), wait=120))
+    # The node's own clock does not matter: a claim it stamped long ago is still answered.
+    answer = node_claims.answer_claim(
+        claim_of(task, sent=time.time() - 10_000, taken_at=time.time(), wait=120)
+    )
     assert answer["kind"] == "chunk" and answer["frames"] == [1, 2, 3, 4]
     assert answer["grant_seconds"] > 0 and sorted(answer["outputs"]) == ["1", "2", "3", "4"]
+
+
+def test_an_answer_made_too_late_puts_the_chunk_back_without_counting_it(
+    project, fake_software, cluster, scene_url, monkeypatch
+) -> None:
+    job = submit_one(project, fake_software, cluster, scene_url, frames="1-2", nodes=1)
+    task = job.tasks.get()
+    allowed = task.max_attempts
+    checks = iter([False, True])  # still waiting when taken, gone once the answer is made
+    monkeypatch.setattr(node_claims, "_given_up", lambda claim: next(checks))
+    answer = node_claims.answer_claim(claim_of(task, taken_at=time.time(), wait=120))
+    assert answer["kind"] == "refused"
+    task.refresh_from_db()
+    assert task.state == TaskState.QUEUED and task.node == ""
+    assert task.attempts == 1 and task.max_attempts == allowed + 1  # the try is given back
+    attempt = task.history.get()
+    assert attempt.state == "requeued" and "stopped waiting" in attempt.failure_reason
 
 
 def test_grants_are_renewed_for_a_running_attempts_open_frames_only(

@@ -92,9 +92,14 @@ def frames_done(job: RenderJob) -> int:
     return job.frames_done
 
 
+def token(task_id: int, attempt: int) -> str:
+    """The token the manager gave with ``attempt`` of the chunk as it was claimed."""
+    return chunk_token(task_id, attempt, Task.objects.get(pk=task_id).started_at)
+
+
 def signed(event: dict[str, Any]) -> dict[str, Any]:
     """The event with its chunk attempt's token, as a node the manager gave it sends it."""
-    return {**event, "token": chunk_token(event["task"], event["attempt"])}
+    return {**event, "token": token(event["task"], event["attempt"])}
 
 
 def events_for(task: Task, frames: list[int], start: int = 1) -> list[dict[str, Any]]:
@@ -108,7 +113,7 @@ def events_for(task: Task, frames: list[int], start: int = 1) -> list[dict[str, 
                 {
                     "task": task.pk,
                     "attempt": 1,
-                    "token": chunk_token(task.pk, 1),
+                    "token": token(task.pk, 1),
                     "seq": seq,
                     "kind": kind,
                     "frame": number,
@@ -200,7 +205,7 @@ def test_events_from_many_nodes_through_the_broker_arrive_once_each(
         for task in tasks:  # one node per chunk, each on its own connection
             connection = events_connection(settings.CELERY_BROKER_URL, options)
             sender = EventSender(connection, f"node-{task.index}", flush_every=0.05)
-            sender.authorize(task.pk, 1, chunk_token(task.pk, 1))
+            sender.authorize(task.pk, 1, token(task.pk, 1))
             sender.start()
             senders.append((sender, connection))
             for number in task.frames:
@@ -234,7 +239,7 @@ def test_the_command_applies_events_until_stopped(
             sender = EventSender(connection, "node-a")
             task = job.tasks.order_by("index").first()
             assert task is not None
-            sender.authorize(task.pk, 1, chunk_token(task.pk, 1))
+            sender.authorize(task.pk, 1, token(task.pk, 1))
             for number in task.frames:
                 sender.event(task.pk, 1, "frame_done", frame=number, seconds=1.0)
             sender.flush()
@@ -313,7 +318,7 @@ def test_a_message_that_is_not_json_is_dropped_and_the_drain_goes_on(
             content_encoding="binary",
         )
         sender = EventSender(node, "node-a")
-        sender.authorize(task.pk, 1, chunk_token(task.pk, 1))
+        sender.authorize(task.pk, 1, token(task.pk, 1))
         sender.event(task.pk, 1, "frame_done", frame=task.frames[0], seconds=1.0)
         sender.flush()
     with running_drain(settings):
@@ -336,7 +341,7 @@ def test_a_batch_taken_by_a_drain_that_died_is_applied_when_it_starts_again(
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     with events_connection(settings.CELERY_BROKER_URL) as node:
         sender = EventSender(node, "node-a")
-        sender.authorize(task.pk, 1, chunk_token(task.pk, 1))
+        sender.authorize(task.pk, 1, token(task.pk, 1))
         for number in task.frames:
             sender.event(task.pk, 1, "frame_done", frame=number, seconds=1.0)
             sender.flush()  # one message per frame

@@ -2,7 +2,7 @@
 
 A cluster's nodes connect as the cluster's Redis user (``manage.py node_user``). With that
 credential a node renders its cluster's jobs (the whole path: queue, claims, events,
-answers); every other key is refused: the events queue (write-only), other clusters'
+answers); every other key is refused: the events queue (LPUSH only), other clusters'
 queues and answers, kombu's shared unacked messages, and the commands that list keys or
 watch the server. Performed against the real Redis with the real credential.
 """
@@ -46,7 +46,7 @@ def refused(client: redis.Redis, *command: Any) -> bool:
 
 
 def test_a_cluster_user_renders_its_jobs_and_reads_nothing_else(
-    project, fake_software, cluster, scene_url, image, nodes, node_user
+    project, fake_software, cluster, scene_url, image, nodes, node_user, settings
 ) -> None:
     other = Cluster.objects.create(name=f"other-{uuid.uuid4().hex[:6]}", image=image)
     nodes.start("a", cluster, broker=node_user.broker_url)
@@ -59,10 +59,20 @@ def test_a_cluster_user_renders_its_jobs_and_reads_nothing_else(
     assert stolen.ping()
     # Its own keys: yes.
     assert not refused(stolen, "LLEN", f"{cluster.broker_prefix}{cluster.queue}")
-    # The events queue: write-only (no reading other nodes' events or claims; Redis still
-    # answers how long it is, which reads no message).
-    for command in (("LRANGE", 0, -1), ("RPOP",), ("LINDEX", 0), ("DUMP",)):
-        assert refused(stolen, command[0], "renderhub.events:renderhub.events", *command[1:])
+    # The events queue: publish only (no reading other nodes' events or claims, no
+    # dropping them).
+    events = "renderhub.events:renderhub.events"
+    mine = f"{cluster.broker_prefix}x"
+    for command in (
+        ("LRANGE", 0, -1), ("RPOP",), ("LINDEX", 0), ("DUMP",), ("LLEN",), ("DEL",),
+        ("LTRIM", 0, 0), ("EXPIRE", 1), ("RENAME", "x"), ("LSET", 0, "x"), ("LREM", 0, "x"),
+        ("LMOVE", mine, "LEFT", "LEFT"),
+    ):  # fmt: skip
+        assert refused(stolen, command[0], events, *command[1:]), command
+    # Publishing (LPUSH) is what it may do there: asked of Redis without doing it.
+    admin = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    assert admin.execute_command("ACL", "DRYRUN", node_user.name, "LPUSH", events, "x") == b"OK"
+    admin.close()
     # Other clusters' queues (their tickets), with or without a prefix, and their answers.
     assert refused(stolen, "LLEN", other.queue)
     assert refused(stolen, "RPOP", f"renderhub.cluster.{other.name}:{other.queue}")

@@ -19,10 +19,11 @@ from urllib.request import Request, urlopen
 import pytest
 from django.core import signing
 
-from jobs import runner
+from jobs import runner, services
 from jobs.choices import FrameState, TaskState
-from jobs.event_tokens import chunk_token, claim_ticket
+from jobs.event_tokens import claim_ticket, token_of
 from jobs.events import apply_events
+from jobs.models import Task
 from jobs.node_requests import handle
 from renderhub import storage
 from renderhub.node.claims import Control
@@ -97,7 +98,7 @@ def test_a_frame_record_names_only_what_the_grant_allowed(
 ) -> None:
     job = submit_one(project, fake_software, cluster, scene_url, frames="1-3", nodes=1)
     task, _ = runner.claim(job.tasks.get().pk, "evil@node")
-    base = {"task": task.pk, "attempt": 1, "token": chunk_token(task.pk, 1), "at": time.time()}
+    base = {"task": task.pk, "attempt": 1, "token": token_of(task), "at": time.time()}
     apply_events(
         [
             {**base, "seq": 1, "kind": "frame_done", "frame": 1, "output": "../../../etc/passwd"},
@@ -140,7 +141,8 @@ def test_a_claim_needs_the_ticket_its_message_carried(
     assert all(
         name.startswith("shot_a_") for name in (o["name"] for o in answer["outputs"].values())
     )
-    assert answer["token"] == chunk_token(first.pk, 1)
+    first.refresh_from_db()
+    assert answer["token"] == token_of(first)
     assert not any(k in str(answer) for k in ("DATABASE", "SECRET", "AccessKeySecret"))
 
 
@@ -182,3 +184,38 @@ def test_a_claim_over_the_broker_is_answered_on_the_claimers_queue_only(
         eavesdropper.close()
     task.refresh_from_db()
     assert task.node == "honest@node"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stopped_nodes_grants_write_nothing_more(
+    live_server: Any, project: Any, fake_software: Any, cluster: Any, scene_url: str
+) -> None:
+    """A node whose chunk was requeued (reaped, paused now) still holds its grants; its
+    successor renders the same frames. The old grants must not overwrite them."""
+    job = submit_one(project, fake_software, cluster, scene_url, frames="1-2", nodes=1)
+    task = job.tasks.get()
+    ticket = claim_ticket(task.pk)
+    claim = {"kind": "claim", "id": "1", "task": task.pk, "node": "old@node",
+             "reply": "renderhub.node.x.old.1", "ticket": ticket}  # fmt: skip
+    _, [(_, old)] = handle([claim])
+    frame_grant = old["outputs"]["1"]["file"]
+    assert put(live_server.url, frame_grant["url"] + "png", b"old node, still its turn") == 201
+
+    services.requeue_task(Task.objects.get(pk=task.pk), "reaped")
+    _, [(_, new)] = handle([{**claim, "id": "2", "node": "new@node"}])
+    assert new["kind"] == "chunk"
+    assert put(live_server.url, new["outputs"]["1"]["file"]["url"] + "png", b"new") == 201
+    assert put(live_server.url, frame_grant["url"] + "png", b"overwrite!") == 403
+    backend, key = storage.resolve(storage.join(job.output_url, "shot_a_0001.png"))
+    assert backend.read(key) == b"new"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_grant_writes_a_frames_few_files_not_a_disk_full(
+    live_server: Any, storage_root: Path, storage_url: str
+) -> None:
+    grant = write_grant(storage_url + "output/job-9/shot_0001.", 600, 100)
+    codes = [put(live_server.url, grant["url"] + f"p{n}", b"x") for n in range(20)]
+    assert codes[:16] == [201] * 16 and set(codes[16:]) == {403}
+    assert put(live_server.url, grant["url"] + "p0", b"again") == 201  # replacing is fine
+    assert len(list((storage_root / "output/job-9").iterdir())) == 16

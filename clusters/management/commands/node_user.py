@@ -13,7 +13,7 @@ from clusters.management.commands.cluster import find
 class Command(BaseCommand):
     help = (
         "Give a cluster's render nodes a Redis user of their own that reaches the cluster's "
-        "queue and the events queue (write-only) and nothing else, and print the broker URL "
+        "queue and the events queue (publishing only) and nothing else, and print the broker URL "
         "with its new password (shown once; running it again makes a new one). --remove "
         "deletes the user; --rules prints its ACL rules for a Redis you manage yourself."
     )
