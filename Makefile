@@ -93,11 +93,13 @@ bench: install blender
 	$(BIN)/python bench/render.py --scenes short,long,uneven --skip-efficiency --skip-latency --repeat 3
 	$(BIN)/python bench/sandbox.py --runs 8
 	$(BIN)/python bench/render.py --broker redis://127.0.0.1:6379/14 --skip-efficiency
+	# The same through a render node without keys (site, event drain and node processes).
+	$(BIN)/python bench/render.py --path node --broker redis://127.0.0.1:6379/14 --database-url postgres://postgres@127.0.0.1:5432/renderhub_bench_render --repeat 3
 	# 50 viewers polling the live pages, then the REST API, at 10,000 jobs / 1,000,000
 	# frames; the full size is in docs/BENCHMARKS.md (--jobs 100000 --frames 10000000 ...).
 	$(BIN)/python bench/viewers.py --viewers 50 --duration 30
 	$(BIN)/python bench/viewers.py --viewers 50 --duration 30 --mix api
-	# 100, 300 and 1,000 simulated nodes reporting through Redis to the event drain.
+	# 100, 300 and 1,000 simulated nodes claiming and reporting through Redis to the drain.
 	$(BIN)/python bench/fleet.py --nodes 100,300,1000 --seconds 30
 
 clean:

@@ -15,7 +15,6 @@ import posixpath
 import queue
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from renderhub import sandbox_paths, storage
-from renderhub.node.process import CpuMeter, agent_environment, kill_group, read_tail
+from renderhub.node.process import CpuMeter, kill_group, read_tail, start_agent
 
 from . import chunking, services
 from .choices import ACTIVE_JOB_STATES, FrameState, TaskState
@@ -241,18 +240,7 @@ class ChunkRun:
     def start_agent(self, spec: dict[str, Any]) -> None:
         spec_path = self.work_dir / "spec.json"
         spec_path.write_text(json.dumps(spec, indent=1))
-        env = agent_environment()
-        with open(self.work_dir / "agent.stderr", "wb") as agent_stderr:
-            # Its own session: cancelling kills the agent and the renderer together.
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "renderhub.agent", str(spec_path)],
-                stdout=subprocess.PIPE,
-                stderr=agent_stderr,
-                stdin=subprocess.DEVNULL,
-                cwd=self.work_dir,
-                env=env,
-                start_new_session=True,
-            )
+        self.process = start_agent(spec_path, self.work_dir)
         Task.objects.filter(pk=self.task.pk).update(pid=self.process.pid)
         threading.Thread(target=self._read_events, args=(self.process.stdout,), daemon=True).start()
 

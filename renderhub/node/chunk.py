@@ -21,7 +21,6 @@ import os
 import queue
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from renderhub.node_events import EventSender
 
 from . import transfer
 from .claims import Control
-from .process import CpuMeter, agent_environment, kill_group, read_tail
+from .process import CpuMeter, kill_group, read_tail, start_agent
 
 log = logging.getLogger(__name__)
 
@@ -168,17 +167,7 @@ class NodeChunk:
         spec_path = self.work_dir / "spec.json"
         spec_path.parent.mkdir(parents=True, exist_ok=True)
         spec_path.write_text(json.dumps(self.agent_spec(scene, scene_root), indent=1))
-        env = agent_environment()
-        with open(self.work_dir / "agent.stderr", "wb") as agent_stderr:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "renderhub.agent", str(spec_path)],
-                stdout=subprocess.PIPE,
-                stderr=agent_stderr,
-                stdin=subprocess.DEVNULL,
-                cwd=self.work_dir,
-                env=env,
-                start_new_session=True,
-            )
+        self.process = start_agent(spec_path, self.work_dir)
         assert self.process.stdout is not None
         threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True).start()
         threading.Thread(target=self._upload_loop, daemon=True).start()

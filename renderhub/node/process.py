@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,21 @@ def agent_environment() -> dict[str, str]:
     """The agent's whole environment: no database URL, storage, cloud or Django key."""
     env = {name: os.environ[name] for name in AGENT_ENV if name in os.environ}
     return {**env, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+
+
+def start_agent(spec_path: Path, work_dir: Path) -> subprocess.Popen[bytes]:
+    """``python -m renderhub.agent SPEC`` in its own session (a cancel kills the agent and
+    the renderer together), its events on stdout, its own errors in ``agent.stderr``."""
+    with open(work_dir / "agent.stderr", "wb") as agent_stderr:
+        return subprocess.Popen(
+            [sys.executable, "-m", "renderhub.agent", str(spec_path)],
+            stdout=subprocess.PIPE,
+            stderr=agent_stderr,
+            stdin=subprocess.DEVNULL,
+            cwd=work_dir,
+            env=agent_environment(),
+            start_new_session=True,
+        )
 
 
 def read_tail(path: Path, size: int = TAIL_BYTES) -> str:

@@ -100,14 +100,8 @@ def _local_grant(prefix: str, expires: int, max_bytes: int, owner: str) -> dict[
 
 
 def _oss_grant(backend: OSSStorage, prefix: str, expires: int, max_bytes: int) -> dict[str, Any]:
-    import oss2
+    from .oss_post import signed_fields
 
-    from .oss_post import sign_policy
-
-    auth = backend.bucket.auth
-    if not isinstance(auth, oss2.Auth):
-        raise StorageError("node uploads to OSS need V1 signatures (auth_version 'v1')")
-    credentials = auth.credentials_provider.get_credentials()
     full = backend.prefix + prefix
     policy: dict[str, object] = {
         "expiration": time.strftime(
@@ -119,17 +113,8 @@ def _oss_grant(backend: OSSStorage, prefix: str, expires: int, max_bytes: int) -
             ["content-length-range", 0, int(max_bytes)],
         ],
     }
-    encoded, signature = sign_policy(credentials.get_access_key_secret(), policy)
-    fields = {
-        "policy": encoded,
-        "OSSAccessKeyId": credentials.get_access_key_id(),
-        "Signature": signature,
-        "success_action_status": "200",
-    }
-    if token := credentials.get_security_token():
-        fields["x-oss-security-token"] = token
     url = backend.bucket._make_url(backend.bucket_name, "")
-    return {"kind": "post", "url": url, "fields": fields, "key": full}
+    return {"kind": "post", "url": url, "fields": signed_fields(backend, policy), "key": full}
 
 
 def unsign_upload(token: str) -> tuple[str, int] | None:

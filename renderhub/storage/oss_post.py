@@ -51,7 +51,6 @@ def post_form(
     auth = store.bucket.auth
     if not isinstance(auth, oss2.Auth):
         raise StorageError("browser uploads to OSS need V1 signatures (auth_version 'v1')")
-    credentials = auth.credentials_provider.get_credentials()
     full = store.prefix + normalize_key(key)
     deadline = (time.time() if now is None else now) + int(expires)
     policy: dict[str, object] = {
@@ -62,9 +61,18 @@ def post_form(
             ["content-length-range", size, size],
         ],
     }
+    fields = {"key": full, **signed_fields(store, policy)}
+    return PostForm(store.bucket._make_url(store.bucket_name, ""), fields, full)
+
+
+def signed_fields(store: OSSStorage, policy: dict[str, object]) -> dict[str, str]:
+    """A PostObject form's fields for ``policy``, signed with the store's AccessKey (V1)."""
+    auth = store.bucket.auth
+    if not isinstance(auth, oss2.Auth):
+        raise StorageError("uploads with a signed form need V1 signatures (auth_version 'v1')")
+    credentials = auth.credentials_provider.get_credentials()
     encoded, signature = sign_policy(credentials.get_access_key_secret(), policy)
     fields = {
-        "key": full,
         "policy": encoded,
         "OSSAccessKeyId": credentials.get_access_key_id(),
         "Signature": signature,
@@ -72,4 +80,4 @@ def post_form(
     }
     if token := credentials.get_security_token():
         fields["x-oss-security-token"] = token
-    return PostForm(store.bucket._make_url(store.bucket_name, ""), fields, full)
+    return fields
