@@ -173,6 +173,20 @@ class Replier:
             )
         except Exception:
             log.exception("could not answer on %s", queue)
+            self._revive()
+
+    def _revive(self) -> None:
+        """A fresh connection for the next answer (after a broker restart the old one's
+        channel is gone for good)."""
+        try:
+            fresh = self.connection.clone()
+            self.producer = fresh.Producer(serializer="json")
+        except Exception:  # still away: the next answer tries again
+            return
+        if self.owned:
+            with contextlib.suppress(Exception):
+                self.connection.release()
+        self.connection, self.owned = fresh, True
 
 
 # --- Redis: a batch per round trip ---------------------------------------------------------

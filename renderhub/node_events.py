@@ -15,6 +15,7 @@ queued in the sender (bounded) and goes with the next flush. Standard library an
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -134,9 +135,23 @@ class EventSender:
             log.warning("could not send %d events: %s", len(batch), exc)
             with self._lock:
                 self._pending = batch + self._pending
+            self._revive()
             return 0
         self.sent += len(batch)
         return len(batch)
+
+    def _revive(self) -> None:
+        """A fresh connection for the next flush: after a broker restart the old one's
+        channel is gone for good (kombu's retry does not bring it back)."""
+        try:
+            fresh = self.connection.clone()
+            self._producer = fresh.Producer(serializer="json")
+        except Exception as exc:  # still away: the next flush tries again
+            log.debug("broker still unreachable: %s", exc)
+            return
+        with contextlib.suppress(Exception):
+            self.connection.release()
+        self.connection = fresh
 
     def start(self) -> None:
         """Flush every ``flush_every`` seconds in a background thread until :meth:`close`."""

@@ -13,6 +13,7 @@ with a ``stop``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
@@ -47,6 +48,14 @@ class Control:
         now = time.time()
         message.setdefault("at", now)
         message["sent"] = now
+        try:
+            self._publish(message)
+        except Exception:
+            with contextlib.suppress(Exception):
+                self.reconnect()  # for the next message; this one's sender hears of it
+            raise
+
+    def _publish(self, message: dict[str, Any]) -> None:
         self._producer.publish(
             [message],
             exchange="",
@@ -69,6 +78,24 @@ class Control:
         def received(body: Any, message: Any) -> None:
             found.extend(item for item in (body if isinstance(body, list) else [body]))
 
+        try:
+            return self._claim(task, ticket, timeout, ident, found, received)
+        except NoAnswer:
+            raise
+        except Exception as exc:  # the broker away: the manager sends the chunk again
+            with contextlib.suppress(Exception):
+                self.reconnect()
+            raise NoAnswer(f"the broker went away while claiming chunk {task}: {exc}") from None
+
+    def _claim(
+        self,
+        task: int,
+        ticket: str,
+        timeout: float,
+        ident: str,
+        found: list[dict[str, Any]],
+        received: Any,
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         with Consumer(self.channel, [self._queue], callbacks=[received], accept=["json"],
                       no_ack=True):  # fmt: skip
@@ -98,8 +125,28 @@ class Control:
                 found.clear()
         raise NoAnswer(f"the manager did not answer the claim of chunk {task} in {timeout:g} s")
 
+    def reconnect(self) -> None:
+        """A new connection after the broker went away (a restart): the queue's messages are
+        in the broker, not in the old connection."""
+        with contextlib.suppress(Exception):
+            self.connection.release()
+        self.connection = self.connection.clone()
+        self.channel = self.connection.channel()
+        self._queue = Queue(self.queue, channel=self.channel, no_declare=True)
+        self._producer = self.connection.Producer(serializer="json")
+
     def take(self) -> list[dict[str, Any]]:
-        """What waits on the control queue (stops are kept in ``stops`` as well)."""
+        """What waits on the control queue (stops are kept in ``stops`` as well); nothing
+        while the broker cannot be reached (the next heartbeat looks again)."""
+        try:
+            return self._take()
+        except Exception as exc:  # the broker away: kombu raises what its transport raises
+            log.warning("control queue %s unreachable: %s", self.queue, exc)
+            with contextlib.suppress(Exception):
+                self.reconnect()
+            return []
+
+    def _take(self) -> list[dict[str, Any]]:
         found = []
         while (message := self._queue.get(no_ack=True, accept=["json"])) is not None:
             body = message.decode()
