@@ -125,3 +125,26 @@ def test_a_chunk_longer_than_its_grants_renews_them_with_its_heartbeats(
         assert backend.exists(key)
     attempt = job.tasks.get().history.get()
     assert attempt.number == 1 and "frame_done frame=14" in attempt.agent_log_tail
+
+
+def test_a_renderer_failing_on_every_node_fails_the_job_with_its_own_error(
+    project, fake_software, cluster, scene_url, nodes
+) -> None:
+    """The blocklist and retries on the nodes' path: the node's failures are counted
+    against it, the chunk is retried while attempts last (the only node takes it anyway),
+    and the job fails with the renderer's own words."""
+    from jobs.models import NodeBlock
+
+    nodes.start("a", cluster)
+    job = submit_one(
+        project, fake_software, cluster, scene_url, frames="1-2", nodes=1,
+        parameters={"mode": "fail"},
+    )  # fmt: skip
+    wait_for(job, timeout=120, explain=lambda: nodes.log("a")[-3000:])
+    assert job.state == JobState.FAILED
+    assert "License server unreachable (fake)" in job.failure_reason
+    task = job.tasks.get()
+    assert task.attempts == task.max_attempts and task.node == "a@node"
+    block = NodeBlock.objects.get(job=job, node="a@node")
+    assert block.failures == task.max_attempts
+    assert "License server unreachable" in block.last_reason
