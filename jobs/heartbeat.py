@@ -22,6 +22,7 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from clusters.choices import NodeState
+from renderhub.node.fork_guard import FORK_GUARD
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +116,9 @@ def _loop(hostname: str, clusters: list[str], stop: threading.Event) -> None:
     try:
         while not stop.is_set():
             try:
-                report(hostname, clusters)
-                close_old_connections()
+                with FORK_GUARD.round():  # the pool never forks in the middle of one
+                    report(hostname, clusters)
+                    close_old_connections()
             except Exception:  # the heartbeat must outlive a database blip
                 log.exception("node heartbeat failed")
             stop.wait(settings.NODE_HEARTBEAT_SECONDS)
@@ -126,7 +128,8 @@ def _loop(hostname: str, clusters: list[str], stop: threading.Event) -> None:
 
 @worker_init.connect
 def _start(sender: Any = None, **kwargs: Any) -> None:
-    # worker_init comes before the pool forks: the thread lives in the main process only.
+    # worker_init comes before the pool forks: the thread lives in the main process only,
+    # and its rounds and the pool's forks wait for each other (renderhub.node.fork_guard).
     _state["concurrency"] = getattr(sender, "concurrency", None) or 1
     _state["hostname"] = sender.hostname
     _state["stop"].set()  # a previous worker in this process (tests) stops reporting
@@ -134,6 +137,10 @@ def _start(sender: Any = None, **kwargs: Any) -> None:
     _state["clusters"] = clusters
     if not clusters:
         return
+    # What a round imports, imported here in the main thread rather than by the thread.
+    from .backends import celery as _celery_backend  # noqa: F401
+    from .dispatch import dispatch_for_idle_node  # noqa: F401
+
     _state["stop"] = stop_event = threading.Event()
     _state["thread"] = thread = threading.Thread(
         target=_loop, args=(sender.hostname, clusters, stop_event), daemon=True

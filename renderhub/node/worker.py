@@ -22,6 +22,7 @@ from renderhub.node_events import EventSender, events_connection
 
 from .chunk import NodeChunk, NodeConfig
 from .claims import Control, NoAnswer
+from .fork_guard import FORK_GUARD
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,8 @@ class Reporter:
     def _loop(self) -> None:
         while not self.stop.is_set():
             try:
-                self.send()
+                with FORK_GUARD.round():  # the pool never forks in the middle of one
+                    self.send()
             except Exception:  # the broker away for a moment: the next report goes
                 log.exception("could not report the node")
             self.stop.wait(SETTINGS.report_every)
