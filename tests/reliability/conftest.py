@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,16 @@ class Processes:
             with contextlib.suppress(psutil.NoSuchProcess):
                 p.send_signal(signal.SIGKILL)
         proc.wait(10)
+
+    def dump_stacks(self) -> None:
+        """Every live worker process writes its threads' stacks to its log (SIGUSR2,
+        renderhub.celery): a test that timed out shows where a worker was stuck."""
+        for proc in self.procs.values():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                for p in [psutil.Process(proc.pid), *psutil.Process(proc.pid).children()]:
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        p.send_signal(signal.SIGUSR2)
+        time.sleep(1)
 
     def log(self, name: str) -> str:
         return (self.log_dir / f"{name}.log").read_text(errors="replace")

@@ -72,8 +72,9 @@ def test_a_killed_worker_loses_no_frame_of_an_adaptive_job(
         return not job.is_active
 
     def story() -> str:  # what a timeout says: the chunks, the nodes, both workers' logs
+        processes.dump_stacks()
         logs = [processes.log_dir / f"{name}.log" for name in ("a", "b")]
-        tails = [f"--- {log.name}\n{log.read_text()[-4000:]}" for log in logs]
+        tails = [f"--- {log.name}\n{log.read_text()[-8000:]}" for log in logs]
         return "\n".join([job_story(job), *tails])
 
     wait_for(finished, timeout=120, what="the job ends", every=0.5, explain=story)
