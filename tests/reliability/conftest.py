@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -119,3 +121,54 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
         yield procs
     finally:
         procs.stop_all()
+
+
+class OwnRedis:
+    """A Redis of the test's own without persistence: a crash loses every message in it."""
+
+    def __init__(self, log: Path) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.log = log
+        self.proc = self._start()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        from tests.workers import wait_for
+
+        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        with open(self.log, "ab") as out:
+            proc = subprocess.Popen([*argv, "--save", "", "--appendonly", "no"], stdout=out,
+                                    stderr=subprocess.STDOUT)  # fmt: skip
+        wait_for(self._answers, timeout=10, what="redis accepts connections")
+        return proc
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def crash_and_restart(self, down_seconds: float = 3.0) -> None:
+        """Killed, down a moment, started again empty."""
+        self.stop()
+        time.sleep(down_seconds)
+        self.proc = self._start()
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs redis-server")
+    redis = OwnRedis(tmp_path / "redis.log")
+    try:
+        yield redis
+    finally:
+        redis.stop()

@@ -4,10 +4,8 @@ as processes on a Redis of the test's own, which is killed and started again."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
-import time
 from typing import Any
 
 import pytest
@@ -17,84 +15,79 @@ from jobs.models import RenderJob
 from tests.workers import wait_for
 
 from .conftest import ROOT, process_env
-from .test_broker_outage import free_port, start_redis
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server"),
-]
+pytestmark = pytest.mark.django_db(transaction=True)  # own_redis skips without redis-server
 
 
 def test_a_job_on_render_nodes_survives_a_broker_restart(
-    project, fake_software, cluster, scene_url, processes, settings, tmp_path, live_server: Any
+    project,
+    fake_software,
+    cluster,
+    scene_url,
+    processes,
+    settings,
+    tmp_path,
+    live_server: Any,
+    own_redis: Any,
 ) -> None:
     settings.RENDER_HEARTBEAT_SECONDS = 1
     settings.RENDER_STALE_AFTER = 4
     settings.RENDER_REDISPATCH_AFTER = 5
-    port = free_port()
-    broker = f"redis://127.0.0.1:{port}/0"
-    redis = start_redis(port, tmp_path / "redis.log")
+    broker = own_redis.url
+    env = process_env(settings, CELERY_BROKER_URL=broker)
+    processes.start("beat", ["beat", "-l", "info", "--pidfile="], env)
+    drain = subprocess.Popen(
+        [sys.executable, "manage.py", "node_events"], cwd=ROOT, env=env,
+        stdout=open(tmp_path / "drain.log", "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
+    )  # fmt: skip
+    node_env = {k: env[k] for k in ("PATH", "LANG") if k in env} | {"HOME": str(tmp_path)}
+    node = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "nodes" / "bare_node.py"),
+         "--broker", broker, "--manager-url", live_server.url, "--cluster", cluster.name,
+         "--name", "n@node", "-c", "2", "--pool", "threads", "--report-every", "1",
+         "--work-dir", str(tmp_path / "node"), "--sandbox-path", str(ROOT / "tests"),
+         "--sandbox-path", sys.prefix, "--sandbox-path", sys.base_prefix],
+        cwd=ROOT, env=node_env, stdout=open(tmp_path / "node.log", "ab"),  # noqa: SIM115
+        stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
     try:
-        env = process_env(settings, CELERY_BROKER_URL=broker)
-        processes.start("beat", ["beat", "-l", "info", "--pidfile="], env)
-        drain = subprocess.Popen(
-            [sys.executable, "manage.py", "node_events"], cwd=ROOT, env=env,
-            stdout=open(tmp_path / "drain.log", "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
+        wait_for(
+            lambda: cluster.nodes.filter(name="n@node").exists(),
+            timeout=60,
+            what="the node reports in",
+        )
+        subprocess.run(
+            [sys.executable, "manage.py", "submit_render", "--project", project.name,
+             "--software", fake_software.name, "--cluster", cluster.name,
+             "--scene", scene_url, "--frames", "1-8", "--nodes", "2",
+             "--param", "mode=steady"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True,
         )  # fmt: skip
-        node_env = {k: env[k] for k in ("PATH", "LANG") if k in env} | {"HOME": str(tmp_path)}
-        node = subprocess.Popen(
-            [sys.executable, str(ROOT / "tests" / "nodes" / "bare_node.py"),
-             "--broker", broker, "--manager-url", live_server.url, "--cluster", cluster.name,
-             "--name", "n@node", "-c", "2", "--pool", "threads", "--report-every", "1",
-             "--work-dir", str(tmp_path / "node"), "--sandbox-path", str(ROOT / "tests"),
-             "--sandbox-path", sys.prefix, "--sandbox-path", sys.base_prefix],
-            cwd=ROOT, env=node_env, stdout=open(tmp_path / "node.log", "ab"),  # noqa: SIM115
-            stderr=subprocess.STDOUT, start_new_session=True,
+        job = RenderJob.objects.get()
+        wait_for(
+            lambda: job.frame_set.filter(state=FrameState.DONE).exists(),
+            timeout=60,
+            what="a frame is done",
+        )
+
+        own_redis.crash_and_restart()  # every queued and unacknowledged message is gone
+
+        def ended() -> bool:
+            job.refresh_from_db()
+            return not job.is_active
+
+        logs = ("node.log", "drain.log")
+        wait_for(
+            ended, timeout=150, every=0.5, what="the job ends after the broker came back",
+            explain=lambda: "\n".join((tmp_path / n).read_text()[-3000:] for n in logs),
         )  # fmt: skip
-        try:
-            wait_for(
-                lambda: cluster.nodes.filter(name="n@node").exists(),
-                timeout=60,
-                what="the node reports in",
-            )
-            subprocess.run(
-                [sys.executable, "manage.py", "submit_render", "--project", project.name,
-                 "--software", fake_software.name, "--cluster", cluster.name,
-                 "--scene", scene_url, "--frames", "1-8", "--nodes", "2",
-                 "--param", "mode=steady"],
-                cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True,
-            )  # fmt: skip
-            job = RenderJob.objects.get()
-            wait_for(
-                lambda: job.frame_set.filter(state=FrameState.DONE).exists(),
-                timeout=60,
-                what="a frame is done",
-            )
-
-            redis.kill()  # a crash: every queued and unacknowledged message is gone
-            redis.wait()
-            time.sleep(3)
-            redis = start_redis(port, tmp_path / "redis.log")
-
-            def ended() -> bool:
-                job.refresh_from_db()
-                return not job.is_active
-
-            logs = ("node.log", "drain.log")
-            wait_for(
-                ended, timeout=150, every=0.5, what="the job ends after the broker came back",
-                explain=lambda: "\n".join((tmp_path / n).read_text()[-3000:] for n in logs),
-            )  # fmt: skip
-            assert job.state == JobState.FINISHED, job.failure_reason
-            assert job.frames_done == 8 and job.frames_failed == 0
-            assert not job.frame_set.exclude(state=FrameState.DONE).exists()
-        finally:
-            for proc in (node, drain):
-                proc.terminate()
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+        assert job.state == JobState.FINISHED, job.failure_reason
+        assert job.frames_done == 8 and job.frames_failed == 0
+        assert not job.frame_set.exclude(state=FrameState.DONE).exists()
     finally:
-        redis.kill()
-        redis.wait()
+        for proc in (node, drain):
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
