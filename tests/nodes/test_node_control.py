@@ -108,7 +108,9 @@ def test_a_node_killed_mid_chunk_loses_no_frame(
 def test_a_chunk_longer_than_its_grants_renews_them_with_its_heartbeats(
     project, fake_software, cluster, scene_url, nodes, settings
 ) -> None:
-    settings.RENDER_GRANT_SECONDS = 6  # grants end long before the chunk does
+    # Grants end long before the 14 s chunk does; renewal is asked for 5 s before they end
+    # (half their life), time enough for the manager to answer on a busy machine.
+    settings.RENDER_GRANT_SECONDS = 10
     nodes.start("a", cluster)
     job = submit_one(
         project, fake_software, cluster, scene_url, frames="1-14", nodes=1,
