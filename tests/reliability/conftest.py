@@ -163,6 +163,31 @@ class OwnRedis:
         self.proc.wait()
 
 
+def crash_the_broker_mid_job(
+    job: Any, redis: OwnRedis, timeout: float, explain: Any = None
+) -> None:
+    """Once a frame of ``job`` is done, crash the broker and start it again empty; then
+    wait for the job to end."""
+    from jobs.choices import FrameState
+    from tests.workers import wait_for
+
+    wait_for(
+        lambda: job.frame_set.filter(state=FrameState.DONE).exists(),
+        timeout=60,
+        what="a frame is done",
+    )
+    redis.crash_and_restart()  # every queued and unacknowledged message is gone
+
+    def ended() -> bool:
+        job.refresh_from_db()
+        return not job.is_active
+
+    wait_for(
+        ended, timeout=timeout, every=0.5, what="the job ends after the broker came back",
+        explain=explain,
+    )  # fmt: skip
+
+
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
     if shutil.which("redis-server") is None:

@@ -12,7 +12,7 @@ from jobs.choices import FrameState, JobState
 from jobs.models import RenderJob
 from tests.workers import wait_for
 
-from .conftest import ROOT, process_env
+from .conftest import ROOT, crash_the_broker_mid_job, process_env
 
 pytestmark = pytest.mark.django_db(transaction=True)  # own_redis skips without redis-server
 
@@ -41,26 +41,12 @@ def test_a_job_survives_a_broker_restart(
     )  # fmt: skip
     job = RenderJob.objects.get()
     assert f"#{job.pk}" in submit.stdout
-    wait_for(
-        lambda: job.frame_set.filter(state=FrameState.DONE).exists(),
-        timeout=60,
-        what="a frame is done",
-    )
-
-    own_redis.crash_and_restart()  # every queued and unacknowledged message is gone
-
-    def ended() -> bool:
-        job.refresh_from_db()
-        return not job.is_active
 
     def story() -> str:
         tasks = list(job.tasks.values("index", "state", "attempts", "queued_at", "node"))
         return "\n".join([str(tasks), processes.log("w")[-6000:], processes.log("beat")[-3000:]])
 
-    wait_for(
-        ended, timeout=120, what="the job ends after the broker came back", every=0.5,
-        explain=story,
-    )  # fmt: skip
+    crash_the_broker_mid_job(job, own_redis, timeout=120, explain=story)
     assert job.state == JobState.FINISHED, job.failure_reason
     assert job.frames_done == 8 and job.frames_failed == 0
     assert not job.frame_set.exclude(state=FrameState.DONE).exists()

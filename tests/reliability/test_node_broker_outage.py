@@ -14,7 +14,7 @@ from jobs.choices import FrameState, JobState
 from jobs.models import RenderJob
 from tests.workers import wait_for
 
-from .conftest import ROOT, process_env
+from .conftest import ROOT, crash_the_broker_mid_job, process_env
 
 pytestmark = pytest.mark.django_db(transaction=True)  # own_redis skips without redis-server
 
@@ -64,21 +64,9 @@ def test_a_job_on_render_nodes_survives_a_broker_restart(
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True,
         )  # fmt: skip
         job = RenderJob.objects.get()
-        wait_for(
-            lambda: job.frame_set.filter(state=FrameState.DONE).exists(),
-            timeout=60,
-            what="a frame is done",
-        )
-
-        own_redis.crash_and_restart()  # every queued and unacknowledged message is gone
-
-        def ended() -> bool:
-            job.refresh_from_db()
-            return not job.is_active
-
         logs = ("node.log", "drain.log")
-        wait_for(
-            ended, timeout=150, every=0.5, what="the job ends after the broker came back",
+        crash_the_broker_mid_job(
+            job, own_redis, timeout=150,
             explain=lambda: "\n".join((tmp_path / n).read_text()[-3000:] for n in logs),
         )  # fmt: skip
         assert job.state == JobState.FINISHED, job.failure_reason
