@@ -11,6 +11,8 @@ the renderer's start-up never dominates (unless the job's own ``chunk_seconds`` 
 less, or an even share of the job over the slots is less: idle slots cost more); and
 frames left behind a chunk that would take less than a start-up go with it. A job of even
 frames on two idle slots is two chunks, not a queue of chunks that each pay a start-up.
+Where the scene's history says its last frames are the dear ones, the queue is cut from the
+last frame back, so it ends with cheap frames that even out the slots' ends.
 
 Seconds per frame are measured, never guessed: the job's latest finished frames (its test
 frame first of all), else earlier jobs of the same scene with the same software in the
@@ -55,6 +57,7 @@ OPEN_FRAMES = (FrameState.QUEUED, FrameState.RUNNING)
 STARTUP_SHARE = 4  # a chunk holds at least this many start-ups' worth of render time
 CHUNKS_PER_SLOT_UNMEASURED = 1
 HEAD_CHUNKS_PER_SLOT = 3  # how far ahead of the nodes the queue is cut again
+DEAR_END = 1.5  # the last quarter of frames costs this much more than the first: cut back
 
 
 @dataclass(frozen=True)
@@ -100,8 +103,9 @@ def level(work: float, free_at: Sequence[float], startup: float) -> float:
 
 
 def plan(frames: Sequence[int], sizing: Sizing, later: int = 0) -> list[list[int]]:
-    """Cut ``frames`` (ascending) into chunks; ``later`` more unstarted frames come after
-    them (each at the measured mean).
+    """Cut ``frames`` (ascending) into chunks, in ``cut_order`` (frame order, or from the
+    dear end back); ``later`` more unstarted frames come after them (each at the measured
+    mean). Each chunk's frames are in frame order.
 
     Each chunk in turn goes to the slot that frees first (the job's running chunks hold
     theirs, ``busy``) and is sized so that this slot would end when the others do if the
@@ -116,6 +120,7 @@ def plan(frames: Sequence[int], sizing: Sizing, later: int = 0) -> list[list[int
     if not sizing.seconds_per_frame:
         per_slot = math.ceil((len(frames) + later) / (CHUNKS_PER_SLOT_UNMEASURED * slots))
         return [list(frames[i : i + per_slot]) for i in range(0, len(frames), per_slot)]
+    frames = cut_order(frames, sizing)
     costs = [sizing.cost(n) for n in frames]
     remaining = sum(costs) + later * sizing.seconds_per_frame
     busy = sorted(sizing.busy)[:slots]  # running chunks hold their slots, the rest are free
@@ -138,11 +143,25 @@ def plan(frames: Sequence[int], sizing: Sizing, later: int = 0) -> list[list[int
         rest = sum(costs[end:]) + later * sizing.seconds_per_frame
         if end < len(frames) and rest < startup:
             taken, end = taken + rest, len(frames)  # not worth a start-up of its own
-        chunks.append(list(frames[start:end]))
+        chunks.append(sorted(frames[start:end]))
         remaining -= taken
         heapq.heappush(free, now + startup + taken)
         start = end
     return chunks
+
+
+def cut_order(frames: Sequence[int], sizing: Sizing) -> list[int]:
+    """The order the queue is cut in: frame order, or from the last frame back when the
+    scene's history says its last frames are the dear end. The queue then ends at its cheap
+    end, where chunks are small enough to even out the slots' ends; cut in frame order, a
+    scene whose frames get dearer toward the end ends with single dear frames, and a slot
+    idles while another renders the last of them."""
+    if not (sizing.costs and sizing.costs.per_frame) or len(frames) < 2:
+        return list(frames)
+    quarter = max(1, len(frames) // 4)
+    first = sum(sizing.cost(n) for n in frames[:quarter])
+    last = sum(sizing.cost(n) for n in frames[-quarter:])
+    return list(reversed(frames)) if last > DEAR_END * first else list(frames)
 
 
 # --- what the sizes are worked out from ----------------------------------------------------

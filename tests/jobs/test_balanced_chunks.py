@@ -55,11 +55,12 @@ def test_a_scene_rendered_before_is_cut_by_each_frames_cost(
     project, fake_software, cluster, scene_url
 ) -> None:
     """Frames that got ten times dearer toward the end: the two chunks hold equal work,
-    not equal frame counts."""
+    not equal frame counts; the dear end goes first."""
     rendered_before(project, fake_software, cluster, scene_url, lambda n: 0.2 * n)
     job = submit(project, fake_software, cluster, scene_url, frames="1-24")
     chunks = [t.frames for t in job.tasks.order_by("index")]
-    assert len(chunks) == 2 and len(chunks[0]) > len(chunks[1])
+    assert len(chunks) == 2 and len(chunks[0]) < len(chunks[1])
+    assert chunks[0][-1] == 24 and chunks[1][0] == 1  # each chunk in frame order
     work = [sum(0.2 * n for n in chunk) for chunk in chunks]
     assert abs(work[0] - work[1]) <= 0.2 * 24  # within one frame
     assert_each_frame_once(job, list(range(1, 25)))
@@ -124,3 +125,52 @@ def test_a_chunk_running_elsewhere_is_counted_with_what_is_left_of_it() -> None:
     chunks = chunking.plan(list(range(1, 13)), sizing)
     assert [len(c) for c in chunks] == [11, 1]
     assert chunking.level(12.0, [0.0, 10.0], 1.0) == pytest.approx(12.0)
+
+
+def drain(chunks: list[list[int]], cost: Any, slots: int, startup: float) -> list[float]:
+    """When each slot ends if the slots take the chunks in order, each as it frees."""
+    ends = [0.0] * slots
+    for chunk in chunks:
+        slot = ends.index(min(ends))
+        ends[slot] += startup + sum(cost(n) for n in chunk)
+    return ends
+
+
+def uneven_sizing(cost: Any, target: float) -> chunking.Sizing:
+    return chunking.Sizing(
+        target_seconds=target,
+        seconds_per_frame=sum(cost(n) for n in range(1, 25)) / 24,
+        slots=2,
+        startup_seconds=1.0,
+        frame_count=24,
+        costs=frame_costs.FrameCosts(1.0, {n: cost(n) for n in range(1, 25)}, confident=True),
+    )
+
+
+@pytest.mark.parametrize("target", [10, 20, 60])
+def test_a_queue_whose_last_frames_are_dear_ends_with_cheap_ones(target: float) -> None:
+    """The uneven benchmark scene's shape (frame 24 costs twelve times frame 1): cut from
+    the last frame back, the queue ends with cheap frames and the two slots end within a
+    cheap frame of each other (cut in frame order, the last chunks were single dear frames
+    and the slots ended seconds apart)."""
+
+    def cost(n: int) -> float:
+        return 0.5 + 0.25 * (n - 1)
+
+    sizing = uneven_sizing(cost, target)
+    chunks = chunking.plan(list(range(1, 25)), sizing)
+    assert chunks[0][-1] == 24 and 1 in chunks[-1]
+    assert sorted(n for c in chunks for n in c) == list(range(1, 25))
+    assert all(c == sorted(c) for c in chunks)
+    ends = drain(chunks, cost, 2, 1.0)
+    assert max(ends) - min(ends) <= cost(2)
+
+
+@pytest.mark.parametrize(
+    "cost",
+    [lambda n: 1.0, lambda n: 1.0 + 0.1 * (n % 3), lambda n: 6.0 - 0.2 * n],
+    ids=["even", "noisy", "dear-first-frames"],
+)
+def test_a_queue_without_a_dear_end_is_cut_in_frame_order(cost: Any) -> None:
+    chunks = chunking.plan(list(range(1, 25)), uneven_sizing(cost, 10))
+    assert [n for c in chunks for n in c] == list(range(1, 25))
