@@ -19,7 +19,7 @@
 Usage: ``python bench/render.py [--broker redis://127.0.0.1:6379/14] [--latency-jobs 15]
 [--path worker|node] [--database-url postgres://…]
 [--sandbox bwrap|none|both] [--repeat 3] [--scenes short,long,uneven [--scene-frames 24]
-[--chunk-seconds 10] [--samples-scale 1]]``
+[--chunk-seconds 120,10] [--samples-scale 1]]``
 """
 
 from __future__ import annotations
@@ -55,7 +55,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     parser.add_argument("--scenes", default="", help="e.g. short,long,uneven (render_scenes)")
     parser.add_argument("--scene-frames", type=int, default=24)
-    parser.add_argument("--chunk-seconds", type=int, default=10, help="the adaptive job's")
+    parser.add_argument(
+        "--chunk-seconds",
+        type=lambda text: [int(x) for x in text.split(",")],
+        default=[120, 10],
+        help="the adaptive jobs', e.g. 120,10 (one job each)",
+    )
     parser.add_argument(
         "--samples-scale", type=float, default=1.0, help="scale the scenes' samples (a quick try)"
     )

@@ -4,18 +4,20 @@
 Per scene, built in code by ``bench/bench_scene.py`` (short frames, long frames, frames
 whose cost grows tenfold across the range), in one run:
 
-1. ``blender -b scene -o … -F PNG -a``: the baseline, all cores, one process;
+1. ``blender -b scene -o … -F PNG -a``: the baseline, all cores, one process, run again
+   right before each RenderHub run (the pair's ratio: the machine's speed drifts);
 2. RenderHub, as a new user submits it: the default distribution (no nodes, no chunk
    size: the adaptive work queue, ``RENDER_CHUNK_SECONDS``), on a local render worker with
    two slots; timed from the submit call until the job row says finished. The first run
    knows the scene only through the software's earlier jobs (the run's first scene: not
    at all); later runs (``--repeat``) have its own frames measured;
-3. RenderHub with ``--chunk-seconds`` (the scene measured by then): its makespan (first
+3. RenderHub with each ``--chunk-seconds`` (the scene measured by then): its makespan (first
    chunk started to last chunk ended) against the ideal, the job's total render seconds
-   (Blender's own per-frame times) divided by the slots.
+   (Blender's own per-frame times) divided by the slots, and what the slots spent over
+   the render seconds: the chunks' start-ups and the slots' idle time (shares of them).
 
-Ratio = RenderHub seconds / Blender seconds (goal ≤ 1.00); makespan / ideal (goal ≤ 1.10
-on the uneven scene).
+Ratio = RenderHub seconds / its pair's Blender seconds, median of the pairs (goal ≤ 1.00);
+makespan / ideal (goal ≤ 1.10 on the uneven scene).
 """
 
 from __future__ import annotations
@@ -67,6 +69,41 @@ def makespan(job: Any) -> float:
     return (max(ends) - min(starts)).total_seconds()
 
 
+def against_the_ideal(job: Any) -> dict[str, float | None]:
+    """The job's makespan against the ideal (its render seconds over the slots), and where
+    the difference went."""
+    ideal = job.render_seconds / SLOTS
+    span = makespan(job)
+    return {
+        "makespan_seconds": round(span, 2),
+        "ideal_seconds": round(ideal, 2),
+        "makespan_over_ideal": round(span / ideal, 3) if ideal else None,
+        **where_the_makespan_went(job, span),
+    }
+
+
+def where_the_makespan_went(job: Any, span: float) -> dict[str, float]:
+    """The slots' seconds over the makespan beyond the render seconds, as shares of them:
+    each chunk's start to its first frame (the renderer's start-up), and the slots idle
+    (between chunks and while the last chunks end)."""
+    starts = dict(job.chunk_attempts.values_list("task_id", "started_at"))
+    firsts: dict[int, Any] = {}
+    for task, began in job.frame_set.values_list("task_id", "started_at"):
+        if began and (task not in firsts or began < firsts[task]):
+            firsts[task] = began
+    startups = sum((firsts[t] - s).total_seconds() for t, s in starts.items() if t in firsts)
+    busy = sum(
+        (end - begin).total_seconds()
+        for begin, end in job.chunk_attempts.values_list("started_at", "finished_at")
+        if begin and end
+    )
+    work = job.render_seconds or 1.0
+    return {
+        "startups_share": round(startups / work, 3),
+        "idle_share": round((SLOTS * span - busy) / work, 3),
+    }
+
+
 def phases(job: Any, called: float) -> dict[str, float]:
     """Where a run's seconds went: the submit call (scene checks) until the job row exists,
     then until the first chunk started on a node, until Blender's first frame began, the
@@ -98,37 +135,41 @@ def run_scene(  # type: ignore[no-untyped-def]
     kind: str, project, software, cluster, var: Path, args: Any, submit, wait
 ) -> dict[str, object]:
     scene_url = build_scene(kind, args.scene_frames, args.samples_scale)
-    baseline = blender_all(scene_url, var / f"baseline-{kind}")
     frames = f"1-{args.scene_frames}"
+    baselines: list[float] = []
     runs: list[float] = []
     chunks: list[list[int]] = []
     timelines: list[dict[str, float]] = []
-    for _ in range(args.repeat):
+    spans: list[dict[str, float | None]] = []
+    for run in range(args.repeat):
+        # Each RenderHub run is paired with its own `blender -a` just before it: this
+        # machine's speed drifts by 10 % within minutes, so a ratio is only fair within
+        # a pair.
+        baselines.append(round(blender_all(scene_url, var / f"baseline-{kind}-{run}"), 2))
         called, start = time.time(), time.monotonic()
         job = wait(submit(project, software, cluster, scene_url, frames))
         runs.append(round(time.monotonic() - start, 2))
         chunks.append([len(t.frames) for t in job.tasks.order_by("index")])
         timelines.append(phases(job, called))
-    adaptive = wait(
-        submit(project, software, cluster, scene_url, frames, chunk_seconds=args.chunk_seconds)
-    )
-    ideal = adaptive.render_seconds / SLOTS
-    span = makespan(adaptive)
-    median = statistics.median(runs)
+        spans.append(against_the_ideal(job))
+    adaptive: dict[str, object] = {}
+    for seconds in args.chunk_seconds:
+        queued = wait(submit(project, software, cluster, scene_url, frames, chunk_seconds=seconds))
+        adaptive[str(seconds)] = {
+            "chunks": [len(t.frames) for t in queued.tasks.order_by("index")],
+            **against_the_ideal(queued),
+        }
+    ratios = [round(r / b, 3) for r, b in zip(runs, baselines, strict=True)]
     return {
         "frames": args.scene_frames,
-        "blender_seconds": round(baseline, 2),
+        "blender_seconds": baselines,
         "renderhub_seconds": runs,
+        "ratios": ratios,
+        "ratio": round(statistics.median(ratios), 3),
+        "first_run_ratio": ratios[0],
         "renderhub_chunks": chunks,
         "renderhub_phases": timelines,
-        "ratio": round(median / baseline, 3),
-        "first_run_ratio": round(runs[0] / baseline, 3),
         **frame_spread(job),
-        "adaptive": {
-            "chunk_seconds": args.chunk_seconds,
-            "chunks": [len(t.frames) for t in adaptive.tasks.order_by("index")],
-            "makespan_seconds": round(span, 2),
-            "ideal_seconds": round(ideal, 2),
-            "makespan_over_ideal": round(span / ideal, 3) if ideal else None,
-        },
+        "renderhub_against_ideal": spans,
+        "adaptive": adaptive,
     }
