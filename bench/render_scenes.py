@@ -61,44 +61,31 @@ def blender_all(scene_url: str, out: Path) -> float:
     return time.monotonic() - start
 
 
-def makespan(job: Any) -> float:
-    """First chunk started to last chunk ended (the attempts that rendered)."""
-    spans = job.chunk_attempts.values_list("started_at", "finished_at")
-    starts = [s for s, _ in spans if s]
-    ends = [e for _, e in spans if e]
-    return (max(ends) - min(starts)).total_seconds()
-
-
 def against_the_ideal(job: Any) -> dict[str, float | None]:
-    """The job's makespan against the ideal (its render seconds over the slots), and where
-    the difference went."""
-    ideal = job.render_seconds / SLOTS
-    span = makespan(job)
-    return {
-        "makespan_seconds": round(span, 2),
-        "ideal_seconds": round(ideal, 2),
-        "makespan_over_ideal": round(span / ideal, 3) if ideal else None,
-        **where_the_makespan_went(job, span),
-    }
-
-
-def where_the_makespan_went(job: Any, span: float) -> dict[str, float]:
-    """The slots' seconds over the makespan beyond the render seconds, as shares of them:
-    each chunk's start to its first frame (the renderer's start-up), and the slots idle
-    (between chunks and while the last chunks end)."""
-    starts = dict(job.chunk_attempts.values_list("task_id", "started_at"))
+    """The job's makespan (first chunk started to last chunk ended) against the ideal (its
+    render seconds over the slots), and where the slots' seconds beyond the render seconds
+    went, as shares of them: each chunk's start to its first frame (the renderer's
+    start-up), and the slots idle (between chunks and while the last chunks end)."""
+    attempts = [
+        (task, begin, end)
+        for task, begin, end in job.chunk_attempts.values_list(
+            "task_id", "started_at", "finished_at"
+        )
+        if begin and end
+    ]
+    span = (max(e for _, _, e in attempts) - min(b for _, b, _ in attempts)).total_seconds()
     firsts: dict[int, Any] = {}
     for task, began in job.frame_set.values_list("task_id", "started_at"):
         if began and (task not in firsts or began < firsts[task]):
             firsts[task] = began
-    startups = sum((firsts[t] - s).total_seconds() for t, s in starts.items() if t in firsts)
-    busy = sum(
-        (end - begin).total_seconds()
-        for begin, end in job.chunk_attempts.values_list("started_at", "finished_at")
-        if begin and end
-    )
+    startups = sum((firsts[t] - b).total_seconds() for t, b, _ in attempts if t in firsts)
+    busy = sum((e - b).total_seconds() for _, b, e in attempts)
     work = job.render_seconds or 1.0
+    ideal = job.render_seconds / SLOTS
     return {
+        "makespan_seconds": round(span, 2),
+        "ideal_seconds": round(ideal, 2),
+        "makespan_over_ideal": round(span / ideal, 3) if ideal else None,
         "startups_share": round(startups / work, 3),
         "idle_share": round((SLOTS * span - busy) / work, 3),
     }
