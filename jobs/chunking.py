@@ -174,11 +174,12 @@ def recent_frames(slots: int) -> int:
 
 
 def recent_seconds(job: RenderJob, slots: int) -> list[tuple[int, float]]:
-    """The job's latest finished frames: number and render seconds."""
+    """The job's latest finished frames: number and render seconds, each as if its node's
+    slots had all been busy (``jobs.machine_share``)."""
     rows = (
         Frame.objects.filter(job=job, state=FrameState.DONE, seconds__gt=0)
         .order_by("-finished_at")
-        .values_list("number", "seconds")[: recent_frames(slots)]
+        .values_list("number", frame_costs.FULL_NODE_SECONDS)[: recent_frames(slots)]
     )
     return [(number, float(seconds or 0.0)) for number, seconds in rows]
 

@@ -1,7 +1,9 @@
 """What a job's frames will cost, and what starting the renderer costs, as measured: the
 inputs of adaptive chunk sizing (``jobs.chunking``).
 
-- **Per frame.** The job's own recent frames give its speed now (``mean``). Where the same
+- **Per frame.** Every frame is counted at its cost on a full node (``jobs.machine_share``:
+  a frame rendered while the node's other slots idled had more cores than the plan gives
+  it). The job's own recent frames give its speed now (``mean``). Where the same
   scene was rendered before with the same software in the project, each frame's time there
   is a prediction of that frame's time here (scenes whose frames get dearer toward the end
   are the rule, not the exception), scaled by how fast this job runs against that history
@@ -23,6 +25,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 
 from .choices import FrameState
 from .models import Frame, RenderJob, TaskAttempt
@@ -30,6 +33,9 @@ from .models import Frame, RenderJob, TaskAttempt
 EVEN_SPREAD = 0.25  # coefficient of variation under which measured frames count as even
 STARTUP_ATTEMPTS = 8  # the latest attempts a start-up is measured on
 STARTUP_BOUNDS = (0.05, 600.0)
+# A frame's seconds as if its node's slots were all busy (jobs.machine_share); frames
+# recorded before that was measured keep their wall seconds.
+FULL_NODE_SECONDS = Coalesce("cost_seconds", "seconds")
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,7 @@ def _history(job: RenderJob, numbers: Q) -> dict[int, float]:
         )
         .exclude(job_id=job.pk)
         .order_by("number", "-job_id")
-        .values_list("number", "seconds")
+        .values_list("number", FULL_NODE_SECONDS)
     )
     found: dict[int, float] = {}
     for number, seconds in rows:

@@ -222,6 +222,12 @@ class Frame(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     seconds = models.FloatField(null=True, blank=True)
+    cost_seconds = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="The render seconds scaled to the node's share with every slot busy "
+        "(jobs.machine_share): what adaptive chunks are cut by.",
+    )
     output_url = models.CharField(max_length=1024, blank=True)
     thumbnail_url = models.CharField(max_length=1024, blank=True)
     failure_reason = models.TextField(blank=True)

@@ -21,6 +21,7 @@ from django.utils import timezone
 from renderhub.compute import ComputeError
 from renderhub.outcome import Outcome
 
+from . import machine_share
 from .backends import get_backend
 from .choices import OPEN_TASK_STATES, FrameState, JobState, TaskState
 from .dispatch import dispatch as dispatch
@@ -192,6 +193,8 @@ def frame_done(
     task: Task, number: int, *, seconds: float, output_url: str, thumbnail_url: str
 ) -> bool:
     """Mark a frame done exactly once; returns False if it already was."""
+    began = Frame.objects.filter(task=task, number=number).values_list("started_at", flat=True)
+    cost = machine_share.full_node_seconds(task, seconds, began.first())
     with transaction.atomic():
         updated = (
             # The chunk's own frames only: a node reports for the chunk it was given.
@@ -203,6 +206,7 @@ def frame_done(
                 state=FrameState.DONE,
                 finished_at=timezone.now(),
                 seconds=seconds,
+                cost_seconds=cost,
                 output_url=output_url,
                 thumbnail_url=thumbnail_url,
                 failure_reason="",

@@ -1,0 +1,182 @@
+"""A frame's cost as if its node were full (jobs.machine_share): a frame rendered while
+the node's other slot idled had both cores, and the next job of the scene must not take
+it for a cheap one."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from clusters.models import ClusterNode
+from jobs import services
+from jobs.choices import FrameState, JobState, TaskState
+from jobs.models import Frame, RenderJob, Task, TaskAttempt
+from tests.jobs.test_adaptive_chunks import assert_each_frame_once, submit
+from tests.jobs.test_balanced_chunks import drain
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.embedded,
+    pytest.mark.usefixtures("adaptive_settings"),
+]
+
+
+def two_core_node(cluster: Any, name: str = "n1", **facts: Any) -> ClusterNode:
+    values = {"cpu_count": 2, "concurrency": 2, **facts}
+    return ClusterNode.objects.create(cluster=cluster, name=name, **values)
+
+
+def attempt(task: Task, node: str, began: datetime, ended: datetime | None) -> None:
+    Task.objects.filter(pk=task.pk).update(node=node, state=TaskState.RUNNING)
+    task.node = node
+    number = task.history.count() + 1
+    TaskAttempt.objects.create(
+        task=task, job=task.job, number=number, node=node, started_at=began, finished_at=ended
+    )
+
+
+def report(task: Task, number: int, began: datetime, seconds: float) -> float:
+    """The frame as a node reports it: started at ``began``, done after ``seconds``."""
+    Frame.objects.filter(task=task, number=number).update(
+        state=FrameState.RUNNING, started_at=began
+    )
+    services.frame_done(task, number, seconds=seconds, output_url="", thumbnail_url="")
+    return Frame.objects.get(task=task, number=number).cost_seconds
+
+
+@pytest.fixture
+def one_chunk(project, fake_software, cluster, scene_url) -> Task:
+    job = submit(project, fake_software, cluster, scene_url, frames="1-4", nodes=2)
+    return job.tasks.order_by("index").first()
+
+
+def test_a_frame_rendered_alone_costs_twice_its_seconds_on_a_full_node(cluster, one_chunk) -> None:
+    two_core_node(cluster)
+    start = timezone.now() - timedelta(seconds=60)
+    attempt(one_chunk, "n1", start, None)
+    frame = one_chunk.frames[0]
+    assert report(one_chunk, frame, start + timedelta(seconds=10), 4.0) == pytest.approx(8.0)
+
+
+def test_a_frame_rendered_beside_another_chunk_costs_its_seconds(cluster, one_chunk) -> None:
+    two_core_node(cluster)
+    other = submit(
+        one_chunk.job.project, one_chunk.job.software, cluster, one_chunk.job.scene_url, frames="1"
+    )
+    start = timezone.now() - timedelta(seconds=60)
+    attempt(one_chunk, "n1", start, None)
+    attempt(other.tasks.first(), "n1", start, start + timedelta(seconds=30))
+    frame = one_chunk.frames[0]
+    assert report(one_chunk, frame, start + timedelta(seconds=10), 4.0) == pytest.approx(4.0)
+
+
+def test_a_frame_shared_for_half_its_time_costs_in_between(cluster, one_chunk) -> None:
+    """The other slot's chunk ended halfway through the frame: 1.5 renderers on average."""
+    two_core_node(cluster)
+    other = submit(
+        one_chunk.job.project, one_chunk.job.software, cluster, one_chunk.job.scene_url, frames="1"
+    )
+    start = timezone.now() - timedelta(seconds=60)
+    attempt(one_chunk, "n1", start, None)
+    attempt(other.tasks.first(), "n1", start, start + timedelta(seconds=12))
+    frame = one_chunk.frames[0]
+    cost = report(one_chunk, frame, start + timedelta(seconds=10), 4.0)
+    assert cost == pytest.approx(4.0 * 2 / 1.5)
+
+
+def test_chunks_on_other_nodes_do_not_share_this_ones_cores(cluster, one_chunk) -> None:
+    two_core_node(cluster)
+    two_core_node(cluster, "n2")
+    other = submit(
+        one_chunk.job.project, one_chunk.job.software, cluster, one_chunk.job.scene_url, frames="1"
+    )
+    start = timezone.now() - timedelta(seconds=60)
+    attempt(one_chunk, "n1", start, None)
+    attempt(other.tasks.first(), "n2", start, None)
+    frame = one_chunk.frames[0]
+    assert report(one_chunk, frame, start + timedelta(seconds=10), 4.0) == pytest.approx(8.0)
+
+
+@pytest.mark.parametrize(
+    ("threads", "facts", "expected"),
+    [
+        (1, {}, 4.0),  # one thread per renderer, a core per slot: alone is no faster
+        (0, {"cpu_count": None}, 4.0),  # the node never said its cores
+        (0, {"concurrency": 1}, 4.0),  # one slot: it is always full
+        (0, {"cpu_count": 8, "concurrency": 4}, 16.0),  # all 8 cores against 2 of a full node
+    ],
+)
+def test_the_share_follows_the_nodes_cores_slots_and_threads(
+    settings, cluster, one_chunk, threads, facts, expected
+) -> None:
+    settings.RENDER_THREADS = threads
+    two_core_node(cluster, **facts)
+    start = timezone.now() - timedelta(seconds=60)
+    attempt(one_chunk, "n1", start, None)
+    frame = one_chunk.frames[0]
+    assert report(one_chunk, frame, start + timedelta(seconds=10), 4.0) == pytest.approx(expected)
+
+
+STARTUP = 1.0  # the renderer's start-up in each chunk
+
+
+def true_cost(number: int) -> float:
+    return 0.2 * number  # a full node's seconds: the last frame ten times the first's
+
+
+def render_in_two_even_chunks(project: Any, software: Any, cluster: Any, scene: str) -> None:
+    """The scene's first job, frames 1-12 and 13-24 on the two slots of one node: the slot
+    with the cheap half ends first and the other renders its last frames alone, on both
+    cores, in half their cost."""
+    job = submit(project, software, cluster, scene, frames="1-24", nodes=2, chunk_seconds=None)
+    cheap, dear = job.tasks.order_by("index")
+    assert cheap.frames == list(range(1, 13)) and dear.frames == list(range(13, 25))
+    start = timezone.now() - timedelta(minutes=5)
+    cheap_end = STARTUP + sum(true_cost(n) for n in cheap.frames)
+    at, walls = STARTUP, []
+    for number in dear.frames:  # at one cost-second a second until cheap ends, then two
+        shared = min(true_cost(number), max(0.0, cheap_end - at))
+        walls.append((number, at, shared + (true_cost(number) - shared) / 2))
+        at += walls[-1][2]
+    attempt(cheap, "n1", start, start + timedelta(seconds=cheap_end))
+    attempt(dear, "n1", start, start + timedelta(seconds=at))
+    at = STARTUP
+    for number in cheap.frames:
+        report(cheap, number, start + timedelta(seconds=at), true_cost(number))
+        at += true_cost(number)
+    for number, began, wall in walls:
+        report(dear, number, start + timedelta(seconds=began), wall)
+    job.tasks.update(state=TaskState.DONE)
+    RenderJob.objects.filter(pk=job.pk).update(state=JobState.FINISHED, frames_done=24)
+
+
+def spread(job: RenderJob) -> float:
+    """How far apart the two slots end, taking the job's chunks in turn at their true
+    costs."""
+    ends = drain([t.frames for t in job.tasks.order_by("index")], true_cost, 2, STARTUP)
+    return max(ends) - min(ends)
+
+
+def test_the_next_job_is_cut_by_the_full_node_cost_of_frames_rendered_alone(
+    project, fake_software, cluster, scene_url
+) -> None:
+    two_core_node(cluster)
+    render_in_two_even_chunks(project, fake_software, cluster, scene_url)
+    first = RenderJob.objects.get()
+    measured = dict(first.frame_set.values_list("number", "cost_seconds"))
+    for number in (1, 12, 13, 24):  # shared, and alone for the last frames of the dear half
+        assert measured[number] == pytest.approx(true_cost(number), rel=0.1)
+    walls = dict(first.frame_set.values_list("number", "seconds"))
+    assert walls[24] == pytest.approx(true_cost(24) / 2)
+
+    job = submit(project, fake_software, cluster, scene_url, frames="1-24")
+    assert spread(job) <= true_cost(24)  # within one frame
+    assert_each_frame_once(job, list(range(1, 25)))
+
+    # Cut by the wall seconds, one slot would have idled for over two dear frames.
+    Frame.objects.filter(job=first).update(cost_seconds=None)
+    wall_cut = submit(project, fake_software, cluster, scene_url, frames="1-24")
+    assert spread(wall_cut) > 2 * true_cost(24)
