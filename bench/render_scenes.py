@@ -13,7 +13,8 @@ whose cost grows tenfold across the range), in one run:
    at all); later runs (``--repeat``) have its own frames measured;
 3. RenderHub with each ``--chunk-seconds`` (the scene measured by then): its makespan (first
    chunk started to last chunk ended) against the ideal, the job's total render seconds
-   (Blender's own per-frame times) divided by the slots, and what the slots spent over
+   (Blender's own per-frame times, each scaled to a full node's share: jobs.machine_share)
+   divided by the slots, and what the slots spent over
    the render seconds: the chunks' start-ups and the slots' idle time (shares of them).
 
 Ratio = RenderHub seconds / its pair's Blender seconds, median of the pairs (goal ≤ 1.00);
@@ -63,7 +64,9 @@ def blender_all(scene_url: str, out: Path) -> float:
 
 def against_the_ideal(job: Any) -> dict[str, float | None]:
     """The job's makespan (first chunk started to last chunk ended) against the ideal (its
-    render seconds over the slots), and where the slots' seconds beyond the render seconds
+    frames' seconds on a full node, jobs.machine_share, over the slots: a frame rendered
+    while the other slot idled had both cores, and its wall seconds would lower the ideal
+    by the very idling it measures), and where the slots' seconds beyond the render seconds
     went, as shares of them: each chunk's start to its first frame (the renderer's
     start-up), and the slots idle (between chunks and while the last chunks end)."""
     attempts = [
@@ -80,8 +83,11 @@ def against_the_ideal(job: Any) -> dict[str, float | None]:
             firsts[task] = began
     startups = sum((firsts[t] - b).total_seconds() for t, b, _ in attempts if t in firsts)
     busy = sum((e - b).total_seconds() for _, b, e in attempts)
-    work = job.render_seconds or 1.0
-    ideal = job.render_seconds / SLOTS
+    from jobs.frame_costs import FULL_NODE_SECONDS  # Django is set up by then
+
+    work = sum(job.frame_set.values_list(FULL_NODE_SECONDS, flat=True).exclude(seconds=None))
+    ideal = work / SLOTS
+    work = work or 1.0
     return {
         "makespan_seconds": round(span, 2),
         "ideal_seconds": round(ideal, 2),
