@@ -56,11 +56,16 @@ format: install
 # Redis in CI), then the `embedded` part again on the zero-config defaults.
 test: lint test-main test-embedded
 
+# Two workers: most tests wait on workers, renderers and the database more than they
+# compute, and the suite used under one core of two on its own.
+PYTEST_WORKERS ?= 2
+XDIST = -n $(PYTEST_WORKERS) --dist worksteal
+
 test-main: install
-	RENDERHUB_VAR_DIR=$$(mktemp -d) $(BIN)/pytest
+	RENDERHUB_VAR_DIR=$$(mktemp -d) $(BIN)/pytest $(XDIST)
 
 test-embedded: install
-	env -u DATABASE_URL -u CELERY_BROKER_URL RENDERHUB_VAR_DIR=$$(mktemp -d) $(BIN)/pytest -m embedded
+	env -u DATABASE_URL -u CELERY_BROKER_URL RENDERHUB_VAR_DIR=$$(mktemp -d) $(BIN)/pytest $(XDIST) -m embedded
 
 run: install
 	$(BIN)/python manage.py runserver
