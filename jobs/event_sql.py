@@ -18,6 +18,7 @@ from typing import Any
 
 from django.db import connection
 
+from . import machine_share
 from .choices import FrameState, TaskState
 from .models import Frame, Task
 
@@ -69,20 +70,23 @@ def finish_frames(
     frames: Sequence[tuple[int, int, float, str, str]], now: datetime
 ) -> dict[int, tuple[int, float]]:
     """Mark frames ``(task_id, number, seconds, output_url, thumbnail_url)`` done, each once
-    (not one done, failed or cancelled already) and only their own chunk's; per job, how
-    many and their seconds."""
+    (not one done, failed or cancelled already) and only their own chunk's, with their
+    full-node cost (``machine_share``); per job, how many and their seconds."""
     table = Frame._meta.db_table
     ended = [FrameState.DONE, FrameState.FAILED, FrameState.CANCELLED]
     per_job: dict[int, tuple[int, float]] = defaultdict(lambda: (0, 0.0))
     for part in _chunks(frames):
+        costs = machine_share.full_node_costs([row[:3] for row in part], now)
+        rows = [(*row, costs[(row[0], row[1])]) for row in part]
         source, params = _values(
-            part,
-            ("task_id", "number", "seconds", "output_url", "thumbnail_url"),
-            ("int", "int", "float", "text", "text"),
+            rows,
+            ("task_id", "number", "seconds", "output_url", "thumbnail_url", "cost_seconds"),
+            ("int", "int", "float", "text", "text", "float"),
         )
         sql = (
             f"UPDATE {table} SET state = %s, finished_at = %s, seconds = v.seconds, "  # noqa: S608
-            "output_url = v.output_url, thumbnail_url = v.thumbnail_url, failure_reason = '' "
+            "cost_seconds = v.cost_seconds, output_url = v.output_url, "
+            "thumbnail_url = v.thumbnail_url, failure_reason = '' "
             f"FROM {source} WHERE {table}.task_id = v.task_id AND {table}.number = v.number "
             f"AND {table}.state NOT IN (%s, %s, %s) RETURNING {table}.job_id, {table}.seconds"
         )

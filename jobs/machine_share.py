@@ -12,11 +12,16 @@ frame rendered (from the chunk attempts' times), and ``share(k) = min(threads, c
 the cores each of ``k`` renderers gets. With one thread per renderer and a core per slot
 the share does not change and the cost is the wall time. A node that did not say its
 cores and slots (an older node, a cloud VM before its first report) keeps the wall time.
+``threads`` is the manager's ``RENDER_THREADS``: a render node started with other
+``--threads`` than that is measured as if it used the manager's. Frames done come one at
+a time from a render worker (``services.frame_done``) and in batches from render nodes'
+events (``event_sql.finish_frames``): a batch costs four queries, whatever its size.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -25,56 +30,106 @@ from django.utils import timezone
 
 from clusters.models import ClusterNode
 
-from .models import Task, TaskAttempt
+from .models import Frame, Task, TaskAttempt
+
+Row = tuple[int, int, float]  # a frame done: its chunk's id, its number, its seconds
 
 
-def renderers_while(node: str, start: datetime, end: datetime, slots: int) -> float:
-    """The mean number of chunk attempts running on ``node`` between ``start`` and
-    ``end``, at least 1 (the frame's own) and at most ``slots`` (an attempt left open by
-    a vanished worker holds no slot)."""
-    span = (end - start).total_seconds()
-    if span <= 0:
-        return 1.0
-    rows = (
-        TaskAttempt.objects.filter(node=node, started_at__lt=end)
-        .filter(Q(finished_at__isnull=True) | Q(finished_at__gt=start))
-        .values_list("started_at", "finished_at")
-    )
+def _overlap(
+    rows: Iterable[tuple[datetime, datetime | None]], start: datetime, end: datetime
+) -> float:
+    """Seconds of ``rows`` (attempts' start and end, None: running) within start..end."""
     busy = 0.0
     for began, ended in rows:
-        if began is None:
-            continue
-        overlap = (min(ended or end, end) - max(began, start)).total_seconds()
-        busy += max(0.0, overlap)
-    return min(float(slots), max(1.0, busy / span))
+        busy += max(0.0, (min(ended or end, end) - max(began, start)).total_seconds())
+    return busy
 
 
-def full_node_seconds(task: Task, seconds: float, started_at: datetime | None) -> float:
-    """``seconds`` of a frame of ``task`` scaled to its node's share with every slot busy
-    (see the module's docstring); the frame began at ``started_at`` (when it was reported;
-    else it ended now)."""
-    if seconds <= 0 or not task.node:
-        return seconds
-    named = Q(name=task.node)
-    if address := _address(task.node):
-        named |= Q(ip_address=address)
-    node = (
-        ClusterNode.objects.filter(named, cluster_id=task.job.cluster_id)
-        .values_list("cpu_count", "concurrency")
-        .first()
+def full_node_costs(
+    frames: Sequence[Row], now: datetime | None = None
+) -> dict[tuple[int, int], float]:
+    """Each frame's seconds scaled to its node's share with every slot busy (see the
+    module's docstring), by (chunk id, number); a few queries for any number of frames (the
+    event drain passes a whole batch)."""
+    now = now or timezone.now()
+    costs = {(task, number): seconds for task, number, seconds in frames}
+    chunks = {
+        pk: (node, cluster)
+        for pk, node, cluster in Task.objects.filter(pk__in={t for t, _, _ in frames})
+        .exclude(node="")
+        .values_list("pk", "node", "job__cluster_id")
+    }
+    facts = _node_facts(set(chunks.values()))
+    if not facts:
+        return costs
+    began = {
+        (task, number): started
+        for task, number, started in Frame.objects.filter(
+            task_id__in=chunks, number__in={n for _, n, _ in frames}
+        ).values_list("task_id", "number", "started_at")
+    }
+    # When each frame rendered: from its start where that was reported before it ended
+    # (the event drain records starts and ends of one batch at once), else back from now.
+    spans = {}
+    for task, number, seconds in frames:
+        if seconds > 0 and (chunks.get(task) in facts):
+            latest = now - timedelta(seconds=seconds)
+            start = min(began.get((task, number)) or latest, latest)
+            spans[(task, number)] = (start, start + timedelta(seconds=seconds))
+    if not spans:
+        return costs
+    attempts: dict[str, list[tuple[datetime, datetime | None]]] = {}
+    rows = (
+        TaskAttempt.objects.filter(
+            node__in={chunks[t][0] for t, _ in spans},
+            started_at__lt=max(end for _, end in spans.values()),
+        )
+        .filter(
+            Q(finished_at__isnull=True)
+            | Q(finished_at__gt=min(start for start, _ in spans.values()))
+        )
+        .values_list("node", "started_at", "finished_at")
     )
-    cores, slots = node or (None, None)
-    if not cores or not slots:
-        return seconds
-    start = started_at or timezone.now() - timedelta(seconds=seconds)
-    running = renderers_while(task.node, start, start + timedelta(seconds=seconds), slots)
-    threads = settings.RENDER_THREADS or cores
-    return seconds * min(threads, cores / running) / min(threads, cores / slots)
+    for name, began_at, ended_at in rows:
+        if began_at is not None:
+            attempts.setdefault(name, []).append((began_at, ended_at))
+    for (task, number), (start, end) in spans.items():
+        node = chunks[task]
+        cores, slots = facts[node]
+        seconds = costs[(task, number)]
+        mean = _overlap(attempts.get(node[0], []), start, end) / seconds
+        running = min(float(slots), max(1.0, mean))  # an attempt left open holds no slot
+        threads = settings.RENDER_THREADS or cores
+        costs[(task, number)] = (
+            seconds * min(threads, cores / running) / min(threads, cores / slots)
+        )
+    return costs
 
 
-def _address(name: str) -> str | None:
-    """``name`` when it reads as an IP address (a cloud VM's chunks record its address)."""
-    try:
-        return str(ipaddress.ip_address(name))
-    except ValueError:
-        return None
+def _node_facts(nodes: set[tuple[str, int]]) -> dict[tuple[str, int], tuple[int, int]]:
+    """(cores, slots) of each (node, cluster) as the node reported them; a cloud VM's
+    chunks name it by its address."""
+    if not nodes:
+        return {}
+    rows = ClusterNode.objects.filter(
+        Q(name__in={n for n, _ in nodes}) | Q(ip_address__in=_addresses({n for n, _ in nodes})),
+        cluster_id__in={c for _, c in nodes},
+    ).values_list("name", "ip_address", "cluster_id", "cpu_count", "concurrency")
+    facts = {}
+    for name, address, cluster, cores, slots in rows:
+        if cores and slots:
+            for key in ((name, cluster), (address, cluster)):
+                if key in nodes:
+                    facts[key] = (cores, slots)
+    return facts
+
+
+def _addresses(names: set[str]) -> list[str]:
+    """The names that read as IP addresses."""
+    found = []
+    for name in names:
+        try:
+            found.append(str(ipaddress.ip_address(name)))
+        except ValueError:
+            continue
+    return found

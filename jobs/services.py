@@ -193,8 +193,7 @@ def frame_done(
     task: Task, number: int, *, seconds: float, output_url: str, thumbnail_url: str
 ) -> bool:
     """Mark a frame done exactly once; returns False if it already was."""
-    began = Frame.objects.filter(task=task, number=number).values_list("started_at", flat=True)
-    cost = machine_share.full_node_seconds(task, seconds, began.first())
+    cost = machine_share.full_node_costs([(task.pk, number, seconds)])[(task.pk, number)]
     with transaction.atomic():
         updated = (
             # The chunk's own frames only: a node reports for the chunk it was given.

@@ -180,3 +180,29 @@ def test_the_next_job_is_cut_by_the_full_node_cost_of_frames_rendered_alone(
     Frame.objects.filter(job=first).update(cost_seconds=None)
     wall_cut = submit(project, fake_software, cluster, scene_url, frames="1-24")
     assert spread(wall_cut) > 2 * true_cost(24)
+
+
+@pytest.mark.parametrize(("beside", "expected"), [(False, 4.0), (True, 2.0)])
+def test_frames_a_render_node_reports_in_a_batch_get_their_full_node_cost(
+    project, fake_software, cluster, storage_root, beside, expected
+) -> None:
+    """The render nodes' path: frames done arrive in batches through the event drain
+    (jobs.events), started and done in one batch."""
+    from jobs.events import apply_events
+    from tests.jobs.test_node_events import events_for, running_job
+
+    (storage_root / "scenes").mkdir(parents=True, exist_ok=True)
+    (storage_root / "scenes" / "shot.blend").write_bytes(b"BLENDER-v304 a stand-in")
+    job = running_job(project, fake_software, cluster, chunks=2, frames=3)
+    two_core_node(cluster, "node-x")
+    first, second = job.tasks.order_by("index")
+    start = timezone.now() - timedelta(seconds=60)
+    attempt(first, "node-x", start, None)
+    if beside:
+        attempt(second, "node-x", start, None)
+
+    applied = apply_events(events_for(first, first.frames))  # 2.0 s a frame
+
+    assert applied.frames_done == 3
+    costs = job.frame_set.filter(task=first).values_list("cost_seconds", flat=True)
+    assert list(costs) == [pytest.approx(expected)] * 3

@@ -18,12 +18,13 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from clusters.models import ClusterNode
 from jobs import services
 from jobs.choices import FrameState, TaskState
 from jobs.event_drain import drain
 from jobs.event_tokens import chunk_token
 from jobs.events import Applied, apply_events
-from jobs.models import RenderJob, Task
+from jobs.models import RenderJob, Task, TaskAttempt
 from renderhub import storage
 from renderhub.node_events import EventSender, events_connection
 from tests.reliability.conftest import process_env
@@ -185,13 +186,22 @@ def test_the_queries_of_a_batch_do_not_grow_with_it(
     (storage_root / "scenes" / "shot.blend").write_bytes(b"BLENDER-v304 a stand-in")
     big = running_job(project, fake_software, cluster, chunks=20, frames=10)
     batch = [e for task in big.tasks.all() for e in events_for(task, task.frames)]
+    # The node said its cores and slots: the frames' full-node costs are worked out too.
+    ClusterNode.objects.create(cluster=cluster, name="node-x", cpu_count=2, concurrency=2)
+    for task in big.tasks.all():
+        TaskAttempt.objects.create(
+            task=task, job=big, number=1, node="node-x", started_at=task.started_at
+        )
 
-    with django_assert_max_num_queries(8):  # per kind one statement, whatever the chunks
+    # Per kind one statement, and four for the frames' costs, whatever the chunks.
+    with django_assert_max_num_queries(12):
         applied = apply_events(batch)
 
     assert applied.frames_done == 200
     big.refresh_from_db()
     assert big.frames_done == 200
+    # Twenty chunks on a node of two slots: each frame had a full node's share.
+    assert set(big.frame_set.values_list("cost_seconds", flat=True)) == {2.0}
 
 
 def test_events_from_many_nodes_through_the_broker_arrive_once_each(
