@@ -53,51 +53,32 @@ def one_chunk(project, fake_software, cluster, scene_url) -> Task:
     return job.tasks.order_by("index").first()
 
 
-def test_a_frame_rendered_alone_costs_twice_its_seconds_on_a_full_node(cluster, one_chunk) -> None:
-    two_core_node(cluster)
-    start = timezone.now() - timedelta(seconds=60)
-    attempt(one_chunk, "n1", start, None)
-    frame = one_chunk.frames[0]
-    assert report(one_chunk, frame, start + timedelta(seconds=10), 4.0) == pytest.approx(8.0)
-
-
-def test_a_frame_rendered_beside_another_chunk_costs_its_seconds(cluster, one_chunk) -> None:
-    two_core_node(cluster)
-    other = submit(
-        one_chunk.job.project, one_chunk.job.software, cluster, one_chunk.job.scene_url, frames="1"
-    )
-    start = timezone.now() - timedelta(seconds=60)
-    attempt(one_chunk, "n1", start, None)
-    attempt(other.tasks.first(), "n1", start, start + timedelta(seconds=30))
-    frame = one_chunk.frames[0]
-    assert report(one_chunk, frame, start + timedelta(seconds=10), 4.0) == pytest.approx(4.0)
-
-
-def test_a_frame_shared_for_half_its_time_costs_in_between(cluster, one_chunk) -> None:
-    """The other slot's chunk ended halfway through the frame: 1.5 renderers on average."""
-    two_core_node(cluster)
-    other = submit(
-        one_chunk.job.project, one_chunk.job.software, cluster, one_chunk.job.scene_url, frames="1"
-    )
-    start = timezone.now() - timedelta(seconds=60)
-    attempt(one_chunk, "n1", start, None)
-    attempt(other.tasks.first(), "n1", start, start + timedelta(seconds=12))
-    frame = one_chunk.frames[0]
-    cost = report(one_chunk, frame, start + timedelta(seconds=10), 4.0)
-    assert cost == pytest.approx(4.0 * 2 / 1.5)
-
-
-def test_chunks_on_other_nodes_do_not_share_this_ones_cores(cluster, one_chunk) -> None:
+@pytest.mark.parametrize(
+    ("other_node", "other_ends", "expected"),
+    [
+        (None, None, 8.0),  # alone on two cores: twice its seconds on a full node
+        ("n1", 30, 4.0),  # beside another chunk throughout: its seconds
+        ("n1", 12, 4.0 * 2 / 1.5),  # the other chunk ended halfway: 1.5 renderers
+        ("n2", None, 8.0),  # a chunk on another node shares none of this one's cores
+    ],
+    ids=["alone", "beside-another-chunk", "shared-half-its-time", "other-node-busy"],
+)
+def test_a_frame_costs_its_seconds_scaled_to_a_full_nodes_share(
+    cluster, one_chunk, other_node, other_ends, expected
+) -> None:
+    """The frame rendered 10-14 s into its chunk, on node n1 (two cores, two slots)."""
     two_core_node(cluster)
     two_core_node(cluster, "n2")
-    other = submit(
-        one_chunk.job.project, one_chunk.job.software, cluster, one_chunk.job.scene_url, frames="1"
-    )
     start = timezone.now() - timedelta(seconds=60)
     attempt(one_chunk, "n1", start, None)
-    attempt(other.tasks.first(), "n2", start, None)
+    if other_node:
+        job = one_chunk.job
+        other = submit(job.project, job.software, cluster, job.scene_url, frames="1")
+        ends = start + timedelta(seconds=other_ends) if other_ends else None
+        attempt(other.tasks.first(), other_node, start, ends)
     frame = one_chunk.frames[0]
-    assert report(one_chunk, frame, start + timedelta(seconds=10), 4.0) == pytest.approx(8.0)
+    cost = report(one_chunk, frame, start + timedelta(seconds=10), 4.0)
+    assert cost == pytest.approx(expected)
 
 
 @pytest.mark.parametrize(
