@@ -59,6 +59,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--procs", type=int, default=8, help="processes the nodes share")
     parser.add_argument("--flush", type=float, default=1.0, help="seconds between a node's sends")
+    parser.add_argument(
+        "--node-facts",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the nodes' cores and slots known, as their heartbeats leave them: the drain "
+        "works out each frame's full-node cost (jobs.machine_share)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     return parser.parse_args()
 
@@ -85,14 +92,15 @@ def django_setup(database_url: str, broker: str) -> None:
     django.setup()
 
 
-def make_job(nodes: int, frames: int) -> list[int]:
+def make_job(nodes: int, frames: int, node_facts: bool = True) -> list[int]:
     """A running job of ``nodes`` chunks of ``frames`` frames, each sent and waiting for its
-    node's claim; the chunks' ids."""
+    node's claim (with ``node_facts``, the node's row with its cores and slots); the
+    chunks' ids."""
     from django.conf import settings
     from django.db import transaction
     from django.utils import timezone
 
-    from clusters.models import Cluster
+    from clusters.models import Cluster, ClusterNode
     from images.models import ComputeImage, Software
     from jobs.choices import JobState, TaskState
     from jobs.models import Frame, RenderJob, Task
@@ -150,6 +158,14 @@ def make_job(nodes: int, frames: int) -> list[int]:
         Frame.objects.bulk_create(
             (Frame(job=job, task=t, number=n) for t in tasks for n in t.frames), batch_size=5000
         )
+        if node_facts:
+            ClusterNode.objects.bulk_create(
+                (
+                    ClusterNode(cluster=cluster, name=f"sim-{t.pk}", cpu_count=2, concurrency=1)
+                    for t in tasks
+                ),
+                batch_size=5000,
+            )
     return [t.pk for t in tasks]
 
 
@@ -319,7 +335,7 @@ def one_round(n: int, args: argparse.Namespace) -> dict[str, Any]:
     from django.db import connection
 
     frames = int(args.seconds / FRAME_EVERY) + 2
-    task_ids = make_job(n, frames)
+    task_ids = make_job(n, frames, args.node_facts)
     from jobs.event_tokens import claim_ticket
     from jobs.models import Task
 
@@ -388,6 +404,7 @@ def one_round(n: int, args: argparse.Namespace) -> dict[str, Any]:
     applied = figures["events"] + figures["stale"] + figures["invalid"] + figures["forged"]
     return {
         "nodes": n,
+        "node_facts": args.node_facts,
         "seconds": args.seconds,
         "claims": sum(r["claims"] for r in sent),
         "claims_granted": sum(r["claimed"] for r in sent),

@@ -76,7 +76,7 @@ def finish_frames(
     ended = [FrameState.DONE, FrameState.FAILED, FrameState.CANCELLED]
     per_job: dict[int, tuple[int, float]] = defaultdict(lambda: (0, 0.0))
     for part in _chunks(frames):
-        costs = machine_share.full_node_costs([row[:3] for row in part], now)
+        costs = machine_share.full_node_costs([row[:3] for row in part])
         rows = [(*row, costs[(row[0], row[1])]) for row in part]
         source, params = _values(
             rows,

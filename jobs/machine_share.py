@@ -15,13 +15,13 @@ cores and slots (an older node, a cloud VM before its first report) keeps the wa
 ``threads`` is the manager's ``RENDER_THREADS``: a render node started with other
 ``--threads`` than that is measured as if it used the manager's. Frames done come one at
 a time from a render worker (``services.frame_done``) and in batches from render nodes'
-events (``event_sql.finish_frames``): a batch costs four queries, whatever its size.
+events (``event_sql.finish_frames``): a batch costs three queries, whatever its size.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from clusters.models import ClusterNode
 
-from .models import Frame, Task, TaskAttempt
+from .models import Task, TaskAttempt
 
 Row = tuple[int, int, float]  # a frame done: its chunk's id, its number, its seconds
 
@@ -46,12 +46,13 @@ def _overlap(
 
 
 def full_node_costs(
-    frames: Sequence[Row], now: datetime | None = None
+    frames: Sequence[Row], started: Mapping[tuple[int, int], datetime | None] | None = None
 ) -> dict[tuple[int, int], float]:
     """Each frame's seconds scaled to its node's share with every slot busy (see the
-    module's docstring), by (chunk id, number); a few queries for any number of frames (the
-    event drain passes a whole batch)."""
-    now = now or timezone.now()
+    module's docstring), by (chunk id, number); three queries for any number of frames
+    (the event drain passes a whole batch). A frame rendered from when ``started`` says,
+    else for its seconds until now (a batch's frames ended moments before it arrived)."""
+    now = timezone.now()
     costs = {(task, number): seconds for task, number, seconds in frames}
     chunks = {
         pk: (node, cluster)
@@ -60,21 +61,11 @@ def full_node_costs(
         .values_list("pk", "node", "job__cluster_id")
     }
     facts = _node_facts(set(chunks.values()))
-    if not facts:
-        return costs
-    began = {
-        (task, number): started
-        for task, number, started in Frame.objects.filter(
-            task_id__in=chunks, number__in={n for _, n, _ in frames}
-        ).values_list("task_id", "number", "started_at")
-    }
-    # When each frame rendered: from its start where that was reported before it ended
-    # (the event drain records starts and ends of one batch at once), else back from now.
     spans = {}
     for task, number, seconds in frames:
-        if seconds > 0 and (chunks.get(task) in facts):
+        if seconds > 0 and chunks.get(task) in facts:
             latest = now - timedelta(seconds=seconds)
-            start = min(began.get((task, number)) or latest, latest)
+            start = min((started or {}).get((task, number)) or latest, latest)
             spans[(task, number)] = (start, start + timedelta(seconds=seconds))
     if not spans:
         return costs

@@ -193,7 +193,9 @@ def frame_done(
     task: Task, number: int, *, seconds: float, output_url: str, thumbnail_url: str
 ) -> bool:
     """Mark a frame done exactly once; returns False if it already was."""
-    cost = machine_share.full_node_costs([(task.pk, number, seconds)])[(task.pk, number)]
+    began = Frame.objects.filter(task=task, number=number).values_list("started_at", flat=True)
+    frame = (task.pk, number)
+    cost = machine_share.full_node_costs([(*frame, seconds)], {frame: began.first()})[frame]
     with transaction.atomic():
         updated = (
             # The chunk's own frames only: a node reports for the chunk it was given.

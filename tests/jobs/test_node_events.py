@@ -193,8 +193,8 @@ def test_the_queries_of_a_batch_do_not_grow_with_it(
             task=task, job=big, number=1, node="node-x", started_at=task.started_at
         )
 
-    # Per kind one statement, and four for the frames' costs, whatever the chunks.
-    with django_assert_max_num_queries(12):
+    # Per kind one statement, and three for the frames' costs, whatever the chunks.
+    with django_assert_max_num_queries(11):
         applied = apply_events(batch)
 
     assert applied.frames_done == 200
