@@ -86,7 +86,9 @@ def charlie(django_user_model: Any) -> Any:
 
 @pytest.fixture
 def image(db: None) -> Any:
-    """The image the data migration makes (re-made when a transactional test flushed it)."""
+    """The image the data migrations make, with their Blender and ffmpeg (re-made as they
+    make it when a transactional test flushed it: a test sees the same built-ins whether it
+    runs before or after one, in whatever order a pytest-xdist worker runs it)."""
     import importlib
 
     from django.apps import apps
@@ -94,7 +96,8 @@ def image(db: None) -> Any:
     from images.models import ComputeImage
 
     if not ComputeImage.objects.filter(name="local-linux").exists():
-        importlib.import_module("images.migrations.0002_blender").create(apps, None)
+        for migration in ("0002_blender", "0005_ffmpeg"):
+            importlib.import_module(f"images.migrations.{migration}").create(apps, None)
     return ComputeImage.objects.get(name="local-linux")
 
 

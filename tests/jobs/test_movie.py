@@ -114,6 +114,7 @@ def test_a_render_job_without_images_fails_its_movie_saying_why(
 def test_a_movie_is_refused_on_an_image_without_ffmpeg(
     project, fake_software, cluster, scene_url
 ) -> None:
+    project.image.software.filter(name="ffmpeg").delete()  # the built-in one, as migrated
     with pytest.raises(services.SubmissionError) as refused:
         submit(project, fake_software, cluster, scene_url, frames="1-2")
     assert refused.value.message_dict["movie"] == [
