@@ -52,7 +52,7 @@ def full_node_costs(
     module's docstring), by (chunk id, number); three queries for any number of frames
     (the event drain passes a whole batch). A frame rendered from when ``started`` says,
     else for its seconds until now (a batch's frames ended moments before it arrived)."""
-    now = timezone.now()
+    now, started = timezone.now(), started or {}
     costs = {(task, number): seconds for task, number, seconds in frames}
     chunks = {
         pk: (node, cluster)
@@ -65,7 +65,7 @@ def full_node_costs(
     for task, number, seconds in frames:
         if seconds > 0 and chunks.get(task) in facts:
             latest = now - timedelta(seconds=seconds)
-            start = min((started or {}).get((task, number)) or latest, latest)
+            start = min(started.get((task, number)) or latest, latest)
             spans[(task, number)] = (start, start + timedelta(seconds=seconds))
     if not spans:
         return costs
