@@ -7,9 +7,13 @@ import sys
 from typing import IO
 
 from .runner import EXIT_BAD_SPEC, CancelFlag, Emitter, run
+from .session import serve
 from .spec import SpecError, load_spec
 
-USAGE = "usage: python -m renderhub.agent SPEC.json   (- reads the spec from stdin)"
+USAGE = (
+    "usage: python -m renderhub.agent SPEC.json   (- reads the spec from stdin)\n"
+    "       python -m renderhub.agent --session   (one spec path per line on stdin)"
+)
 
 
 def bad_spec(problems: list[str], out: IO[str]) -> int:
@@ -61,6 +65,9 @@ def main(argv: list[str] | None = None, stdin: IO[str] | None = None) -> int:
     if args in (["-h"], ["--help"]):
         print(USAGE)
         return 0
+    if args == ["--session"]:
+        die_with_parent()
+        return serve(stdin or sys.stdin, sys.stdout, CancelFlag())
     if len(args) != 1:
         return bad_spec([f"expected exactly one argument, the spec path; {USAGE}"], sys.stdout)
     cancel = CancelFlag()

@@ -9,6 +9,7 @@ chunk gets exactly one ``frame_done`` or ``frame_failed`` before ``finished``.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import subprocess
 import time
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from . import idle, sandbox
+from . import idle, sandbox, warm
 from .events import (
     EXIT_BAD_SPEC,
     EXIT_CANCELLED,
@@ -68,9 +69,18 @@ class Run:
     """One chunk, start to finish; :meth:`execute` returns the exit code."""
 
     def __init__(
-        self, spec: Spec, emitter: Emitter, cancel: CancelFlag, *, idle_after_start: bool = False
+        self,
+        spec: Spec,
+        emitter: Emitter,
+        cancel: CancelFlag,
+        *,
+        idle_after_start: bool = False,
+        slot: warm.WarmSlot | None = None,
     ) -> None:
         self.spec = spec
+        self.slot = slot  # a session's renderer kept between chunks (.warm), if any
+        self.driven = False  # this chunk's frames go to a driven renderer
+        self.batch_done = False  # the driven renderer said it went through the frames
         self.idle_after_start = idle_after_start  # the agent program, not a caller's thread
         self.emitter = emitter
         self.cancel = cancel
@@ -178,12 +188,14 @@ class Run:
             network=spec.sandbox.network,
             read_only=tuple(p for p in read_only if not inside(p, spec.output_dir)),
             writable=(spec.output_dir,),
-            scratch=str(self.work_dir / "scratch"),
+            scratch=str(Path(spec.session_dir or self.work_dir) / "scratch"),
             env=spec.env,
             limits=spec.sandbox.limits,
         )
 
     def render(self, argv: list[str]) -> int:
+        if self.slot is not None and (driven := warm.driven_argv(self.spec, argv)) is not None:
+            return self.render_driven(driven, self.slot)
         box = self.sandbox()
         try:
             proc = sandbox.popen(
@@ -214,15 +226,61 @@ class Run:
             proc.wait()
         return self.conclude(proc.returncode)
 
-    def follow(self, proc: subprocess.Popen[bytes], logs: dict[str, IO[bytes]]) -> None:
-        """Copy and parse output until the renderer exited and its pipes closed."""
-        pump = OutputPump(proc)
-        splitters = {"stdout": LineSplitter(), "stderr": LineSplitter()}
+    def render_driven(self, argv: list[str], slot: warm.WarmSlot) -> int:
+        """The chunk's frames through the session's running renderer (started first if
+        there is none for this command and sandbox); it is kept when the chunk ends
+        cleanly, dropped otherwise."""
+        box = self.sandbox()
+        # The same renderer serves a chunk that may read the same folders, in any order.
+        key = (tuple(argv), dataclasses.replace(box, read_only=tuple(sorted(set(box.read_only)))))
+        cwd = "/tmp" if box.kind == "bwrap" else box.scratch  # noqa: S108
+        pipes = subprocess.PIPE
+
+        def start() -> subprocess.Popen[bytes]:
+            return sandbox.popen(argv, box, cwd, stdin=pipes, stdout=pipes, stderr=pipes)
+
+        warm.clear_outputs(self.spec.output_dir)
+        try:
+            renderer, running = slot.get(key, start)
+        except (OSError, sandbox.SandboxError) as exc:
+            self.fail_remaining(f"the renderer could not start: {exc}")
+            return self.finish(EXIT_RENDERER_FAILED, f"cannot start {argv[0]!r}: {exc}")
+        self.driven = True
+        pid = renderer.proc.pid
+        self.emit("started", pid=pid, argv=argv, sandbox=box.kind, warm=running)
+        if running:
+            self.log(f"renderer pid {pid} kept from this job's last chunk: no start-up")
+        if self.idle_after_start and (lowered := idle.lower_this_thread(sched_idle=False)):
+            self.log(f"checking frames at {', '.join(lowered)}")
+        renderer.send(self.spec.frames)  # a renderer that stopped reading ends its output
+        with (
+            open(self.work_dir / "stdout.log", "ab") as out_log,
+            open(self.work_dir / "stderr.log", "ab") as err_log,
+        ):
+            logs: dict[str, IO[bytes]] = {"stdout": out_log, "stderr": err_log}
+            self.follow(renderer.proc, logs, renderer.pump, renderer.splitters)
+        if self.batch_done and self.stop is None:
+            return self.conclude(0)
+        slot.drop()
+        code = renderer.proc.returncode
+        return self.conclude(code if code is not None else -signal.SIGKILL)
+
+    def follow(
+        self,
+        proc: subprocess.Popen[bytes],
+        logs: dict[str, IO[bytes]],
+        pump: OutputPump | None = None,
+        splitters: dict[str, LineSplitter] | None = None,
+    ) -> None:
+        """Copy and parse output until the renderer exited and its pipes closed (or, for
+        a driven renderer, until it says it went through the chunk's frames)."""
+        pump = pump or OutputPump(proc)
+        splitters = splitters or {"stdout": LineSplitter(), "stderr": LineSplitter()}
         started = last_output = time.monotonic()
         kill_at: float | None = None
         exited_at: float | None = None
         signalled = False
-        while pump.open_streams:
+        while pump.open_streams and not self.batch_done:
             item = pump.get(POLL)
             now = time.monotonic()
             if item is not None:
@@ -273,7 +331,9 @@ class Run:
 
     def lines(self, stream: str, lines: list[str]) -> None:
         for line in lines:
-            if line.strip():
+            if self.driven and stream == "stdout" and line.strip() == warm.DONE:
+                self.batch_done = True  # its frames are still each looked up and checked
+            elif line.strip():
                 self.tails[stream].append(line)
                 self.handle(self.parser.feed(line, stream))
 
@@ -411,6 +471,7 @@ def run(
     cancel: CancelFlag | None = None,
     *,
     idle_after_start: bool = False,
+    slot: warm.WarmSlot | None = None,
 ) -> int:
     """Render the chunk ``spec`` describes, writing events to ``out``; the exit code.
     With ``idle_after_start`` (the agent program), the calling thread goes to idle priority
@@ -418,7 +479,9 @@ def run(
     emitter = Emitter(out, spec)
     runner: Run | None = None
     try:
-        runner = Run(spec, emitter, cancel or CancelFlag(), idle_after_start=idle_after_start)
+        runner = Run(
+            spec, emitter, cancel or CancelFlag(), idle_after_start=idle_after_start, slot=slot
+        )
         return runner.execute()
     except Exception as exc:  # a bug in the agent: still end with a finished event
         emitter.emit("log", level="error", message=traceback.format_exc())

@@ -32,6 +32,7 @@ OPTIONAL = (
     "kill_grace",
     "env",
     "sandbox",
+    "session_dir",
 )
 SANDBOX_KEYS = {"kind", "network", "read_only", "file_size", "processes", "memory"}
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -83,6 +84,9 @@ class Spec:
     kill_grace: float = DEFAULT_KILL_GRACE
     env: dict[str, str] = field(default_factory=dict)
     sandbox: SandboxSpec = SandboxSpec()
+    # Set by a manager that keeps the renderer between chunks (``--session``): the
+    # renderer's scratch folder lives here, as long as the renderer does.
+    session_dir: str | None = None
 
 
 def _is_int(value: object) -> bool:
@@ -295,6 +299,7 @@ def parse_spec(data: object) -> Spec:
         kill_grace=float(grace) if _is_number(grace) else DEFAULT_KILL_GRACE,
         env=_check_env(c),
         sandbox=_check_sandbox(c),
+        session_dir=(c.abs_path("session_dir") if data.get("session_dir") is not None else None),
     )
     if c.problems:
         raise SpecError(c.problems)

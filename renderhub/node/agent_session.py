@@ -1,0 +1,150 @@
+"""An agent kept between the chunks of one job on this worker process.
+
+``python -m renderhub.agent --session`` keeps the job's Blender running from one chunk to
+the next (:mod:`renderhub.agent.warm`), so a slot pays Blender's start-up once a job
+rather than once a chunk. A slot that ends a chunk of a job with chunks still queued keeps
+its session; the job's next chunk on this worker process takes it, a session of another
+job kept later closes it, and it is closed when no chunk of its job came within
+``seconds`` (a timer). Sessions hold no secret (the agent's environment is
+:func:`.process.agent_environment`) and never pass from one job to another.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from .process import agent_environment, kill_group
+
+log = logging.getLogger(__name__)
+
+CLOSE_GRACE = 5.0  # seconds for a closed session to end its renderer and exit
+
+
+class AgentSession:
+    """One ``--session`` agent: spec paths in, every chunk's events out."""
+
+    def __init__(self, key: str, directory: Path, output_dir: Path) -> None:
+        self.key = key
+        self.directory = directory  # the agent's: its stderr, the renderer's scratch
+        self.output_dir = output_dir  # the renderer's: where it writes frames
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.stderr_path = directory / "agent.stderr"
+        with open(self.stderr_path, "ab") as agent_stderr:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "renderhub.agent", "--session"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=agent_stderr,
+                cwd=directory,
+                env=agent_environment(),
+                start_new_session=True,  # a kill takes the agent and its renderer together
+            )
+        self.events: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True, name=f"agent {key}").start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for raw in self.process.stdout:
+            try:
+                event = json.loads(raw)
+            except ValueError:
+                event = {"event": "log", "level": "info", "message": raw.decode(errors="replace")}
+            if isinstance(event, dict):
+                self.events.put(event)
+        self.events.put(None)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def submit(self, spec_path: Path) -> bool:
+        """Give the agent a chunk; False if it no longer listens."""
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(f"{spec_path}\n".encode())
+            self.process.stdin.flush()
+        except (BrokenPipeError, ValueError, OSError):
+            return False
+        return True
+
+    def kill(self) -> None:
+        """Now: the agent, its renderer, their folder."""
+        kill_group(self.process)
+        shutil.rmtree(self.directory, ignore_errors=True)
+        shutil.rmtree(self.output_dir, ignore_errors=True)
+
+    def close(self) -> None:
+        """End of input: the agent closes its renderer and exits; killed if it lingers.
+        Waited for off the caller's thread: the next chunk need not wait for it."""
+        if self.process.stdin is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.process.stdin.close()
+        threading.Thread(target=self._reap, daemon=True, name=f"close {self.key}").start()
+
+    def _reap(self) -> None:
+        try:
+            self.process.wait(CLOSE_GRACE)
+        except subprocess.TimeoutExpired:
+            log.warning("agent session %s did not end when closed: killed", self.key)
+        self.kill()
+
+
+class KeptSessions:
+    """The sessions a worker process keeps between chunks: one per slot that ended a
+    chunk of a job with more to come (a prefork child has one slot; a threads pool more)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.timers: dict[AgentSession, threading.Timer] = {}
+
+    def take(self, key: str) -> AgentSession | None:
+        """A kept session of ``key``'s that is alive, out of the keeper; None if none.
+        Kept sessions of other jobs are closed: this slot has moved on to ``key``'s job."""
+        with self.lock:
+            found = next((s for s in self.timers if s.key == key and s.alive()), None)
+            others = [s for s in self.timers if s.key != key]
+            for session in [found, *others] if found is not None else others:
+                self.timers.pop(session).cancel()
+        for other in others:
+            other.close()
+        return found
+
+    def keep(self, session: AgentSession, seconds: float) -> None:
+        """Keep ``session`` for the next chunk of its job, closed after ``seconds``.
+        Sessions of other jobs go: their jobs have had their turn on this slot."""
+        timer = threading.Timer(seconds, self._expire, args=(session,))
+        timer.daemon = True
+        with self.lock:
+            others = [s for s in self.timers if s.key != session.key]
+            for other in others:
+                self.timers.pop(other).cancel()
+            self.timers[session] = timer
+            timer.start()
+        for other in others:
+            other.close()
+
+    def close(self) -> None:
+        with self.lock:
+            sessions = list(self.timers)
+            for timer in self.timers.values():
+                timer.cancel()
+            self.timers.clear()
+        for session in sessions:
+            session.close()
+
+    def _expire(self, session: AgentSession) -> None:
+        with self.lock:
+            if self.timers.pop(session, None) is None:
+                return  # taken meanwhile
+        session.close()
+
+
+kept = KeptSessions()
