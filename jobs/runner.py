@@ -13,6 +13,7 @@ import logging
 import os
 import posixpath
 import queue
+import secrets
 import shutil
 import subprocess
 import threading
@@ -27,6 +28,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from renderhub import sandbox_paths, storage
+from renderhub.node.agent_session import AgentSession, kept
 from renderhub.node.process import CpuMeter, kill_group, read_tail, start_agent
 
 from . import chunking, services
@@ -133,6 +135,7 @@ def run_chunk(task_id: int, node: str) -> str:
                 chunking.recut(task.job_id)
             except Exception:  # the next claim cuts the work queue again anyway
                 log.exception("could not re-cut the chunks of job %s", task.job_id)
+        run.release_session()
 
 
 @dataclass
@@ -155,6 +158,9 @@ class ChunkRun:
     events: queue.Queue[dict[str, Any] | None] = field(default_factory=queue.Queue)
     outcome: Outcome = field(default_factory=Outcome)
     lost: str = ""  # why we stopped owning the task, if we did
+    # The agent kept between this job's chunks on this worker process (RENDER_WARM_SECONDS).
+    session: AgentSession | None = None
+    finished: bool = False  # the agent reported this chunk's end
 
     def __post_init__(self) -> None:
         job = self.task.job
@@ -164,6 +170,9 @@ class ChunkRun:
         attempt = f"task-{self.task.index}-attempt-{number}"
         self.work_dir = settings.RENDER_WORK_DIR / f"job-{job.pk}" / attempt
         self.output_dir = Path(job.project.node_output_dir) / f"job-{job.pk}" / attempt
+        if settings.RENDER_WARM_SECONDS > 0:
+            self.session = self.job_session()
+            self.output_dir = self.session.output_dir
         self.log_url = storage.join(job.output_url, "_logs", attempt + "/")
         # The agent moves each checked frame here, out of the renderer's reach.
         self.frames_dir = self.work_dir / "frames"
@@ -173,6 +182,17 @@ class ChunkRun:
     @property
     def job(self) -> RenderJob:
         return self.task.job
+
+    def job_session(self) -> AgentSession:
+        """The agent this worker process kept from the job's last chunk, else a new one.
+        The key names the job's row and its creation: a session never serves another job."""
+        job = self.job
+        key = f"job-{job.pk}-{job.created_at.timestamp():.6f}"
+        if (session := kept.take(key)) is not None:
+            return session
+        name = f"session-{secrets.token_hex(6)}"
+        output_dir = Path(job.project.node_output_dir) / f"job-{job.pk}" / name
+        return AgentSession(key, settings.RENDER_WORK_DIR / f"job-{job.pk}" / name, output_dir)
 
     def execute(self) -> str:
         try:
@@ -226,6 +246,7 @@ class ChunkRun:
             "timeout": settings.RENDER_TIMEOUT,
             "stall_timeout": settings.RENDER_STALL_TIMEOUT,
             "publish_dir": str(self.frames_dir),
+            **({"session_dir": str(self.session.directory)} if self.session else {}),
             "sandbox": {
                 "kind": settings.RENDER_SANDBOX,
                 "network": software.network,
@@ -240,6 +261,12 @@ class ChunkRun:
     def start_agent(self, spec: dict[str, Any]) -> None:
         spec_path = self.work_dir / "spec.json"
         spec_path.write_text(json.dumps(spec, indent=1))
+        if self.session is not None:
+            if not self.session.submit(spec_path):
+                raise RuntimeError("the render agent session ended before the chunk")
+            self.process, self.events = self.session.process, self.session.events
+            Task.objects.filter(pk=self.task.pk).update(pid=self.process.pid)
+            return
         self.process = start_agent(spec_path, self.work_dir)
         Task.objects.filter(pk=self.task.pk).update(pid=self.process.pid)
         threading.Thread(target=self._read_events, args=(self.process.stdout,), daemon=True).start()
@@ -269,16 +296,27 @@ class ChunkRun:
             if event:
                 self.handle(event)
             self.publisher.drain(self.record_frame)
+            if self.finished and self.session is not None:
+                break  # the session's agent lives on, for the job's next chunk
             if time.monotonic() >= next_beat:
                 next_beat = time.monotonic() + settings.RENDER_HEARTBEAT_SECONDS
                 if not self.heartbeat():
                     self.kill()
         self.publisher.close(self.record_frame)
-        code = self.process.wait()
+        if self.session is not None:
+            if not self.finished:  # the agent ended mid-chunk
+                self.session.kill()
+                code = self.process.wait()
+            else:
+                code = self.outcome.exit_code or 0
+            stderr = self.session.stderr_path
+        else:
+            code = self.process.wait()
+            stderr = self.work_dir / "agent.stderr"
         if self.outcome.exit_code is None:
             self.outcome.exit_code = code
             if self.outcome.status == "crashed":
-                detail = (self.work_dir / "agent.stderr").read_text(errors="replace")[-2000:]
+                detail = read_tail(stderr, 2000)
                 self.outcome.reason = f"The agent exited with {code} without reporting: {detail}"
 
     def handle(self, event: dict[str, Any]) -> None:
@@ -293,6 +331,7 @@ class ChunkRun:
                 failure_reason=str(event.get("reason", ""))[:2000]
             )
         elif kind == "finished":
+            self.finished = True
             self.outcome = Outcome(
                 str(event.get("status", "crashed")),
                 str(event.get("reason") or ""),
@@ -332,7 +371,10 @@ class ChunkRun:
 
     def kill(self) -> None:
         """Stop the agent and the renderer (SIGTERM to the group, SIGKILL after a grace)."""
-        kill_group(self.process)
+        if self.session is not None:
+            self.session.kill()
+        else:
+            kill_group(self.process)
 
     # --- finishing ---------------------------------------------------------------------
 
@@ -352,6 +394,26 @@ class ChunkRun:
             log.exception("could not publish the logs of %s", self.task)
 
     def cleanup(self) -> None:
-        self.kill()
-        shutil.rmtree(self.output_dir, ignore_errors=True)
+        if self.session is None or not self.clean:
+            self.kill()  # a session's own folders go with it
+        if self.session is None:
+            shutil.rmtree(self.output_dir, ignore_errors=True)
         shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    @property
+    def clean(self) -> bool:
+        """The chunk ended as the agent reported, nothing taken from us: its session, and
+        the renderer in it, may serve the job's next chunk."""
+        return self.finished and not self.lost and self.outcome.status == "success"
+
+    def release_session(self) -> None:
+        """Keep the session for the job's next chunk on this worker process while the job
+        has chunks queued (closed after RENDER_WARM_SECONDS unless one comes); else close."""
+        session, self.session = self.session, None
+        if session is None:
+            return
+        queued = Task.objects.filter(job_id=self.job.pk, state=TaskState.QUEUED).exists()
+        if self.clean and queued and session.alive():
+            kept.keep(session, settings.RENDER_WARM_SECONDS)
+        else:
+            session.close()

@@ -246,6 +246,9 @@ RENDER_STALL_TIMEOUT = env.int("RENDER_STALL_TIMEOUT", default=1800)
 # Renderer threads per chunk; 0 = all of this machine's cores (the slots' renderers share
 # them, and the last one running takes them all).
 RENDER_THREADS = env.int("RENDER_THREADS", default=0)
+# A render worker keeps a job's Blender running this long after a chunk, for the job's next
+# chunk on that slot (no start-up again; jobs.runner); 0: a new Blender for every chunk.
+RENDER_WARM_SECONDS = env.float("RENDER_WARM_SECONDS", default=10.0)
 # A chunk still unclaimed this long after it was sent, while a node of its cluster is idle,
 # is sent again (its message was lost, e.g. by a broker crash).
 RENDER_REDISPATCH_AFTER = env.int("RENDER_REDISPATCH_AFTER", default=300)

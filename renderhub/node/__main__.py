@@ -51,6 +51,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=0, help="renderer threads (0: all cores)")
     parser.add_argument("--report-every", type=float, default=10.0, help="seconds")
     parser.add_argument(
+        "--warm-seconds",
+        type=float,
+        default=float(env("RENDERHUB_WARM_SECONDS", "10")),
+        help="keep a job's Blender this long after a chunk for the job's next one (0: off)",
+    )
+    parser.add_argument(
         "--private-queue",
         action="store_true",
         default=env("RENDERHUB_PRIVATE_QUEUE", "") not in ("", "0"),
@@ -83,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         work_dir=args.work_dir.resolve(),
         sandbox_paths=tuple(args.sandbox_path),
         cpus=args.threads,
+        warm_seconds=args.warm_seconds,
     )
     options: dict[str, object] = {"visibility_timeout": 7 * 3600}
     if args.private_queue:

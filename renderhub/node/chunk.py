@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import queue
+import secrets
 import shutil
 import subprocess
 import threading
@@ -31,6 +32,7 @@ from renderhub.agent.idle import lower_this_thread
 from renderhub.node_events import EventSender
 
 from . import transfer
+from .agent_session import AgentSession, kept
 from .claims import Control
 from .process import CpuMeter, kill_group, read_tail, start_agent
 
@@ -47,6 +49,9 @@ class NodeConfig:
     work_dir: Path
     sandbox_paths: tuple[str, ...] = ()  # host folders the renderer may read besides the scene
     cpus: int = 0  # renderer threads per chunk; 0: every core
+    # A job's Blender is kept this long after a chunk for the job's next one on the slot
+    # (renderhub.node.agent_session); 0: a new renderer for every chunk.
+    warm_seconds: float = 10.0
 
 
 class StagingError(Exception):
@@ -73,6 +78,9 @@ class NodeChunk:
         self.uploads: queue.Queue[tuple[int, list[str], float] | None] = queue.Queue()
         self.uploaded: queue.Queue[dict[str, Any] | BaseException | None] = queue.Queue()
         self.process: subprocess.Popen[bytes] | None = None
+        self.session: AgentSession | None = None  # kept between the job's chunks
+        self.finished = False  # the agent reported this chunk's end
+        self.status = ""
         self.lost = ""
         sender.authorize(self.task, self.attempt, str(grant["token"]))
 
@@ -93,6 +101,7 @@ class NodeChunk:
             log.exception("chunk %s failed on this node", self.task)
             self.kill()
             status, reason = "crashed", f"RenderHub node error on {self.config.name}: {exc}"
+        self.status = status
         logs = self.upload_logs()
         if self.lost:
             log.warning("stopped chunk %s attempt %s: %s", self.task, self.attempt, self.lost)
@@ -164,12 +173,27 @@ class NodeChunk:
         }
 
     def start_agent(self, scene: Path, scene_root: Path) -> None:
+        spec = self.agent_spec(scene, scene_root)
         spec_path = self.work_dir / "spec.json"
+        if self.config.warm_seconds > 0:
+            # The job's and its scene version's: a session never serves another job.
+            key = f"job-{self.grant['job']}-{scene_root.name}"
+            self.session = kept.take(key)
+            if self.session is None:
+                name = f"session-{secrets.token_hex(6)}"
+                self.session = AgentSession(key, self.job_dir / name, self.job_dir / name / "out")
+            spec["output_dir"] = str(self.session.output_dir)
+            spec["session_dir"] = str(self.session.directory)
         spec_path.parent.mkdir(parents=True, exist_ok=True)
-        spec_path.write_text(json.dumps(self.agent_spec(scene, scene_root), indent=1))
-        self.process = start_agent(spec_path, self.work_dir)
-        assert self.process.stdout is not None
-        threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True).start()
+        spec_path.write_text(json.dumps(spec, indent=1))
+        if self.session is not None:
+            if not self.session.submit(spec_path):
+                raise RuntimeError("the render agent session ended before the chunk")
+            self.process, self.events = self.session.process, self.session.events
+        else:
+            self.process = start_agent(spec_path, self.work_dir)
+            assert self.process.stdout is not None
+            threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True).start()
         threading.Thread(target=self._upload_loop, daemon=True).start()
 
     def _read(self, stream: IO[bytes]) -> None:
@@ -208,6 +232,7 @@ class NodeChunk:
                 reason = str(event.get("reason", ""))
                 self.event("frame_failed", frame=int(event["frame"]), reason=reason)
             elif kind == "finished":
+                self.finished = True
                 code = event.get("exit_code")
                 outcome = (
                     str(event.get("status", "crashed")),
@@ -215,6 +240,8 @@ class NodeChunk:
                     code if isinstance(code, int) else None,
                 )
             self.report_uploads()
+            if self.finished and self.session is not None:
+                break  # the session's agent lives on, for the job's next chunk
             if time.monotonic() >= next_beat:
                 next_beat = time.monotonic() + beat_every
                 self.event(
@@ -235,13 +262,20 @@ class NodeChunk:
                         time.monotonic() + lifetime - max(min(600.0, lifetime / 2), 3 * beat_every)
                     )
         self.uploads.put(None)
-        code = self.process.wait()
+        stderr = self.work_dir / "agent.stderr"
+        if self.session is not None:
+            stderr = self.session.stderr_path
+            if not self.finished:  # the agent ended mid-chunk
+                self.session.kill()
+            code = self.process.wait() if not self.finished else outcome[2]
+        else:
+            code = self.process.wait()
         while (item := self.uploaded.get()) is not None:  # the uploads' end is a None
             if isinstance(item, BaseException):
                 return ("crashed", f"could not upload a frame: {item}", None)
             self.event("frame_done", **item)
         if outcome[0] == "crashed" and outcome[2] is None:
-            detail = (self.work_dir / "agent.stderr").read_text(errors="replace")[-2000:]
+            detail = read_tail(stderr, 2000)
             outcome = ("crashed", f"The agent exited with {code} without reporting: {detail}", code)
         return outcome
 
@@ -311,11 +345,20 @@ class NodeChunk:
         return {column: read_tail(self.work_dir / name) for name, column in TAILS.items()}
 
     def kill(self) -> None:
-        kill_group(self.process)
+        if self.session is not None:
+            self.session.kill()
+        else:
+            kill_group(self.process)
 
     def cleanup(self) -> None:
-        self.kill()
+        """The chunk's folder goes; a session that ended its chunk cleanly is kept for the
+        job's next chunk on this slot (closed after ``warm_seconds`` unless one comes)."""
+        session, clean = self.session, self.finished and not self.lost and self.status == "success"
+        if session is None or not clean:
+            self.kill()
         shutil.rmtree(self.work_dir, ignore_errors=True)
+        if session is not None and clean and session.alive():
+            kept.keep(session, self.config.warm_seconds)
 
 
 KEEP_SECONDS = 24 * 3600  # a job's staged scene and unused cached files, untouched this long
