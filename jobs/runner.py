@@ -20,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from renderhub import sandbox_paths, storage
 from renderhub.node.agent_session import AgentSession, kept
-from renderhub.node.process import CpuMeter, kill_group, read_tail, start_agent
+from renderhub.node.process import CpuMeter, kill_group, read_events, read_tail, start_agent
 
 from . import chunking, services
 from .choices import ACTIVE_JOB_STATES, FrameState, TaskState
@@ -170,9 +170,6 @@ class ChunkRun:
         attempt = f"task-{self.task.index}-attempt-{number}"
         self.work_dir = settings.RENDER_WORK_DIR / f"job-{job.pk}" / attempt
         self.output_dir = Path(job.project.node_output_dir) / f"job-{job.pk}" / attempt
-        if settings.RENDER_WARM_SECONDS > 0:
-            self.session = self.job_session()
-            self.output_dir = self.session.output_dir
         self.log_url = storage.join(job.output_url, "_logs", attempt + "/")
         # The agent moves each checked frame here, out of the renderer's reach.
         self.frames_dir = self.work_dir / "frames"
@@ -196,6 +193,9 @@ class ChunkRun:
 
     def execute(self) -> str:
         try:
+            if settings.RENDER_WARM_SECONDS > 0:
+                self.session = self.job_session()
+                self.output_dir = self.session.output_dir
             spec = self.build_spec()
             self.start_agent(spec)
             self.pump()
@@ -269,17 +269,8 @@ class ChunkRun:
             return
         self.process = start_agent(spec_path, self.work_dir)
         Task.objects.filter(pk=self.task.pk).update(pid=self.process.pid)
-        threading.Thread(target=self._read_events, args=(self.process.stdout,), daemon=True).start()
-
-    def _read_events(self, stream: IO[bytes]) -> None:
-        for raw in stream:
-            try:
-                event = json.loads(raw)
-            except ValueError:
-                event = {"event": "log", "level": "info", "message": raw.decode(errors="replace")}
-            if isinstance(event, dict):
-                self.events.put(event)
-        self.events.put(None)
+        args = (self.process.stdout, self.events)
+        threading.Thread(target=read_events, args=args, daemon=True).start()
 
     # --- running -----------------------------------------------------------------------
 

@@ -12,7 +12,6 @@ job kept later closes it, and it is closed when no chunk of its job came within
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import queue
 import shutil
@@ -22,7 +21,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .process import agent_environment, kill_group
+from .process import agent_environment, kill_group, read_events
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +48,10 @@ class AgentSession:
                 start_new_session=True,  # a kill takes the agent and its renderer together
             )
         self.events: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True, name=f"agent {key}").start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for raw in self.process.stdout:
-            try:
-                event = json.loads(raw)
-            except ValueError:
-                event = {"event": "log", "level": "info", "message": raw.decode(errors="replace")}
-            if isinstance(event, dict):
-                self.events.put(event)
-        self.events.put(None)
+        reader = threading.Thread(
+            target=read_events, args=(self.process.stdout, self.events), daemon=True
+        )
+        reader.start()
 
     def alive(self) -> bool:
         return self.process.poll() is None

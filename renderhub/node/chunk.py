@@ -26,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from renderhub.agent.idle import lower_this_thread
 from renderhub.node_events import EventSender
@@ -34,7 +34,7 @@ from renderhub.node_events import EventSender
 from . import transfer
 from .agent_session import AgentSession, kept
 from .claims import Control
-from .process import CpuMeter, kill_group, read_tail, start_agent
+from .process import CpuMeter, kill_group, read_events, read_tail, start_agent
 
 log = logging.getLogger(__name__)
 
@@ -193,16 +193,9 @@ class NodeChunk:
         else:
             self.process = start_agent(spec_path, self.work_dir)
             assert self.process.stdout is not None
-            threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True).start()
+            args = (self.process.stdout, self.events)
+            threading.Thread(target=read_events, args=args, daemon=True).start()
         threading.Thread(target=self._upload_loop, daemon=True).start()
-
-    def _read(self, stream: IO[bytes]) -> None:
-        for raw in stream:
-            with contextlib.suppress(ValueError):
-                event = json.loads(raw)
-                if isinstance(event, dict):
-                    self.events.put(event)
-        self.events.put(None)
 
     def pump(self) -> tuple[str, str, int | None]:
         assert self.process is not None

@@ -4,12 +4,14 @@ and stopping it with the renderer (shared by the node and the manager's own work
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import queue
 import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 KILL_GRACE_SECONDS = 5
 TAIL_BYTES = 4000
@@ -37,6 +39,19 @@ def start_agent(spec_path: Path, work_dir: Path) -> subprocess.Popen[bytes]:
             env=agent_environment(),
             start_new_session=True,
         )
+
+
+def read_events(stream: IO[bytes], events: queue.Queue[dict[str, Any] | None]) -> None:
+    """The agent's JSON-line events into ``events`` as they come (a line that is not one
+    becomes a log event), then None once the agent closed its output."""
+    for raw in stream:
+        try:
+            event = json.loads(raw)
+        except ValueError:
+            event = {"event": "log", "level": "info", "message": raw.decode(errors="replace")}
+        if isinstance(event, dict):
+            events.put(event)
+    events.put(None)
 
 
 def read_tail(path: Path, size: int = TAIL_BYTES) -> str:
