@@ -233,3 +233,23 @@ def test_sigterm_during_a_chunk_cancels_it_and_ends_the_renderer(
     while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not alive(pid), "the kept renderer goes with the session"
+
+
+def test_a_scene_without_a_camera_fails_with_blenders_line_in_a_session(
+    session: Session, tmp_path: Path
+) -> None:
+    scene = tmp_path / "nocam" / "nocam.blend"
+    scene.parent.mkdir()
+    script = "import bpy, sys; bpy.data.objects.remove(bpy.data.objects['Camera']);"
+    script += f"bpy.ops.wm.save_as_mainfile(filepath={str(scene)!r})"
+    argv = ["blender", "-b", "--factory-startup", "--python-expr", script]
+    subprocess.run(argv, capture_output=True, timeout=120, check=True)
+    spec = chunk_spec(tmp_path, scene.parent, 1, [1], "none", inputs=[])
+    spec["scene"] = str(scene)
+
+    result = session.chunk(spec)
+
+    # As without a session: Blender's own line, a missing input (not retried).
+    assert (result.exit_code, result.finished["reason"]) == (3, "Error: Cannot render, no camera")
+    assert result.frames("frame_failed") == [1]
+    assert session.close() == 0
