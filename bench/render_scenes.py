@@ -18,7 +18,11 @@ whose cost grows tenfold across the range), in one run:
    the render seconds: the chunks' start-ups and the slots' idle time (shares of them).
 
 Ratio = RenderHub seconds / its pair's Blender seconds, median of the pairs (goal ≤ 1.00);
-makespan / ideal (goal ≤ 1.10 on the uneven scene).
+makespan / ideal (goal ≤ 1.10 on the uneven scene). Each run of both also says how many
+CPU-seconds the whole machine spent during it (``*_cpu_seconds``), and how many of them at
+a raised nice value (``renderhub_nice_cpu_seconds``: RenderHub's idle-priority work, the
+frames' checks, thumbnails and uploads): the same frames, rendered two ways, and what the
+farm's own work costs beside them.
 """
 
 from __future__ import annotations
@@ -52,14 +56,30 @@ def build_scene(kind: str, frames: int, samples_scale: float) -> str:
     return backend.url_for(key)
 
 
-def blender_all(scene_url: str, out: Path) -> float:
+def machine_cpu() -> tuple[float, float]:
+    """CPU-seconds the machine has spent busy since boot, and of them at a raised nice."""
+    import psutil
+
+    times = psutil.cpu_times()
+    busy = times.user + times.nice + times.system
+    busy += getattr(times, "irq", 0.0) + getattr(times, "softirq", 0.0)
+    return busy, times.nice
+
+
+def cpu_since(mark: tuple[float, float]) -> tuple[float, float]:
+    busy, nice = machine_cpu()
+    return round(busy - mark[0], 2), round(nice - mark[1], 2)
+
+
+def blender_all(scene_url: str, out: Path) -> tuple[float, float]:
+    """``blender -a`` on the scene: its seconds and the machine's CPU-seconds meanwhile."""
     from renderhub import storage
 
     backend, key = storage.resolve(scene_url)
-    start = time.monotonic()
+    start, cpu = time.monotonic(), machine_cpu()
     argv = ["blender", "-b", str(backend.local_path(key)), "-o", str(out / "frame_####")]
     subprocess.run([*argv, "-F", "PNG", "-a"], check=True, capture_output=True)
-    return time.monotonic() - start
+    return time.monotonic() - start, cpu_since(cpu)[0]
 
 
 def against_the_ideal(job: Any) -> dict[str, float | None]:
@@ -130,7 +150,9 @@ def run_scene(  # type: ignore[no-untyped-def]
     scene_url = build_scene(kind, args.scene_frames, args.samples_scale)
     frames = f"1-{args.scene_frames}"
     baselines: list[float] = []
+    baseline_cpu: list[float] = []
     runs: list[float] = []
+    run_cpu: list[tuple[float, float]] = []
     chunks: list[list[int]] = []
     timelines: list[dict[str, float]] = []
     spans: list[dict[str, float | None]] = []
@@ -138,10 +160,13 @@ def run_scene(  # type: ignore[no-untyped-def]
         # Each RenderHub run is paired with its own `blender -a` just before it: this
         # machine's speed drifts by 10 % within minutes, so a ratio is only fair within
         # a pair.
-        baselines.append(round(blender_all(scene_url, var / f"baseline-{kind}-{run}"), 2))
-        called, start = time.time(), time.monotonic()
+        seconds, cpu = blender_all(scene_url, var / f"baseline-{kind}-{run}")
+        baselines.append(round(seconds, 2))
+        baseline_cpu.append(cpu)
+        called, start, mark = time.time(), time.monotonic(), machine_cpu()
         job = wait(submit(project, software, cluster, scene_url, frames))
         runs.append(round(time.monotonic() - start, 2))
+        run_cpu.append(cpu_since(mark))
         chunks.append([len(t.frames) for t in job.tasks.order_by("index")])
         timelines.append(phases(job, called))
         spans.append(against_the_ideal(job))
@@ -157,6 +182,9 @@ def run_scene(  # type: ignore[no-untyped-def]
         "frames": args.scene_frames,
         "blender_seconds": baselines,
         "renderhub_seconds": runs,
+        "blender_cpu_seconds": baseline_cpu,
+        "renderhub_cpu_seconds": [busy for busy, _ in run_cpu],
+        "renderhub_nice_cpu_seconds": [nice for _, nice in run_cpu],
         "ratios": ratios,
         "ratio": round(statistics.median(ratios), 3),
         "first_run_ratio": ratios[0],
