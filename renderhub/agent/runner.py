@@ -10,6 +10,7 @@ chunk gets exactly one ``frame_done`` or ``frame_failed`` before ``finished``.
 from __future__ import annotations
 
 import dataclasses
+import secrets
 import signal
 import subprocess
 import time
@@ -81,6 +82,7 @@ class Run:
         self.slot = slot  # a session's renderer kept between chunks (.warm), if any
         self.driven = False  # this chunk's frames go to a driven renderer
         self.batch_done = False  # the driven renderer said it went through the frames
+        self.token = ""  # sent with the chunk's frames, said back with the marker
         self.idle_after_start = idle_after_start  # the agent program, not a caller's thread
         self.emitter = emitter
         self.cancel = cancel
@@ -196,6 +198,8 @@ class Run:
     def render(self, argv: list[str]) -> int:
         if self.slot is not None and (driven := warm.driven_argv(self.spec, argv)) is not None:
             return self.render_driven(driven, self.slot)
+        if self.spec.session_dir:  # a session's output folder outlives its chunks
+            warm.clear_outputs(self.spec.output_dir)
         box = self.sandbox()
         try:
             proc = sandbox.popen(
@@ -252,7 +256,8 @@ class Run:
             self.log(f"renderer pid {pid} kept from this job's last chunk: no start-up")
         if self.idle_after_start and (lowered := idle.lower_this_thread(sched_idle=False)):
             self.log(f"checking frames at {', '.join(lowered)}")
-        renderer.send(self.spec.frames)  # a renderer that stopped reading ends its output
+        self.token = secrets.token_hex(8)
+        renderer.send(self.token, self.spec.frames)  # one that stopped reading ends its output
         with (
             open(self.work_dir / "stdout.log", "ab") as out_log,
             open(self.work_dir / "stderr.log", "ab") as err_log,
@@ -331,7 +336,7 @@ class Run:
 
     def lines(self, stream: str, lines: list[str]) -> None:
         for line in lines:
-            if self.driven and stream == "stdout" and line.strip() == warm.DONE:
+            if self.driven and stream == "stdout" and line.strip() == f"{warm.DONE} {self.token}":
                 self.batch_done = True  # its frames are still each looked up and checked
             elif line.strip():
                 self.tails[stream].append(line)

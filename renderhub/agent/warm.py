@@ -30,23 +30,33 @@ from .spec import Spec
 DONE = "RenderHub: chunk rendered"
 CLOSE_GRACE = 3.0  # seconds for a driven Blender to quit once its input closed
 
-# Runs inside Blender, in the sandbox: one line of frame numbers per chunk.
+# Runs inside Blender, in the sandbox: a line per chunk, its token then its frames. Each
+# frame is rendered as ``-f`` does, at that frame with the scene's own range left alone
+# (stamps and drivers may read it), saved to the frame's own path from the ``-o`` pattern.
+# The token comes back with the marker: a line a scene makes Blender print (an object's
+# name holding a line break) cannot end a chunk early.
 DRIVER = f"""
 import sys
 import bpy
 scene = bpy.context.scene
+pattern = scene.render.filepath
 while True:
     line = sys.stdin.readline()
     if not line:
         break
-    for word in line.split():
-        scene.frame_start = scene.frame_end = int(word)
+    token, *frames = line.split()
+    for word in frames:
+        frame = int(word)
+        scene.frame_set(frame)
+        scene.render.filepath = scene.render.frame_path(frame=frame)
         try:
-            bpy.ops.render.render(animation=True)
+            bpy.ops.render.render(write_still=True)
         except Exception as exc:
             for text in (str(exc).strip() or type(exc).__name__).splitlines():
                 print(text if text.startswith("Error") else "Error: " + text, flush=True)
-    print({DONE!r}, flush=True)
+        finally:
+            scene.render.filepath = pattern
+    print({DONE!r}, token, flush=True)
 """
 
 
@@ -75,12 +85,12 @@ class WarmRenderer:
     def alive(self) -> bool:
         return self.proc.poll() is None and len(self.pump.open_streams) == 2
 
-    def send(self, frames: list[int]) -> bool:
+    def send(self, token: str, frames: list[int]) -> bool:
         """Ask for the chunk's frames; False if the renderer no longer reads its input."""
         assert self.proc.stdin is not None
         self.chunks += 1
         try:
-            self.proc.stdin.write((" ".join(str(f) for f in frames) + "\n").encode())
+            self.proc.stdin.write((" ".join([token, *map(str, frames)]) + "\n").encode())
             self.proc.stdin.flush()
         except (BrokenPipeError, ValueError, OSError):
             return False

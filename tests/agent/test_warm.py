@@ -253,3 +253,51 @@ def test_a_scene_without_a_camera_fails_with_blenders_line_in_a_session(
     assert (result.exit_code, result.finished["reason"]) == (3, "Error: Cannot render, no camera")
     assert result.frames("frame_failed") == [1]
     assert session.close() == 0
+
+
+def test_the_driver_leaves_the_scenes_frame_range_alone(demo_project: Path, tmp_path: Path) -> None:
+    # Stamps and drivers may read the scene's range: the driver renders a frame as -f does,
+    # at that frame, without narrowing the range to it. What Blender runs after the driver
+    # (its input closed) prints the range it left.
+    from renderhub.agent.warm import DONE, DRIVER
+
+    after = "import bpy; s = bpy.context.scene; print('RANGE', s.frame_start, s.frame_end)"
+    argv = ["blender", "-b", str(demo_project / "demo.blend"), "-o", str(tmp_path / "f_####")]
+    argv += ["-F", "PNG", "--python-expr", DRIVER, "--python-expr", after]
+    proc = subprocess.run(
+        argv, input="t0k3n 2 3\n", capture_output=True, text=True, timeout=120, check=False
+    )
+
+    assert f"{DONE} t0k3n" in proc.stdout.splitlines(), proc.stdout[-2000:]
+    assert "RANGE 1 3" in proc.stdout.splitlines(), proc.stdout[-2000:]
+    assert sorted(p.name for p in tmp_path.glob("f_*")) == ["f_0002.png", "f_0003.png"]
+
+
+def test_a_file_left_in_a_sessions_folder_is_not_taken_by_other_software(
+    session: Session, tmp_path: Path
+) -> None:
+    # Not driven (a renderer per chunk), but its output folder is the session's: a frame
+    # file an earlier chunk left there must not stand in for one this chunk failed to save.
+    scene = tmp_path / "scene.blend"
+    scene.write_bytes(b"BLENDER-fake")
+    command = [sys.executable, str(FAKE_RENDERER), "--out", "{output_pattern}"]
+    command += ["--frames", "{frames}", "--skip", "3"]
+    out = tmp_path / "session" / "out"
+    out.mkdir(parents=True)
+    Image.new("RGB", (8, 8), "red").save(out / "shot_0003.png")
+    spec = {
+        "version": 1,
+        "command": command,
+        "scene": str(scene),
+        "frames": [3],
+        "cpus": 1,
+        "work_dir": str(tmp_path / "chunk-1"),
+        "output_dir": str(out),
+        "session_dir": str(tmp_path / "session"),
+        "output_name": "shot_####",
+        "progress_parser": "blender",
+    }
+
+    result = session.chunk(spec)
+
+    assert result.exit_code == 4 and result.frames("frame_failed") == [3], result.events
