@@ -6,7 +6,8 @@ import signal
 import sys
 from typing import IO
 
-from .runner import EXIT_BAD_SPEC, CancelFlag, Emitter, run
+from .events import EXIT_BAD_SPEC, CancelFlag, Emitter
+from .runner import run
 from .session import serve
 from .spec import SpecError, load_spec
 

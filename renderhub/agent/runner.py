@@ -42,24 +42,7 @@ from .spec import Spec, inside
 from .staging import stage
 from .template import TemplateError, expand, output_file_name, standard_values
 
-__all__ = [
-    "EXIT_BAD_SPEC",
-    "EXIT_CANCELLED",
-    "EXIT_ERROR",
-    "EXIT_INPUT_MISSING",
-    "EXIT_OK",
-    "EXIT_RENDERER_FAILED",
-    "EXIT_TIMEOUT",
-    "STATUSES",
-    "CancelFlag",
-    "Cancelled",
-    "Emitter",
-    "LineSplitter",
-    "OutputPump",
-    "Run",
-    "run",
-    "stage",
-]
+__all__ = ["Run", "run"]
 
 POLL = 0.1  # seconds between checks of the clock, the cancel flag and the renderer
 PIPE_DRAIN = 3.0  # after the renderer exits, wait this long for its pipes to close
@@ -81,7 +64,7 @@ class Run:
         self.spec = spec
         self.slot = slot  # a session's renderer kept between chunks (.warm), if any
         self.driven = False  # this chunk's frames go to a driven renderer
-        self.batch_done = False  # the driven renderer said it went through the frames
+        self.markers: set[str] = set()  # streams the driven renderer ended the chunk on
         self.token = ""  # sent with the chunk's frames, said back with the marker
         self.idle_after_start = idle_after_start  # the agent program, not a caller's thread
         self.emitter = emitter
@@ -100,6 +83,12 @@ class Run:
         self.failures: dict[int, str] = {}
         self.refused: dict[int, list[str]] = {}  # frame -> files found but not accepted
         self.outputs: OutputFolder | None = None
+
+    @property
+    def batch_done(self) -> bool:
+        """The driven renderer went through the chunk's frames: its marker came on both
+        streams, so whatever it printed before it is this chunk's."""
+        return self.markers == {"stdout", "stderr"}
 
     def emit(self, event: str, **fields: Any) -> None:
         self.emitter.emit(event, **fields)
@@ -336,8 +325,8 @@ class Run:
 
     def lines(self, stream: str, lines: list[str]) -> None:
         for line in lines:
-            if self.driven and stream == "stdout" and line.strip() == f"{warm.DONE} {self.token}":
-                self.batch_done = True  # its frames are still each looked up and checked
+            if self.driven and line.strip() == f"{warm.DONE} {self.token}":
+                self.markers.add(stream)  # its frames are still each looked up and checked
             elif line.strip():
                 self.tails[stream].append(line)
                 self.handle(self.parser.feed(line, stream))

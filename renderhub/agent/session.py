@@ -10,8 +10,12 @@ started, and this thread, which starts the next chunk's thread, never does.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import signal
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 from typing import IO
 
 from .events import EXIT_BAD_SPEC, EXIT_ERROR, CancelFlag, Cancelled, Emitter
@@ -19,33 +23,50 @@ from .runner import run
 from .spec import SpecError, load_spec
 from .warm import WarmSlot
 
+LOCK = "session.lock"  # in the working directory: the session's own folder
+
 
 def serve(lines: IO[str], out: IO[str], cancel: CancelFlag) -> int:
     slot = WarmSlot()
     busy = threading.Event()
+    closing = threading.Event()
 
     def stop(signum: int, _frame: object) -> None:
         cancel.request(f"cancelled by {signal.Signals(signum).name}")
-        if not busy.is_set():  # between chunks: nothing to report, just go
+        # Between chunks there is nothing to report: just go. Once closing, a second
+        # signal must not cut the renderer's closing short (it would outlive us).
+        if not busy.is_set() and not closing.is_set():
             raise Cancelled
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-    try:
-        while not cancel.requested and (line := lines.readline()):
-            if not (path := line.strip()):
-                continue
-            busy.set()
-            try:
-                chunk(path, out, cancel, slot)
-            finally:
-                busy.clear()
-    except Cancelled:
-        pass
-    finally:
-        slot.shutdown()
+    with held(Path(LOCK)):
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, stop)
+            signal.signal(signal.SIGINT, stop)
+        try:
+            while not cancel.requested and (line := lines.readline()):
+                if not (path := line.strip()):
+                    continue
+                busy.set()
+                try:
+                    chunk(path, out, cancel, slot)
+                finally:
+                    busy.clear()
+        except Cancelled:
+            pass
+        finally:
+            closing.set()
+            slot.shutdown()
     return 0
+
+
+@contextlib.contextmanager
+def held(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (in the session's folder, the agent's working
+    directory) while the session lives: a folder whose lock is free belongs to no running
+    session, and may be pruned (``renderhub.node.agent_session.prune_sessions``)."""
+    with open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def chunk(path: str, out: IO[str], cancel: CancelFlag, slot: WarmSlot) -> int:

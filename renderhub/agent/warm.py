@@ -7,7 +7,9 @@ starts Blender once with a small driver in place of ``-f {frame_list}`` and give
 chunk's frames on its standard input; every other argument is the software's own, so the
 scene is loaded, and its options applied, exactly as a chunk of its own would. The driver
 renders each frame as ``-f`` does (an animation render of that one frame: the same
-``Fra:``, ``Saved:`` and `` Time:`` lines) and prints :data:`DONE` after the chunk.
+``Fra:``, ``Saved:`` and `` Time:`` lines) and prints :data:`DONE` on both its outputs
+after the chunk: the chunk ends when both came, so a line it printed last on either
+stream is in this chunk's log, not the next one's.
 
 Nothing it prints is believed about files: each frame is looked up and decoded in the
 output folder as always (:mod:`.outputs`). Only templates that end ``-f {frame_list}``
@@ -57,6 +59,7 @@ while True:
         finally:
             scene.render.filepath = pattern
     print({DONE!r}, token, flush=True)
+    print({DONE!r}, token, file=sys.stderr, flush=True)
 """
 
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from renderhub.agent.runner import CancelFlag, run
+from renderhub.agent.events import CancelFlag
+from renderhub.agent.runner import run
 from renderhub.agent.spec import parse_spec
 
 HERE = Path(__file__).resolve().parent

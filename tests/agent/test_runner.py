@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from renderhub.agent.runner import CancelFlag, LineSplitter
+from renderhub.agent.events import CancelFlag
+from renderhub.agent.pipes import LineSplitter
 
 from .conftest import Result, SpecFactory
 

@@ -19,7 +19,7 @@ from PIL import Image, ImageChops, ImageStat
 from renderhub.agent import sandbox
 
 from . import test_blender
-from .conftest import FAKE_RENDERER, REPO, Result, check_contract, parse_events
+from .conftest import FAKE_RENDERER, HERE, REPO, Result, check_contract, parse_events
 from .test_blender import blender_spec
 
 demo_project = test_blender.demo_project  # the generated demo scene (a session fixture)
@@ -46,9 +46,12 @@ class Session:
     def __init__(self, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
         self.count = 0
+        self.folder = tmp_path / "session"  # the agent's working directory, as a worker's
+        self.folder.mkdir(exist_ok=True)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "renderhub.agent", "--session"],
-            cwd=REPO,
+            cwd=self.folder,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -301,3 +304,60 @@ def test_a_file_left_in_a_sessions_folder_is_not_taken_by_other_software(
     result = session.chunk(spec)
 
     assert result.exit_code == 4 and result.frames("frame_failed") == [3], result.events
+
+
+def driven_fake_spec(tmp_path: Path, n: int, frames: list[int], *extra: str) -> dict[str, Any]:
+    """A chunk whose template is driven (it ends ``-f {frame_list}``, Blender's parser),
+    its renderer the out-of-order stand-in."""
+    scene = tmp_path / "scene.blend"
+    scene.write_bytes(b"BLENDER-fake")
+    fake = [sys.executable, str(HERE / "fake_driven_renderer.py")]
+    return {
+        "version": 1,
+        "job": 1,
+        "task": n,
+        "command": [*fake, "--out", "{output_pattern}", *extra, "-f", "{frame_list}"],
+        "scene": str(scene),
+        "frames": frames,
+        "cpus": 1,
+        "work_dir": str(tmp_path / f"chunk-{n}"),
+        "output_dir": str(tmp_path / "session" / "out"),
+        "session_dir": str(tmp_path / "session"),
+        "output_name": "shot_####",
+        "progress_parser": "blender",
+    }
+
+
+def test_a_line_printed_before_the_chunk_ended_stays_in_that_chunks_log(
+    session: Session, tmp_path: Path
+) -> None:
+    # Two pipes read side by side: the renderer's last stderr line may come after its
+    # stdout marker. The chunk ends when the marker came on both, so the line is its own.
+    first = session.chunk(driven_fake_spec(tmp_path, 1, [1, 2]))
+    second = session.chunk(driven_fake_spec(tmp_path, 2, [3]))
+
+    assert (first.exit_code, second.exit_code) == (0, 0), (first.events, second.events)
+    assert second.of("started")[0]["warm"] is True
+    logs = [(tmp_path / f"chunk-{n}" / "stderr.log").read_text() for n in (1, 2)]
+    assert "last words" in logs[0] and logs[0].count("last words") == 1, logs
+    assert logs[1].count("last words") == 1, logs
+    assert session.close() == 0
+
+
+def test_a_second_sigterm_does_not_leave_the_renderer_behind(
+    session: Session, tmp_path: Path
+) -> None:
+    # Between chunks SIGTERM ends the session, which closes its renderer: one slow to
+    # quit is killed after a grace. A second SIGTERM meanwhile must not cut that short
+    # (the agent gone, the renderer would run on as an orphan).
+    from renderhub.agent.warm import CLOSE_GRACE
+
+    first = session.chunk(driven_fake_spec(tmp_path, 1, [1], "--linger", "60"))
+    assert first.exit_code == 0, first.events
+    pid = first.of("started")[0]["pid"]
+    os.kill(session.proc.pid, signal.SIGTERM)
+    time.sleep(0.5)
+    os.kill(session.proc.pid, signal.SIGTERM)
+
+    assert session.proc.wait(CLOSE_GRACE + 10) == 0
+    assert not alive(pid), "the renderer is killed once its grace is over"
