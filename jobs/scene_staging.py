@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 
 from renderhub import storage
+from renderhub.node.agent_session import prune_sessions
 
 from . import scene_manifest
 
@@ -143,7 +144,8 @@ def node_cache() -> NodeCache:
 
 def prune_node(*, force: bool = False) -> None:
     """At most every PRUNE_EVERY seconds: staged scenes of jobs unused here for
-    RENDER_SCENE_KEEP_HOURS (and running no chunk here) go, then the cache is trimmed."""
+    RENDER_SCENE_KEEP_HOURS (and running no chunk here) go, and the folders of render
+    sessions no agent holds any more; then the cache is trimmed."""
     root = Path(settings.RENDER_WORK_DIR)
     stamp = root / "cache" / "pruned"
     now = time.time()
@@ -158,6 +160,8 @@ def prune_node(*, force: bool = False) -> None:
                 # Again under the lock: a chunk may have taken the scene meanwhile.
                 if _unused(folder, now - keep):
                     shutil.rmtree(folder / "scene", ignore_errors=True)
+    if sessions := prune_sessions(root):
+        log.info("removed %d folders of render sessions that ended without clean-up", sessions)
     removed = node_cache().prune(settings.RENDER_CACHE_MAX_BYTES)
     if removed:
         log.info("node cache: removed %d bytes of files no job here uses", removed)

@@ -12,20 +12,27 @@ job kept later closes it, and it is closed when no chunk of its job came within
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
+import os
 import queue
 import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
+
+from renderhub.agent.session import LOCK
 
 from .process import agent_environment, kill_group, read_events
 
 log = logging.getLogger(__name__)
 
 CLOSE_GRACE = 5.0  # seconds for a closed session to end its renderer and exit
+PRUNE_AFTER = 3600.0  # a session folder no agent holds, untouched this long, is removed
+OUTPUT_RECORD = "output_dir"  # in a session's folder: where its renderer wrote
 
 
 class AgentSession:
@@ -36,6 +43,7 @@ class AgentSession:
         self.directory = directory  # the agent's: its stderr, the renderer's scratch
         self.output_dir = output_dir  # the renderer's: where it writes frames
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (directory / OUTPUT_RECORD).write_text(str(output_dir))  # for prune_sessions
         self.stderr_path = directory / "agent.stderr"
         with open(self.stderr_path, "ab") as agent_stderr:
             self.process = subprocess.Popen(
@@ -139,3 +147,41 @@ class KeptSessions:
 
 
 kept = KeptSessions()
+
+
+def prune_sessions(root: Path, older_than: float = PRUNE_AFTER) -> int:
+    """Remove the folders (and output folders) of sessions under ``root``'s job folders
+    that no agent holds any more, untouched for ``older_than`` seconds: a worker process
+    that exited while keeping a session, or a close whose clean-up failed, leaves them.
+    An agent holds its folder's lock as long as it runs (``renderhub.agent.session``).
+    Returns how many went."""
+    removed, now = 0, time.time()
+    for folder in root.glob("job-*/session-*"):
+        try:
+            if now - folder.stat().st_mtime < older_than or _held(folder):
+                continue  # new (its agent may not have started yet), or in use
+            recorded = Path((folder / OUTPUT_RECORD).read_text().strip())
+        except FileNotFoundError:
+            recorded = None
+        except OSError:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        # Only a folder of the session's own name: the record is never taken on trust.
+        if recorded is not None and recorded.is_absolute() and recorded.name == folder.name:
+            shutil.rmtree(recorded, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def _held(folder: Path) -> bool:
+    try:
+        fd = os.open(folder / LOCK, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return False  # its agent never started
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False

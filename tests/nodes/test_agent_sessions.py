@@ -4,13 +4,14 @@ unused one is closed after its seconds. Real ``--session`` agents (no renderer s
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from renderhub.node.agent_session import AgentSession, KeptSessions
+from renderhub.node.agent_session import AgentSession, KeptSessions, prune_sessions
 
 
 @pytest.fixture
@@ -84,3 +85,55 @@ def test_a_dead_session_is_not_given_back(keeper: KeptSessions, tmp_path: Path) 
     session.process.kill()
     session.process.wait()
     assert keeper.take("job-1") is None
+
+
+def _age(folder: Path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(folder, (then, then))
+
+
+def _locked(session: AgentSession, within: float = 10) -> None:
+    """Wait until the agent holds its folder's lock (it takes it when it starts)."""
+    deadline = time.monotonic() + within
+    while not (session.directory / "session.lock").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
+
+
+def test_prune_removes_what_a_dead_sessions_left_and_spares_a_running_one(tmp_path: Path):
+    # A worker process that exited while keeping a session leaves its folders: they go
+    # once old, with the renderer's output folder; a running session's never do.
+    root = tmp_path / "work"
+    outputs = tmp_path / "outputs" / "job-7"
+    running = AgentSession("job-7-a", root / "job-7" / "session-aaa", outputs / "session-aaa")
+    dead = AgentSession("job-7-b", root / "job-7" / "session-bbb", outputs / "session-bbb")
+    for session in (running, dead):
+        session.output_dir.mkdir(parents=True)
+        (session.output_dir / "shot_0001.png").write_bytes(b"partial")
+        _locked(session)
+    dead.process.kill()  # as when its worker process was killed: nobody cleans up
+    dead.process.wait()
+    fresh = root / "job-8" / "session-ccc"  # its agent about to start: no lock yet
+    fresh.mkdir(parents=True)
+    for folder in (running.directory, dead.directory):
+        _age(folder, 2 * 3600)
+
+    assert prune_sessions(root) == 1
+
+    assert not dead.directory.exists() and not dead.output_dir.exists()
+    assert running.directory.is_dir() and running.output_dir.is_dir() and running.alive()
+    assert fresh.is_dir(), "a new folder is left to the agent about to start in it"
+    running.kill()
+
+
+def test_prune_never_follows_a_record_to_a_folder_of_another_name(tmp_path: Path) -> None:
+    root = tmp_path / "work"
+    folder = root / "job-1" / "session-abc"
+    folder.mkdir(parents=True)
+    precious = tmp_path / "project" / "renders"
+    precious.mkdir(parents=True)
+    (folder / "output_dir").write_text(str(precious))
+    _age(folder, 2 * 3600)
+
+    assert prune_sessions(root) == 1
+    assert not folder.exists() and precious.is_dir()
