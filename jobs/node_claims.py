@@ -115,6 +115,8 @@ def chunk_for_node(task: Task, attempt: TaskAttempt) -> dict[str, Any]:
         "files": scene_files,
         "output_name": scene_stem(job.scene_url) + "_####",
         "progress_parser": software.progress_parser,
+        # Whether to keep this slot's renderer for the job's next chunk once this one ends.
+        "more_queued": Task.objects.filter(job_id=job.pk, state=TaskState.QUEUED).exists(),
         "timeout": settings.RENDER_TIMEOUT,
         "stall_timeout": settings.RENDER_STALL_TIMEOUT,
         "heartbeat": settings.RENDER_HEARTBEAT_SECONDS,

@@ -32,7 +32,7 @@ from renderhub.agent.idle import lower_this_thread
 from renderhub.node_events import EventSender
 
 from . import transfer
-from .agent_session import AgentSession, kept
+from .agent_session import AgentSession, kept, prune_sessions
 from .claims import Control
 from .process import CpuMeter, kill_group, read_events, read_tail, start_agent
 
@@ -345,13 +345,18 @@ class NodeChunk:
 
     def cleanup(self) -> None:
         """The chunk's folder goes; a session that ended its chunk cleanly is kept for the
-        job's next chunk on this slot (closed after ``warm_seconds`` unless one comes)."""
+        job's next chunk on this slot (closed after ``warm_seconds`` unless one comes) if
+        the job had more chunks queued when this one was claimed (``more_queued``)."""
         session, clean = self.session, self.finished and not self.lost and self.status == "success"
         if session is None or not clean:
             self.kill()
         shutil.rmtree(self.work_dir, ignore_errors=True)
-        if session is not None and clean and session.alive():
+        if session is None or not clean:
+            return
+        if session.alive() and self.grant.get("more_queued", True):
             kept.keep(session, self.config.warm_seconds)
+        else:  # the job had no other chunk queued when this one was claimed
+            session.close()
 
 
 KEEP_SECONDS = 24 * 3600  # a job's staged scene and unused cached files, untouched this long
@@ -360,7 +365,8 @@ PRUNE_EVERY = 600.0
 
 def prune(work_dir: Path) -> None:
     """At most every PRUNE_EVERY seconds: the folders of jobs not used here for a day and
-    running nothing here, and cached files no staged scene links to, unused for a day."""
+    running nothing here, session folders no agent holds any more, and cached files no
+    staged scene links to, unused for a day."""
     stamp = work_dir / "pruned"
     now = time.time()
     try:
@@ -375,6 +381,7 @@ def prune(work_dir: Path) -> None:
             idle = now - folder.stat().st_mtime > KEEP_SECONDS
             if idle and not any(p.name.startswith("task-") for p in folder.iterdir()):
                 shutil.rmtree(folder, ignore_errors=True)
+    prune_sessions(work_dir)
     for cached in (work_dir / "cache").glob("*"):
         with contextlib.suppress(OSError):
             st = cached.stat()

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,10 +82,17 @@ class Nodes:
         }
 
     def start(
-        self, name: str, cluster: Any, *, slots: int = 1, broker: str = ""
+        self,
+        name: str,
+        cluster: Any,
+        *,
+        slots: int = 1,
+        broker: str = "",
+        extra: Sequence[str] = (),
     ) -> subprocess.Popen[bytes]:
         """Node ``<name>@node`` for ``cluster``; with ``broker``, that credential (a
-        cluster's node user: its private queue) instead of the manager's."""
+        cluster's node user: its private queue) instead of the manager's; ``extra``
+        options after the others."""
         argv = [
             # python -m renderhub.node, with Django and the storage SDKs out of reach.
             sys.executable, str(Path(__file__).with_name("bare_node.py")),
@@ -104,6 +111,7 @@ class Nodes:
         ]  # fmt: skip
         if broker:
             argv.append("--private-queue")
+        argv += list(extra)
         with open(self.log_dir / f"{name}.log", "ab") as log:
             proc = subprocess.Popen(
                 argv, cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT,

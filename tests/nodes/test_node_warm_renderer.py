@@ -29,7 +29,7 @@ def test_a_nodes_slot_renders_a_jobs_chunks_with_one_blender(
     project, blender_software, cluster, storage_root, storage_url, nodes
 ) -> None:
     build_demo_scene(storage_root / "scenes" / "ball" / "ball.blend", frames=3)
-    nodes.start("a", cluster, slots=1)
+    nodes.start("a", cluster, slots=1, extra=["--warm-seconds", "300"])
     job = submit_one(
         project, blender_software, cluster, storage_url + "scenes/ball/ball.blend",
         frames="1-3", chunk_size=1,
@@ -48,3 +48,11 @@ def test_a_nodes_slot_renders_a_jobs_chunks_with_one_blender(
         backend, key = storage.resolve(task.history.get().log_url + "agent.log")
         pids.append(int(re.search(r" started pid=(\d+) ", backend.read(key).decode())[1]))
     assert len(set(pids)) == 1, f"one Blender for the job's three chunks: {pids}"
+    # The last chunk's claim said nothing more was queued: its Blender is not kept for
+    # the timer's 300 s, the session and its folders go at once.
+    work = nodes.log_dir / "a"
+    wait_for(
+        lambda: not list(work.glob("job-*/session-*")),
+        timeout=20,
+        what="the node closes the job's session after its last chunk",
+    )
