@@ -106,14 +106,15 @@ class KeptSessions:
 
     def take(self, key: str) -> AgentSession | None:
         """A kept session of ``key``'s that is alive, out of the keeper; None if none.
-        Kept sessions of other jobs are closed: this slot has moved on to ``key``'s job."""
+        Kept sessions of other jobs end before this returns: this slot has moved on to
+        ``key``'s job, whose renderer must not load its scene beside theirs."""
         with self.lock:
             found = next((s for s in self.timers if s.key == key and s.alive()), None)
             others = [s for s in self.timers if s.key != key]
             for session in [found, *others] if found is not None else others:
                 self.timers.pop(session).cancel()
         for other in others:
-            other.close()
+            other.kill()  # idle between chunks: nothing of theirs is lost
         return found
 
     def keep(self, session: AgentSession, seconds: float) -> None:
