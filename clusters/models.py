@@ -119,6 +119,12 @@ class ClusterNode(models.Model):
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     cpu_count = models.PositiveIntegerField(null=True, blank=True)
     concurrency = models.PositiveIntegerField(null=True, blank=True)
+    render_threads = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Renderer threads per chunk, as the node reported (0: every core); "
+        "unknown: the manager's RENDER_THREADS.",
+    )
     cpu_percent = models.FloatField(null=True, blank=True)
     memory_percent = models.FloatField(null=True, blank=True)
     error = models.TextField(blank=True)

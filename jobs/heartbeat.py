@@ -81,6 +81,7 @@ def local_facts() -> dict[str, Any]:
         "memory_percent": psutil.virtual_memory().percent,
         "cpu_count": os.cpu_count(),
         "concurrency": concurrency(),
+        "render_threads": settings.RENDER_THREADS,
         "ip_address": _ip_address(),
     }
 

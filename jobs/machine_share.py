@@ -12,8 +12,9 @@ frame rendered (from the chunk attempts' times), and ``share(k) = min(threads, c
 the cores each of ``k`` renderers gets. With one thread per renderer and a core per slot
 the share does not change and the cost is the wall time. A node that did not say its
 cores and slots (an older node, a cloud VM before its first report) keeps the wall time.
-``threads`` is the manager's ``RENDER_THREADS``: a render node started with other
-``--threads`` than that is measured as if it used the manager's. Frames done come one at
+``threads`` is what the node reported of its renderers (a render node's ``--threads``,
+a worker's ``RENDER_THREADS``; 0: every core), the manager's ``RENDER_THREADS`` for a node
+that did not say. Frames done come one at
 a time from a render worker (``services.frame_done``) and in batches from render nodes'
 events (``event_sql.finish_frames``): a batch costs three queries, whatever its size.
 """
@@ -86,32 +87,34 @@ def full_node_costs(
             attempts.setdefault(name, []).append((began_at, ended_at))
     for (task, number), (start, end) in spans.items():
         node = chunks[task]
-        cores, slots = facts[node]
+        cores, slots, reported = facts[node]
         seconds = costs[(task, number)]
         mean = _overlap(attempts.get(node[0], []), start, end) / seconds
         running = min(float(slots), max(1.0, mean))  # an attempt left open holds no slot
-        threads = settings.RENDER_THREADS or cores
+        threads = (settings.RENDER_THREADS if reported is None else reported) or cores
         costs[(task, number)] = (
             seconds * min(threads, cores / running) / min(threads, cores / slots)
         )
     return costs
 
 
-def _node_facts(nodes: set[tuple[str, int]]) -> dict[tuple[str, int], tuple[int, int]]:
-    """(cores, slots) of each (node, cluster) as the node reported them; a cloud VM's
-    chunks name it by its address."""
+def _node_facts(
+    nodes: set[tuple[str, int]],
+) -> dict[tuple[str, int], tuple[int, int, int | None]]:
+    """(cores, slots, renderer threads or None) of each (node, cluster) as the node
+    reported them; a cloud VM's chunks name it by its address."""
     if not nodes:
         return {}
     rows = ClusterNode.objects.filter(
         Q(name__in={n for n, _ in nodes}) | Q(ip_address__in=_addresses({n for n, _ in nodes})),
         cluster_id__in={c for _, c in nodes},
-    ).values_list("name", "ip_address", "cluster_id", "cpu_count", "concurrency")
+    ).values_list("name", "ip_address", "cluster_id", "cpu_count", "concurrency", "render_threads")
     facts = {}
-    for name, address, cluster, cores, slots in rows:
+    for name, address, cluster, cores, slots, threads in rows:
         if cores and slots:
             for key in ((name, cluster), (address, cluster)):
                 if key in nodes:
-                    facts[key] = (cores, slots)
+                    facts[key] = (cores, slots, threads)
     return facts
 
 

@@ -35,7 +35,10 @@ from .events import Applied, apply_events
 log = logging.getLogger(__name__)
 
 REPLY_QUEUE = re.compile(r"renderhub\.node\.[A-Za-z0-9@._-]{1,200}\Z")
-NODE_FACTS = {"cpu_percent", "memory_percent", "cpu_count", "concurrency", "ip_address"}
+NODE_FACTS = {
+    *("cpu_percent", "memory_percent", "cpu_count", "concurrency", "render_threads"),
+    "ip_address",
+}
 Reply = tuple[str, dict[str, Any]]
 
 
@@ -147,5 +150,7 @@ def node_report(report: dict[str, Any]) -> None:
         return
     facts = {key: report.get(key) for key in NODE_FACTS}
     facts["concurrency"] = max(1, int(facts.get("concurrency") or 1))
+    threads = facts.get("render_threads")  # an older node says nothing: the manager's
+    facts["render_threads"] = threads if type(threads) is int and 0 <= threads < 1 << 16 else None
     state = NodeState.OFFLINE if report.get("state") == "offline" else None
     heartbeat.report(name[:255], [str(c) for c in clusters][:50], state, facts)

@@ -106,7 +106,7 @@ def render_chunk(self: Any, task_id: int, ticket: str = "") -> str:
 # --- the node's own reports ------------------------------------------------------------
 
 
-def node_facts(concurrency: int) -> dict[str, Any]:
+def node_facts(concurrency: int, threads: int) -> dict[str, Any]:
     import psutil
 
     try:
@@ -118,6 +118,7 @@ def node_facts(concurrency: int) -> dict[str, Any]:
         "memory_percent": psutil.virtual_memory().percent,
         "cpu_count": os.cpu_count(),
         "concurrency": concurrency,
+        "render_threads": threads,  # the manager costs its frames by it (jobs.machine_share)
         "ip_address": address,
     }
 
@@ -125,9 +126,10 @@ def node_facts(concurrency: int) -> dict[str, Any]:
 class Reporter:
     """Reports the node every ``report_every`` seconds from the worker's main process."""
 
-    def __init__(self, node: str, concurrency: int) -> None:
+    def __init__(self, node: str, concurrency: int, threads: int) -> None:
         self.node = node
         self.concurrency = concurrency
+        self.threads = threads
         self.stop = threading.Event()
         self.control = Control(events_connection(SETTINGS.broker), node, SETTINGS.clusters[0])
         self.thread = threading.Thread(target=self._loop, daemon=True, name="node-report")
@@ -139,7 +141,7 @@ class Reporter:
                 "node": self.node,
                 "clusters": SETTINGS.clusters,
                 "state": state,
-                **node_facts(self.concurrency),
+                **node_facts(self.concurrency, self.threads),
             }
         )
 
@@ -168,7 +170,8 @@ _reporter: dict[str, Reporter] = {}
 def _start_reports(sender: Any = None, **kwargs: Any) -> None:
     if getattr(sender, "app", None) is not app or SETTINGS.config is None:
         return
-    reporter = Reporter(SETTINGS.config.name, getattr(sender, "concurrency", None) or 1)
+    config = SETTINGS.config
+    reporter = Reporter(config.name, getattr(sender, "concurrency", None) or 1, config.cpus)
     _reporter["main"] = reporter
     reporter.thread.start()
     log.info("render node %s serving %s", SETTINGS.config.name, ", ".join(SETTINGS.clusters))

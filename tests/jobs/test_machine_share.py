@@ -88,6 +88,10 @@ def test_a_frame_costs_its_seconds_scaled_to_a_full_nodes_share(
         (0, {"cpu_count": None}, 4.0),  # the node never said its cores
         (0, {"concurrency": 1}, 4.0),  # one slot: it is always full
         (0, {"cpu_count": 8, "concurrency": 4}, 16.0),  # all 8 cores against 2 of a full node
+        # What the node said of its renderers wins over the manager's setting:
+        (0, {"render_threads": 1}, 4.0),  # a node started with --threads 1
+        (1, {"render_threads": 0}, 8.0),  # a node whose renderers use every core
+        (1, {"render_threads": None}, 4.0),  # an older node that did not say: the manager's
     ],
 )
 def test_the_share_follows_the_nodes_cores_slots_and_threads(
@@ -187,3 +191,15 @@ def test_frames_a_render_node_reports_in_a_batch_get_their_full_node_cost(
     assert applied.frames_done == 3
     costs = job.frame_set.filter(task=first).values_list("cost_seconds", flat=True)
     assert list(costs) == [pytest.approx(expected)] * 3
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"), [(1, 1), (0, 0), (None, None), ("8", None), (-2, None)]
+)
+def test_a_render_nodes_report_carries_its_renderer_threads(cluster, sent, stored) -> None:
+    from jobs.node_requests import node_report
+
+    report = {"node": "n9@node", "clusters": [cluster.name], "cpu_count": 2, "concurrency": 2}
+    node_report({**report, "render_threads": sent})
+
+    assert ClusterNode.objects.get(name="n9@node").render_threads == stored
