@@ -65,6 +65,7 @@ class Run:
         self.slot = slot  # a session's renderer kept between chunks (.warm), if any
         self.driven = False  # this chunk's frames go to a driven renderer
         self.markers: set[str] = set()  # streams the driven renderer ended the chunk on
+        self.marked_at = 0.0  # when the first of them came
         self.token = ""  # sent with the chunk's frames, said back with the marker
         self.idle_after_start = idle_after_start  # the agent program, not a caller's thread
         self.emitter = emitter
@@ -253,7 +254,9 @@ class Run:
         ):
             logs: dict[str, IO[bytes]] = {"stdout": out_log, "stderr": err_log}
             self.follow(renderer.proc, logs, renderer.pump, renderer.splitters)
-        if self.batch_done and self.stop is None:
+        if self.markers and self.stop is None:
+            if not self.batch_done:
+                slot.drop()
             return self.conclude(0)
         slot.drop()
         code = renderer.proc.returncode
@@ -299,6 +302,9 @@ class Run:
                 )
                 proc.kill()
                 kill_at = None
+            if self.markers and not self.batch_done and now - self.marked_at > PIPE_DRAIN:
+                self.log("the renderer ended the chunk on one output only: not kept", "warning")
+                break  # its frames are looked up all the same; the renderer is dropped
             if proc.poll() is not None:
                 exited_at = exited_at or now
                 if now - exited_at > PIPE_DRAIN:  # a child of the renderer holds the pipes
@@ -325,8 +331,11 @@ class Run:
 
     def lines(self, stream: str, lines: list[str]) -> None:
         for line in lines:
-            if self.driven and line.strip() == f"{warm.DONE} {self.token}":
+            # Ends the line: another thread's unfinished line may precede it (the token is
+            # secret, so the scene cannot print it).
+            if self.driven and line.rstrip().endswith(f"{warm.DONE} {self.token}"):
                 self.markers.add(stream)  # its frames are still each looked up and checked
+                self.marked_at = self.marked_at or time.monotonic()
             elif line.strip():
                 self.tails[stream].append(line)
                 self.handle(self.parser.feed(line, stream))

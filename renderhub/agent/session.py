@@ -30,12 +30,14 @@ def serve(lines: IO[str], out: IO[str], cancel: CancelFlag) -> int:
     slot = WarmSlot()
     busy = threading.Event()
     closing = threading.Event()
+    raised: list[int] = []
 
     def stop(signum: int, _frame: object) -> None:
         cancel.request(f"cancelled by {signal.Signals(signum).name}")
-        # Between chunks there is nothing to report: just go. Once closing, a second
-        # signal must not cut the renderer's closing short (it would outlive us).
-        if not busy.is_set() and not closing.is_set():
+        # Between chunks there is nothing to report: just go, once. A second signal must
+        # not cut the renderer's closing short (it would outlive us).
+        if not busy.is_set() and not closing.is_set() and not raised:
+            raised.append(signum)
             raise Cancelled
 
     with held(Path(LOCK)):

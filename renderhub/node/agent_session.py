@@ -17,6 +17,7 @@ import logging
 import os
 import queue
 import shutil
+import stat
 import subprocess
 import sys
 import threading
@@ -113,8 +114,13 @@ class KeptSessions:
             others = [s for s in self.timers if s.key != key]
             for session in [found, *others] if found is not None else others:
                 self.timers.pop(session).cancel()
-        for other in others:
-            other.kill()  # idle between chunks: nothing of theirs is lost
+        # Idle between chunks, nothing of theirs is lost; side by side, not one grace after
+        # another (a threads pool keeps a session per slot).
+        killers = [threading.Thread(target=other.kill) for other in others]
+        for killer in killers:
+            killer.start()
+        for killer in killers:
+            killer.join()
         return found
 
     def keep(self, session: AgentSession, seconds: float) -> None:
@@ -159,27 +165,39 @@ def prune_sessions(root: Path, older_than: float = PRUNE_AFTER) -> int:
     removed, now = 0, time.time()
     for folder in root.glob("job-*/session-*"):
         try:
-            if now - folder.stat().st_mtime < older_than or _held(folder):
+            if now - folder.lstat().st_mtime < older_than or _held(folder):
                 continue  # new (its agent may not have started yet), or in use
-            recorded = Path((folder / OUTPUT_RECORD).read_text().strip())
-        except FileNotFoundError:
-            recorded = None
         except OSError:
             continue
+        recorded = _read_small(folder / OUTPUT_RECORD)
         shutil.rmtree(folder, ignore_errors=True)
         # Only a folder of the session's own name: the record is never taken on trust.
-        if recorded is not None and recorded.is_absolute() and recorded.name == folder.name:
-            shutil.rmtree(recorded, ignore_errors=True)
-        removed += 1
+        if recorded and (output := Path(recorded)).is_absolute() and output.name == folder.name:
+            shutil.rmtree(output, ignore_errors=True)
+        removed += not folder.exists()
     return removed
+
+
+def _read_small(path: Path) -> str:
+    """A regular file's text ('' for anything else: a FIFO would block the prune)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return ""
+    with os.fdopen(fd, "rb") as record:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ""
+        return record.read(4096).decode(errors="replace").strip()
 
 
 def _held(folder: Path) -> bool:
     try:
-        fd = os.open(folder / LOCK, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(folder / LOCK, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
         return False  # its agent never started
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return True  # not an agent's lock: left alone
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
         return True

@@ -5,7 +5,8 @@ ignored), it reads a line per chunk, ``TOKEN FRAME...``, saves each frame, and e
 chunk as the driver does, with the marker on both outputs, but prints the marker on
 stdout first, then a last line on stderr (``last words TOKEN``), then the stderr marker:
 what two pipes read side by side can deliver. ``--linger S``: at the end of its input
-it takes S seconds to quit (a big scene's clean-up). Standard library only.
+it takes S seconds to quit (a big scene's clean-up); ``--glued``: an unfinished line
+on stderr before its marker; ``--stdout-only``: no stderr marker at all. Standard library only.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ def main() -> int:
         print(DONE, token, flush=True)
         time.sleep(0.3)  # the agent sees the stdout marker well before the rest
         print(f"last words {token}", file=sys.stderr, flush=True)
-        print(DONE, token, file=sys.stderr, flush=True)
+        if "--glued" in sys.argv:  # another thread's line, not ended yet
+            print("W: partial", end="", file=sys.stderr, flush=True)
+        if "--stdout-only" not in sys.argv:
+            print(DONE, token, file=sys.stderr, flush=True)
     time.sleep(linger)
     return 0
 

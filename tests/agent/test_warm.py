@@ -361,3 +361,28 @@ def test_a_second_sigterm_does_not_leave_the_renderer_behind(
 
     assert session.proc.wait(CLOSE_GRACE + 10) == 0
     assert not alive(pid), "the renderer is killed once its grace is over"
+
+
+def test_a_marker_glued_to_an_unfinished_line_still_ends_the_chunk(
+    session: Session, tmp_path: Path
+) -> None:
+    first = session.chunk(driven_fake_spec(tmp_path, 1, [1], "--glued"), timeout=30)
+    second = session.chunk(driven_fake_spec(tmp_path, 2, [2], "--glued"), timeout=30)
+
+    assert (first.exit_code, second.exit_code) == (0, 0), (first.events, second.events)
+    assert second.of("started")[0]["warm"] is True, "it ended cleanly: kept"
+
+
+def test_a_chunk_ended_on_one_output_only_is_done_but_its_renderer_not_kept(
+    session: Session, tmp_path: Path
+) -> None:
+    # Not a stall until the timeout: its frames are looked up as always, and the
+    # renderer, which did not end the chunk as the driver does, serves no further chunk.
+    started = time.monotonic()
+    first = session.chunk(driven_fake_spec(tmp_path, 1, [1, 2], "--stdout-only"), timeout=30)
+    second = session.chunk(driven_fake_spec(tmp_path, 2, [3], "--stdout-only"), timeout=30)
+
+    assert (first.exit_code, second.exit_code) == (0, 0), (first.events, second.events)
+    assert first.frames("frame_done") == [1, 2] and second.frames("frame_done") == [3]
+    assert second.of("started")[0]["warm"] is False
+    assert time.monotonic() - started < 20

@@ -135,3 +135,19 @@ def test_prune_never_follows_a_record_to_a_folder_of_another_name(tmp_path: Path
 
     assert prune_sessions(root) == 1
     assert not folder.exists() and precious.is_dir()
+
+
+def test_prune_is_not_held_up_by_a_fifo_in_a_session_folder(tmp_path: Path) -> None:
+    # Something running as the worker's user put FIFOs where the lock and the record go:
+    # opening them would block the prune (and the chunk staging that runs it) for good.
+    root = tmp_path / "work"
+    odd, plain = root / "job-1" / "session-fifo", root / "job-1" / "session-rec"
+    odd.mkdir(parents=True)
+    plain.mkdir()
+    os.mkfifo(odd / "session.lock")
+    os.mkfifo(plain / "output_dir")
+    for folder in (odd, plain):
+        _age(folder, 2 * 3600)
+
+    assert prune_sessions(root) == 1  # the odd lock: left alone; the FIFO record: ignored
+    assert odd.is_dir() and not plain.exists()
