@@ -5,7 +5,11 @@ Per scene, built in code by ``bench/bench_scene.py`` (short frames, long frames,
 whose cost grows tenfold across the range), in one run:
 
 1. ``blender -b scene -o … -F PNG -a``: the baseline, all cores, one process, run again
-   right before each RenderHub run (the pair's ratio: the machine's speed drifts);
+   beside each RenderHub run (before it, or after it every other round: the machine's
+   speed drifts, so each ratio is within its round); between them the same frames dealt
+   over two Blender processes side by side (every other frame each, RenderHub's renderer
+   threads, nothing else: ``split``), what any farm of this machine's two slots can
+   reach at best;
 2. RenderHub, as a new user submits it: the default distribution (no nodes, no chunk
    size: the adaptive work queue, ``RENDER_CHUNK_SECONDS``), on a local render worker with
    two slots; timed from the submit call until the job row says finished. The first run
@@ -18,6 +22,8 @@ whose cost grows tenfold across the range), in one run:
    the render seconds: the chunks' start-ups and the slots' idle time (shares of them).
 
 Ratio = RenderHub seconds / its pair's Blender seconds, median of the pairs (goal ≤ 1.00);
+``split_ratio`` the same for the split baseline, and ``renderhub_over_split`` what
+RenderHub costs over it (its scheduler, sandbox, checks and uploads);
 makespan / ideal (goal ≤ 1.10 on the uneven scene). Each run of both also says how many
 CPU-seconds the whole machine spent during it (``*_cpu_seconds``), and how many of them at
 a raised nice value (``renderhub_nice_cpu_seconds``: RenderHub's idle-priority work, the
@@ -27,6 +33,7 @@ farm's own work costs beside them.
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -80,6 +87,36 @@ def blender_all(scene_url: str, out: Path) -> tuple[float, float]:
     argv = ["blender", "-b", str(backend.local_path(key)), "-o", str(out / "frame_####")]
     subprocess.run([*argv, "-F", "PNG", "-a"], check=True, capture_output=True)
     return time.monotonic() - start, cpu_since(cpu)[0]
+
+
+def blender_split(scene_url: str, out: Path, frames: int, threads: int) -> float:
+    """The frames split over SLOTS Blender processes side by side, as a farm of this
+    machine's slots would run them at best: every Nth frame each (even work for any cost
+    curve), each with RenderHub's renderer threads, no scheduler, sandbox or checks. What
+    RenderHub could reach on this machine; its seconds."""
+    from renderhub import storage
+
+    backend, key = storage.resolve(scene_url)
+    argv = ["blender", "-b", str(backend.local_path(key)), "-F", "PNG", "-t", str(threads)]
+    start = time.monotonic()
+    procs = [
+        subprocess.Popen(
+            [*argv, "-o", str(out / f"slot{n}" / "frame_####"), "-f", ",".join(map(str, part))],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for n, part in enumerate(_dealt(frames, SLOTS))
+    ]
+    codes = [proc.wait() for proc in procs]  # all of them: none left loading later runs
+    seconds = time.monotonic() - start
+    shutil.rmtree(out, ignore_errors=True)
+    if any(codes):
+        raise RuntimeError(f"blender exited with {codes} in the split baseline")
+    return seconds
+
+
+def _dealt(frames: int, hands: int) -> list[list[int]]:
+    return [list(range(1 + n, frames + 1, hands)) for n in range(hands)]
 
 
 def against_the_ideal(job: Any) -> dict[str, float | None]:
@@ -147,22 +184,28 @@ def frame_spread(job: Any) -> dict[str, float]:
 def run_scene(  # type: ignore[no-untyped-def]
     kind: str, project, software, cluster, var: Path, args: Any, submit, wait
 ) -> dict[str, object]:
+    from jobs.runner import cpus_for_chunk  # Django is set up by then
+
     scene_url = build_scene(kind, args.scene_frames, args.samples_scale)
     frames = f"1-{args.scene_frames}"
+    threads = cpus_for_chunk()  # as RenderHub's worker starts each renderer
     baselines: list[float] = []
     baseline_cpu: list[float] = []
+    splits: list[float] = []
     runs: list[float] = []
     run_cpu: list[tuple[float, float]] = []
     chunks: list[list[int]] = []
     timelines: list[dict[str, float]] = []
     spans: list[dict[str, float | None]] = []
-    for run in range(args.repeat):
-        # Each RenderHub run is paired with its own `blender -a` just before it: this
-        # machine's speed drifts by 10 % within minutes, so a ratio is only fair within
-        # a pair.
+    job: Any = None
+
+    def baseline(run: int) -> None:
         seconds, cpu = blender_all(scene_url, var / f"baseline-{kind}-{run}")
         baselines.append(round(seconds, 2))
         baseline_cpu.append(cpu)
+
+    def renderhub() -> None:
+        nonlocal job
         called, start, mark = time.time(), time.monotonic(), machine_cpu()
         job = wait(submit(project, software, cluster, scene_url, frames))
         runs.append(round(time.monotonic() - start, 2))
@@ -170,6 +213,21 @@ def run_scene(  # type: ignore[no-untyped-def]
         chunks.append([len(t.frames) for t in job.tasks.order_by("index")])
         timelines.append(phases(job, called))
         spans.append(against_the_ideal(job))
+
+    for run in range(args.repeat):
+        # Each RenderHub run is paired with its own `blender -a` and split run: this
+        # machine's speed drifts by 10 % within minutes, so a ratio is only fair within a
+        # round, and the order turns every other round, so a drift hits each alike.
+        if run % 2 == 0:
+            baseline(run)
+        else:
+            renderhub()
+        split = blender_split(scene_url, var / f"split-{kind}-{run}", args.scene_frames, threads)
+        splits.append(round(split, 2))
+        if run % 2 == 0:
+            renderhub()
+        else:
+            baseline(run)
     adaptive: dict[str, object] = {}
     for seconds in args.chunk_seconds:
         queued = wait(submit(project, software, cluster, scene_url, frames, chunk_seconds=seconds))
@@ -178,15 +236,21 @@ def run_scene(  # type: ignore[no-untyped-def]
             **against_the_ideal(queued),
         }
     ratios = [round(r / b, 3) for r, b in zip(runs, baselines, strict=True)]
+    split_ratios = [round(s / b, 3) for s, b in zip(splits, baselines, strict=True)]
+    over_split = [round(r / s, 3) for r, s in zip(runs, splits, strict=True)]
     return {
         "frames": args.scene_frames,
         "blender_seconds": baselines,
+        "split_seconds": splits,
         "renderhub_seconds": runs,
         "blender_cpu_seconds": baseline_cpu,
         "renderhub_cpu_seconds": [busy for busy, _ in run_cpu],
         "renderhub_nice_cpu_seconds": [nice for _, nice in run_cpu],
         "ratios": ratios,
         "ratio": round(statistics.median(ratios), 3),
+        "split_ratios": split_ratios,
+        "split_ratio": round(statistics.median(split_ratios), 3),
+        "renderhub_over_split": over_split,
         "first_run_ratio": ratios[0],
         "renderhub_chunks": chunks,
         "renderhub_phases": timelines,
