@@ -195,26 +195,11 @@ def test_a_file_an_earlier_chunk_left_is_not_taken_for_this_chunks_frame(
 
 
 def test_other_software_still_runs_once_per_chunk(session: Session, tmp_path: Path) -> None:
-    scene = tmp_path / "scene.blend"
-    scene.write_bytes(b"BLENDER-fake")
     command = [sys.executable, str(FAKE_RENDERER), "--out", "{output_pattern}"]
     command += ["--frames", "{frames}"]
 
     def spec(n: int, frames: list[int]) -> dict[str, Any]:
-        return {
-            "version": 1,
-            "job": 1,
-            "task": n,
-            "command": command,
-            "scene": str(scene),
-            "frames": frames,
-            "cpus": 1,
-            "work_dir": str(tmp_path / f"chunk-{n}"),
-            "output_dir": str(tmp_path / "session" / "out"),
-            "session_dir": str(tmp_path / "session"),
-            "output_name": "shot_####",
-            "progress_parser": "blender",
-        }
+        return stand_in_spec(tmp_path, n, frames, command)
 
     first, second = session.chunk(spec(1, [1, 2])), session.chunk(spec(2, [3]))
 
@@ -306,17 +291,15 @@ def test_a_file_left_in_a_sessions_folder_is_not_taken_by_other_software(
     assert result.exit_code == 4 and result.frames("frame_failed") == [3], result.events
 
 
-def driven_fake_spec(tmp_path: Path, n: int, frames: list[int], *extra: str) -> dict[str, Any]:
-    """A chunk whose template is driven (it ends ``-f {frame_list}``, Blender's parser),
-    its renderer the out-of-order stand-in."""
+def stand_in_spec(tmp_path: Path, n: int, frames: list[int], command: list[str]) -> dict[str, Any]:
+    """Chunk ``n`` of a job in the session's folder, rendered by a stand-in ``command``."""
     scene = tmp_path / "scene.blend"
     scene.write_bytes(b"BLENDER-fake")
-    fake = [sys.executable, str(HERE / "fake_driven_renderer.py")]
     return {
         "version": 1,
         "job": 1,
         "task": n,
-        "command": [*fake, "--out", "{output_pattern}", *extra, "-f", "{frame_list}"],
+        "command": command,
         "scene": str(scene),
         "frames": frames,
         "cpus": 1,
@@ -326,6 +309,14 @@ def driven_fake_spec(tmp_path: Path, n: int, frames: list[int], *extra: str) -> 
         "output_name": "shot_####",
         "progress_parser": "blender",
     }
+
+
+def driven_fake_spec(tmp_path: Path, n: int, frames: list[int], *extra: str) -> dict[str, Any]:
+    """A chunk whose template is driven (it ends ``-f {frame_list}``, Blender's parser),
+    its renderer the out-of-order stand-in."""
+    fake = [sys.executable, str(HERE / "fake_driven_renderer.py")]
+    command = [*fake, "--out", "{output_pattern}", *extra, "-f", "{frame_list}"]
+    return stand_in_spec(tmp_path, n, frames, command)
 
 
 def test_a_line_printed_before_the_chunk_ended_stays_in_that_chunks_log(
