@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -188,10 +189,11 @@ def test_the_queries_of_a_batch_do_not_grow_with_it(
     batch = [e for task in big.tasks.all() for e in events_for(task, task.frames)]
     # The node said its cores and slots: the frames' full-node costs are worked out too.
     ClusterNode.objects.create(cluster=cluster, name="node-x", cpu_count=2, concurrency=2)
+    # Started well before the frames (two seconds each, taken to end as the batch comes):
+    # a batch applied within two seconds of the chunks' start would find fewer running.
+    began = timezone.now() - timedelta(minutes=1)
     for task in big.tasks.all():
-        TaskAttempt.objects.create(
-            task=task, job=big, number=1, node="node-x", started_at=task.started_at
-        )
+        TaskAttempt.objects.create(task=task, job=big, number=1, node="node-x", started_at=began)
 
     # Per kind one statement, and three for the frames' costs, whatever the chunks.
     with django_assert_max_num_queries(11):
