@@ -7,6 +7,7 @@ in ``work_dir/agent.log``.
 from __future__ import annotations
 
 import json
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,3 +100,13 @@ def _human(record: dict[str, Any], prefix: str) -> str:
 def clip(text: str) -> str:
     """At most MAX_REASON characters, keeping the end (where errors usually are)."""
     return text if len(text) <= MAX_REASON else "..." + text[-(MAX_REASON - 3) :]
+
+
+def describe_exit(code: int) -> str:
+    """A renderer's exit status in words: ``exited with code 2``, ``was killed by SIGKILL``."""
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"

@@ -34,6 +34,7 @@ from .events import (
     Cancelled,
     Emitter,
     clip,
+    describe_exit,
 )
 from .outputs import OutputFolder
 from .pipes import LineSplitter, OutputPump, copy_to_log
@@ -418,7 +419,7 @@ class Run:
             self.fail_remaining(why if self.missing else f"not rendered: {why}")
             return self.finish(exit_code, why, code)
         if code != 0:
-            what = f"renderer {_describe_exit(code)}"
+            what = f"renderer {describe_exit(code)}"
             self.fail_remaining(f"{what} before saving it")
             detail = self.details()
             return self.finish(EXIT_RENDERER_FAILED, f"{what}: {detail}" if detail else what, code)
@@ -427,7 +428,7 @@ class Run:
         if not self.failures:
             return self.finish(EXIT_OK, "", code)
         if left:
-            what = f"renderer exited without saving frame(s) {_frames_text(left)}"
+            what = f"renderer exited without saving frame(s) {', '.join(map(str, left))}"
             detail = self.details()
             reason = f"{what}: {detail}" if detail else what
         else:
@@ -449,19 +450,6 @@ class Run:
             if self.tails[stream]:
                 return "\n".join(list(self.tails[stream])[-15:])
         return ""
-
-
-def _describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            return f"was killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"was killed by signal {-code}"
-    return f"exited with code {code}"
-
-
-def _frames_text(frames: list[int]) -> str:
-    return ", ".join(str(f) for f in frames)
 
 
 def _exists(path: str) -> bool:

@@ -350,9 +350,9 @@ class NodeChunk:
         session, clean = self.session, self.finished and not self.lost and self.status == "success"
         if session is None or not clean:
             self.kill()
-        shutil.rmtree(self.work_dir, ignore_errors=True)
-        if session is None or not clean:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
             return
+        shutil.rmtree(self.work_dir, ignore_errors=True)
         if session.alive() and self.grant.get("more_queued", True):
             kept.keep(session, self.config.warm_seconds)
         else:  # the job had no other chunk queued when this one was claimed
