@@ -122,32 +122,3 @@ def test_prune_removes_what_a_dead_sessions_left_and_spares_a_running_one(tmp_pa
     assert running.directory.is_dir() and running.output_dir.is_dir() and running.alive()
     assert fresh.is_dir(), "a new folder is left to the agent about to start in it"
     running.kill()
-
-
-def test_prune_never_follows_a_record_to_a_folder_of_another_name(tmp_path: Path) -> None:
-    root = tmp_path / "work"
-    folder = root / "job-1" / "session-abc"
-    folder.mkdir(parents=True)
-    precious = tmp_path / "project" / "renders"
-    precious.mkdir(parents=True)
-    (folder / "output_dir").write_text(str(precious))
-    _age(folder, 2 * 3600)
-
-    assert prune_sessions(root) == 1
-    assert not folder.exists() and precious.is_dir()
-
-
-def test_prune_is_not_held_up_by_a_fifo_in_a_session_folder(tmp_path: Path) -> None:
-    # Something running as the worker's user put FIFOs where the lock and the record go:
-    # opening them would block the prune (and the chunk staging that runs it) for good.
-    root = tmp_path / "work"
-    odd, plain = root / "job-1" / "session-fifo", root / "job-1" / "session-rec"
-    odd.mkdir(parents=True)
-    plain.mkdir()
-    os.mkfifo(odd / "session.lock")
-    os.mkfifo(plain / "output_dir")
-    for folder in (odd, plain):
-        _age(folder, 2 * 3600)
-
-    assert prune_sessions(root) == 1  # the odd lock: left alone; the FIFO record: ignored
-    assert odd.is_dir() and not plain.exists()
