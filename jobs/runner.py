@@ -36,6 +36,7 @@ from .choices import ACTIVE_JOB_STATES, FrameState, TaskState
 from .events import RETRYABLE
 from .frame_publisher import FramePublisher, Published
 from .models import RenderJob, Task, TaskAttempt
+from .output_root import OutputRootRefused, chunk_output_dir
 from .scene_staging import SceneFileGone
 from .scene_staging import stage_scene as stage_scene  # the scene and exactly its files
 
@@ -151,8 +152,9 @@ class ChunkRun:
     node: str
     cpus: int
     attempt: TaskAttempt | None = None
+    folder: str = field(init=False)  # the attempt's: task-I-attempt-N
     work_dir: Path = field(init=False)
-    output_dir: Path = field(init=False)
+    output_dir: Path | None = None  # made with the spec (jobs.output_root), or the session's
     process: subprocess.Popen[bytes] | None = None
     cpu: CpuMeter = field(default_factory=CpuMeter)
     events: queue.Queue[dict[str, Any] | None] = field(default_factory=queue.Queue)
@@ -167,9 +169,8 @@ class ChunkRun:
         # The attempt's own number names its folder: Task.attempts restarts when a job is
         # retried, and the earlier attempts' logs must not be overwritten.
         number = self.attempt.number if self.attempt else self.task.attempts
-        attempt = f"task-{self.task.index}-attempt-{number}"
+        self.folder = attempt = f"task-{self.task.index}-attempt-{number}"
         self.work_dir = settings.RENDER_WORK_DIR / f"job-{job.pk}" / attempt
-        self.output_dir = Path(job.project.node_output_dir) / f"job-{job.pk}" / attempt
         self.log_url = storage.join(job.output_url, "_logs", attempt + "/")
         # The agent moves each checked frame here, out of the renderer's reach.
         self.frames_dir = self.work_dir / "frames"
@@ -188,7 +189,7 @@ class ChunkRun:
         if (session := kept.take(key)) is not None:
             return session
         name = f"session-{secrets.token_hex(6)}"
-        output_dir = Path(job.project.node_output_dir) / f"job-{job.pk}" / name
+        output_dir = chunk_output_dir(job.project.node_output_dir, job.pk, name)
         return AgentSession(key, settings.RENDER_WORK_DIR / f"job-{job.pk}" / name, output_dir)
 
     def execute(self) -> str:
@@ -201,6 +202,8 @@ class ChunkRun:
             self.pump()
         except SceneFileGone as exc:  # gone on every node alike: not retried
             self.outcome = Outcome("input_missing", str(exc))
+        except OutputRootRefused as exc:  # the project's setting: the same on every attempt
+            self.outcome = Outcome("bad_spec", str(exc))
         except Exception as exc:
             log.exception("chunk %s failed inside RenderHub", self.task)
             self.kill()
@@ -227,6 +230,8 @@ class ChunkRun:
             .order_by("number")
             .values_list("number", flat=True)
         )
+        if self.output_dir is None:
+            self.output_dir = chunk_output_dir(job.project.node_output_dir, job.pk, self.folder)
         scene, scene_root = stage_scene(job)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         stem = posixpath.splitext(scene.name)[0]
@@ -387,7 +392,7 @@ class ChunkRun:
     def cleanup(self) -> None:
         if self.session is None or not self.clean:
             self.kill()  # a session's own folders go with it
-        if self.session is None:
+        if self.session is None and self.output_dir is not None:
             shutil.rmtree(self.output_dir, ignore_errors=True)
         shutil.rmtree(self.work_dir, ignore_errors=True)
 

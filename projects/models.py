@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from images.choices import Platform
-from renderhub import storage
+from renderhub import sandbox_paths, storage
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
@@ -97,6 +97,11 @@ class Project(models.Model):
                 )
             except ValidationError as exc:
                 errors["node_output_dir"] = exc.messages[0]
+            else:  # a Linux path is this machine's too when the local worker renders
+                if self.image.platform != Platform.WINDOWS and (
+                    refusal := sandbox_paths.output_root_refusal(self.node_output_dir)
+                ):
+                    errors["node_output_dir"] = refusal
         if errors:
             raise ValidationError(errors)
 

@@ -6,7 +6,9 @@ render nodes mount the mappings: mapping the storage root or another project's f
 would hand every project's files to the project's members. So only superusers choose
 storage freely; other staff stay inside ``STORAGE_ALLOWED_PREFIXES`` (empty: nowhere) and
 outside other projects' storage. Members are changed by superusers and by users granted
-the ``projects.manage_members`` permission.
+the ``projects.manage_members`` permission. The node temp output dir is a folder on the
+render machines (on the local worker, this one) where renderers write: only superusers
+choose it.
 """
 
 from __future__ import annotations
@@ -76,6 +78,15 @@ def check_storage(user: User, url: str, what: str, project: Project | None = Non
         raise ValidationError(
             f"{what} {url} overlaps the storage of project {other}; only a superuser can "
             "share folders between projects."
+        )
+
+
+def check_node_output_dir(user: User) -> None:
+    """Raise ValidationError unless ``user`` may change a project's node temp output dir."""
+    if not user.is_superuser:
+        raise ValidationError(
+            "The node temp output dir can only be set by a superuser: it is a folder on the "
+            "render machines (this one, for the local worker) where renderers write."
         )
 
 

@@ -5,6 +5,10 @@ A folder that contains the var/ folder (secret key, SQLite database, broker), th
 file, the whole local storage (every project) or the work folders (other chunks) would
 undo the sandbox, so such entries are refused: by ``manage.py check`` at start, and left
 out of every sandbox if they are set anyway.
+
+A project's node temp output dir is where the local worker's renderers write; the same
+folders are refused there (``output_root_refusal``), but for the work folder's ``output``
+folder, which is kept for that.
 """
 
 from __future__ import annotations
@@ -39,3 +43,38 @@ def exposes(path: str) -> Path | None:
 def extra_read_paths() -> list[str]:
     """``RENDER_SANDBOX_PATHS`` without the entries that would expose a protected path."""
     return [p for p in settings.RENDER_SANDBOX_PATHS if exposes(p) is None]
+
+
+OUTPUT_FOLDER = "output"  # RENDER_WORK_DIR/output: where renderers on this machine may write
+
+
+def _within(folder: Path, parent: Path) -> bool:
+    return folder == parent or parent in folder.parents
+
+
+def output_root_refusal(root: str) -> str | None:
+    """Why this machine's renderers may not write under ``root`` (a project's node temp
+    output dir), or None. A chunk writes in a new ``root/job-N/…`` folder; in the var
+    folder, the checkout, the local storage (other projects' files), the workflows' or the
+    chunks' own work folders that would put a renderer's files among RenderHub's."""
+    folder = Path(root).resolve()
+    work = Path(settings.RENDER_WORK_DIR).resolve()
+    if _within(folder, work / OUTPUT_FOLDER):
+        return None
+    places = {
+        work: "the render work folder (RENDER_WORK_DIR)",
+        Path(settings.LOCAL_STORAGE_ROOT).resolve(): "the local storage (LOCAL_STORAGE_ROOT)",
+        Path(settings.WORKFLOW_WORK_DIR).resolve(): "the workflow work folder",
+        Path(settings.AUTO_DOWNLOAD_DIR).resolve(): "the downloads folder (AUTO_DOWNLOAD_DIR)",
+        Path(settings.STATIC_ROOT).resolve(): "the web server's static files",
+        Path(settings.MEDIA_ROOT).resolve(): "the web server's media files",
+        Path(settings.VAR_DIR).resolve(): "RenderHub's var folder",
+        Path(settings.BASE_DIR).resolve(): "RenderHub's own folder",
+    }
+    for protected, name in places.items():
+        if _within(folder, protected):
+            return (
+                f"{root} is in {name}, where renderers must not write. Use a folder of its "
+                f"own, like /tmp/renderhub/output/ or {work / OUTPUT_FOLDER}/."
+            )
+    return None
