@@ -90,9 +90,12 @@ def test_an_oss_scene_is_fetched_only_under_the_download_cap(
     cloud_oss: Any,
     bucket: str,
     tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     blends = build_scene_files(tmp_path_factory.mktemp("blends"))
     data = blends["range"].read_bytes()  # frames 1-250
+    # A scratch folder of this test's own: other tests running alongside fetch scenes too.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path_factory.mktemp("scratch")))
     cloud_oss.put(bucket, "scenes/range.blend", data)
     url = f"oss://{bucket}/scenes/range.blend"
 
