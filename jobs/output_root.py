@@ -4,8 +4,12 @@ node temp output dir, made here, and only where nobody else decides what it poin
 A project's node temp output dir is a path on this machine when its jobs run on the local
 worker. Set into the local storage it would let a member's renderer write among another
 project's files; into the work folders, beside other chunks' logs. On a shared /tmp,
-another user who made the folder first (or a parent of it) could turn it into a link and
-choose where frames go, or read them. Such folders are refused before the agent starts.
+another user who made the folder first (or a parent of it), or who may rename in one of
+its folders, could turn it into a link and choose where frames go, or read them. So the
+path is resolved once, checked, and every folder on it, from / down to the chunk's, is
+then a real folder (not a link) of ours or root's that nobody else may rename in (writable
+by others only with the sticky bit, as /tmp). Once that holds nobody else can change where
+the path leads, so the agent and the sandbox can use it.
 """
 
 from __future__ import annotations
@@ -19,55 +23,55 @@ from renderhub import sandbox_paths
 
 
 class OutputRootRefused(Exception):
-    """The project's node temp output dir cannot be used on this machine; the same on every
-    attempt, so the chunk fails with this message."""
+    """The chunk cannot have an output folder here. ``machine``: because of this machine's
+    folders (another worker may do), else the project's setting (the same everywhere)."""
+
+    def __init__(self, reason: str, *, machine: bool = False) -> None:
+        super().__init__(reason)
+        self.machine = machine
 
 
 def chunk_output_dir(root: str, job: int, name: str) -> Path:
     """``root/job-N/name`` made (private) and returned, or ``OutputRootRefused``."""
     if (refusal := sandbox_paths.output_root_refusal(root)) is not None:
         raise OutputRootRefused(f"The project's node temp output dir: {refusal}")
-    base = Path(root).resolve()
     try:
-        _check_owned_path(base)  # before making anything in someone else's folder
-        base.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _check_owned_path(base)
-        job_dir = base / f"job-{job}"
-        with contextlib.suppress(FileExistsError):
-            job_dir.mkdir(mode=0o700)
-        _check_ours(job_dir)
-        folder = job_dir / name
-        folder.mkdir(mode=0o700, exist_ok=True)
-        _check_ours(folder)
-    except OSError as exc:
+        folder = Path(root).resolve() / f"job-{job}" / name
+        for part in (*reversed(folder.parents), folder):
+            _make_safe(part)
+        unchanged = folder.resolve() == folder
+    except (OSError, RuntimeError) as exc:
         reason = f"cannot make the chunk's output folder under {root}: {exc}"
-        raise OutputRootRefused(reason) from exc
+        raise OutputRootRefused(reason, machine=True) from exc
+    if not unchanged or sandbox_paths.output_root_refusal(str(folder)) is not None:
+        raise OutputRootRefused(f"{root} changed while its folders were checked.", machine=True)
     return folder
 
 
-def _check_ours(folder: Path) -> None:
-    info = folder.lstat()
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+def _make_safe(folder: Path) -> None:
+    """``folder`` made if missing; refused unless a real folder that only we (or root,
+    for a folder we may not write) control."""
+    try:
+        info = folder.lstat()
+    except FileNotFoundError:
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=0o700)
+        info = folder.lstat()
+    if not stat.S_ISDIR(info.st_mode):
         raise OutputRootRefused(
-            f"{folder} is not a folder of RenderHub's own (a link, a file, or another "
-            "user's): renderers' frames would go where someone else decides."
+            f"{folder} is a link or a file, not a folder: renderers' frames would go where "
+            "someone else decides.",
+            machine=True,
         )
-
-
-def _check_owned_path(base: Path) -> None:
-    """Each folder from / to ``base`` (links already resolved) is ours, or root's and not
-    open to others' renames: writable by others only with the sticky bit (/tmp)."""
-    uid = os.getuid()
-    for folder in (base, *base.parents):
-        try:
-            info = folder.stat()
-        except FileNotFoundError:
-            continue  # made by us, if at all
-        if info.st_uid == uid:
-            continue
-        shared = info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-        if info.st_uid != 0 or (shared and not info.st_mode & stat.S_ISVTX):
-            raise OutputRootRefused(
-                f"{folder} belongs to another user or others may rename in it, so they "
-                f"could redirect {base}; use a folder of RenderHub's user."
-            )
+    if info.st_uid not in (os.getuid(), 0):
+        raise OutputRootRefused(
+            f"{folder} belongs to another user, who could redirect the frames written under "
+            "it; use a folder of RenderHub's user (like RENDER_WORK_DIR/output/).",
+            machine=True,
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not info.st_mode & stat.S_ISVTX:
+        raise OutputRootRefused(
+            f"{folder} is writable by other users without the sticky bit, so they could "
+            "rename in it and redirect the frames; remove their write access (chmod go-w).",
+            machine=True,
+        )

@@ -202,8 +202,8 @@ class ChunkRun:
             self.pump()
         except SceneFileGone as exc:  # gone on every node alike: not retried
             self.outcome = Outcome("input_missing", str(exc))
-        except OutputRootRefused as exc:  # the project's setting: the same on every attempt
-            self.outcome = Outcome("bad_spec", str(exc))
+        except OutputRootRefused as exc:  # a project's setting fails alike on every node
+            self.outcome = Outcome("error" if exc.machine else "bad_spec", str(exc))
         except Exception as exc:
             log.exception("chunk %s failed inside RenderHub", self.task)
             self.kill()

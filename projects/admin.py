@@ -69,9 +69,9 @@ class ProjectAdminForm(forms.ModelForm):
                 services.check_storage(self.user, prefix, "The output prefix", self.instance)
             except ValidationError as exc:
                 self.add_error("output_prefix", exc)
-        if "node_output_dir" in self.changed_data:
+        if "node_output_dir" in self.changed_data and (image := data.get("image")):
             try:
-                services.check_node_output_dir(self.user)
+                services.check_node_output_dir(self.user, image.platform)
             except ValidationError as exc:
                 self.add_error("node_output_dir", exc)
         if "members" in self.changed_data and "members" in data:

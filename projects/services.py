@@ -8,7 +8,7 @@ storage freely; other staff stay inside ``STORAGE_ALLOWED_PREFIXES`` (empty: now
 outside other projects' storage. Members are changed by superusers and by users granted
 the ``projects.manage_members`` permission. The node temp output dir is a folder on the
 render machines (on the local worker, this one) where renderers write: only superusers
-choose it.
+choose a Linux one.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from images.choices import Platform
 from renderhub import storage
 
 from .models import Project, StorageMapping
@@ -81,9 +82,10 @@ def check_storage(user: User, url: str, what: str, project: Project | None = Non
         )
 
 
-def check_node_output_dir(user: User) -> None:
-    """Raise ValidationError unless ``user`` may change a project's node temp output dir."""
-    if not user.is_superuser:
+def check_node_output_dir(user: User, platform: str) -> None:
+    """Raise ValidationError unless ``user`` may change a project's node temp output dir.
+    A Windows path names no folder here: staff set those."""
+    if not user.is_superuser and platform != Platform.WINDOWS:
         raise ValidationError(
             "The node temp output dir can only be set by a superuser: it is a folder on the "
             "render machines (this one, for the local worker) where renderers write."

@@ -55,26 +55,35 @@ def _within(folder: Path, parent: Path) -> bool:
 def output_root_refusal(root: str) -> str | None:
     """Why this machine's renderers may not write under ``root`` (a project's node temp
     output dir), or None. A chunk writes in a new ``root/job-N/…`` folder; in the var
-    folder, the checkout, the local storage (other projects' files), the workflows' or the
-    chunks' own work folders that would put a renderer's files among RenderHub's."""
-    folder = Path(root).resolve()
+    folder, the checkout, the local storage (other projects' files), the downloads, the
+    workflows' or the chunks' own work folders that would put a renderer's files among
+    RenderHub's. Of the render work folder only its ``output`` folder is set aside."""
+    if not root.startswith("/"):
+        return f"{root} is not an absolute path on this machine."
+    try:
+        folder = Path(root).resolve()
+    except (OSError, RuntimeError) as exc:  # a link loop: RuntimeError before Python 3.13
+        return f"{root} cannot be followed on this machine ({exc})."
     work = Path(settings.RENDER_WORK_DIR).resolve()
-    if _within(folder, work / OUTPUT_FOLDER):
-        return None
     places = {
-        work: "the render work folder (RENDER_WORK_DIR)",
         Path(settings.LOCAL_STORAGE_ROOT).resolve(): "the local storage (LOCAL_STORAGE_ROOT)",
-        Path(settings.WORKFLOW_WORK_DIR).resolve(): "the workflow work folder",
         Path(settings.AUTO_DOWNLOAD_DIR).resolve(): "the downloads folder (AUTO_DOWNLOAD_DIR)",
+        Path(settings.WORKFLOW_WORK_DIR).resolve(): "the workflow work folder",
         Path(settings.STATIC_ROOT).resolve(): "the web server's static files",
         Path(settings.MEDIA_ROOT).resolve(): "the web server's media files",
+        work: "the render work folder (RENDER_WORK_DIR)",
         Path(settings.VAR_DIR).resolve(): "RenderHub's var folder",
         Path(settings.BASE_DIR).resolve(): "RenderHub's own folder",
     }
+    # The folders that hold RENDER_WORK_DIR/output by design; storage, downloads and the
+    # web's files never do, even if someone nested them there.
+    holders = {work, Path(settings.VAR_DIR).resolve(), Path(settings.BASE_DIR).resolve()}
     for protected, name in places.items():
-        if _within(folder, protected):
+        if _within(folder, protected) and not (
+            protected in holders and _within(folder, work / OUTPUT_FOLDER)
+        ):
             return (
                 f"{root} is in {name}, where renderers must not write. Use a folder of its "
-                f"own, like /tmp/renderhub/output/ or {work / OUTPUT_FOLDER}/."
+                f"own, like {work / OUTPUT_FOLDER}/."
             )
     return None
