@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -115,10 +116,22 @@ def test_not_even_a_superuser_puts_outputs_among_renderhubs_files(
     assert project.node_output_dir == f"{work}/output/shots/"
 
 
-def render(project: Any, fake_software: Any, cluster: Any, scene_url: str, settings: Any) -> Any:
-    job = submit_one(project, fake_software, cluster, scene_url, frames="1-2", chunk_size=2)
-    with render_worker_for(cluster, settings, prefix="out"):
-        return wait_for(job)
+@pytest.fixture
+def render_with(
+    project: Project, fake_software: Any, cluster: Any, scene_url: str, settings: Any
+) -> Callable[..., Any]:
+    """Render a job of "shots" with its node temp output dir stored as ``root`` (as a
+    project saved before the rule would hold it); ``plant(job)`` runs before the worker."""
+
+    def render(root: str, plant: Callable[[Any], object] = lambda job: None) -> Any:
+        Project.objects.filter(pk=project.pk).update(node_output_dir=root)
+        project.refresh_from_db()
+        job = submit_one(project, fake_software, cluster, scene_url, frames="1-2", chunk_size=2)
+        plant(job)
+        with render_worker_for(cluster, settings, prefix="out"):
+            return wait_for(job)
+
+    return render
 
 
 def assert_refused_before_rendering(job: Any, words: str, *, machine: bool = False) -> None:
@@ -133,64 +146,35 @@ def assert_refused_before_rendering(job: Any, words: str, *, machine: bool = Fal
 
 
 def test_a_stored_output_dir_in_another_projects_storage_writes_nothing_there(
-    project: Project,
-    fake_software: Any,
-    cluster: Any,
-    scene_url: str,
-    their_files: Path,
-    settings: Any,
+    render_with: Callable[..., Any], their_files: Path
 ) -> None:
     before = listing(their_files)
-    Project.objects.filter(pk=project.pk).update(node_output_dir=f"{their_files}/")
-    project.refresh_from_db()
-
-    job = render(project, fake_software, cluster, scene_url, settings)
-
+    job = render_with(f"{their_files}/")
     assert_refused_before_rendering(job, "the local storage")
     assert listing(their_files) == before
 
 
 def test_a_link_planted_where_the_jobs_folder_goes_is_not_followed(
-    project: Project,
-    fake_software: Any,
-    cluster: Any,
-    scene_url: str,
-    tmp_path: Path,
-    settings: Any,
+    render_with: Callable[..., Any], tmp_path: Path
 ) -> None:
     root, victim = tmp_path / "out", tmp_path / "victim"
     root.mkdir()
     victim.mkdir()
-    Project.objects.filter(pk=project.pk).update(node_output_dir=f"{root}/")
-    project.refresh_from_db()
-    job = submit_one(project, fake_software, cluster, scene_url, frames="1-2", chunk_size=2)
-    (root / f"job-{job.pk}").symlink_to(victim)  # before any worker takes the chunk
-
-    with render_worker_for(cluster, settings, prefix="out"):
-        job = wait_for(job)
-
+    # Before any worker takes the chunk.
+    job = render_with(f"{root}/", lambda job: (root / f"job-{job.pk}").symlink_to(victim))
     assert_refused_before_rendering(job, "is a link or a file", machine=True)
     assert listing(victim) == []
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="giving a folder to another user needs root")
 def test_an_output_dir_in_another_users_folder_is_refused(
-    project: Project,
-    fake_software: Any,
-    cluster: Any,
-    scene_url: str,
-    tmp_path: Path,
-    settings: Any,
+    render_with: Callable[..., Any], tmp_path: Path
 ) -> None:
     """Like /tmp/renderhub made first by someone else on a shared machine: its owner
     could swap ``output`` for a link at any time, so RenderHub does not write there."""
     theirs = tmp_path / "renderhub"
     theirs.mkdir(mode=0o777)
     os.chown(theirs, NOBODY, NOBODY)
-    Project.objects.filter(pk=project.pk).update(node_output_dir=f"{theirs}/output/")
-    project.refresh_from_db()
-
-    job = render(project, fake_software, cluster, scene_url, settings)
-
+    job = render_with(f"{theirs}/output/")
     assert_refused_before_rendering(job, "belongs to another user", machine=True)
     assert listing(theirs) == []
