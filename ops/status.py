@@ -170,6 +170,27 @@ def sandbox_rows() -> list[SandboxRow]:
     return rows
 
 
+@dataclass
+class RefusedOutputDir:
+    project: Any
+    reason: str
+
+
+def refused_output_dirs() -> list[RefusedOutputDir]:
+    """Projects whose (Linux) node temp output dir the local worker refuses on this
+    machine (``jobs.output_root``): saved before the rule, or the settings moved since.
+    Their chunks fail on this machine's worker until a superuser changes the folder."""
+    from images.choices import Platform
+    from projects.models import Project
+    from renderhub.sandbox_paths import output_root_refusal
+
+    rows = []
+    for project in Project.objects.exclude(image__platform=Platform.WINDOWS).order_by("name"):
+        if reason := output_root_refusal(project.node_output_dir):
+            rows.append(RefusedOutputDir(project, reason))
+    return rows
+
+
 def run_checks() -> list[Check]:
     checks = [check_database(), check_broker(), check_storage()]
     if (bc := check_batchcompute()) is not None:

@@ -78,6 +78,7 @@ def system_status(request: HttpRequest) -> HttpResponse:
         "checks": status.run_checks(),
         "settings_rows": status.effective_settings(),
         "sandboxes": status.sandbox_rows(),
+        "refused_output_dirs": status.refused_output_dirs(),
         "nodes": nodes,
     }
     return render(request, "ops/system_status.html", context)

@@ -285,3 +285,26 @@ def test_it_shows_whether_renderers_and_wdl_tasks_are_confined(
     if sandbox.problem("bwrap") is None:
         assert "confined" in render and "not confined" not in render
     assert "not confined" in workflow and "runs as the worker&#x27;s user" in workflow
+
+
+@pytest.mark.django_db
+def test_it_lists_projects_whose_output_dir_this_machine_refuses(
+    client: Any, alice: Any, project: Any, image: Any, storage_url: str, settings: Any
+) -> None:
+    """A project saved before the rule (or before the settings moved) keeps a folder the
+    local worker refuses: the superuser sees which, why, and where to change it."""
+    from projects.models import Project
+
+    stored = f"{settings.LOCAL_STORAGE_ROOT}/projects/trailer/"
+    trailer = Project.objects.create(name="trailer", image=image, output_prefix=storage_url + "t/")
+    Project.objects.filter(pk=trailer.pk).update(node_output_dir=stored)
+    client.force_login(alice)
+
+    page = client.get(STATUS_URL).content.decode()
+
+    html = rows(page, "Projects whose renderers may not write here")
+    assert f"/admin/projects/project/{trailer.pk}/change/" in html
+    assert stored in html and "the local storage" in html
+    assert project.name not in html  # the default /tmp/renderhub/output/ is fine
+    Project.objects.filter(pk=trailer.pk).update(node_output_dir="/tmp/renderhub/trailer/")
+    assert "may not write here" not in client.get(STATUS_URL).content.decode()
