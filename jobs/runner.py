@@ -202,7 +202,7 @@ class ChunkRun:
             self.pump()
         except SceneFileGone as exc:  # gone on every node alike: not retried
             self.outcome = Outcome("input_missing", str(exc))
-        except OutputRootRefused as exc:  # a project's setting fails alike on every node
+        except OutputRootRefused as exc:  # this machine's folders, or the project's setting
             self.outcome = Outcome("error" if exc.machine else "bad_spec", str(exc))
         except Exception as exc:
             log.exception("chunk %s failed inside RenderHub", self.task)

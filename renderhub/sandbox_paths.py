@@ -31,11 +31,15 @@ def protected_paths() -> list[Path]:
     ]
 
 
+def _within(folder: Path, parent: Path) -> bool:
+    return folder == parent or parent in folder.parents
+
+
 def exposes(path: str) -> Path | None:
     """The protected path that reading ``path`` would expose, or None."""
     folder = Path(path).resolve()
     for protected in protected_paths():
-        if protected == folder or folder in protected.parents:
+        if _within(protected, folder):
             return protected
     return None
 
@@ -46,10 +50,6 @@ def extra_read_paths() -> list[str]:
 
 
 OUTPUT_FOLDER = "output"  # RENDER_WORK_DIR/output: where renderers on this machine may write
-
-
-def _within(folder: Path, parent: Path) -> bool:
-    return folder == parent or parent in folder.parents
 
 
 def output_root_refusal(root: str) -> str | None:
@@ -64,7 +64,9 @@ def output_root_refusal(root: str) -> str | None:
         folder = Path(root).resolve()
     except (OSError, RuntimeError) as exc:  # a link loop: RuntimeError before Python 3.13
         return f"{root} cannot be followed on this machine ({exc})."
-    work = Path(settings.RENDER_WORK_DIR).resolve()
+    work, var, checkout = (
+        Path(p).resolve() for p in (settings.RENDER_WORK_DIR, settings.VAR_DIR, settings.BASE_DIR)
+    )
     places = {
         Path(settings.LOCAL_STORAGE_ROOT).resolve(): "the local storage (LOCAL_STORAGE_ROOT)",
         Path(settings.AUTO_DOWNLOAD_DIR).resolve(): "the downloads folder (AUTO_DOWNLOAD_DIR)",
@@ -72,12 +74,12 @@ def output_root_refusal(root: str) -> str | None:
         Path(settings.STATIC_ROOT).resolve(): "the web server's static files",
         Path(settings.MEDIA_ROOT).resolve(): "the web server's media files",
         work: "the render work folder (RENDER_WORK_DIR)",
-        Path(settings.VAR_DIR).resolve(): "RenderHub's var folder",
-        Path(settings.BASE_DIR).resolve(): "RenderHub's own folder",
+        var: "RenderHub's var folder",
+        checkout: "RenderHub's own folder",
     }
     # The folders that hold RENDER_WORK_DIR/output by design; storage, downloads and the
     # web's files never do, even if someone nested them there.
-    holders = {work, Path(settings.VAR_DIR).resolve(), Path(settings.BASE_DIR).resolve()}
+    holders = {work, var, checkout}
     for protected, name in places.items():
         if _within(folder, protected) and not (
             protected in holders and _within(folder, work / OUTPUT_FOLDER)
