@@ -252,6 +252,7 @@ class ChunkRun:
             "stall_timeout": settings.RENDER_STALL_TIMEOUT,
             "publish_dir": str(self.frames_dir),
             **({"session_dir": str(self.session.directory)} if self.session else {}),
+            **({"bytecode_dir": bytecode} if (bytecode := settings.RENDER_BYTECODE_DIR) else {}),
             "sandbox": {
                 "kind": settings.RENDER_SANDBOX,
                 "network": software.network,

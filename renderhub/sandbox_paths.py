@@ -56,8 +56,9 @@ def output_root_refusal(root: str) -> str | None:
     """Why this machine's renderers may not write under ``root`` (a project's node temp
     output dir), or None. A chunk writes in a new ``root/job-N/…`` folder; in the var
     folder, the checkout, the local storage (other projects' files), the downloads, the
-    workflows' or the chunks' own work folders that would put a renderer's files among
-    RenderHub's. Of the render work folder only its ``output`` folder is set aside."""
+    workflows' or the chunks' own work folders, or the renderers' compiled Python, that
+    would put a renderer's files among RenderHub's. Of the render work folder only its
+    ``output`` folder is set aside."""
     if not root.startswith("/"):
         return f"{root} is not an absolute path on this machine."
     try:
@@ -77,6 +78,9 @@ def output_root_refusal(root: str) -> str | None:
         var: "RenderHub's var folder",
         checkout: "RenderHub's own folder",
     }
+    if settings.RENDER_BYTECODE_DIR:  # every later renderer runs what is in there
+        bytecode = Path(settings.RENDER_BYTECODE_DIR).resolve()
+        places[bytecode] = "the renderers' compiled Python (RENDER_BYTECODE_DIR)"
     # The folders that hold RENDER_WORK_DIR/output by design; storage, downloads and the
     # web's files never do, even if someone nested them there.
     holders = {work, var, checkout}

@@ -255,6 +255,9 @@ RENDER_REDISPATCH_AFTER = env.int("RENDER_REDISPATCH_AFTER", default=300)
 # A chunk's message sent to a free slot holds the slot this long while untaken (jobs.dispatch).
 RENDER_SENT_HOLDS_SLOT = env.int("RENDER_SENT_HOLDS_SLOT", default=60)
 RENDER_WORK_DIR = Path(env.str("RENDER_WORK_DIR", default=str(VAR_DIR / "work"))).resolve()
+# Blender's own Python compiled once for this machine's renderers (renderhub/agent/bytecode.py):
+# a third of a second less at every Blender start. Empty: renderers compile it each time.
+RENDER_BYTECODE_DIR = env.str("RENDER_BYTECODE_DIR", default=str(VAR_DIR / "renderer-bytecode"))
 # Each node's cache of scene files (RENDER_WORK_DIR/cache) is trimmed to this size, the
 # longest-unused first; a job's staged scene goes once unused here for this many hours.
 RENDER_CACHE_MAX_BYTES = env.int("RENDER_CACHE_MAX_BYTES", default=50 << 30)

@@ -6,6 +6,7 @@ import signal
 import sys
 from typing import IO
 
+from . import bytecode
 from .events import EXIT_BAD_SPEC, CancelFlag, Emitter
 from .runner import run
 from .session import serve
@@ -13,7 +14,8 @@ from .spec import SpecError, load_spec
 
 USAGE = (
     "usage: python -m renderhub.agent SPEC.json   (- reads the spec from stdin)\n"
-    "       python -m renderhub.agent --session   (one spec path per line on stdin)"
+    "       python -m renderhub.agent --session   (one spec path per line on stdin)\n"
+    "       python -m renderhub.agent --bytecode FOLDER PROGRAM   (compile the renderer's Python)"
 )
 
 
@@ -66,6 +68,8 @@ def main(argv: list[str] | None = None, stdin: IO[str] | None = None) -> int:
     if args in (["-h"], ["--help"]):
         print(USAGE)
         return 0
+    if len(args) == 3 and args[0] == "--bytecode":
+        return bytecode.main(args[1:])
     if args == ["--session"]:
         die_with_parent()
         return serve(stdin or sys.stdin, sys.stdout, CancelFlag())

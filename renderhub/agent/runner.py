@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from . import idle, sandbox, warm
+from . import bytecode, idle, sandbox, warm
 from .events import (
     EXIT_BAD_SPEC,
     EXIT_CANCELLED,
@@ -39,6 +39,7 @@ from .events import (
 from .outputs import OutputFolder
 from .pipes import LineSplitter, OutputPump, copy_to_log
 from .progress import Parser, Update, make_parser
+from .sandbox import Sandbox
 from .spec import Spec, inside
 from .staging import stage
 from .template import TemplateError, expand, output_file_name, standard_values
@@ -186,12 +187,21 @@ class Run:
             limits=spec.sandbox.limits,
         )
 
+    def with_bytecode(self, box: Sandbox) -> Sandbox:
+        """Blender's Python compiled ahead, when this machine has it (:mod:`.bytecode`)."""
+        if self.spec.progress_parser != "blender":
+            return box
+        box, note = bytecode.for_render(self.spec.bytecode_dir, self.spec.command, box)
+        if note:
+            self.log(note)
+        return box
+
     def render(self, argv: list[str]) -> int:
         if self.slot is not None and (driven := warm.driven_argv(self.spec, argv)) is not None:
             return self.render_driven(driven, self.slot)
         if self.spec.session_dir:  # a session's output folder outlives its chunks
             warm.clear_outputs(self.spec.output_dir)
-        box = self.sandbox()
+        box = self.with_bytecode(self.sandbox())
         try:
             proc = sandbox.popen(
                 argv,
@@ -228,6 +238,7 @@ class Run:
         box = self.sandbox()
         # The same renderer serves a chunk that may read the same folders, in any order.
         key = (tuple(argv), dataclasses.replace(box, read_only=tuple(sorted(set(box.read_only)))))
+        box = self.with_bytecode(box)  # not in the key: a kept renderer serves either way
         cwd = "/tmp" if box.kind == "bwrap" else box.scratch  # noqa: S108
         pipes = subprocess.PIPE
 

@@ -33,6 +33,7 @@ OPTIONAL = (
     "env",
     "sandbox",
     "session_dir",
+    "bytecode_dir",
 )
 SANDBOX_KEYS = {"kind", "network", "read_only", "file_size", "processes", "memory"}
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -87,6 +88,9 @@ class Spec:
     # Set by a manager that keeps the renderer between chunks (``--session``): the
     # renderer's scratch folder lives here, as long as the renderer does.
     session_dir: str | None = None
+    # The machine's folder of the renderer's compiled Python (:mod:`.bytecode`), kept by
+    # the worker or node that runs the agent; None: renderers compile it at every start.
+    bytecode_dir: str | None = None
 
 
 def _is_int(value: object) -> bool:
@@ -300,6 +304,7 @@ def parse_spec(data: object) -> Spec:
         env=_check_env(c),
         sandbox=_check_sandbox(c),
         session_dir=(c.abs_path("session_dir") if data.get("session_dir") is not None else None),
+        bytecode_dir=(c.abs_path("bytecode_dir") if data.get("bytecode_dir") is not None else None),
     )
     if c.problems:
         raise SpecError(c.problems)

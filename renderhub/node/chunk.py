@@ -166,6 +166,7 @@ class NodeChunk:
             "timeout": g["timeout"],
             "stall_timeout": g["stall_timeout"],
             "publish_dir": str(self.frames_dir),
+            "bytecode_dir": str(self.config.work_dir / "bytecode"),
             "sandbox": {
                 **g["sandbox"],
                 "read_only": [str(scene_root), *self.config.sandbox_paths],

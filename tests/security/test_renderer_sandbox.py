@@ -39,6 +39,9 @@ HERE = Path(__file__).resolve().parent
 HOSTILE_SCENE = HERE / "hostile_scene.py"
 PROBE = HERE / "probe_renderer.py"
 PLAIN_ENV = {"PATH", "HOME", "TMPDIR", "LANG", "USER", "LOGNAME", "TZ", "PWD"}
+# Blender's Python, for the built-in Blender's renders: write no bytecode, and read it from
+# the machine's read-only folder once it is built (renderhub/agent/bytecode.py).
+PLAIN_ENV |= {"PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX"}
 SECRET_ENV = {
     "DATABASE_URL": "postgres://farm:db-password-5f1c@db.internal/renderhub",
     "OSS_ACCESS_KEY_SECRET": "oss-secret-77c2a9",
