@@ -29,10 +29,17 @@ CPU-seconds the whole machine spent during it (``*_cpu_seconds``), and how many 
 a raised nice value (``renderhub_nice_cpu_seconds``: RenderHub's idle-priority work, the
 frames' checks, thumbnails and uploads): the same frames, rendered two ways, and what the
 farm's own work costs beside them.
+
+Plain Blender runs as a user's would: it writes no bytecode into its install (a user may
+not; a bench run as root would, and speed every later run up). ``installed_bytecode``
+says whether the install holds some anyway, ``renderhub_precompiled`` whether each
+RenderHub run's renderers had this machine's compiled Python (``RENDER_BYTECODE_DIR``,
+built in the background by the first Blender chunk of the run).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import subprocess
@@ -44,6 +51,22 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 SCENE_SCRIPT = ROOT / "bench" / "bench_scene.py"
 SLOTS = 2
+# Blender as a user runs it: one who may not write into the install compiles Blender's
+# Python at every start; a bench run as root would write it there once, and every later
+# plain run (and, from /usr, RenderHub's too) would start faster than a user's.
+PLAIN_ENV = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+INSTALLED_BYTECODE = (
+    "import bpy_types, importlib.util as u, os; "
+    "print('INSTALLED', os.path.exists(u.cache_from_source(bpy_types.__file__)))"
+)
+
+
+def installed_bytecode() -> bool:
+    """Whether Blender's install holds its modules compiled (then plain runs start as
+    fast as RenderHub's renderers, which have theirs in RENDER_BYTECODE_DIR)."""
+    argv = ["blender", "-b", "--factory-startup", "--python-expr", INSTALLED_BYTECODE]
+    done = subprocess.run(argv, capture_output=True, text=True, env=PLAIN_ENV, check=False)
+    return "INSTALLED True" in done.stdout
 
 
 def build_scene(kind: str, frames: int, samples_scale: float) -> str:
@@ -58,7 +81,7 @@ def build_scene(kind: str, frames: int, samples_scale: float) -> str:
         argv = ["blender", "-b", "--factory-startup", "--python", str(SCENE_SCRIPT), "--"]
         argv += [str(out), "--kind", kind, "--frames", str(frames)]
         argv += ["--samples-scale", str(samples_scale)]
-        subprocess.run(argv, check=True, capture_output=True, timeout=300)
+        subprocess.run(argv, check=True, capture_output=True, timeout=300, env=PLAIN_ENV)
         backend.upload_file(out, key)
     return backend.url_for(key)
 
@@ -85,7 +108,7 @@ def blender_all(scene_url: str, out: Path) -> tuple[float, float]:
     backend, key = storage.resolve(scene_url)
     start, cpu = time.monotonic(), machine_cpu()
     argv = ["blender", "-b", str(backend.local_path(key)), "-o", str(out / "frame_####")]
-    subprocess.run([*argv, "-F", "PNG", "-a"], check=True, capture_output=True)
+    subprocess.run([*argv, "-F", "PNG", "-a"], check=True, capture_output=True, env=PLAIN_ENV)
     return time.monotonic() - start, cpu_since(cpu)[0]
 
 
@@ -104,6 +127,7 @@ def blender_split(scene_url: str, out: Path, frames: int, threads: int) -> float
             [*argv, "-o", str(out / f"slot{n}" / "frame_####"), "-f", ",".join(map(str, part))],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env=PLAIN_ENV,
         )
         for n, part in enumerate(_dealt(frames, SLOTS))
     ]
@@ -184,7 +208,10 @@ def frame_spread(job: Any) -> dict[str, float]:
 def run_scene(  # type: ignore[no-untyped-def]
     kind: str, project, software, cluster, var: Path, args: Any, submit, wait
 ) -> dict[str, object]:
-    from jobs.runner import cpus_for_chunk  # Django is set up by then
+    from django.conf import settings  # Django is set up by then
+
+    from jobs.runner import cpus_for_chunk
+    from renderhub.agent import bytecode
 
     scene_url = build_scene(kind, args.scene_frames, args.samples_scale)
     frames = f"1-{args.scene_frames}"
@@ -197,7 +224,9 @@ def run_scene(  # type: ignore[no-untyped-def]
     chunks: list[list[int]] = []
     timelines: list[dict[str, float]] = []
     spans: list[dict[str, float | None]] = []
+    precompiled: list[bool] = []
     job: Any = None
+    blender = shutil.which("blender") or "blender"
 
     def baseline(run: int) -> None:
         seconds, cpu = blender_all(scene_url, var / f"baseline-{kind}-{run}")
@@ -206,6 +235,8 @@ def run_scene(  # type: ignore[no-untyped-def]
 
     def renderhub() -> None:
         nonlocal job
+        folder = settings.RENDER_BYTECODE_DIR
+        precompiled.append(bool(folder) and bytecode.prefix_for(folder, blender) is not None)
         called, start, mark = time.time(), time.monotonic(), machine_cpu()
         job = wait(submit(project, software, cluster, scene_url, frames))
         runs.append(round(time.monotonic() - start, 2))
@@ -252,6 +283,8 @@ def run_scene(  # type: ignore[no-untyped-def]
         "split_ratio": round(statistics.median(split_ratios), 3),
         "renderhub_over_split": over_split,
         "first_run_ratio": ratios[0],
+        "renderhub_precompiled": precompiled,
+        "installed_bytecode": installed_bytecode(),
         "renderhub_chunks": chunks,
         "renderhub_phases": timelines,
         **frame_spread(job),

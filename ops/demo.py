@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 import tempfile
@@ -84,7 +85,10 @@ def ensure_scene(frames: int = 48, width: int = 320, height: int = 240, samples:
         argv = [blender, "-b", "--factory-startup", "--python", str(SCENE_SCRIPT), "--", str(out)]
         argv += ["--frames", str(frames), "--width", str(width), "--height", str(height)]
         argv += ["--samples", str(samples)]
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+        quiet = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}  # nothing into Blender's install
+        result = subprocess.run(
+            argv, capture_output=True, text=True, timeout=300, check=False, env=quiet
+        )
         if result.returncode != 0 or not out.exists():
             raise DemoError(f"Blender could not build the demo scene:\n{result.stderr[-2000:]}")
         # The texture goes first: a scene must never be visible without its files.

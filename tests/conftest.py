@@ -5,6 +5,7 @@ alice is a superuser, bob a member of the project, charlie a member of nothing.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import Iterator
@@ -18,6 +19,10 @@ from tests.workers import celery_worker, render_worker_for
 # The BatchCompute and OSS fakes' fixtures (cloud_project, fake_bc, submitted…) for every
 # test that asks for them by name.
 pytest_plugins = ["tests.compute.fixtures"]
+# The Blenders tests start themselves (scenes made in code) write no bytecode into the
+# install: run as root they would, and every later plain Blender on the machine (a
+# benchmark's baseline) would start faster than a user's.
+os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
 
 BLENDER = shutil.which("blender")
 REPO = Path(__file__).resolve().parents[1]

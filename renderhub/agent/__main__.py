@@ -15,7 +15,7 @@ from .spec import SpecError, load_spec
 USAGE = (
     "usage: python -m renderhub.agent SPEC.json   (- reads the spec from stdin)\n"
     "       python -m renderhub.agent --session   (one spec path per line on stdin)\n"
-    "       python -m renderhub.agent --bytecode FOLDER PROGRAM   (compile the renderer's Python)"
+    "       python -m renderhub.agent --bytecode FOLDER PROGRAM SANDBOX   (compile its Python)"
 )
 
 
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None, stdin: IO[str] | None = None) -> int:
     if args in (["-h"], ["--help"]):
         print(USAGE)
         return 0
-    if len(args) == 3 and args[0] == "--bytecode":
+    if len(args) == 4 and args[0] == "--bytecode":
         return bytecode.main(args[1:])
     if args == ["--session"]:
         die_with_parent()

@@ -8,20 +8,25 @@ two-core machines measured a third of its start (0.87 s to start Blender, 0.55 s
 the bytecode ready), paid by every slot of every job.
 
 So a machine keeps those modules compiled in a folder of its own (the spec's
-``bytecode_dir``), and renderers see it read-only as their ``PYTHONPYCACHEPREFIX``:
+``bytecode_dir``), one prefix per renderer program, and that program's renderers see its
+prefix read-only as their ``PYTHONPYCACHEPREFIX``:
 
-* it is filled by :func:`build`, in a process of its own at idle priority, started by
-  the first chunk that found it missing (that chunk and any before the build ends start
-  as before): it starts the renderer with no scene and no user settings
-  (``--factory-startup``) and compiles every module the renderer imported, then the rest
-  of its own and the standard library's (not installed packages);
-* nothing a scene does can change it: renderers see it read-only, it belongs to the
-  worker's user and is written by it only, and Python checks each file against its
-  source (time and size) before using it, so a module updated since is compiled as before;
-* a stamp per renderer program (its path, size and time) says whether the build worked:
-  a new program (an upgrade) builds again, a renderer whose Python ignores the
-  environment is never given the folder, and a failed build is tried again after
-  :data:`RETRY_AFTER`.
+* the first chunk that finds it missing starts :func:`build` in a process of its own at
+  idle priority (that chunk, and any before the build ends, start as before). The build
+  runs the program in the same sandbox as a render (no scene, no user settings:
+  ``--factory-startup``), writing only a staging folder: every module it imported at
+  start-up, then the rest of its own and of the standard library's (not installed
+  packages). Its files are then made the worker's, read-only to others, and moved in;
+* what a program's build writes only that program's renderers read: a template that
+  names another program cannot change Blender's modules, and a job's parameters cannot
+  name the program at all;
+* nothing a render does can change it: the folder is the worker's and private, a render
+  sees only its prefix, read-only, and Python checks each compiled module against its
+  source (time and size) before using it;
+* a stamp per program (its path, size and time) records the build: when a folder it
+  read changed since (an upgraded Blender or Python) it builds again, a program whose
+  Python ignores the environment is never given a prefix, and a failed build is tried
+  again after :data:`RETRY_AFTER`.
 
 Standard library only, as the rest of the agent.
 """
@@ -34,40 +39,45 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from . import idle, sandbox
+from .spec import inside
 
-PREFIX = "pycache"  # in the folder: the bytecode, by source path
-LOCK = "build.lock"
 ENV = "PYTHONPYCACHEPREFIX"
+LOCK = "build.lock"
 BUILD_TIMEOUT = 600.0  # seconds; at idle priority on a busy machine it may take long
 RETRY_AFTER = 3600.0  # seconds before a failed build is tried again
-# Runs inside the renderer: every module it imported at start-up, then every other one of
-# its own and the standard library's (a scene may import more), compiled to where its
-# Python looks: ``sys.pycache_prefix`` came from the environment, or the renderer does not
-# honour it and nothing is written. Installed packages and the user's folders are left out.
+MARK = "RenderHub bytecode: "
+AGENT = [sys.executable, "-m", "renderhub.agent"]
+# Runs inside the renderer, in its sandbox: every module it imported at start-up, then
+# every other one of its own and the standard library's (a scene may import more),
+# compiled to where its Python looks. ``sys.pycache_prefix`` came from the environment,
+# or the renderer does not honour it and nothing is written. Installed packages and the
+# home folder (the sandbox's /tmp) are left out.
 BUILDER = """
 import json, os, py_compile, re, sys
 
+packages = re.compile("(site|dist)-packages")
+home = os.path.expanduser("~")
+folders = [p for p in sys.path if os.path.isabs(p) and os.path.isdir(p)]
+folders = [p for p in folders if not p.startswith(home) and not packages.search(p)]
+
 def each(paths):
     for folder in paths:
-        if not os.path.isabs(folder) or folder.startswith(os.path.expanduser("~")):
-            continue
-        if re.search("(site|dist)-packages", folder):
-            continue
-        for parent, folders, files in os.walk(folder):
-            folders[:] = [f for f in folders if f != "__pycache__"]
+        for parent, names, files in os.walk(folder):
+            names[:] = [n for n in names if n != "__pycache__" and not packages.search(n)]
             yield from (os.path.join(parent, f) for f in files if f.endswith(".py"))
 
 prefix, seen, counts = sys.pycache_prefix, set(), {"startup": 0, "more": 0, "failed": 0}
 started = [getattr(m, "__file__", None) for m in list(sys.modules.values())]
-for kind, sources in (("startup", started), ("more", each(list(sys.path)))):
+for kind, sources in (("startup", started), ("more", each(folders))):
     for source in sources:
         if not prefix or not source or not source.endswith(".py") or source in seen:
             continue
@@ -78,92 +88,125 @@ for kind, sources in (("startup", started), ("more", each(list(sys.path)))):
         except Exception:  # e.g. an add-on's sample file in another Python's syntax
             key = "failed" if kind == "more" else "startup_failed"
             counts[key] = counts.get(key, 0) + 1
-print("RenderHub bytecode:", json.dumps({"prefix": prefix or "", **counts}), flush=True)
+times = {p: os.stat(p).st_mtime_ns for p in folders}
+print("RenderHub bytecode:", json.dumps({"prefix": prefix or "", "folders": times, **counts}))
 """
-MARK = "RenderHub bytecode: "
 
 
-def program_key(executable: str) -> str:
+def program_key(program: str) -> str:
     """Names the renderer program as it is now: another path, size or time is another."""
-    real = Path(executable).resolve()
+    real = Path(program).resolve()
     st = real.stat()
     text = f"{real}\0{st.st_size}\0{st.st_mtime_ns}"
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def _stamp(folder: Path, executable: str) -> Path:
-    return folder / f"renderer-{program_key(executable)}.json"
-
-
-def _private(folder: Path) -> bool:
-    """The folder is a real one, ours, and nobody else may write in it."""
+def _private(path: Path, mode: int = 0o022) -> bool:
+    """A real folder of ours that nobody else may write (``mode``: the bits refused)."""
     try:
-        st = folder.lstat()
+        st = path.lstat()
     except OSError:
         return False
-    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & mode
 
 
-def prefix_for(folder: str, executable: str) -> str | None:
-    """The bytecode folder to give ``executable``, when the build for it succeeded and
-    the folder is still as the build left it; None otherwise."""
-    root = Path(folder)
-    try:
-        record = json.loads(_stamp(root, executable).read_text())
-    except (OSError, ValueError):
-        return None
-    prefix = root / PREFIX
-    if not (isinstance(record, dict) and record.get("ok")):
-        return None
-    if not (_private(root) and _private(prefix)):
-        return None
-    return str(prefix)
-
-
-def wanted(folder: str, executable: str) -> bool:
-    """Whether a build should start: no stamp yet (or its bytecode gone), or a failed one
-    old enough to try again."""
-    try:
-        stamp = _stamp(Path(folder), executable)
-        record = json.loads(stamp.read_text())
-    except FileNotFoundError:
-        return True
-    except (OSError, ValueError):
-        return False
-    if not isinstance(record, dict) or record.get("unsupported"):
-        return False
-    if record.get("ok"):
-        return not (Path(folder) / PREFIX).is_dir()
-    return time.time() - float(record.get("at", 0)) > RETRY_AFTER
-
-
-def trusted_program(executable: str) -> bool:
-    """The program, and every folder above it, can be changed by root or us only: the
-    build runs it outside any sandbox (with no scene and no user settings), so it must be
-    one a project member cannot replace."""
-    path = Path(executable).resolve()
-    for part in (path, *path.parents):
+def _safe_above(path: Path) -> bool:
+    """Every folder above ``path`` is root's or ours, and open to others only with the
+    sticky bit (as /tmp): nobody else can swap ``path`` for a folder of theirs."""
+    for parent in path.parents:
         try:
-            st = part.lstat()
+            st = parent.lstat()
         except OSError:
             return False
-        # Folders such as /tmp may be open to all with the sticky bit: nobody else can
-        # rename or remove what is ours in there.
         shared = stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX
         if st.st_uid not in (0, os.geteuid()) or (st.st_mode & 0o022 and not shared):
             return False
-    return stat.S_ISREG(path.lstat().st_mode)
+    return True
+
+
+def _usable(folder: Path) -> bool:
+    return _private(folder, 0o077) and _safe_above(folder)
+
+
+def _made(folder: Path) -> Path:
+    """The folder, made if missing; one of ours that others could only read is closed."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if _private(folder):
+        folder.chmod(0o700)
+    return folder
+
+
+def _read(folder: Path, key: str) -> dict[str, Any] | None:
+    """The program's stamp, or None (none yet, or unreadable: built again)."""
+    if not _usable(folder):
+        return None
+    try:
+        record = json.loads((folder / f"renderer-{key}.json").read_text())
+        float(record.get("at", 0))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _write(folder: Path, key: str, record: dict[str, object]) -> None:
+    path = folder / f"renderer-{key}.json"
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps({**record, "at": time.time()}))
+    tmp.replace(path)
+
+
+def _unchanged(record: dict[str, Any]) -> bool:
+    """The folders the build compiled from are as they were (no upgrade since)."""
+    folders = record.get("folders")
+    if not isinstance(folders, dict):
+        return False
+    for path, mtime in folders.items():
+        try:
+            if Path(path).stat().st_mtime_ns != mtime:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def prefix_for(folder: str, program: str) -> str | None:
+    """The program's compiled Python, when its build succeeded, nothing it compiled from
+    changed since, and the folder is still as the build left it; None otherwise."""
+    root, key = Path(folder), program_key(program)
+    record = _read(root, key)
+    prefix = root / f"pycache-{key}"
+    if record is None or record.get("state") != "ready" or not _unchanged(record):
+        return None
+    return str(prefix) if _private(prefix) else None
+
+
+def wanted(folder: str, program: str) -> bool:
+    """Whether a build should start: none yet, one that is out of date, a failed one old
+    enough to try again, or one that started so long ago that it must have died."""
+    root, key = Path(folder), program_key(program)
+    record = _read(root, key)
+    if record is None:
+        return _usable(root) or not root.exists()
+    age = time.time() - float(record.get("at", 0))
+    state = record.get("state")
+    if state == "ready":
+        return not (_private(root / f"pycache-{key}") and _unchanged(record))
+    if state == "building":
+        return age > BUILD_TIMEOUT + 60
+    if state == "failed":
+        return age > RETRY_AFTER
+    return False  # unsupported: the renderer ignores the variable
 
 
 def for_render(
     folder: str | None, command: list[str], box: sandbox.Sandbox
 ) -> tuple[sandbox.Sandbox, str | None]:
-    """``box`` with the renderer's bytecode folder (read-only, as its pycache prefix) when
+    """``box`` with the program's compiled Python (read-only, as its pycache prefix) when
     it is ready, else as it was; and a line for the chunk's log, if any.
 
     The program must be named in the software's template itself, not by a job's
-    parameters, and be a trusted one; when its bytecode is missing the build starts
-    in the background and this chunk goes on without it.
+    parameters. When its bytecode is missing the build starts in the background, in a
+    sandbox like ``box``, and this chunk goes on without it.
 
     Renderers never write bytecode themselves: beside the sources that would change the
     installed program (a worker that is root, with ``RENDER_SANDBOX=none``).
@@ -173,25 +216,38 @@ def for_render(
         return box, None
     try:
         program = sandbox.find_program(command[0], box)
-    except sandbox.SandboxError:
-        return box, None  # the chunk itself reports it
-    if not trusted_program(program):
+        if prefix := prefix_for(folder, program):
+            env = {**box.env, ENV: prefix}
+            box = dataclasses.replace(box, read_only=(*box.read_only, prefix), env=env)
+            return box, f"renderers here start with their Python compiled in {prefix}"
+        if not wanted(folder, program):
+            return box, None
+        root = _made(Path(folder))
+        if not _usable(root):
+            return box, f"{folder} is not a private folder: renderers compile their Python"
+        _write(root, program_key(program), {"state": "building"})  # one spawn, not one a chunk
+    except (OSError, sandbox.SandboxError):
+        return box, None  # the chunk itself reports a missing program
+    if start_build(folder, program, box) is None:
         return box, None
-    if prefix := prefix_for(folder, program):
-        env = {**box.env, ENV: prefix}
-        box = dataclasses.replace(box, read_only=(*box.read_only, prefix), env=env)
-        return box, f"the renderer's Python is precompiled in {prefix}"
-    if wanted(folder, program) and start_build(folder, program) is not None:
-        return box, f"compiling {program}'s Python in the background, for its next starts"
-    return box, None
+    return box, f"compiling {program}'s Python in the background, for its next starts"
 
 
-def start_build(folder: str, executable: str) -> subprocess.Popen[bytes] | None:
-    """Build in the background (``python -m renderhub.agent --bytecode``), detached: the
-    build outlives the chunk that asked for it. None when it could not start."""
+def start_build(folder: str, program: str, box: sandbox.Sandbox) -> subprocess.Popen[bytes] | None:
+    """``python -m renderhub.agent --bytecode FOLDER PROGRAM SANDBOX``, detached: the build
+    outlives the chunk that asked for it. Its sandbox is the chunk's, less the chunk's own
+    folders: of what the chunk may read, only the folder holding the program."""
+    real = str(Path(program).resolve())
+    how = {
+        "kind": box.kind,
+        "read_only": [p for p in box.read_only if inside(real, p) or inside(program, p)],
+        "file_size": box.limits.file_size,
+        "processes": box.limits.processes,
+        "memory": box.limits.memory,
+    }
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", "renderhub.agent", "--bytecode", folder, executable],
+            [*AGENT, "--bytecode", folder, program, json.dumps(how)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -201,76 +257,133 @@ def start_build(folder: str, executable: str) -> subprocess.Popen[bytes] | None:
         return None
 
 
-def build(folder: str, executable: str, timeout: float = BUILD_TIMEOUT) -> dict[str, object]:
-    """Compile what ``executable`` imports at start-up into ``folder``; the stamp's record.
+def build(folder: str, program: str, how: dict[str, Any]) -> dict[str, object]:
+    """Compile what ``program`` imports into ``folder``'s prefix for it; the stamp's record.
 
     One build at a time per folder (a lock; a second caller returns at once). Runs at
     idle priority: it must not slow the renders it was started beside.
     """
     idle.lower_this_thread()
-    os.umask(0o022)  # the sandbox's user reads the bytecode (as root: the host's nobody)
-    root = Path(folder)
-    root.mkdir(mode=0o755, parents=True, exist_ok=True)
-    if not _private(root):
-        return {"ok": False, "reason": f"{root} is not a private folder of this user"}
-    with open(root / LOCK, "a") as lock:
+    root = _made(Path(folder))
+    if not _usable(root):
+        return {"state": "failed", "reason": f"{root} is not a private folder of this user"}
+    fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "r+") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            return {"ok": False, "reason": "another build is under way"}
-        if not wanted(folder, executable):
-            return {"ok": True, "reason": "built already"}
-        record = _compile(root, executable, timeout)
-        _write_stamp(_stamp(root, executable), {**record, "at": time.time()})
+            return {"state": "building", "reason": "another build is under way"}
+        key = program_key(program)
+        record = _read(root, key)
+        if record is not None and record.get("state") != "building" and not wanted(folder, program):
+            return {**record, "reason": "built already"}
+        record = _compile(root, key, program, how)
+        _write(root, key, record)
         return record
 
 
-def _compile(root: Path, executable: str, timeout: float) -> dict[str, object]:
-    if not trusted_program(executable):
-        return {"ok": False, "reason": f"{executable} could be changed by other users"}
-    prefix = root / PREFIX
-    prefix.mkdir(mode=0o755, exist_ok=True)
-    if not _private(prefix):
-        return {"ok": False, "reason": f"{prefix} is not a private folder of this user"}
-    with tempfile.TemporaryDirectory(prefix="home-", dir=root) as home:
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": home,  # no user's settings or add-ons
-            "LANG": os.environ.get("LANG") or "C.UTF-8",
-            ENV: str(prefix),
-        }
-        argv = [executable, "-b", "--factory-startup", "-noaudio", "--python-expr", BUILDER]
+def _compile(root: Path, key: str, program: str, how: dict[str, Any]) -> dict[str, object]:
+    staging = root / f".staging-{key}"
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "out").mkdir(mode=0o700, parents=True)
+    box = sandbox.Sandbox(
+        kind=str(how.get("kind", "bwrap")),
+        read_only=tuple(how.get("read_only", ())),
+        writable=(str(staging / "out"),),
+        scratch=str(staging / "home"),
+        env={ENV: str(staging / "out")},
+        limits=sandbox.Limits(
+            file_size=int(how.get("file_size", 0)),
+            processes=int(how.get("processes", 0)),
+            memory=int(how.get("memory", 0)),
+        ),
+        gpu=False,
+    )
+    argv = [program, "-b", "--factory-startup", "-noaudio", "--python-expr", BUILDER]
+    cwd = "/tmp" if box.kind == "bwrap" else box.scratch  # noqa: S108
+    try:
+        pipe = subprocess.PIPE
+        proc = sandbox.popen(argv, box, cwd, stdin=subprocess.DEVNULL, stdout=pipe, stderr=pipe)
         try:
-            done = subprocess.run(
-                argv, cwd=home, env=env, capture_output=True, timeout=timeout, check=False
-            )
-        except (OSError, subprocess.SubprocessError) as exc:
-            return {"ok": False, "reason": f"{executable} did not run: {exc}"}
-    for line in done.stdout.decode(errors="replace").splitlines():
+            out, err = proc.communicate(timeout=BUILD_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            return {"state": "failed", "reason": f"{program} took over {BUILD_TIMEOUT:.0f} s"}
+        record = _result(program, proc.returncode, out.decode(errors="replace"), err)
+        if record["state"] == "ready":
+            _settle(staging / "out")
+            _publish(root, key, staging / "out", program)
+        return record
+    except (OSError, sandbox.SandboxError) as exc:
+        return {"state": "failed", "reason": f"{program} did not run: {exc}"}
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _result(program: str, code: int, out: str, err: bytes) -> dict[str, object]:
+    for line in out.splitlines():
         if not line.startswith(MARK):
             continue
-        found = json.loads(line[len(MARK) :])
-        if not found["prefix"]:
-            return {"ok": False, "unsupported": True, "reason": f"{executable} ignores {ENV}"}
-        if found.get("startup_failed") or not found["startup"]:
-            return {"ok": False, "reason": f"{executable}'s start-up modules did not compile"}
-        counts = {k: int(found[k]) for k in ("startup", "more", "failed")}
-        return {"ok": True, **counts, "reason": ""}
-    tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
-    return {"ok": False, "reason": f"{executable} exited {done.returncode}: {tail[0]}"}
+        try:
+            found = json.loads(line[len(MARK) :])
+            if not found.get("prefix"):
+                return {"state": "unsupported", "reason": f"{program} ignores {ENV}"}
+            counts = {k: int(found[k]) for k in ("startup", "more", "failed")}
+            folders = {str(k): int(v) for k, v in dict(found["folders"]).items()}
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return {"state": "failed", "reason": f"{program} gave no usable answer"}
+        if found.get("startup_failed") or not counts["startup"]:
+            return {"state": "failed", "reason": f"{program}'s start-up modules did not compile"}
+        return {"state": "ready", "program": program, "folders": folders, **counts}
+    tail = err.decode(errors="replace").strip().splitlines()[-1:] or [""]
+    return {"state": "failed", "reason": f"{program} exited {code}: {tail[0]}"}
 
 
-def _write_stamp(path: Path, record: dict[str, object]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(record))
-    tmp.replace(path)
+def _settle(out: Path) -> None:
+    """Make what the sandboxed build wrote ours, folders 0755 and files 0644; anything but
+    folders and regular files (links, FIFOs) is removed. Nobody else can reach it: it is
+    inside the private folder, and the build's processes are gone."""
+    uid, gid = os.geteuid(), os.getegid()
+    for parent, folders, files in os.walk(out, topdown=True, followlinks=False):
+        for name in [*folders, *files]:
+            path = Path(parent) / name
+            st = path.lstat()
+            if stat.S_ISDIR(st.st_mode):
+                os.chown(path, uid, gid, follow_symlinks=False)
+                path.chmod(0o755)
+            elif stat.S_ISREG(st.st_mode):
+                os.chown(path, uid, gid, follow_symlinks=False)
+                path.chmod(0o644)
+            else:
+                path.unlink()
+        folders[:] = [f for f in folders if (Path(parent) / f).is_dir()]
+    os.chown(out, uid, gid, follow_symlinks=False)
+    out.chmod(0o755)
+
+
+def _publish(root: Path, key: str, out: Path, program: str) -> None:
+    """Put the build in place, then remove what older versions of the program left."""
+    final, old = root / f"pycache-{key}", root / f".old-{key}"
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    out.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    for stamp in root.glob("renderer-*.json"):
+        other = stamp.stem.removeprefix("renderer-")
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            if other != key and json.loads(stamp.read_text()).get("program") == program:
+                shutil.rmtree(root / f"pycache-{other}", ignore_errors=True)
+                stamp.unlink()
 
 
 def main(args: list[str]) -> int:
-    """``python -m renderhub.agent --bytecode FOLDER EXECUTABLE``."""
-    folder, executable = args
+    """``python -m renderhub.agent --bytecode FOLDER PROGRAM SANDBOX-JSON``."""
+    folder, program, how = args
+    os.umask(0o077)  # the stamps and staging folders are the worker's alone
     with contextlib.suppress(KeyboardInterrupt):
-        record = build(folder, executable)
+        record = build(folder, program, json.loads(how))
         print(json.dumps(record))
-        return 0 if record.get("ok") else 1
+        return 0 if record.get("state") == "ready" else 1
     return 1

@@ -9,6 +9,7 @@ rather than guess from its version or distribution.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -47,11 +48,21 @@ def blender_build(executable: str = "blender") -> BlenderBuild | None:
     return _builds.get(path)
 
 
+# Blender would write its modules' bytecode beside their sources: as root, into the install.
+QUIET_ENV = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+
+
 def _probe(path: str) -> BlenderBuild | None:
     argv = [path, "-b", "--factory-startup", "-noaudio", "--python-expr", _PROBE]
     try:
         proc = subprocess.run(
-            argv, capture_output=True, text=True, timeout=TIMEOUT, check=False, errors="replace"
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+            errors="replace",
+            env=QUIET_ENV,
         )
     except (OSError, subprocess.SubprocessError) as exc:
         log.warning("could not ask %s how it was built: %s", path, exc)

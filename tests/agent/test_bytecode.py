@@ -1,7 +1,8 @@
 """The renderer's Python compiled once per machine (renderhub.agent.bytecode), without
 Blender: a Python program stands in for a renderer that embeds Python (Python itself
-honours ``PYTHONPYCACHEPREFIX``, as Debian's Blender does). With Blender, through the
-agent and its sandbox: test_bytecode_blender.py."""
+honours ``PYTHONPYCACHEPREFIX``, as Debian's Blender does), built unsandboxed (as with
+``RENDER_SANDBOX=none``). With Blender, through the agent and its sandbox:
+test_bytecode_blender.py."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ exec(sys.argv[sys.argv.index("--python-expr") + 1])
 """
 # One that embeds a Python that ignores the environment (-E), as some Blender builds do.
 DEAF = STAND_IN.replace("#!{python}", "#!{python} -E")
+UNSANDBOXED = {"kind": "none"}
+TAG = "cpython-{}{}.pyc".format(*sys.version_info[:2])
 
 
 def stand_in(tmp_path: Path, text: str = STAND_IN, name: str = "renderer") -> str:
@@ -32,88 +35,123 @@ def stand_in(tmp_path: Path, text: str = STAND_IN, name: str = "renderer") -> st
     return str(path)
 
 
-def stamp(folder: Path) -> dict[str, object]:
-    (path,) = folder.glob("renderer-*.json")
-    return json.loads(path.read_text())
+def stamp_of(folder: Path, program: str) -> dict[str, object]:
+    return json.loads((folder / f"renderer-{bytecode.program_key(program)}.json").read_text())
 
 
 def test_a_build_compiles_what_the_renderer_imported_at_start(tmp_path: Path) -> None:
     program, folder = stand_in(tmp_path), tmp_path / "bytecode"
 
-    record = bytecode.build(str(folder), program)
+    record = bytecode.build(str(folder), program, UNSANDBOXED)
 
-    assert record["ok"] is True and int(record["startup"]) > 3, record  # type: ignore[call-overload]
+    assert record["state"] == "ready" and int(record["startup"]) > 3, record  # type: ignore[call-overload]
     assert record["more"] == 1, "its module folder: later.py"
     prefix = bytecode.prefix_for(str(folder), program)
-    assert prefix == str(folder / "pycache")
+    assert prefix == str(folder / f"pycache-{bytecode.program_key(program)}")
     import json as module
 
-    tag = "cpython-{}{}.pyc".format(*sys.version_info[:2])
-    assert Path(prefix + str(Path(module.__file__).parent), f"__init__.{tag}").is_file()
-    assert Path(prefix + str(tmp_path), "bin", "lib", f"later.{tag}").is_file()
-    assert (folder.stat().st_mode & 0o777, Path(prefix).stat().st_mode & 0o777) == (0o755, 0o755)
+    assert Path(prefix + str(Path(module.__file__).parent), f"__init__.{TAG}").is_file()
+    assert Path(prefix + str(tmp_path), "bin", "lib", f"later.{TAG}").is_file()
+    # The folder is private; the prefix is readable (a root worker's sandbox runs as nobody).
+    assert (folder.stat().st_mode & 0o777, Path(prefix).stat().st_mode & 0o777) == (0o700, 0o755)
     assert not bytecode.wanted(str(folder), program), "built once, not again"
-    assert bytecode.build(str(folder), program)["reason"] == "built already"
+    assert bytecode.build(str(folder), program, UNSANDBOXED)["reason"] == "built already"
 
 
 def test_a_renderer_that_ignores_the_variable_is_never_given_it(tmp_path: Path) -> None:
     program, folder = stand_in(tmp_path, DEAF), tmp_path / "bytecode"
 
-    record = bytecode.build(str(folder), program)
+    record = bytecode.build(str(folder), program, UNSANDBOXED)
 
-    assert record["unsupported"] is True and "ignores PYTHONPYCACHEPREFIX" in str(record)
+    assert record == {"state": "unsupported", "reason": f"{program} ignores PYTHONPYCACHEPREFIX"}
     assert bytecode.prefix_for(str(folder), program) is None
     assert not bytecode.wanted(str(folder), program), "no build at every chunk"
 
 
-def test_a_failed_build_is_tried_again_after_an_hour_and_an_upgrade_at_once(
-    tmp_path: Path,
-) -> None:
+def test_a_failed_build_is_tried_again_after_an_hour(tmp_path: Path) -> None:
     broken = stand_in(tmp_path, "#!/bin/sh\necho 'cannot start' >&2\nexit 3\n")
     folder = tmp_path / "bytecode"
 
-    record = bytecode.build(str(folder), broken)
+    record = bytecode.build(str(folder), broken, UNSANDBOXED)
 
-    assert record == {"ok": False, "reason": f"{broken} exited 3: cannot start"}
+    assert record == {"state": "failed", "reason": f"{broken} exited 3: cannot start"}
     assert not bytecode.wanted(str(folder), broken)
-    (path,) = folder.glob("renderer-*.json")
-    path.write_text(json.dumps({**stamp(folder), "at": time.time() - 2 * 3600}))
+    path = folder / f"renderer-{bytecode.program_key(broken)}.json"
+    path.write_text(json.dumps({**stamp_of(folder, broken), "at": time.time() - 2 * 3600}))
     assert bytecode.wanted(str(folder), broken)
 
-    working = stand_in(tmp_path)
-    assert bytecode.build(str(folder), working)["ok"]
-    Path(working).write_text(STAND_IN.format(python=sys.executable) + "# 4.2\n")
-    assert bytecode.wanted(str(folder), working), "another version of the program: build again"
-    assert bytecode.prefix_for(str(folder), working) is None
 
-
-def test_a_folder_others_may_write_is_not_given_to_renderers(tmp_path: Path) -> None:
+def test_an_upgraded_renderer_or_python_builds_again_and_the_old_prefix_goes(
+    tmp_path: Path,
+) -> None:
     program, folder = stand_in(tmp_path), tmp_path / "bytecode"
-    assert bytecode.build(str(folder), program)["ok"]
+    assert bytecode.build(str(folder), program, UNSANDBOXED)["state"] == "ready"
+    old = Path(str(bytecode.prefix_for(str(folder), program)))
 
-    (folder / "pycache").chmod(0o777)
+    (tmp_path / "bin" / "lib" / "newer.py").write_text("")  # its module folder changed
+    assert bytecode.prefix_for(str(folder), program) is None, "compiled from older sources"
+    assert bytecode.wanted(str(folder), program)
 
+    Path(program).write_text(STAND_IN.format(python=sys.executable) + "# 4.2\n")
+    assert bytecode.wanted(str(folder), program), "another version of the program"
+    assert bytecode.build(str(folder), program, UNSANDBOXED)["state"] == "ready"
+    assert bytecode.prefix_for(str(folder), program) not in (None, str(old))
+    assert not old.exists(), "the older version's prefix was removed"
+    assert len(list(folder.glob("renderer-*.json"))) == 1
+
+
+def test_two_programs_never_share_a_prefix(tmp_path: Path) -> None:
+    one, two, folder = stand_in(tmp_path), stand_in(tmp_path, name="other"), tmp_path / "bc"
+
+    for program in (one, two):
+        assert bytecode.build(str(folder), program, UNSANDBOXED)["state"] == "ready"
+
+    assert bytecode.prefix_for(str(folder), one) != bytecode.prefix_for(str(folder), two)
+
+
+def test_a_folder_others_may_read_or_write_is_not_given_to_renderers(tmp_path: Path) -> None:
+    program, folder = stand_in(tmp_path), tmp_path / "bytecode"
+    assert bytecode.build(str(folder), program, UNSANDBOXED)["state"] == "ready"
+    prefix = Path(str(bytecode.prefix_for(str(folder), program)))
+
+    prefix.chmod(0o777)
     assert bytecode.prefix_for(str(folder), program) is None
+    prefix.chmod(0o755)
+    folder.chmod(0o755)  # others could take the build's lock
+    assert bytecode.prefix_for(str(folder), program) is None
+    assert not bytecode.wanted(str(folder), program)
 
 
-def test_a_chunk_gets_the_prefix_read_only_when_ready_and_starts_the_build_otherwise(
+def test_a_chunk_gets_the_prefix_read_only_when_ready_and_starts_one_build_otherwise(
     tmp_path: Path,
 ) -> None:
     program, folder = stand_in(tmp_path), tmp_path / "bytecode"
     box = sandbox.Sandbox(kind="none", read_only=("/data",), env={"A": "1"})
 
     before, note = bytecode.for_render(str(folder), [program, "-b"], box)
+    _, second = bytecode.for_render(str(folder), [program, "-b"], box)
 
     quiet = {"A": "1", "PYTHONDONTWRITEBYTECODE": "1"}  # never beside the sources
     assert (before.read_only, before.env) == (box.read_only, quiet)
     assert note is not None and "in the background" in note
+    assert second is None, "one build under way: the next chunk starts none"
     deadline = time.monotonic() + 60
     while bytecode.prefix_for(str(folder), program) is None:
-        assert time.monotonic() < deadline, "the background build did not finish"
+        assert time.monotonic() < deadline, f"no build: {stamp_of(folder, program)}"
         time.sleep(0.2)
     after, note = bytecode.for_render(str(folder), [program, "-b"], box)
-    prefix = str(folder / "pycache")
+    prefix = str(bytecode.prefix_for(str(folder), program))
     assert after.read_only == ("/data", prefix)
     assert after.env == {**quiet, "PYTHONPYCACHEPREFIX": prefix}
-    assert note == f"the renderer's Python is precompiled in {prefix}"
+    assert note == f"renderers here start with their Python compiled in {prefix}"
     assert bytecode.for_render(None, [program], box)[1] is None
+
+
+def test_a_damaged_stamp_is_built_again_not_a_failed_chunk(tmp_path: Path) -> None:
+    program, folder = stand_in(tmp_path), tmp_path / "bytecode"
+    folder.mkdir(mode=0o700)
+    stamp = folder / f"renderer-{bytecode.program_key(program)}.json"
+    for text in ('{"state": "ready", "at": "soon"}', "[1, 2]", "not json"):
+        stamp.write_text(text)
+        assert bytecode.prefix_for(str(folder), program) is None
+        assert bytecode.wanted(str(folder), program)

@@ -53,30 +53,39 @@ def probe_spec(tmp_path: Path, project: Path, name: str, **more: Any) -> dict[st
     return spec
 
 
-def wait_built(folder: Path, timeout: float = 120) -> None:
+def wait_built(folder: Path, timeout: float = 120) -> str:
+    """The prefix of Blender's build, once the background build has put it in place."""
+    program = shutil.which("blender")
+    assert program is not None
+    stamp = folder / f"renderer-{bytecode.program_key(program)}.json"
     deadline = time.monotonic() + timeout
-    while not list(folder.glob("renderer-*.json")):
+    while not stamp.exists() or json.loads(stamp.read_text())["state"] == "building":
         assert time.monotonic() < deadline, "the background build did not finish"
         time.sleep(0.2)
-    (path,) = folder.glob("renderer-*.json")
-    assert json.loads(path.read_text())["ok"] is True, path.read_text()
+    prefix = bytecode.prefix_for(str(folder), program)
+    assert prefix is not None, stamp.read_text()
+    return prefix
 
 
 def logged(result: Result) -> str:
     return "\n".join(e["message"] for e in result.of("log"))
 
 
-def test_blender_itself_builds_its_modules(tmp_path: Path) -> None:
+def test_blender_itself_builds_its_modules_in_the_sandbox(tmp_path: Path) -> None:
     program, folder = shutil.which("blender"), tmp_path / "bytecode"
     assert program is not None
 
-    record = bytecode.build(str(folder), program)
+    record = bytecode.build(str(folder), program, {"kind": "bwrap"})
 
-    assert record["ok"] is True and "startup_failed" not in record, record
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), bytecode.ENV: str(folder / "pycache")}
+    assert record["state"] == "ready" and "startup_failed" not in record, record
+    prefix = bytecode.prefix_for(str(folder), program)
+    assert prefix is not None
+    owners = {p.lstat().st_uid for p in Path(prefix).rglob("*")}
+    assert owners == {os.geteuid()}, "made the worker's, whoever the sandbox ran as"
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), bytecode.ENV: prefix}
     argv = [program, "-b", "--factory-startup", "--python-expr", PROBE]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
-    assert f"PYCACHE {folder / 'pycache'} True" in done.stdout
+    assert f"PYCACHE {prefix} True" in done.stdout
 
 
 def test_the_first_chunk_builds_and_the_next_blender_starts_from_bytecode(
@@ -87,12 +96,11 @@ def test_the_first_chunk_builds_and_the_next_blender_starts_from_bytecode(
     assert "in the background" in logged(first)
     assert "PYCACHE None " in (tmp_path / "first" / "stdout.log").read_text()
 
-    wait_built(tmp_path / "bytecode")
+    prefix = wait_built(tmp_path / "bytecode")
     second = run_cli(probe_spec(tmp_path, demo_project, "second", inputs=[]))
 
-    prefix = tmp_path / "bytecode" / "pycache"
     assert second.exit_code == 0, second.events
-    assert f"precompiled in {prefix}" in logged(second)
+    assert f"compiled in {prefix}" in logged(second)
     assert f"PYCACHE {prefix} True" in (tmp_path / "second" / "stdout.log").read_text()
     assert second.frames("frame_done") == [1]
 

@@ -4,8 +4,10 @@ would run code in every later job. So:
 
 * code running in a sandboxed Blender (a hostile scene that got Python to run) cannot
   change a compiled module or add one;
-* the build runs the renderer outside the sandbox, so a job's parameters cannot name the
-  program (``{program}`` in a template), and a program others may replace is never run;
+* the build runs in the render sandbox, and what one program's build writes only that
+  program's renderers read: a template naming a hostile program gets nothing outside
+  its sandbox and cannot touch Blender's modules; a job's parameters cannot name the
+  program at all;
 * a project's node temp output dir cannot be the folder.
 """
 
@@ -14,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -104,8 +105,9 @@ def test_a_sandboxed_blender_cannot_change_the_compiled_modules(_: None, tmp_pat
     blender = shutil.which("blender")
     assert blender is not None
     folder = tmp_path / "bytecode"
-    assert bytecode.build(str(folder), blender)["ok"]
-    before = digest(folder / "pycache")
+    assert bytecode.build(str(folder), blender, {"kind": "bwrap"})["state"] == "ready"
+    prefix = Path(str(bytecode.prefix_for(str(folder), blender)))
+    before = digest(prefix)
     scene = tmp_path / "project" / "scene.blend"
     scene.parent.mkdir()
     subprocess.run(
@@ -123,25 +125,22 @@ def test_a_sandboxed_blender_cannot_change_the_compiled_modules(_: None, tmp_pat
     printed = (tmp_path / "work" / "stdout.log").read_text()
     attempts = [line for line in printed.splitlines() if line.startswith("ATTACK")]
     assert len(attempts) == 4 and all(" refused " in line for line in attempts), attempts
-    assert digest(folder / "pycache") == before
-    assert (folder / "pycache").stat().st_mode & 0o777 == 0o755
+    assert digest(prefix) == before
+    assert prefix.stat().st_mode & 0o777 == 0o755
 
 
-def trap(tmp_path: Path, where: Path) -> str:
-    """A program that leaves a mark outside any sandbox if something runs it there."""
+def trap(tmp_path: Path, where: Path, victim: Path | None = None) -> str:
+    """A "renderer" that leaves a mark outside its sandbox if it can, and tries to write
+    into another program's compiled modules; it tells who it ran as."""
     where.mkdir(parents=True, exist_ok=True)
     program = where / "blender"
-    program.write_text(f"#!/bin/sh\ntouch {tmp_path / 'ran-outside'}\nexit 0\n")
+    poison = f"echo evil > {victim}/usr/poison.pyc 2>/dev/null; " if victim else ""
+    program.write_text(
+        f"#!/bin/sh\ntouch {tmp_path / 'ran-outside'} 2>/dev/null\n{poison}\n"
+        'echo "ran as uid $(id -u)" >&2\nexit 1\n'
+    )
     program.chmod(0o755)
     return str(program)
-
-
-def assert_never_built(tmp_path: Path, events: list[dict[str, Any]]) -> None:
-    messages = " ".join(e.get("message", "") for e in events if e["event"] == "log")
-    assert "compiling" not in messages and "precompiled" not in messages
-    time.sleep(1.0)  # a build, had one started, would have run the program by now
-    assert not (tmp_path / "ran-outside").exists()
-    assert not (tmp_path / "bytecode").exists()
 
 
 def test_a_job_parameter_cannot_name_the_program_the_build_runs(tmp_path: Path) -> None:
@@ -151,36 +150,46 @@ def test_a_job_parameter_cannot_name_the_program_the_build_runs(tmp_path: Path) 
     events = run_agent(spec_for(tmp_path, command, variables={"program": program}), tmp_path)
 
     assert events[-1]["event"] == "finished"
-    assert_never_built(tmp_path, events)
+    messages = " ".join(e.get("message", "") for e in events if e["event"] == "log")
+    assert "compil" not in messages
+    time.sleep(1.0)  # a build, had one started, would have run the program by now
+    assert not (tmp_path / "ran-outside").exists()
+    assert not (tmp_path / "bytecode").exists()
 
 
-def test_a_program_others_may_replace_is_never_run_outside_the_sandbox(tmp_path: Path) -> None:
-    shared = tmp_path / "shared"
-    program = trap(tmp_path, shared)
-    shared.chmod(0o777)  # anyone may swap the program (no sticky bit)
+@pytest.mark.parametrize("_", [pytest.param(None, marks=needs_sandboxed_blender)])
+def test_a_hostile_programs_build_stays_in_its_sandbox_and_away_from_blenders(
+    _: None, tmp_path: Path
+) -> None:
+    blender = shutil.which("blender")
+    assert blender is not None
+    folder = tmp_path / "bytecode"
+    assert bytecode.build(str(folder), blender, {"kind": "bwrap"})["state"] == "ready"
+    theirs = Path(str(bytecode.prefix_for(str(folder), blender)))
+    before = digest(theirs)
+    tools = tmp_path / "tools"
+    program = trap(tmp_path, tools, victim=theirs)
+    command = [program, "-b", "{scene}", "-f", "{frame_list}"]  # a software editor's template
+    spec = spec_for(tmp_path, command)
+    spec["sandbox"]["read_only"] = [str(tools)]
 
-    events = run_agent(
-        spec_for(tmp_path, [program, "-b", "{scene}", "-f", "{frame_list}"]), tmp_path
-    )
-
-    assert events[-1]["event"] == "finished"
-    assert_never_built(tmp_path, events)
-    assert not bytecode.trusted_program(program)
-    shared.chmod(0o1777)  # as /tmp: others may add files, not replace ours
-    assert bytecode.trusted_program(program)
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="makes a file of another user's (root only)")
-def test_a_program_of_another_user_is_never_run_outside_the_sandbox(tmp_path: Path) -> None:
-    program = trap(tmp_path, tmp_path / "theirs")
-    os.chown(program, 65534, 65534)
-
-    events = run_agent(
-        spec_for(tmp_path, [program, "-b", "{scene}", "-f", "{frame_list}"]), tmp_path
-    )
+    events = run_agent(spec, tmp_path)
 
     assert events[-1]["event"] == "finished"
-    assert_never_built(tmp_path, events)
+    messages = " ".join(e.get("message", "") for e in events if e["event"] == "log")
+    assert "in the background" in messages
+    stamp = folder / f"renderer-{bytecode.program_key(program)}.json"
+    deadline = time.monotonic() + 60
+    while json.loads(stamp.read_text())["state"] == "building":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    record = json.loads(stamp.read_text())
+    assert (record["state"], record["reason"]) == (
+        "failed",
+        f"{program} exited 1: ran as uid 65534",
+    )
+    assert not (tmp_path / "ran-outside").exists()
+    assert digest(theirs) == before and not (theirs / "usr" / "poison.pyc").exists()
 
 
 @pytest.mark.django_db
