@@ -39,6 +39,7 @@ built in the background by the first Blender chunk of the run).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import statistics
@@ -122,20 +123,27 @@ def blender_split(scene_url: str, out: Path, frames: int, threads: int) -> float
     backend, key = storage.resolve(scene_url)
     argv = ["blender", "-b", str(backend.local_path(key)), "-F", "PNG", "-t", str(threads)]
     start = time.monotonic()
-    procs = [
-        subprocess.Popen(
-            [*argv, "-o", str(out / f"slot{n}" / "frame_####"), "-f", ",".join(map(str, part))],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=PLAIN_ENV,
-        )
-        for n, part in enumerate(_dealt(frames, SLOTS))
-    ]
-    codes = [proc.wait() for proc in procs]  # all of them: none left loading later runs
-    seconds = time.monotonic() - start
-    shutil.rmtree(out, ignore_errors=True)
-    if any(codes):
-        raise RuntimeError(f"blender exited with {codes} in the split baseline")
+    for n in range(SLOTS):  # two Blenders making the same parents at once may both fail
+        (out / f"slot{n}").mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        logs = [stack.enter_context(tempfile.TemporaryFile()) for _ in range(SLOTS)]
+        procs = [
+            subprocess.Popen(
+                [*argv, "-o", str(out / f"slot{n}" / "frame_####"), "-f", ",".join(map(str, p))],
+                stdout=logs[n],
+                stderr=subprocess.STDOUT,
+                env=PLAIN_ENV,
+            )
+            for n, p in enumerate(_dealt(frames, SLOTS))
+        ]
+        codes = [proc.wait() for proc in procs]  # all of them: none left loading later runs
+        seconds = time.monotonic() - start
+        shutil.rmtree(out, ignore_errors=True)
+        if any(codes):
+            for log in logs:
+                log.seek(0)
+            tails = [log.read().decode(errors="replace")[-1500:] for log in logs]
+            raise RuntimeError(f"blender exited with {codes} in the split baseline:\n{tails}")
     return seconds
 
 
