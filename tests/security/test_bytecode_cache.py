@@ -100,13 +100,17 @@ def spec_for(tmp_path: Path, command: list[str], **more: Any) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("_", [pytest.param(None, marks=needs_sandboxed_blender)])
-def test_a_sandboxed_blender_cannot_change_the_compiled_modules(_: None, tmp_path: Path) -> None:
+def blenders_build(folder: Path) -> tuple[str, Path]:
+    """Blender's compiled Python, built in the sandbox as a first chunk would: its prefix."""
     blender = shutil.which("blender")
     assert blender is not None
-    folder = tmp_path / "bytecode"
     assert bytecode.build(str(folder), blender, {"kind": "bwrap"})["state"] == "ready"
-    prefix = Path(str(bytecode.prefix_for(str(folder), blender)))
+    return blender, Path(str(bytecode.prefix_for(str(folder), blender)))
+
+
+@pytest.mark.parametrize("_", [pytest.param(None, marks=needs_sandboxed_blender)])
+def test_a_sandboxed_blender_cannot_change_the_compiled_modules(_: None, tmp_path: Path) -> None:
+    blender, prefix = blenders_build(tmp_path / "bytecode")
     before = digest(prefix)
     scene = tmp_path / "project" / "scene.blend"
     scene.parent.mkdir()
@@ -161,11 +165,8 @@ def test_a_job_parameter_cannot_name_the_program_the_build_runs(tmp_path: Path) 
 def test_a_hostile_programs_build_stays_in_its_sandbox_and_away_from_blenders(
     _: None, tmp_path: Path
 ) -> None:
-    blender = shutil.which("blender")
-    assert blender is not None
     folder = tmp_path / "bytecode"
-    assert bytecode.build(str(folder), blender, {"kind": "bwrap"})["state"] == "ready"
-    theirs = Path(str(bytecode.prefix_for(str(folder), blender)))
+    _, theirs = blenders_build(folder)
     before = digest(theirs)
     tools = tmp_path / "tools"
     program = trap(tmp_path, tools, victim=theirs)
