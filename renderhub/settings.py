@@ -256,7 +256,7 @@ RENDER_REDISPATCH_AFTER = env.int("RENDER_REDISPATCH_AFTER", default=300)
 RENDER_SENT_HOLDS_SLOT = env.int("RENDER_SENT_HOLDS_SLOT", default=60)
 RENDER_WORK_DIR = Path(env.str("RENDER_WORK_DIR", default=str(VAR_DIR / "work"))).resolve()
 # Blender's own Python compiled once for this machine's renderers (renderhub/agent/bytecode.py):
-# a third of a second less at every Blender start. Empty: renderers compile it each time.
+# about half a second less at every sandboxed Blender start. Empty: compiled at each start.
 RENDER_BYTECODE_DIR = env.str("RENDER_BYTECODE_DIR", default=str(VAR_DIR / "renderer-bytecode"))
 # Each node's cache of scene files (RENDER_WORK_DIR/cache) is trimmed to this size, the
 # longest-unused first; a job's staged scene goes once unused here for this many hours.

@@ -4,8 +4,8 @@ Blender's start-up runs much Python (the interface, the add-ons, Cycles' registr
 Python keeps compiled modules beside their sources, but a renderer cannot write there: in
 the sandbox ``/usr`` is read-only, a worker that is not root may not write it either, and
 Debian's package ships no bytecode. So every Blender compiled all of it again: on the
-two-core machines measured a third of its start (0.87 s to start Blender, 0.55 s with
-the bytecode ready), paid by every slot of every job.
+two-core machines measured, in the sandbox, 1.15 s to start Blender against 0.67 s with
+the bytecode ready, paid by every slot of every job.
 
 So a machine keeps those modules compiled in a folder of its own (the spec's
 ``bytecode_dir``), one prefix per renderer program, and that program's renderers see its
@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from . import idle, sandbox
-from .spec import inside
+from .spec import Spec, inside
 
 ENV = "PYTHONPYCACHEPREFIX"
 LOCK = "build.lock"
@@ -198,9 +198,7 @@ def wanted(folder: str, program: str) -> bool:
     return False  # unsupported: the renderer ignores the variable
 
 
-def for_render(
-    folder: str | None, command: list[str], box: sandbox.Sandbox
-) -> tuple[sandbox.Sandbox, str | None]:
+def for_render(spec: Spec, box: sandbox.Sandbox) -> tuple[sandbox.Sandbox, str | None]:
     """``box`` with the program's compiled Python (read-only, as its pycache prefix) when
     it is ready, else as it was; and a line for the chunk's log, if any.
 
@@ -211,7 +209,10 @@ def for_render(
     Renderers never write bytecode themselves: beside the sources that would change the
     installed program (a worker that is root, with ``RENDER_SANDBOX=none``).
     """
+    if spec.progress_parser != "blender":  # the built-in Blender's parser: a Blender
+        return box, None
     box = dataclasses.replace(box, env={**box.env, "PYTHONDONTWRITEBYTECODE": "1"})
+    folder, command = spec.bytecode_dir, spec.command
     if not folder or not command or "{" in command[0]:
         return box, None
     try:
@@ -357,7 +358,6 @@ def _settle(out: Path) -> None:
                 path.chmod(0o644)
             else:
                 path.unlink()
-        folders[:] = [f for f in folders if (Path(parent) / f).is_dir()]
     os.chown(out, uid, gid, follow_symlinks=False)
     out.chmod(0o755)
 

@@ -189,9 +189,7 @@ class Run:
 
     def with_bytecode(self, box: Sandbox) -> Sandbox:
         """Blender's Python compiled ahead, when this machine has it (:mod:`.bytecode`)."""
-        if self.spec.progress_parser != "blender":
-            return box
-        box, note = bytecode.for_render(self.spec.bytecode_dir, self.spec.command, box)
+        box, note = bytecode.for_render(self.spec, box)
         if note:
             self.log(note)
         return box

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from renderhub.agent import bytecode, sandbox
+from renderhub.agent.spec import Spec
 
 # A "renderer": Python imports its start-up modules, then runs --python-expr as Blender.
 # Its module folder (``lib/`` beside it) holds one module it does not import at start.
@@ -33,6 +34,20 @@ def stand_in(tmp_path: Path, text: str = STAND_IN, name: str = "renderer") -> st
     path.write_text(text.format(python=sys.executable))
     path.chmod(0o755)
     return str(path)
+
+
+def chunk(folder: Path | None, program: str) -> Spec:
+    """A Blender chunk's spec as the agent reads it, naming ``program`` in its template."""
+    return Spec(
+        command=[program, "-b"],
+        scene="/data/scene.blend",
+        frames=[1],
+        cpus=1,
+        work_dir="/work",
+        output_dir="/work/out",
+        progress_parser="blender",
+        bytecode_dir=None if folder is None else str(folder),
+    )
 
 
 def stamp_of(folder: Path, program: str) -> dict[str, object]:
@@ -128,8 +143,8 @@ def test_a_chunk_gets_the_prefix_read_only_when_ready_and_starts_one_build_other
     program, folder = stand_in(tmp_path), tmp_path / "bytecode"
     box = sandbox.Sandbox(kind="none", read_only=("/data",), env={"A": "1"})
 
-    before, note = bytecode.for_render(str(folder), [program, "-b"], box)
-    _, second = bytecode.for_render(str(folder), [program, "-b"], box)
+    before, note = bytecode.for_render(chunk(folder, program), box)
+    _, second = bytecode.for_render(chunk(folder, program), box)
 
     quiet = {"A": "1", "PYTHONDONTWRITEBYTECODE": "1"}  # never beside the sources
     assert (before.read_only, before.env) == (box.read_only, quiet)
@@ -139,12 +154,12 @@ def test_a_chunk_gets_the_prefix_read_only_when_ready_and_starts_one_build_other
     while bytecode.prefix_for(str(folder), program) is None:
         assert time.monotonic() < deadline, f"no build: {stamp_of(folder, program)}"
         time.sleep(0.2)
-    after, note = bytecode.for_render(str(folder), [program, "-b"], box)
+    after, note = bytecode.for_render(chunk(folder, program), box)
     prefix = str(bytecode.prefix_for(str(folder), program))
     assert after.read_only == ("/data", prefix)
     assert after.env == {**quiet, "PYTHONPYCACHEPREFIX": prefix}
     assert note == f"renderers here start with their Python compiled in {prefix}"
-    assert bytecode.for_render(None, [program], box)[1] is None
+    assert bytecode.for_render(chunk(None, program), box)[1] is None
 
 
 def test_a_damaged_stamp_is_built_again_not_a_failed_chunk(tmp_path: Path) -> None:
