@@ -127,6 +127,12 @@ class ClusterNode(models.Model):
     )
     cpu_percent = models.FloatField(null=True, blank=True)
     memory_percent = models.FloatField(null=True, blank=True)
+    compiled_python = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Whether its renderers start with their Python compiled ahead "
+        "(renderhub/agent/bytecode.py), as the node reported.",
+    )
     error = models.TextField(blank=True)
     cloud_state = models.CharField(max_length=30, blank=True, help_text="As BatchCompute says.")
     launched_at = models.DateTimeField(null=True, blank=True, help_text="Cloud VM created.")

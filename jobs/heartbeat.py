@@ -22,6 +22,7 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from clusters.choices import NodeState
+from renderhub.agent import bytecode
 from renderhub.node.fork_guard import FORK_GUARD
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ def local_facts() -> dict[str, Any]:
         "concurrency": concurrency(),
         "render_threads": settings.RENDER_THREADS,
         "ip_address": _ip_address(),
+        "compiled_python": bytecode.describe(settings.RENDER_BYTECODE_DIR),
     }
 
 

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 REPLY_QUEUE = re.compile(r"renderhub\.node\.[A-Za-z0-9@._-]{1,200}\Z")
 NODE_FACTS = {
     *("cpu_percent", "memory_percent", "cpu_count", "concurrency", "render_threads"),
-    "ip_address",
+    *("ip_address", "compiled_python"),
 }
 Reply = tuple[str, dict[str, Any]]
 
@@ -152,5 +152,7 @@ def node_report(report: dict[str, Any]) -> None:
     facts["concurrency"] = max(1, int(facts.get("concurrency") or 1))
     threads = facts.get("render_threads")  # an older node says nothing: the manager's
     facts["render_threads"] = threads if type(threads) is int and 0 <= threads < 1 << 16 else None
+    said = facts.get("compiled_python")
+    facts["compiled_python"] = said[:500] if isinstance(said, str) else ""
     state = NodeState.OFFLINE if report.get("state") == "offline" else None
     heartbeat.report(name[:255], [str(c) for c in clusters][:50], state, facts)

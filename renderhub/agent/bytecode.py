@@ -38,6 +38,7 @@ import dataclasses
 import fcntl
 import hashlib
 import json
+import math
 import os
 import shutil
 import stat
@@ -198,6 +199,60 @@ def wanted(folder: str, program: str) -> bool:
     return False  # unsupported: the renderer ignores the variable
 
 
+def describe(folder: str | None) -> str:
+    """One line for an operator (the node's report): whether this machine's renderers
+    start with their Python compiled, program by program, and if not, why."""
+    if not folder:
+        return "off: renderers compile their Python at every start"
+    try:
+        return _described(Path(folder))
+    except (OSError, ValueError, TypeError) as exc:  # never the heartbeat's end
+        return f"{folder} could not be read ({exc}): renderers may compile their Python"
+
+
+def _described(root: Path) -> str:
+    folder = str(root)
+    if root.exists() and not _usable(root):
+        return f"{folder} is not a private folder: renderers compile their Python at every start"
+    newest: dict[str, tuple[float, str, dict[str, Any]]] = {}
+    for stamp in sorted(root.glob("renderer-*.json")):
+        key = stamp.stem.removeprefix("renderer-")
+        if (record := _read(root, key)) is None or not isinstance(record.get("program"), str):
+            continue
+        at = float(record.get("at", 0))
+        if record["program"] not in newest or at > newest[record["program"]][0]:
+            newest[record["program"]] = (at, key, record)
+    if not newest:
+        return "not built yet: the first Blender chunk here builds it"
+    return "; ".join(_state(root, *newest[p][1:]) for p in sorted(newest))
+
+
+def _state(root: Path, key: str, record: dict[str, Any]) -> str:
+    program, state = record["program"], record.get("state")
+    age = time.time() - float(record.get("at", 0))
+    try:
+        current = program_key(program) == key
+    except OSError:
+        return f"{program}: not found"
+    if not current or (state == "ready" and not _unchanged(record)):
+        return f"{program}: out of date (upgraded since), built again at its next chunk"
+    if state == "ready":
+        if not _private(root / f"pycache-{key}"):
+            return f"{program}: its compiled Python is missing, built again at its next chunk"
+        modules = int(record.get("startup", 0)) + int(record.get("more", 0))
+        return f"{program}: ready ({modules:,} modules)"
+    if state == "building":
+        if age > BUILD_TIMEOUT + 60:
+            return f"{program}: a build died, started again at its next chunk"
+        return f"{program}: building, at idle priority"
+    if state == "failed":
+        reason = str(record.get("reason", "")).removeprefix(f"{program} ")[:200]
+        wait = math.ceil((RETRY_AFTER - age) / 60)
+        again = "at its next chunk" if wait <= 0 else f"in {wait} min"
+        return f"{program}: failed ({reason}), tried again {again}"
+    return f"{program}: ignores {ENV}, compiles its Python at every start"
+
+
 def for_render(spec: Spec, box: sandbox.Sandbox) -> tuple[sandbox.Sandbox, str | None]:
     """``box`` with the program's compiled Python (read-only, as its pycache prefix) when
     it is ready, else as it was; and a line for the chunk's log, if any.
@@ -226,7 +281,8 @@ def for_render(spec: Spec, box: sandbox.Sandbox) -> tuple[sandbox.Sandbox, str |
         root = _made(Path(folder))
         if not _usable(root):
             return box, f"{folder} is not a private folder: renderers compile their Python"
-        _write(root, program_key(program), {"state": "building"})  # one spawn, not one a chunk
+        record: dict[str, object] = {"state": "building", "program": program}
+        _write(root, program_key(program), record)  # one spawn, not one a chunk
     except (OSError, sandbox.SandboxError):
         return box, None  # the chunk itself reports a missing program
     if start_build(folder, program, box) is None:
@@ -278,7 +334,7 @@ def build(folder: str, program: str, how: dict[str, Any]) -> dict[str, object]:
         record = _read(root, key)
         if record is not None and record.get("state") != "building" and not wanted(folder, program):
             return {**record, "reason": "built already"}
-        record = _compile(root, key, program, how)
+        record = {**_compile(root, key, program, how), "program": program}
         _write(root, key, record)
         return record
 

@@ -53,6 +53,11 @@ class NodeConfig:
     # (renderhub.node.agent_session); 0: a new renderer for every chunk.
     warm_seconds: float = 10.0
 
+    @property
+    def bytecode_dir(self) -> Path:
+        """Where its renderers' Python is compiled once (renderhub.agent.bytecode)."""
+        return self.work_dir / "bytecode"
+
 
 class StagingError(Exception):
     def __init__(self, message: str, *, missing: bool) -> None:
@@ -166,7 +171,7 @@ class NodeChunk:
             "timeout": g["timeout"],
             "stall_timeout": g["stall_timeout"],
             "publish_dir": str(self.frames_dir),
-            "bytecode_dir": str(self.config.work_dir / "bytecode"),
+            "bytecode_dir": str(self.config.bytecode_dir),
             "sandbox": {
                 **g["sandbox"],
                 "read_only": [str(scene_root), *self.config.sandbox_paths],

@@ -13,11 +13,13 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from celery import Celery
 from celery.signals import worker_init, worker_shutdown
 
+from renderhub.agent import bytecode
 from renderhub.node_events import EventSender, events_connection
 
 from .chunk import NodeChunk, NodeConfig
@@ -106,7 +108,7 @@ def render_chunk(self: Any, task_id: int, ticket: str = "") -> str:
 # --- the node's own reports ------------------------------------------------------------
 
 
-def node_facts(concurrency: int, threads: int) -> dict[str, Any]:
+def node_facts(concurrency: int, threads: int, bytecode_dir: Path) -> dict[str, Any]:
     import psutil
 
     try:
@@ -120,16 +122,18 @@ def node_facts(concurrency: int, threads: int) -> dict[str, Any]:
         "concurrency": concurrency,
         "render_threads": threads,  # the manager costs its frames by it (jobs.machine_share)
         "ip_address": address,
+        "compiled_python": bytecode.describe(str(bytecode_dir)),
     }
 
 
 class Reporter:
     """Reports the node every ``report_every`` seconds from the worker's main process."""
 
-    def __init__(self, node: str, concurrency: int, threads: int) -> None:
+    def __init__(self, node: str, concurrency: int, threads: int, bytecode_dir: Path) -> None:
         self.node = node
         self.concurrency = concurrency
         self.threads = threads
+        self.bytecode_dir = bytecode_dir
         self.stop = threading.Event()
         self.control = Control(events_connection(SETTINGS.broker), node, SETTINGS.clusters[0])
         self.thread = threading.Thread(target=self._loop, daemon=True, name="node-report")
@@ -141,7 +145,7 @@ class Reporter:
                 "node": self.node,
                 "clusters": SETTINGS.clusters,
                 "state": state,
-                **node_facts(self.concurrency, self.threads),
+                **node_facts(self.concurrency, self.threads, self.bytecode_dir),
             }
         )
 
@@ -171,7 +175,8 @@ def _start_reports(sender: Any = None, **kwargs: Any) -> None:
     if getattr(sender, "app", None) is not app or SETTINGS.config is None:
         return
     config = SETTINGS.config
-    reporter = Reporter(config.name, getattr(sender, "concurrency", None) or 1, config.cpus)
+    slots = getattr(sender, "concurrency", None) or 1
+    reporter = Reporter(config.name, slots, config.cpus, config.bytecode_dir)
     _reporter["main"] = reporter
     reporter.thread.start()
     log.info("render node %s serving %s", SETTINGS.config.name, ", ".join(SETTINGS.clusters))

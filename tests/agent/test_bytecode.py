@@ -78,7 +78,11 @@ def test_a_renderer_that_ignores_the_variable_is_never_given_it(tmp_path: Path) 
 
     record = bytecode.build(str(folder), program, UNSANDBOXED)
 
-    assert record == {"state": "unsupported", "reason": f"{program} ignores PYTHONPYCACHEPREFIX"}
+    assert record == {
+        "state": "unsupported",
+        "reason": f"{program} ignores PYTHONPYCACHEPREFIX",
+        "program": program,
+    }
     assert bytecode.prefix_for(str(folder), program) is None
     assert not bytecode.wanted(str(folder), program), "no build at every chunk"
 
@@ -89,7 +93,11 @@ def test_a_failed_build_is_tried_again_after_an_hour(tmp_path: Path) -> None:
 
     record = bytecode.build(str(folder), broken, UNSANDBOXED)
 
-    assert record == {"state": "failed", "reason": f"{broken} exited 3: cannot start"}
+    assert record == {
+        "state": "failed",
+        "reason": f"{broken} exited 3: cannot start",
+        "program": broken,
+    }
     assert not bytecode.wanted(str(folder), broken)
     path = folder / f"renderer-{bytecode.program_key(broken)}.json"
     path.write_text(json.dumps({**stamp_of(folder, broken), "at": time.time() - 2 * 3600}))
@@ -170,3 +178,61 @@ def test_a_damaged_stamp_is_built_again_not_a_failed_chunk(tmp_path: Path) -> No
         stamp.write_text(text)
         assert bytecode.prefix_for(str(folder), program) is None
         assert bytecode.wanted(str(folder), program)
+
+
+def test_an_operator_reads_in_one_line_whether_renderers_start_compiled(
+    tmp_path: Path,
+) -> None:
+    """What the node reports (its page, System status): each program's state, and why."""
+    program, deaf = stand_in(tmp_path), stand_in(tmp_path, DEAF, name="deaf")
+    broken = stand_in(tmp_path, "#!/bin/sh\necho 'no display' >&2\nexit 3\n", name="broken")
+    folder = tmp_path / "bytecode"
+    assert bytecode.describe(None) == "off: renderers compile their Python at every start"
+    assert bytecode.describe(str(folder)) == "not built yet: the first Blender chunk here builds it"
+
+    bytecode.for_render(chunk(folder, program), sandbox.Sandbox(kind="none"))
+    said = bytecode.describe(str(folder))  # the build just started, in the background
+    deadline = time.monotonic() + 60
+    while bytecode.prefix_for(str(folder), program) is None:
+        assert time.monotonic() < deadline, f"no build: {stamp_of(folder, program)}"
+        time.sleep(0.1)
+    record = stamp_of(folder, program)
+    modules = int(str(record["startup"])) + int(str(record["more"]))
+    assert said in (
+        f"{program}: building, at idle priority",
+        f"{program}: ready ({modules:,} modules)",
+    )
+    assert modules > 10
+    assert bytecode.describe(str(folder)) == f"{program}: ready ({modules:,} modules)"
+
+    bytecode.build(str(folder), deaf, UNSANDBOXED)
+    bytecode.build(str(folder), broken, UNSANDBOXED)
+    lines = bytecode.describe(str(folder)).split("; ")
+    assert lines == sorted(
+        [
+            f"{program}: ready ({modules:,} modules)",
+            f"{deaf}: ignores PYTHONPYCACHEPREFIX, compiles its Python at every start",
+            f"{broken}: failed (exited 3: no display), tried again in 60 min",
+        ]
+    )
+
+    # A stamp written long ago: a dead build, a failed one due again, an upgraded program.
+    path = folder / f"renderer-{bytecode.program_key(broken)}.json"
+    path.write_text(json.dumps({**stamp_of(folder, broken), "at": time.time() - 7200}))
+    assert f"{broken}: failed (exited 3: no display), tried again at its next chunk" in (
+        bytecode.describe(str(folder))
+    )
+    path.write_text(json.dumps({"state": "building", "program": broken, "at": 0}))
+    assert f"{broken}: a build died, started again at its next chunk" in (
+        bytecode.describe(str(folder))
+    )
+    path.write_text("{damaged")
+    Path(program).write_text(Path(program).read_text() + "# 2.0\n")
+    assert bytecode.describe(str(folder)).split("; ") == [
+        f"{deaf}: ignores PYTHONPYCACHEPREFIX, compiles its Python at every start",
+        f"{program}: out of date (upgraded since), built again at its next chunk",
+    ]
+    folder.chmod(0o755)
+    assert bytecode.describe(str(folder)) == (
+        f"{folder} is not a private folder: renderers compile their Python at every start"
+    )

@@ -48,6 +48,18 @@ def test_a_nodes_slot_renders_a_jobs_chunks_with_one_blender(
         backend, key = storage.resolve(task.history.get().log_url + "agent.log")
         pids.append(int(re.search(r" started pid=(\d+) ", backend.read(key).decode())[1]))
     assert len(set(pids)) == 1, f"one Blender for the job's three chunks: {pids}"
+
+    # Its first chunk compiled Blender's Python for the node's next starts, in the
+    # background; the node's reports say so (its page, System status).
+    def reported() -> str:
+        return cluster.nodes.get(name="a@node").compiled_python
+
+    wait_for(
+        lambda: re.search(r"blender: ready \([\d,]+ modules\)", reported()),
+        timeout=120,
+        what="the node reports Blender's Python compiled",
+        explain=reported,
+    )
     # The last chunk's claim said nothing more was queued: its Blender is not kept for
     # the timer's 300 s, the session and its folders go at once.
     work = nodes.log_dir / "a"
