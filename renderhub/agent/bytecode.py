@@ -12,7 +12,8 @@ So a machine keeps those modules compiled in a folder of its own (the spec's
 prefix read-only as their ``PYTHONPYCACHEPREFIX``:
 
 * the first chunk that finds it missing starts :func:`build` in a process of its own at
-  idle priority (that chunk, and any before the build ends, start as before). The build
+  idle priority, which runs only while the machine has a core to spare (that chunk, and
+  any before the build ends, start as before: :func:`.idle.run_when_spare`). The build
   runs the program in the same sandbox as a render (no scene, no user settings:
   ``--factory-startup``), writing only a staging folder: every module it imported at
   start-up, then the rest of its own and of the standard library's (not installed
@@ -53,7 +54,7 @@ from .spec import Spec, inside
 
 ENV = "PYTHONPYCACHEPREFIX"
 LOCK = "build.lock"
-BUILD_TIMEOUT = 600.0  # seconds; at idle priority on a busy machine it may take long
+BUILD_TIMEOUT = 600.0  # seconds running; its stops while the machine is busy do not count
 RETRY_AFTER = 3600.0  # seconds before a failed build is tried again
 MARK = "RenderHub bytecode: "
 AGENT = [sys.executable, "-m", "renderhub.agent"]
@@ -244,7 +245,7 @@ def _state(root: Path, key: str, record: dict[str, Any]) -> str:
     if state == "building":
         if age > BUILD_TIMEOUT + 60:
             return f"{program}: a build died, started again at its next chunk"
-        return f"{program}: building, at idle priority"
+        return f"{program}: building whenever a core is spare"
     if state == "failed":
         reason = str(record.get("reason", "")).removeprefix(f"{program} ")[:200]
         wait = math.ceil((RETRY_AFTER - age) / 60)
@@ -318,7 +319,8 @@ def build(folder: str, program: str, how: dict[str, Any]) -> dict[str, object]:
     """Compile what ``program`` imports into ``folder``'s prefix for it; the stamp's record.
 
     One build at a time per folder (a lock; a second caller returns at once). Runs at
-    idle priority: it must not slow the renders it was started beside.
+    idle priority, and only while a core is spare: it must not slow the renders it was
+    started beside.
     """
     idle.lower_this_thread()
     root = _made(Path(folder))
@@ -358,16 +360,18 @@ def _compile(root: Path, key: str, program: str, how: dict[str, Any]) -> dict[st
     )
     argv = [program, "-b", "--factory-startup", "-noaudio", "--python-expr", BUILDER]
     cwd = "/tmp" if box.kind == "bwrap" else box.scratch  # noqa: S108
+
+    def still_building() -> None:  # a build waiting for a spare core is not a dead one
+        _write(root, key, {"state": "building", "program": program})
+
     try:
-        pipe = subprocess.PIPE
-        proc = sandbox.popen(argv, box, cwd, stdin=subprocess.DEVNULL, stdout=pipe, stderr=pipe)
-        try:
-            out, err = proc.communicate(timeout=BUILD_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            return {"state": "failed", "reason": f"{program} took over {BUILD_TIMEOUT:.0f} s"}
-        record = _result(program, proc.returncode, out.decode(errors="replace"), err)
+        with open(staging / "stdout", "w+b") as out, open(staging / "stderr", "w+b") as err:
+            proc = sandbox.popen(argv, box, cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+            if not idle.run_when_spare(proc, BUILD_TIMEOUT, still_here=still_building):
+                return {"state": "failed", "reason": f"{program} took over {BUILD_TIMEOUT:.0f} s"}
+            out.seek(0), err.seek(0)
+            said, errors = out.read().decode(errors="replace"), err.read()
+        record = _result(program, proc.returncode, said, errors)
         if record["state"] == "ready":
             _settle(staging / "out")
             _publish(root, key, staging / "out", program)

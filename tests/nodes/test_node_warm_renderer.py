@@ -56,7 +56,7 @@ def test_a_nodes_slot_renders_a_jobs_chunks_with_one_blender(
 
     wait_for(
         lambda: re.search(r"blender: ready \([\d,]+ modules\)", reported()),
-        timeout=120,
+        timeout=300,  # the build waits for a spare core
         what="the node reports Blender's Python compiled",
         explain=reported,
     )

@@ -180,7 +180,7 @@ def test_a_hostile_programs_build_stays_in_its_sandbox_and_away_from_blenders(
     messages = " ".join(e.get("message", "") for e in events if e["event"] == "log")
     assert "in the background" in messages
     stamp = folder / f"renderer-{bytecode.program_key(program)}.json"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300  # it waits for a spare core
     while json.loads(stamp.read_text())["state"] == "building":
         assert time.monotonic() < deadline
         time.sleep(0.2)

@@ -1,0 +1,84 @@
+"""Background work that waits for a spare core (renderhub.agent.idle.run_when_spare): the
+compiled-Python build is stopped, children and all, while the machine's other work leaves
+no core idle, and goes on once it does; its time limit counts only its running time."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from renderhub.agent import idle
+
+# Counts to 40 in about four seconds, a line each tenth, a child of a shell (as a
+# renderer is bwrap's): what stops must be the whole tree.
+COUNTER = "import sys, time\nfor i in range(40):\n    print(i, flush=True)\n    time.sleep(0.1)\n"
+BURN = "while True: pass"
+
+
+def counter(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    out = tmp_path / "counted"
+    script = tmp_path / "counter.py"
+    script.write_text(COUNTER)
+    shell = f"exec 1>{out}; {sys.executable} {script}; echo done"
+    return subprocess.Popen(["/bin/sh", "-c", shell]), out
+
+
+@pytest.fixture
+def busy_machine() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Every core spinning, until the test stops them."""
+    burners = [subprocess.Popen([sys.executable, "-c", BURN]) for _ in range(os.cpu_count() or 1)]
+    try:
+        yield burners
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+
+
+def states(pid: int) -> set[str]:
+    found = set()
+    for each in idle._tree(pid):
+        with contextlib.suppress(OSError, IndexError):
+            found.add(Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()[0])
+    return found
+
+
+def test_it_waits_while_the_machine_is_busy_and_ends_once_a_core_is_spare(
+    tmp_path: Path, busy_machine: list[subprocess.Popen[bytes]]
+) -> None:
+    proc, out = counter(tmp_path)
+    ended: list[bool] = []
+    waiter = threading.Thread(target=lambda: ended.append(idle.run_when_spare(proc, 60)))
+    waiter.start()
+
+    time.sleep(3)
+    assert states(proc.pid) == {"T"}, "the shell and its child are stopped"
+    counted = out.read_text().split() if out.exists() else []
+    assert len(counted) < 10, f"it went on while the machine was busy: {counted}"
+
+    for burner in busy_machine:
+        burner.kill()
+    waiter.join(180)  # other tests of the suite may keep the machine busy a while
+    assert ended == [True]
+    assert out.read_text().split() == [*map(str, range(40)), "done"]
+    assert proc.returncode == 0
+
+
+def test_its_limit_counts_its_running_time_and_it_is_never_left_stopped(
+    tmp_path: Path,
+) -> None:
+    proc = subprocess.Popen(["/bin/sh", "-c", "sleep 60; echo late"])
+    started = time.monotonic()
+
+    assert idle.run_when_spare(proc, 1.0, every=0.2) is False
+
+    assert time.monotonic() - started < 30
+    assert proc.returncode is not None, "killed, and reaped"
