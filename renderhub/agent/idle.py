@@ -68,6 +68,7 @@ def run_when_spare(
     *,
     every: float = 0.5,
     still_here: Callable[[], object] = lambda: None,
+    mark_every: float = 60.0,
 ) -> bool:
     """Let ``proc`` and its children run only while the rest of the machine leaves a core
     idle; True once it ended, False if it ran ``limit`` seconds (not counting its stops)
@@ -77,8 +78,8 @@ def run_when_spare(
     took a fifth longer (4 to 5 s of 23 s) beside a build at nice 19 and SCHED_IDLE, which
     runs whenever a render thread waits. So the process is stopped (SIGSTOP) from its
     start and whenever others use more than all cores but three quarters of one, and goes
-    on after two readings below that. ``still_here`` is called about once a minute,
-    stopped or not (its owner's mark that the work is alive)."""
+    on after two readings below that. ``still_here`` is called every ``mark_every``
+    seconds, stopped or not (its owner's mark that the work is alive)."""
     spare_below = max(0.25, (os.cpu_count() or 1) - 0.75)
     ran, spare, since_mark = 0.0, 0, 0.0
     busy, mine = _machine_ticks(), _ticks_of(proc.pid)
@@ -94,7 +95,7 @@ def run_when_spare(
             if ran > limit:
                 _signal_tree(proc.pid, signal.SIGKILL)
                 return False
-            if (since_mark := since_mark + every) >= 60:
+            if (since_mark := since_mark + every) >= mark_every:
                 since_mark = 0.0
                 still_here()
             now_busy, now_mine = _machine_ticks(), _ticks_of(proc.pid)

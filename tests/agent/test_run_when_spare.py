@@ -56,13 +56,22 @@ def test_it_waits_while_the_machine_is_busy_and_ends_once_a_core_is_spare(
 ) -> None:
     proc, out = counter(tmp_path)
     ended: list[bool] = []
-    waiter = threading.Thread(target=lambda: ended.append(idle.run_when_spare(proc, 60)))
+    marks: list[float] = []  # the build's "still building" stamp: it is not a dead one
+
+    def mark() -> None:
+        marks.append(time.monotonic())
+
+    def wait() -> None:
+        ended.append(idle.run_when_spare(proc, 60, still_here=mark, mark_every=1.0))
+
+    waiter = threading.Thread(target=wait)
     waiter.start()
 
-    time.sleep(3)
+    time.sleep(3.2)
     assert states(proc.pid) == {"T"}, "the shell and its child are stopped"
     counted = out.read_text().split() if out.exists() else []
     assert len(counted) < 10, f"it went on while the machine was busy: {counted}"
+    assert len(marks) >= 2, "marked alive while stopped"
 
     for burner in busy_machine:
         burner.kill()
