@@ -57,6 +57,7 @@ LOCK = "build.lock"
 BUILD_TIMEOUT = 600.0  # seconds running; its stops while the machine is busy do not count
 RETRY_AFTER = 3600.0  # seconds before a failed build is tried again
 MARK = "RenderHub bytecode: "
+DESCRIBED = 500  # characters at most of :func:`describe` (the node row's column)
 AGENT = [sys.executable, "-m", "renderhub.agent"]
 # Runs inside the renderer, in its sandbox: every module it imported at start-up, then
 # every other one of its own and the standard library's (a scene may import more),
@@ -187,7 +188,7 @@ def wanted(folder: str, program: str) -> bool:
     enough to try again, or one that started so long ago that it must have died."""
     root, key = Path(folder), program_key(program)
     record = _read(root, key)
-    if record is None:
+    if record is None or "program" not in record:  # none, or from before stamps named it
         return _usable(root) or not root.exists()
     age = time.time() - float(record.get("at", 0))
     state = record.get("state")
@@ -206,9 +207,10 @@ def describe(folder: str | None) -> str:
     if not folder:
         return "off: renderers compile their Python at every start"
     try:
-        return _described(Path(folder))
-    except (OSError, ValueError, TypeError) as exc:  # never the heartbeat's end
-        return f"{folder} could not be read ({exc}): renderers may compile their Python"
+        line = _described(Path(folder))
+    except Exception as exc:  # never the end of a heartbeat (a loop of links, a bad stamp)
+        line = f"{folder} could not be read ({exc}): renderers may compile their Python"
+    return line[:DESCRIBED]
 
 
 def _described(root: Path) -> str:

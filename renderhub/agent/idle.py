@@ -15,6 +15,7 @@ import platform
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -81,47 +82,50 @@ def run_when_spare(
     on after two readings below that. ``still_here`` is called every ``mark_every``
     seconds, stopped or not (its owner's mark that the work is alive)."""
     spare_below = max(0.25, (os.cpu_count() or 1) - 0.75)
-    ran, spare, since_mark = 0.0, 0, 0.0
-    busy, mine = _machine_ticks(), _ticks_of(proc.pid)
+    ran, spare, ended = 0.0, 0, False
+    busy, mine, then = _machine_ticks(), _ticks_of(proc.pid), time.monotonic()
+    marked = then
     stopped = _signal_tree(proc.pid, signal.SIGSTOP)  # from its start: the machine may be busy
     try:
         while True:
             try:
                 proc.wait(every)
+                ended = True
                 return True
             except subprocess.TimeoutExpired:
                 pass
-            ran += 0 if stopped else every
+            now = time.monotonic()
+            ran += 0 if stopped else now - then
             if ran > limit:
-                _signal_tree(proc.pid, signal.SIGKILL)
                 return False
-            if (since_mark := since_mark + every) >= mark_every:
-                since_mark = 0.0
-                still_here()
+            if now - marked >= mark_every:
+                marked = now
+                with contextlib.suppress(OSError):  # a full disk must not end the wait
+                    still_here()
             now_busy, now_mine = _machine_ticks(), _ticks_of(proc.pid)
-            others = (now_busy - busy - max(0, now_mine - mine)) / TICKS / every
-            busy, mine = now_busy, now_mine
+            others = (now_busy - busy - max(0, now_mine - mine)) / TICKS / max(now - then, 0.01)
+            busy, mine, then = now_busy, now_mine, now
             spare = spare + 1 if others < spare_below else 0
-            if not stopped and not spare:
+            if spare < 2 and (stopped or not spare):  # again each time: a child forked late
                 stopped = _signal_tree(proc.pid, signal.SIGSTOP)
-            elif stopped and spare >= 2:
+            elif stopped:
                 stopped = not _signal_tree(proc.pid, signal.SIGCONT)
     finally:
-        if proc.poll() is None:
-            _signal_tree(proc.pid, signal.SIGCONT)  # killed or not, never left stopped
+        if not ended:  # over its limit, or this wait failed: never left running unwatched
+            _signal_tree(proc.pid, signal.SIGKILL)
         proc.wait()
 
 
 def _machine_ticks() -> int:
-    """Clock ticks all cores spent on anything but idling, since boot."""
+    """Clock ticks all cores spent on this machine's work, since boot."""
     try:
         with open("/proc/stat") as stat:
-            user, nice, system, _idle, _iowait, irq, softirq, steal = map(
-                int, stat.readline().split()[1:9]
+            user, nice, system, _idle, _iowait, irq, softirq = map(
+                int, stat.readline().split()[1:8]
             )
     except (OSError, ValueError):
         return 0
-    return user + nice + system + irq + softirq + steal
+    return user + nice + system + irq + softirq  # not steal: the host's, not this machine's
 
 
 def _tree(pid: int) -> list[int]:

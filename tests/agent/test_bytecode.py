@@ -6,6 +6,7 @@ test_bytecode_blender.py."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import sys
 import time
@@ -196,6 +197,8 @@ def test_an_operator_reads_in_one_line_whether_renderers_start_compiled(
     while bytecode.prefix_for(str(folder), program) is None:
         assert time.monotonic() < deadline, f"no build: {stamp_of(folder, program)}"
         time.sleep(0.1)
+    with open(folder / bytecode.LOCK) as lock:  # the background build has let go
+        fcntl.flock(lock, fcntl.LOCK_EX)
     record = stamp_of(folder, program)
     modules = int(str(record["startup"])) + int(str(record["more"]))
     assert said in (
@@ -236,3 +239,20 @@ def test_an_operator_reads_in_one_line_whether_renderers_start_compiled(
     assert bytecode.describe(str(folder)) == (
         f"{folder} is not a private folder: renderers compile their Python at every start"
     )
+
+
+def test_the_line_is_bounded_and_older_stamps_are_built_again(tmp_path: Path) -> None:
+    folder = bytecode._made(tmp_path / "bytecode")
+    programs = [stand_in(tmp_path, name=f"renderer-{n}") for n in range(4)]
+    for program in programs:  # four programs failing with long reasons: a long line
+        record = {"state": "failed", "program": program, "reason": "x" * 300}
+        bytecode._write(folder, bytecode.program_key(program), record)
+    line = bytecode.describe(str(folder))
+    assert len(line) == bytecode.DESCRIBED and line.startswith(f"{programs[0]}: failed (x")
+
+    # A stamp from before stamps named their program is neither shown nor trusted.
+    program = programs[0]
+    key = bytecode.program_key(program)
+    bytecode._write(folder, key, {"state": "unsupported", "reason": "from an older agent"})
+    assert bytecode.wanted(str(folder), program)
+    assert not bytecode.describe(str(folder)).startswith(f"{program}:")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -81,13 +82,40 @@ def test_it_waits_while_the_machine_is_busy_and_ends_once_a_core_is_spare(
     assert proc.returncode == 0
 
 
-def test_its_limit_counts_its_running_time_and_it_is_never_left_stopped(
-    tmp_path: Path,
+def test_its_limit_counts_only_its_running_time_and_then_the_whole_tree_is_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    proc = subprocess.Popen(["/bin/sh", "-c", "sleep 60; echo late"])
-    started = time.monotonic()
+    """Others keep every core busy for its first 2 s, then none: it waits those 2 s
+    stopped, runs 1 s (its limit), and is killed with what it started."""
+    began = time.monotonic()
+    cores = os.cpu_count() or 1
+
+    def machine() -> int:  # clock ticks of others' work: every core busy, then idle
+        seconds = min(time.monotonic() - began, 2.0)
+        return int(seconds * cores * idle.TICKS)
+
+    monkeypatch.setattr(idle, "_machine_ticks", machine)
+    pid_file = tmp_path / "sleeper"
+    proc = subprocess.Popen(["/bin/sh", "-c", f"sleep 60 & echo $! > {pid_file}; wait"])
 
     assert idle.run_when_spare(proc, 1.0, every=0.2) is False
 
-    assert time.monotonic() - started < 30
-    assert proc.returncode is not None, "killed, and reaped"
+    took = time.monotonic() - began
+    assert 3.0 <= took < 30, f"{took:.1f} s: the 2 s stopped must not count"
+    assert proc.returncode == -signal.SIGKILL
+    sleeper = int(pid_file.read_text())
+    gone = wait_gone(sleeper)
+    assert gone, "the shell's child was killed with it"
+
+
+def wait_gone(pid: int, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.1)
+    return False
