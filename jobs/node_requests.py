@@ -28,6 +28,7 @@ from typing import Any
 from django.db import close_old_connections, connections
 
 from clusters.choices import NodeState
+from clusters.models import ClusterNode
 
 from . import heartbeat, node_claims
 from .events import Applied, apply_events
@@ -152,7 +153,7 @@ def node_report(report: dict[str, Any]) -> None:
     facts["concurrency"] = max(1, int(facts.get("concurrency") or 1))
     threads = facts.get("render_threads")  # an older node says nothing: the manager's
     facts["render_threads"] = threads if type(threads) is int and 0 <= threads < 1 << 16 else None
-    said = facts.get("compiled_python")
-    facts["compiled_python"] = said[:500] if isinstance(said, str) else ""
+    said, room = facts.get("compiled_python"), ClusterNode._meta.get_field("compiled_python")
+    facts["compiled_python"] = said[: room.max_length] if isinstance(said, str) else ""
     state = NodeState.OFFLINE if report.get("state") == "offline" else None
     heartbeat.report(name[:255], [str(c) for c in clusters][:50], state, facts)
