@@ -56,6 +56,10 @@ ENV = "PYTHONPYCACHEPREFIX"
 LOCK = "build.lock"
 BUILD_TIMEOUT = 600.0  # seconds running; its stops while the machine is busy do not count
 RETRY_AFTER = 3600.0  # seconds before a failed build is tried again
+# Seconds a build waits for a spare core before it runs anyway, at idle priority. Beside a
+# render it costs that render 4 to 5 s once (BENCHMARKS.md) and saves each later Blender
+# start about 0.5 s: on a node busy this long it pays for itself within a few jobs.
+BUILD_PATIENCE = 900.0
 MARK = "RenderHub bytecode: "
 DESCRIBED = 500  # characters at most of :func:`describe` (the node row's column)
 AGENT = [sys.executable, "-m", "renderhub.agent"]
@@ -247,7 +251,12 @@ def _state(root: Path, key: str, record: dict[str, Any]) -> str:
     if state == "building":
         if age > BUILD_TIMEOUT + 60:
             return f"{program}: a build died, started again at its next chunk"
-        return f"{program}: building whenever a core is spare"
+        waits = math.ceil(
+            (BUILD_PATIENCE - (time.time() - float(record.get("since", record.get("at", 0))))) / 60
+        )
+        if waits <= 0:
+            return f"{program}: building (no core was spare for {BUILD_PATIENCE / 60:.0f} min)"
+        return f"{program}: building whenever a core is spare (or anyway in {waits} min)"
     if state == "failed":
         reason = str(record.get("reason", "")).removeprefix(f"{program} ")[:200]
         wait = math.ceil((RETRY_AFTER - age) / 60)
@@ -284,7 +293,7 @@ def for_render(spec: Spec, box: sandbox.Sandbox) -> tuple[sandbox.Sandbox, str |
         root = _made(Path(folder))
         if not _usable(root):
             return box, f"{folder} is not a private folder: renderers compile their Python"
-        record: dict[str, object] = {"state": "building", "program": program}
+        record: dict[str, object] = {"state": "building", "program": program, "since": time.time()}
         _write(root, program_key(program), record)  # one spawn, not one a chunk
     except (OSError, sandbox.SandboxError):
         return box, None  # the chunk itself reports a missing program
@@ -363,13 +372,20 @@ def _compile(root: Path, key: str, program: str, how: dict[str, Any]) -> dict[st
     argv = [program, "-b", "--factory-startup", "-noaudio", "--python-expr", BUILDER]
     cwd = "/tmp" if box.kind == "bwrap" else box.scratch  # noqa: S108
 
+    since = time.time()
+
     def still_building() -> None:  # a build waiting for a spare core is not a dead one
-        _write(root, key, {"state": "building", "program": program})
+        _write(root, key, {"state": "building", "program": program, "since": since})
+
+    still_building()
 
     try:
         with open(staging / "stdout", "w+b") as out, open(staging / "stderr", "w+b") as err:
             proc = sandbox.popen(argv, box, cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-            if not idle.run_when_spare(proc, BUILD_TIMEOUT, still_here=still_building):
+            ended = idle.run_when_spare(
+                proc, BUILD_TIMEOUT, still_here=still_building, patience=BUILD_PATIENCE
+            )
+            if not ended:
                 return {"state": "failed", "reason": f"{program} took over {BUILD_TIMEOUT:.0f} s"}
             out.seek(0), err.seek(0)
             said, errors = out.read().decode(errors="replace"), err.read()

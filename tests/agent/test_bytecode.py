@@ -202,7 +202,7 @@ def test_an_operator_reads_in_one_line_whether_renderers_start_compiled(
     record = stamp_of(folder, program)
     modules = int(str(record["startup"])) + int(str(record["more"]))
     assert said in (
-        f"{program}: building whenever a core is spare",
+        f"{program}: building whenever a core is spare (or anyway in 15 min)",
         f"{program}: ready ({modules:,} modules)",
     )
     assert modules > 10
@@ -225,6 +225,13 @@ def test_an_operator_reads_in_one_line_whether_renderers_start_compiled(
     assert f"{broken}: failed (exited 3: no display), tried again at its next chunk" in (
         bytecode.describe(str(folder))
     )
+    waiting = {"state": "building", "program": broken, "at": time.time() - 30}
+    path.write_text(json.dumps({**waiting, "since": time.time() - 300}))
+    assert f"{broken}: building whenever a core is spare (or anyway in 10 min)" in (
+        bytecode.describe(str(folder))
+    )
+    path.write_text(json.dumps({**waiting, "since": time.time() - 1000}))
+    assert f"{broken}: building (no core was spare for 15 min)" in bytecode.describe(str(folder))
     path.write_text(json.dumps({"state": "building", "program": broken, "at": 0}))
     assert f"{broken}: a build died, started again at its next chunk" in (
         bytecode.describe(str(folder))

@@ -134,3 +134,31 @@ def wait_gone(pid: int, timeout: float = 10) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def test_on_a_machine_never_idle_it_runs_anyway_once_its_patience_is_spent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Others keep every core busy for good: it waits stopped for its patience (2 s), then
+    runs to its end instead of waiting for ever."""
+    began = time.monotonic()
+    cores = os.cpu_count() or 1
+    monkeypatch.setattr(
+        idle, "_machine_ticks", lambda: int((time.monotonic() - began) * cores * idle.TICKS)
+    )
+    proc, out = counter(tmp_path)
+    seen: list[list[str]] = []
+
+    def look() -> None:  # what it had counted a second in, while it still waits
+        time.sleep(1.0)
+        seen.append(out.read_text().split() if out.exists() else [])
+
+    looker = threading.Thread(target=look)
+    looker.start()
+    assert idle.run_when_spare(proc, 60, every=0.2, patience=2.0) is True
+    looker.join()
+
+    took = time.monotonic() - began
+    assert seen == [[]], "it waited while the machine was busy"
+    assert took >= 2.0 + 4 * 0.1, f"{took:.1f} s: it ran only after its patience"
+    assert out.read_text().split() == [*map(str, range(40)), "done"]
