@@ -377,9 +377,8 @@ def _compile(root: Path, key: str, program: str, how: dict[str, Any]) -> dict[st
     def still_building() -> None:  # a build waiting for a spare core is not a dead one
         _write(root, key, {"state": "building", "program": program, "since": since})
 
-    still_building()
-
     try:
+        still_building()  # the stamp says since when, for the node's line
         with open(staging / "stdout", "w+b") as out, open(staging / "stderr", "w+b") as err:
             proc = sandbox.popen(argv, box, cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
             ended = idle.run_when_spare(
