@@ -12,8 +12,9 @@ So a machine keeps those modules compiled in a folder of its own (the spec's
 prefix read-only as their ``PYTHONPYCACHEPREFIX``:
 
 * the first chunk that finds it missing starts :func:`build` in a process of its own at
-  idle priority, which runs only while the machine has a core to spare (that chunk, and
-  any before the build ends, start as before: :func:`.idle.run_when_spare`). The build
+  idle priority, which runs only while the machine has a core to spare, or once
+  ``WORTH_STARTS`` renderers started without it (that chunk, and any before the build
+  ends, start as before: :func:`.idle.run_when_spare`). The build
   runs the program in the same sandbox as a render (no scene, no user settings:
   ``--factory-startup``), writing only a staging folder: every module it imported at
   start-up, then the rest of its own and of the standard library's (not installed
@@ -56,10 +57,11 @@ ENV = "PYTHONPYCACHEPREFIX"
 LOCK = "build.lock"
 BUILD_TIMEOUT = 600.0  # seconds running; its stops while the machine is busy do not count
 RETRY_AFTER = 3600.0  # seconds before a failed build is tried again
-# Seconds a build waits for a spare core before it runs anyway, at idle priority. Beside a
-# render it costs that render 4 to 5 s once (BENCHMARKS.md) and saves each later Blender
-# start about 0.5 s: on a node busy this long it pays for itself within a few jobs.
-BUILD_PATIENCE = 900.0
+# Renderer starts without the build before it runs anyway, at idle priority, though no
+# core is spare: beside a render it costs that render 4 to 5 s once (BENCHMARKS.md), and
+# each start without it about 0.5 s. Once the starts lost cost what running it costs, it
+# runs (a node never idle would otherwise keep it stopped for good).
+WORTH_STARTS = 10
 MARK = "RenderHub bytecode: "
 DESCRIBED = 500  # characters at most of :func:`describe` (the node row's column)
 AGENT = [sys.executable, "-m", "renderhub.agent"]
@@ -176,6 +178,28 @@ def _unchanged(record: dict[str, Any]) -> bool:
     return True
 
 
+def _start_missed(root: Path, key: str, *, only_while_building: bool = False) -> None:
+    """Count a renderer start that went without the build under way (one byte each: slots
+    starting at once all count)."""
+    if only_while_building and (_read(root, key) or {}).get("state") != "building":
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(
+            root / f"missed-{key}", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600
+        )
+        try:
+            os.write(fd, b".")
+        finally:
+            os.close(fd)
+
+
+def _missed(root: Path, key: str) -> int:
+    try:
+        return (root / f"missed-{key}").lstat().st_size
+    except OSError:
+        return 0
+
+
 def prefix_for(folder: str, program: str) -> str | None:
     """The program's compiled Python, when its build succeeded, nothing it compiled from
     changed since, and the folder is still as the build left it; None otherwise."""
@@ -251,12 +275,9 @@ def _state(root: Path, key: str, record: dict[str, Any]) -> str:
     if state == "building":
         if age > BUILD_TIMEOUT + 60:
             return f"{program}: a build died, started again at its next chunk"
-        waits = math.ceil(
-            (BUILD_PATIENCE - (time.time() - float(record.get("since", record.get("at", 0))))) / 60
-        )
-        if waits <= 0:
-            return f"{program}: building (no core was spare for {BUILD_PATIENCE / 60:.0f} min)"
-        return f"{program}: building whenever a core is spare (or anyway in {waits} min)"
+        if (more := WORTH_STARTS - _missed(root, key)) <= 0:
+            return f"{program}: building ({WORTH_STARTS} renderers started without it)"
+        return f"{program}: building whenever a core is spare (or after {more} more starts)"
     if state == "failed":
         reason = str(record.get("reason", "")).removeprefix(f"{program} ")[:200]
         wait = math.ceil((RETRY_AFTER - age) / 60)
@@ -289,12 +310,14 @@ def for_render(spec: Spec, box: sandbox.Sandbox) -> tuple[sandbox.Sandbox, str |
             box = dataclasses.replace(box, read_only=(*box.read_only, prefix), env=env)
             return box, f"renderers here start with their Python compiled in {prefix}"
         if not wanted(folder, program):
+            _start_missed(Path(folder), program_key(program), only_while_building=True)
             return box, None
         root = _made(Path(folder))
         if not _usable(root):
             return box, f"{folder} is not a private folder: renderers compile their Python"
-        record: dict[str, object] = {"state": "building", "program": program, "since": time.time()}
-        _write(root, program_key(program), record)  # one spawn, not one a chunk
+        record: dict[str, object] = {"state": "building", "program": program}
+        _write(root, key := program_key(program), record)  # one spawn, not one a chunk
+        _start_missed(root, key)
     except (OSError, sandbox.SandboxError):
         return box, None  # the chunk itself reports a missing program
     if start_build(folder, program, box) is None:
@@ -349,6 +372,8 @@ def build(folder: str, program: str, how: dict[str, Any]) -> dict[str, object]:
             return {**record, "reason": "built already"}
         record = {**_compile(root, key, program, how), "program": program}
         _write(root, key, record)
+        with contextlib.suppress(OSError):  # the next build counts its own
+            (root / f"missed-{key}").unlink()
         return record
 
 
@@ -372,17 +397,18 @@ def _compile(root: Path, key: str, program: str, how: dict[str, Any]) -> dict[st
     argv = [program, "-b", "--factory-startup", "-noaudio", "--python-expr", BUILDER]
     cwd = "/tmp" if box.kind == "bwrap" else box.scratch  # noqa: S108
 
-    since = time.time()
-
     def still_building() -> None:  # a build waiting for a spare core is not a dead one
-        _write(root, key, {"state": "building", "program": program, "since": since})
+        _write(root, key, {"state": "building", "program": program})
 
     try:
-        still_building()  # the stamp says since when, for the node's line
+        still_building()
         with open(staging / "stdout", "w+b") as out, open(staging / "stderr", "w+b") as err:
             proc = sandbox.popen(argv, box, cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
             ended = idle.run_when_spare(
-                proc, BUILD_TIMEOUT, still_here=still_building, patience=BUILD_PATIENCE
+                proc,
+                BUILD_TIMEOUT,
+                still_here=still_building,
+                go_anyway=lambda: _missed(root, key) >= WORTH_STARTS,
             )
             if not ended:
                 return {"state": "failed", "reason": f"{program} took over {BUILD_TIMEOUT:.0f} s"}

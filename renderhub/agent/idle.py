@@ -70,7 +70,7 @@ def run_when_spare(
     every: float = 0.5,
     still_here: Callable[[], object] = lambda: None,
     mark_every: float = 60.0,
-    patience: float | None = None,
+    go_anyway: Callable[[], bool] = lambda: False,
 ) -> bool:
     """Let ``proc`` and its children run only while the rest of the machine leaves a core
     idle; True once it ended, False if it ran ``limit`` seconds (not counting its stops)
@@ -81,13 +81,13 @@ def run_when_spare(
     runs whenever a render thread waits. So the process is stopped (SIGSTOP) from its
     start and whenever others use more than all cores but three quarters of one, and goes
     on after two readings below that. ``still_here`` is called every ``mark_every``
-    seconds, stopped or not (its owner's mark that the work is alive). After ``patience``
-    seconds (wall time) it stops waiting and runs at whatever priority it has: work worth
-    doing must not wait for ever on a machine that is never idle."""
+    seconds, stopped or not (its owner's mark that the work is alive). Once ``go_anyway``
+    says so (asked at each reading) it stops waiting and runs at whatever priority it has:
+    work worth doing must not wait for ever on a machine that is never idle."""
     spare_below = max(0.25, (os.cpu_count() or 1) - 0.75)
     ran, spare, ended = 0.0, 0, False
     busy, mine, then = _machine_ticks(), _ticks_of(proc.pid), time.monotonic()
-    marked, waited_until = then, then + (patience if patience is not None else float("inf"))
+    marked, anyway = then, False
     stopped = _signal_tree(proc.pid, signal.SIGSTOP)  # from its start: the machine may be busy
     try:
         while True:
@@ -108,7 +108,8 @@ def run_when_spare(
             now_busy, now_mine = _machine_ticks(), _ticks_of(proc.pid)
             others = (now_busy - busy - max(0, now_mine - mine)) / TICKS / max(now - then, 0.01)
             busy, mine, then = now_busy, now_mine, now
-            spare = spare + 1 if others < spare_below or now >= waited_until else 0
+            anyway = anyway or go_anyway()
+            spare = spare + 1 if others < spare_below or anyway else 0
             if spare < 2 and (stopped or not spare):  # again each time: a child forked late
                 stopped = _signal_tree(proc.pid, signal.SIGSTOP)
             elif stopped:

@@ -136,11 +136,11 @@ def wait_gone(pid: int, timeout: float = 10) -> bool:
     return False
 
 
-def test_on_a_machine_never_idle_it_runs_anyway_once_its_patience_is_spent(
+def test_on_a_machine_never_idle_it_runs_anyway_once_its_owner_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Others keep every core busy for good: it waits stopped for its patience (2 s), then
-    runs to its end instead of waiting for ever."""
+    """Others keep every core busy for good: it waits stopped until ``go_anyway`` says so
+    (after 2 s here), then runs to its end instead of waiting for ever."""
     began = time.monotonic()
     cores = os.cpu_count() or 1
     monkeypatch.setattr(
@@ -155,10 +155,13 @@ def test_on_a_machine_never_idle_it_runs_anyway_once_its_patience_is_spent(
 
     looker = threading.Thread(target=look)
     looker.start()
-    assert idle.run_when_spare(proc, 60, every=0.2, patience=2.0) is True
+    assert (
+        idle.run_when_spare(proc, 60, every=0.2, go_anyway=lambda: time.monotonic() - began > 2.0)
+        is True
+    )
     looker.join()
 
     took = time.monotonic() - began
     assert seen == [[]], "it waited while the machine was busy"
-    assert took >= 2.0 + 4 * 0.1, f"{took:.1f} s: it ran only after its patience"
+    assert took >= 2.0 + 4 * 0.1, f"{took:.1f} s: it ran only once told to"
     assert out.read_text().split() == [*map(str, range(40)), "done"]
