@@ -288,7 +288,8 @@ def _state(root: Path, key: str, record: dict[str, Any]) -> str:
 
 def for_render(spec: Spec, box: sandbox.Sandbox) -> tuple[sandbox.Sandbox, str | None]:
     """``box`` with the program's compiled Python (read-only, as its pycache prefix) when
-    it is ready, else as it was; and a line for the chunk's log, if any.
+    it is ready, else as it was; and a line for the chunk's log, if any. Asked once per
+    renderer start: a start without it while its build waits is counted (``WORTH_STARTS``).
 
     The program must be named in the software's template itself, not by a job's
     parameters. When its bytecode is missing the build starts in the background, in a

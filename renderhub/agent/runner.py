@@ -236,12 +236,12 @@ class Run:
         box = self.sandbox()
         # The same renderer serves a chunk that may read the same folders, in any order.
         key = (tuple(argv), dataclasses.replace(box, read_only=tuple(sorted(set(box.read_only)))))
-        box = self.with_bytecode(box)  # not in the key: a kept renderer serves either way
         cwd = "/tmp" if box.kind == "bwrap" else box.scratch  # noqa: S108
         pipes = subprocess.PIPE
 
-        def start() -> subprocess.Popen[bytes]:
-            return sandbox.popen(argv, box, cwd, stdin=pipes, stdout=pipes, stderr=pipes)
+        def start() -> subprocess.Popen[bytes]:  # bytecode: not in the key, asked per start
+            started = self.with_bytecode(box)
+            return sandbox.popen(argv, started, cwd, stdin=pipes, stdout=pipes, stderr=pipes)
 
         warm.clear_outputs(self.spec.output_dir)
         try:

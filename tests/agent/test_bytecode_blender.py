@@ -4,6 +4,7 @@ a kept Blender is not restarted for it."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -123,6 +124,29 @@ def test_a_kept_blender_is_not_restarted_when_the_bytecode_is_ready(
     assert started["warm"] is True, "the job's Blender went on: a start-up saved, not paid"
     assert started["pid"] == first.of("started")[0]["pid"]
     assert second.frames("frame_done") == [2, 3]
+
+
+def test_only_a_blender_that_starts_counts_toward_running_the_build_anyway(
+    session: test_warm.Session, demo_project: Path, tmp_path: Path
+) -> None:
+    """Each start without the compiled Python, while its build waits, brings the build's
+    run nearer (bytecode.WORTH_STARTS); a chunk on the job's kept Blender starts nothing."""
+    folder = bytecode._made(tmp_path / "bytecode")
+
+    def chunk(n: int, frames: list[int], **more: Any) -> Result:
+        spec = test_warm.chunk_spec(tmp_path, demo_project, n, frames, "bwrap", **more)
+        spec["bytecode_dir"] = str(folder)
+        return session.chunk(spec)
+
+    with open(folder / bytecode.LOCK, "w") as lock:  # a build under way holds it: it waits
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        first = chunk(1, [1])
+        second = chunk(2, [2, 3], inputs=[])
+
+    assert [r.exit_code for r in (first, second)] == [0, 0]
+    assert second.of("started")[0]["warm"] is True
+    assert [p.stat().st_size for p in folder.glob("missed-*")] == [1], "one Blender started"
+    assert "(or after 9 more starts)" in bytecode.describe(str(folder))
 
 
 def test_blender_without_a_sandbox_writes_no_bytecode_into_its_install(
