@@ -11,14 +11,14 @@ So a machine keeps those modules compiled in a folder of its own (the spec's
 ``bytecode_dir``), one prefix per renderer program, and that program's renderers see its
 prefix read-only as their ``PYTHONPYCACHEPREFIX``:
 
-* the first chunk that finds it missing starts :func:`build` in a process of its own at
-  idle priority, which runs only while the machine has a core to spare, or once
-  ``WORTH_STARTS`` renderers started without it (that chunk, and any before the build
-  ends, start as before: :func:`.idle.run_when_spare`). The build
-  runs the program in the same sandbox as a render (no scene, no user settings:
-  ``--factory-startup``), writing only a staging folder: every module it imported at
-  start-up, then the rest of its own and of the standard library's (not installed
-  packages). Its files are then made the worker's, read-only to others, and moved in;
+* the first renderer start that finds it missing starts :func:`build` in a process of its
+  own at idle priority, which runs only while the machine has a core to spare, or once
+  ``WORTH_STARTS`` renderers started without it (that one, and any before the build
+  ends, start as before: :func:`.idle.run_when_spare`). The build runs the program in
+  the same sandbox as a render (no scene, no user settings: ``--factory-startup``),
+  writing only a staging folder: every module it imported at start-up, then the rest of
+  its own and of the standard library's (not installed packages). Its files are then
+  made the worker's, read-only to others, and moved in;
 * what a program's build writes only that program's renderers read: a template that
   names another program cannot change Blender's modules, and a job's parameters cannot
   name the program at all;
@@ -266,22 +266,22 @@ def _state(root: Path, key: str, record: dict[str, Any]) -> str:
     except OSError:
         return f"{program}: not found"
     if not current or (state == "ready" and not _unchanged(record)):
-        return f"{program}: out of date (upgraded since), built again at its next chunk"
+        return f"{program}: out of date (upgraded since), built again when it next starts"
     if state == "ready":
         if not _private(root / f"pycache-{key}"):
-            return f"{program}: its compiled Python is missing, built again at its next chunk"
+            return f"{program}: its compiled Python is missing, built again when it next starts"
         modules = int(record.get("startup", 0)) + int(record.get("more", 0))
         return f"{program}: ready ({modules:,} modules)"
     if state == "building":
         if age > BUILD_TIMEOUT + 60:
-            return f"{program}: a build died, started again at its next chunk"
+            return f"{program}: a build died, tried again when it next starts"
         if (more := WORTH_STARTS - _missed(root, key)) <= 0:
             return f"{program}: building ({WORTH_STARTS} renderers started without it)"
         return f"{program}: building whenever a core is spare (or after {more} more starts)"
     if state == "failed":
         reason = str(record.get("reason", "")).removeprefix(f"{program} ")[:200]
         wait = math.ceil((RETRY_AFTER - age) / 60)
-        again = "at its next chunk" if wait <= 0 else f"in {wait} min"
+        again = "when it next starts" if wait <= 0 else f"in {wait} min"
         return f"{program}: failed ({reason}), tried again {again}"
     return f"{program}: ignores {ENV}, compiles its Python at every start"
 
@@ -479,6 +479,7 @@ def _publish(root: Path, key: str, out: Path, program: str) -> None:
         with contextlib.suppress(OSError, ValueError, AttributeError):
             if other != key and json.loads(stamp.read_text()).get("program") == program:
                 shutil.rmtree(root / f"pycache-{other}", ignore_errors=True)
+                (root / f"missed-{other}").unlink(missing_ok=True)
                 stamp.unlink()
 
 

@@ -61,6 +61,7 @@ def _ioprio_idle(tid: int) -> bool:
 # --- work that waits for a spare core --------------------------------------------------
 
 TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+FORCED_BOUND = 6  # times its limit, on the clock, that work told to go on may take
 
 
 def run_when_spare(
@@ -83,9 +84,11 @@ def run_when_spare(
     on after two readings below that. ``still_here`` is called every ``mark_every``
     seconds, stopped or not (its owner's mark that the work is alive). Once ``go_anyway``
     says so (asked at each reading) it stops waiting and runs at whatever priority it has:
-    work worth doing must not wait for ever on a machine that is never idle."""
+    work worth doing must not wait for ever on a machine that is never idle. Its limit
+    counts its own CPU time from then (beside renders on every core, an idle-priority
+    process gets little), and ``FORCED_BOUND`` times the limit on the clock ends it too."""
     spare_below = max(0.25, (os.cpu_count() or 1) - 0.75)
-    ran, spare, ended = 0.0, 0, False
+    ran, forced, spare, ended = 0.0, 0.0, 0, False
     busy, mine, then = _machine_ticks(), _ticks_of(proc.pid), time.monotonic()
     marked, anyway = then, False
     stopped = _signal_tree(proc.pid, signal.SIGSTOP)  # from its start: the machine may be busy
@@ -98,15 +101,21 @@ def run_when_spare(
             except subprocess.TimeoutExpired:
                 pass
             now = time.monotonic()
-            ran += 0 if stopped else now - then
-            if ran > limit:
+            now_busy, now_mine = _machine_ticks(), _ticks_of(proc.pid)
+            own = max(0, now_mine - mine) / TICKS
+            # Told to go on while no core is spare, at idle priority it may barely run: its
+            # CPU time counts then, within a bound on the clock.
+            if not stopped:
+                ran += own if anyway else now - then
+                forced += now - then if anyway else 0
+            if ran > limit or forced > FORCED_BOUND * limit:
                 return False
             if now - marked >= mark_every:
                 marked = now
                 with contextlib.suppress(OSError):  # a full disk must not end the wait
                     still_here()
-            now_busy, now_mine = _machine_ticks(), _ticks_of(proc.pid)
-            others = (now_busy - busy - max(0, now_mine - mine)) / TICKS / max(now - then, 0.01)
+            others = (now_busy - busy) / TICKS - own
+            others /= max(now - then, 0.01)
             busy, mine, then = now_busy, now_mine, now
             anyway = anyway or go_anyway()
             spare = spare + 1 if others < spare_below or anyway else 0

@@ -268,7 +268,7 @@ def test_an_operator_reads_in_one_line_whether_renderers_start_compiled(
     # A stamp written long ago: a dead build, a failed one due again, an upgraded program.
     path = folder / f"renderer-{bytecode.program_key(broken)}.json"
     path.write_text(json.dumps({**stamp_of(folder, broken), "at": time.time() - 7200}))
-    assert f"{broken}: failed (exited 3: no display), tried again at its next chunk" in (
+    assert f"{broken}: failed (exited 3: no display), tried again when it next starts" in (
         bytecode.describe(str(folder))
     )
     path.write_text(json.dumps({"state": "building", "program": broken, "at": time.time() - 30}))
@@ -280,14 +280,14 @@ def test_an_operator_reads_in_one_line_whether_renderers_start_compiled(
     missed.write_text("." * bytecode.WORTH_STARTS)
     assert f"{broken}: building (10 renderers started without it)" in bytecode.describe(str(folder))
     path.write_text(json.dumps({"state": "building", "program": broken, "at": 0}))
-    assert f"{broken}: a build died, started again at its next chunk" in (
+    assert f"{broken}: a build died, tried again when it next starts" in (
         bytecode.describe(str(folder))
     )
     path.write_text("{damaged")
     Path(program).write_text(Path(program).read_text() + "# 2.0\n")
     assert bytecode.describe(str(folder)).split("; ") == [
         f"{deaf}: ignores PYTHONPYCACHEPREFIX, compiles its Python at every start",
-        f"{program}: out of date (upgraded since), built again at its next chunk",
+        f"{program}: out of date (upgraded since), built again when it next starts",
     ]
     folder.chmod(0o755)
     assert bytecode.describe(str(folder)) == (
