@@ -178,15 +178,18 @@ def _unchanged(record: dict[str, Any]) -> bool:
     return True
 
 
+def _counter(root: Path, key: str) -> Path:
+    return root / f"missed-{key}"
+
+
 def _start_missed(root: Path, key: str, *, only_while_building: bool = False) -> None:
     """Count a renderer start that went without the build under way (one byte each: slots
     starting at once all count)."""
     if only_while_building and (_read(root, key) or {}).get("state") != "building":
         return
     with contextlib.suppress(OSError):
-        fd = os.open(
-            root / f"missed-{key}", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600
-        )
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
+        fd = os.open(_counter(root, key), flags, 0o600)
         try:
             os.write(fd, b".")
         finally:
@@ -195,7 +198,7 @@ def _start_missed(root: Path, key: str, *, only_while_building: bool = False) ->
 
 def _missed(root: Path, key: str) -> int:
     try:
-        return (root / f"missed-{key}").lstat().st_size
+        return _counter(root, key).lstat().st_size
     except OSError:
         return 0
 
@@ -374,7 +377,7 @@ def build(folder: str, program: str, how: dict[str, Any]) -> dict[str, object]:
         record = {**_compile(root, key, program, how), "program": program}
         _write(root, key, record)
         with contextlib.suppress(OSError):  # the next build counts its own
-            (root / f"missed-{key}").unlink()
+            _counter(root, key).unlink()
         return record
 
 
@@ -479,7 +482,7 @@ def _publish(root: Path, key: str, out: Path, program: str) -> None:
         with contextlib.suppress(OSError, ValueError, AttributeError):
             if other != key and json.loads(stamp.read_text()).get("program") == program:
                 shutil.rmtree(root / f"pycache-{other}", ignore_errors=True)
-                (root / f"missed-{other}").unlink(missing_ok=True)
+                _counter(root, other).unlink(missing_ok=True)
                 stamp.unlink()
 
 
