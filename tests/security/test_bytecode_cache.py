@@ -37,15 +37,19 @@ needs_sandboxed_blender = [
 ]
 
 # What hostile code in the renderer tries: rewrite a compiled start-up module, add one
-# for a module that has none yet, and make the folder writable for later.
+# for a module that has none yet, make the folder writable for later, and fill the
+# machine's start counters beside it (forcing a build to run beside the renders).
 ATTACK = """
-import bpy_types, importlib.util as u, os, sys
+import bpy_types, glob, importlib.util as u, os, sys
 prefix = sys.pycache_prefix
+counters = glob.glob(os.path.join(os.path.dirname(prefix), "missed-*"))
+counter = counters[0] if counters else os.path.join(os.path.dirname(prefix), "missed-x")
 for what, act in [
     ("rewrite", lambda: open(u.cache_from_source(bpy_types.__file__), "r+b").write(b"evil")),
     ("add", lambda: open(os.path.join(prefix, "usr", "evil.cpython-311.pyc"), "wb").write(b"x")),
     ("chmod", lambda: os.chmod(prefix, 0o777)),
     ("replace", lambda: os.replace(u.cache_from_source(bpy_types.__file__), prefix + "/x")),
+    ("count", lambda: open(counter, "ab").write(b"." * 100)),
 ]:
     try:
         act()
@@ -128,8 +132,9 @@ def test_a_sandboxed_blender_cannot_change_the_compiled_modules(_: None, tmp_pat
     assert events[-1]["event"] == "finished", events
     printed = (tmp_path / "work" / "stdout.log").read_text()
     attempts = [line for line in printed.splitlines() if line.startswith("ATTACK")]
-    assert len(attempts) == 4 and all(" refused " in line for line in attempts), attempts
+    assert len(attempts) == 5 and all(" refused " in line for line in attempts), attempts
     assert digest(prefix) == before
+    assert not list(prefix.parent.glob("missed-*")), "no start counted by the render itself"
     assert prefix.stat().st_mode & 0o777 == 0o755
 
 
